@@ -1,0 +1,180 @@
+// Package api holds the JSON shapes of keyhub's HTTP API as openapi.yaml
+// documents them: the /v1 API in snake_case, and the seed service's
+// single-key API (/api/v1/auth/api-keys) in the camelCase its clients
+// already speak. Tests validate real responses against openapi.yaml, so
+// these types and the spec cannot drift apart unnoticed.
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/keyhub/keyhub/internal/keyhub"
+)
+
+// Me is the authenticated principal, as GET /v1/me and the WebSocket
+// "whoami" answer it.
+type Me struct {
+	UserID     uuid.UUID  `json:"user_id"`
+	Email      string     `json:"email"`
+	OwnerID    uuid.UUID  `json:"owner_id"`
+	Tier       string     `json:"tier"`
+	AuthMethod string     `json:"auth_method"`
+	KeyID      *uuid.UUID `json:"key_id,omitempty"`
+	KeyPrefix  string     `json:"key_prefix,omitempty"`
+	Scopes     []string   `json:"scopes"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+}
+
+// MeFrom describes a principal.
+func MeFrom(p *keyhub.Principal) Me {
+	me := Me{
+		UserID:     p.UserID,
+		Email:      p.Email,
+		OwnerID:    p.OwnerID,
+		Tier:       string(p.Tier),
+		AuthMethod: string(p.Method),
+		Scopes:     p.Scopes.Strings(),
+	}
+	if p.IsKey() {
+		id := p.KeyID
+		me.KeyID = &id
+		me.KeyPrefix = p.KeyPrefix
+	}
+	if !p.ExpiresAt.IsZero() {
+		t := p.ExpiresAt.UTC()
+		me.ExpiresAt = &t
+	}
+	return me
+}
+
+// Key is an API key without its secret.
+type Key struct {
+	ID         uuid.UUID  `json:"id"`
+	UserID     uuid.UUID  `json:"user_id"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"`
+	Scopes     []string   `json:"scopes"`
+	Status     string     `json:"status"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+	RevokedAt  *time.Time `json:"revoked_at"`
+	ReplacedBy *uuid.UUID `json:"replaced_by"`
+}
+
+// KeyFrom describes a key as of now.
+func KeyFrom(k keyhub.Key, now time.Time) Key {
+	return Key{
+		ID:         k.ID,
+		UserID:     k.UserID,
+		Name:       k.Name,
+		Prefix:     k.Prefix,
+		Scopes:     k.Scopes.Strings(),
+		Status:     string(k.Status(now)),
+		CreatedAt:  k.CreatedAt.UTC(),
+		ExpiresAt:  utc(k.ExpiresAt),
+		LastUsedAt: utc(k.LastUsedAt),
+		RevokedAt:  utc(k.RevokedAt),
+		ReplacedBy: k.ReplacedBy,
+	}
+}
+
+// CreatedKey is a new key with its secret, shown this once.
+type CreatedKey struct {
+	Key
+	Secret string `json:"key"`
+}
+
+// RevokedKey answers a revoke; AlreadyRevoked tells a repeated revoke
+// apart from the first.
+type RevokedKey struct {
+	Key
+	AlreadyRevoked bool `json:"already_revoked"`
+}
+
+// Refreshed answers a refresh: the replacement (with its secret) and the
+// old key as it is now (revoked, or expiring at the end of the grace).
+type Refreshed struct {
+	NewKey CreatedKey `json:"new_key"`
+	OldKey Key        `json:"old_key"`
+}
+
+// KeyList is a page of keys.
+type KeyList struct {
+	Data       []Key   `json:"data"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+// CreateKeyRequest is the body of POST /v1/keys.
+type CreateKeyRequest struct {
+	Name      string     `json:"name"`
+	Scopes    []string   `json:"scopes"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	// ExpiresIn is a lifetime in seconds, an alternative to ExpiresAt.
+	ExpiresIn *int64 `json:"expires_in"`
+}
+
+// RefreshKeyRequest is the body of POST /v1/keys/{id}/refresh.
+type RefreshKeyRequest struct {
+	Name *string `json:"name"`
+	// GracePeriod keeps the old key working this many seconds (max 86400).
+	GracePeriod *int64 `json:"grace_period"`
+}
+
+// Event is one entry of the audit trail.
+type Event struct {
+	ID          int64           `json:"id"`
+	KeyID       uuid.UUID       `json:"key_id"`
+	ActorUserID *uuid.UUID      `json:"actor_user_id"`
+	Type        string          `json:"type"`
+	IPAddress   *string         `json:"ip_address"`
+	UserAgent   *string         `json:"user_agent"`
+	Details     json.RawMessage `json:"details"`
+	CreatedAt   time.Time       `json:"created_at"`
+}
+
+// EventFrom describes an audit event.
+func EventFrom(e keyhub.Event) Event {
+	out := Event{
+		ID:          e.ID,
+		KeyID:       e.KeyID,
+		ActorUserID: e.ActorUserID,
+		Type:        string(e.Type),
+		Details:     e.Details,
+		CreatedAt:   e.CreatedAt.UTC(),
+	}
+	if out.Details == nil {
+		out.Details = json.RawMessage("{}")
+	}
+	if e.IP.IsValid() {
+		ip := e.IP.String()
+		out.IPAddress = &ip
+	}
+	if e.UserAgent != "" {
+		ua := e.UserAgent
+		out.UserAgent = &ua
+	}
+	return out
+}
+
+// EventList is a page of events.
+type EventList struct {
+	Data       []Event `json:"data"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+// Health answers /healthz and /readyz.
+type Health struct {
+	Status string `json:"status"`
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}

@@ -1,0 +1,66 @@
+-- name: GetKeyForAuth :one
+SELECT k.id, k.owner_id, k.user_id, k.key_prefix, k.scopes, k.expires_at, k.revoked_at,
+       o.tier, u.email
+FROM api_keys k
+JOIN owners o ON o.id = k.owner_id
+JOIN users u ON u.id = k.user_id
+WHERE k.key_hash = $1;
+
+-- name: CountActiveKeysOfUser :one
+SELECT count(*) FROM api_keys
+WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now());
+
+-- name: InsertKey :one
+INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at)
+VALUES (@owner_id, @user_id, @name, @key_prefix, @key_hash, @scopes, @expires_at)
+RETURNING *;
+
+-- name: GetKey :one
+SELECT * FROM api_keys WHERE id = @id AND owner_id = @owner_id;
+
+-- name: GetKeyForUpdate :one
+SELECT * FROM api_keys WHERE id = @id AND owner_id = @owner_id FOR UPDATE;
+
+-- name: GetActiveKeyOfUser :one
+-- The newest active key of a user, for the single-key (seed) API.
+SELECT * FROM api_keys
+WHERE owner_id = @owner_id AND user_id = @user_id
+  AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+ORDER BY created_at DESC, id DESC
+LIMIT 1;
+
+-- name: ListKeys :many
+SELECT * FROM api_keys
+WHERE owner_id = @owner_id
+  AND CASE @status::text
+        WHEN 'active'  THEN revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+        WHEN 'revoked' THEN revoked_at IS NOT NULL
+        WHEN 'expired' THEN revoked_at IS NULL AND expires_at <= now()
+        ELSE true
+      END
+  AND (sqlc.narg(after_created_at)::timestamptz IS NULL
+       OR (created_at, id) < (sqlc.narg(after_created_at)::timestamptz, sqlc.narg(after_id)::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT @max_rows;
+
+-- name: RevokeKey :one
+UPDATE api_keys SET revoked_at = now()
+WHERE id = @id AND owner_id = @owner_id AND revoked_at IS NULL
+RETURNING *;
+
+-- name: ReplaceKey :one
+-- Links a key to its replacement and ends it: at once when retire_at is
+-- NULL, else by moving its expiry to retire_at (never later than it was).
+UPDATE api_keys
+SET replaced_by = @replaced_by,
+    revoked_at = CASE WHEN sqlc.narg(retire_at)::timestamptz IS NULL THEN now() ELSE revoked_at END,
+    expires_at = CASE WHEN sqlc.narg(retire_at)::timestamptz IS NULL THEN expires_at
+                      ELSE LEAST(expires_at, sqlc.narg(retire_at)::timestamptz) END
+WHERE id = @id AND owner_id = @owner_id
+RETURNING *;
+
+-- name: TouchKeys :exec
+UPDATE api_keys k
+SET last_used_at = v.used_at
+FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@used_ats::timestamptz[]) AS used_at) AS v
+WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.used_at);

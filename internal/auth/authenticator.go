@@ -1,0 +1,171 @@
+// Package auth resolves every request to a keyhub.Principal through one
+// chain of extractors, shared by REST and WebSocket: Supabase access
+// tokens (JWT) for dashboard users, mk_ API keys for CLIs and daemons.
+//
+// Credentials are read from these headers:
+//
+//	Authorization: Bearer <jwt>     a Supabase access token
+//	Authorization: Bearer mk_...    an API key (what CLIs send)
+//	X-API-Key: mk_...               an API key
+//	X-Makima-Api-Key: mk_...        an API key (the seed service's header)
+//
+// There is no precedence among them: a request that carries two different
+// credentials is refused with AMBIGUOUS_CREDENTIALS rather than guessed
+// at; the same key sent in two headers counts once.
+package auth
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keyhub/keyhub/internal/apikey"
+	"github.com/keyhub/keyhub/internal/jwtverify"
+	"github.com/keyhub/keyhub/internal/keyhub"
+)
+
+// TokenVerifier checks Supabase access tokens.
+type TokenVerifier interface {
+	Configured() bool
+	Verify(ctx context.Context, token string) (jwtverify.Claims, error)
+}
+
+// Authenticator is the extractor chain.
+type Authenticator struct {
+	keys   *ApiKeyCache
+	tokens TokenVerifier
+	users  *userCache
+}
+
+// Config assembles an Authenticator.
+type Config struct {
+	Keys      *ApiKeyCache
+	Tokens    TokenVerifier
+	Users     UserStore
+	UserTTL   time.Duration // how long a provisioned user is cached (default 1 minute)
+	UserSize  int           // how many users are cached (default 10,000)
+	SeenUsers *Toucher      // receives users' last_seen_at; may be nil
+}
+
+// New returns the extractor chain.
+func New(cfg Config) *Authenticator {
+	if cfg.UserTTL <= 0 {
+		cfg.UserTTL = time.Minute
+	}
+	if cfg.UserSize <= 0 {
+		cfg.UserSize = 10_000
+	}
+	return &Authenticator{keys: cfg.Keys, tokens: cfg.Tokens, users: newUserCache(cfg.Users, cfg.UserSize, cfg.UserTTL, cfg.SeenUsers)}
+}
+
+// maxCredentialLen caps what is handed to a parser: no real token or key
+// comes near it, and parsing cost must not grow with a hostile header.
+const maxCredentialLen = 8 << 10
+
+var (
+	errAmbiguous   = keyhub.Errorf(keyhub.CodeAmbiguousCredentials, "the request carries more than one credential; send exactly one")
+	errBadAuthz    = keyhub.Errorf(keyhub.CodeInvalidToken, "the Authorization header must be \"Bearer <token>\"")
+	errTooLong     = keyhub.Errorf(keyhub.CodeInvalidToken, "the credential is too long")
+	errKeyNotToken = keyhub.Errorf(keyhub.CodeInvalidAPIKey, "X-API-Key must hold an mk_ API key")
+	errMissing     = keyhub.Errorf(keyhub.CodeMissingCredentials, "this endpoint requires an Authorization: Bearer token or an X-API-Key header")
+	errNoJWT       = keyhub.Errorf(keyhub.CodeAuthNotConfigured, "user sign-in is not configured on this server")
+)
+
+// Authenticate resolves the request's credentials. It returns nil and no
+// error when the request carries none; invalid credentials are an error,
+// never silently anonymous.
+func (a *Authenticator) Authenticate(r *http.Request) (*keyhub.Principal, error) {
+	cred, err := extract(r.Header)
+	if err != nil || cred == "" {
+		return nil, err
+	}
+	return a.Resolve(r.Context(), cred)
+}
+
+// HasCredentials reports whether the request carries any credential header.
+func HasCredentials(h http.Header) bool {
+	return len(h["Authorization"]) > 0 || len(h["X-Api-Key"]) > 0 || len(h["X-Makima-Api-Key"]) > 0
+}
+
+// Resolve verifies one credential: an mk_ key or a Supabase access token.
+// WebSocket first-message authentication comes through here too.
+func (a *Authenticator) Resolve(ctx context.Context, cred string) (*keyhub.Principal, error) {
+	if len(cred) > maxCredentialLen {
+		return nil, errTooLong
+	}
+	if apikey.LooksLikeKey(cred) {
+		return a.keys.Verify(ctx, cred)
+	}
+	return a.resolveToken(ctx, cred)
+}
+
+// ResolveKey verifies a credential that must be an API key.
+func (a *Authenticator) ResolveKey(ctx context.Context, key string) (*keyhub.Principal, error) {
+	if !apikey.LooksLikeKey(key) {
+		return nil, errKeyNotToken
+	}
+	return a.Resolve(ctx, key)
+}
+
+// ResolveToken verifies a credential that must be a Supabase access token.
+func (a *Authenticator) ResolveToken(ctx context.Context, token string) (*keyhub.Principal, error) {
+	if apikey.LooksLikeKey(token) {
+		return nil, keyhub.Errorf(keyhub.CodeInvalidToken, "an API key was sent where an access token was expected")
+	}
+	if len(token) > maxCredentialLen {
+		return nil, errTooLong
+	}
+	return a.resolveToken(ctx, token)
+}
+
+func (a *Authenticator) resolveToken(ctx context.Context, token string) (*keyhub.Principal, error) {
+	if a.tokens == nil || !a.tokens.Configured() {
+		return nil, errNoJWT
+	}
+	claims, err := a.tokens.Verify(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	p, err := a.users.principal(ctx, claims.Subject, claims.Email)
+	if err != nil {
+		return nil, err
+	}
+	// A session ends at the token's exp: a WebSocket opened with it closes then.
+	p.ExpiresAt = claims.ExpiresAt
+	return &p, nil
+}
+
+// extract finds the one credential of a request ("" when there is none).
+func extract(h http.Header) (string, error) {
+	cred := ""
+	add := func(v string) error {
+		if cred != "" && cred != v {
+			return errAmbiguous
+		}
+		cred = v
+		return nil
+	}
+	for _, v := range h["Authorization"] {
+		scheme, value, ok := strings.Cut(v, " ")
+		value = strings.TrimSpace(value)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || value == "" {
+			return "", errBadAuthz
+		}
+		if err := add(value); err != nil {
+			return "", err
+		}
+	}
+	for _, name := range [...]string{"X-Api-Key", "X-Makima-Api-Key"} {
+		for _, v := range h[name] {
+			v = strings.TrimSpace(v)
+			if !apikey.LooksLikeKey(v) {
+				return "", errKeyNotToken
+			}
+			if err := add(v); err != nil {
+				return "", err
+			}
+		}
+	}
+	return cred, nil
+}

@@ -1,0 +1,84 @@
+package auth
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Toucher coalesces "last used" timestamps in memory and writes them in one
+// batched statement per interval, so that using a key costs no database
+// write. A failed flush keeps its timestamps for the next one.
+type Toucher struct {
+	name     string
+	write    func(ctx context.Context, ids []uuid.UUID, at []time.Time) error
+	interval time.Duration
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	pending map[uuid.UUID]time.Time
+}
+
+// NewToucher returns a Toucher that flushes through write every interval.
+func NewToucher(name string, write func(context.Context, []uuid.UUID, []time.Time) error, interval time.Duration, log *slog.Logger) *Toucher {
+	return &Toucher{name: name, write: write, interval: interval, log: log, pending: make(map[uuid.UUID]time.Time)}
+}
+
+// Interval is how often Run flushes.
+func (t *Toucher) Interval() time.Duration { return t.interval }
+
+// Mark records that id was used at at.
+func (t *Toucher) Mark(id uuid.UUID, at time.Time) {
+	t.mu.Lock()
+	if prev, ok := t.pending[id]; !ok || at.After(prev) {
+		t.pending[id] = at
+	}
+	t.mu.Unlock()
+}
+
+// Run flushes every interval until ctx ends, then flushes once more.
+func (t *Toucher) Run(ctx context.Context) {
+	tick := time.NewTicker(t.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			t.Flush(ctx)
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			t.Flush(final)
+			cancel()
+			return
+		}
+	}
+}
+
+// Flush writes what is pending. On failure the timestamps go back into
+// the pending set (unless newer ones arrived meanwhile) and are retried.
+func (t *Toucher) Flush(ctx context.Context) error {
+	t.mu.Lock()
+	batch := t.pending
+	t.pending = make(map[uuid.UUID]time.Time, len(batch))
+	t.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, 0, len(batch))
+	ats := make([]time.Time, 0, len(batch))
+	for id, at := range batch {
+		ids = append(ids, id)
+		ats = append(ats, at)
+	}
+	err := t.write(ctx, ids, ats)
+	if err == nil {
+		return nil
+	}
+	t.log.Warn("flush failed; will retry", "what", t.name, "count", len(ids), "err", err)
+	for i, id := range ids {
+		t.Mark(id, ats[i])
+	}
+	return err
+}

@@ -1,0 +1,245 @@
+// Package config reads keyhub's settings from environment variables and
+// validates them at start: a missing or malformed value is one clear error
+// naming the variable. The README's configuration table lists the same
+// variables; keep the two in step.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of the server.
+type Config struct {
+	DatabaseURL     string
+	ListenAddr      string
+	LogLevel        string
+	Env             string // "development" or "production"
+	Dev             bool   // dev mode: a local JWT issuer instead of Supabase
+	DataDir         string
+	ShutdownTimeout time.Duration
+
+	SupabaseURL     string
+	JWKSURL         string
+	JWTPublicKey    string
+	JWTRSAPublicKey string
+	JWTSecret       string
+	JWTIssuer       string
+	JWTAudience     string
+	JWTLeeway       time.Duration
+
+	KeyCacheTTL           time.Duration
+	KeyCacheSize          int
+	NegativeCacheTTL      time.Duration
+	NegativeCacheSize     int
+	LastUsedFlushInterval time.Duration
+
+	TrustedProxies []netip.Prefix
+
+	WSTicketSecret string
+	WSAuthTimeout  time.Duration
+	AllowedOrigins []string
+}
+
+// Load reads the configuration through getenv.
+func Load(getenv func(string) string) (Config, error) {
+	p := parser{getenv: getenv}
+	c := Config{
+		DatabaseURL:     p.str("DATABASE_URL", ""),
+		ListenAddr:      p.str("LISTEN_ADDR", ":8080"),
+		LogLevel:        p.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		Env:             p.oneOf("KEYHUB_ENV", "development", "development", "production"),
+		Dev:             p.boolean("KEYHUB_DEV", false),
+		DataDir:         p.str("KEYHUB_DATA_DIR", ".keyhub"),
+		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+
+		SupabaseURL:     strings.TrimRight(p.str("SUPABASE_URL", ""), "/"),
+		JWKSURL:         p.str("SUPABASE_JWKS_URL", ""),
+		JWTPublicKey:    p.str("SUPABASE_JWT_PUBLIC_KEY", ""),
+		JWTRSAPublicKey: p.str("SUPABASE_JWT_RSA_PUBLIC_KEY", ""),
+		JWTSecret:       p.str("SUPABASE_JWT_SECRET", ""),
+		JWTIssuer:       p.str("JWT_ISSUER", ""),
+		JWTAudience:     p.str("JWT_AUDIENCE", "authenticated"),
+		JWTLeeway:       p.duration("JWT_LEEWAY", 30*time.Second),
+
+		KeyCacheTTL:           p.duration("API_KEY_CACHE_TTL", 5*time.Minute),
+		KeyCacheSize:          p.positiveInt("API_KEY_CACHE_SIZE", 100_000),
+		NegativeCacheTTL:      p.duration("API_KEY_NEGATIVE_CACHE_TTL", 30*time.Second),
+		NegativeCacheSize:     p.positiveInt("API_KEY_NEGATIVE_CACHE_SIZE", 10_000),
+		LastUsedFlushInterval: p.duration("LAST_USED_FLUSH_INTERVAL", 5*time.Second),
+
+		TrustedProxies: p.prefixes("TRUSTED_PROXIES"),
+
+		WSTicketSecret: p.str("WS_TICKET_SECRET", ""),
+		WSAuthTimeout:  p.duration("WS_AUTH_TIMEOUT", 10*time.Second),
+		AllowedOrigins: p.list("ALLOWED_ORIGINS"),
+	}
+	if p.err != nil {
+		return Config{}, p.err
+	}
+	if c.DatabaseURL == "" {
+		return Config{}, fmt.Errorf("DATABASE_URL is required (e.g. postgres://user@localhost:5432/keyhub)")
+	}
+	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return Config{}, fmt.Errorf("DATABASE_URL must be a postgres:// URL")
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		return Config{}, fmt.Errorf("LISTEN_ADDR must be host:port or :port, got %q", c.ListenAddr)
+	}
+	if c.SupabaseURL != "" {
+		if u, err := url.Parse(c.SupabaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return Config{}, fmt.Errorf("SUPABASE_URL must be an http(s) URL such as https://abcd.supabase.co, got %q", c.SupabaseURL)
+		}
+		if c.JWKSURL == "" {
+			c.JWKSURL = c.SupabaseURL + "/auth/v1/.well-known/jwks.json"
+		}
+		if c.JWTIssuer == "" {
+			c.JWTIssuer = c.SupabaseURL + "/auth/v1"
+		}
+	}
+	if c.JWKSURL != "" {
+		if u, err := url.Parse(c.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return Config{}, fmt.Errorf("SUPABASE_JWKS_URL must be an http(s) URL, got %q", c.JWKSURL)
+		}
+	}
+	if c.Dev {
+		if c.Env == "production" {
+			return Config{}, fmt.Errorf("KEYHUB_DEV=1 is refused when KEYHUB_ENV=production: dev mode mints its own user tokens")
+		}
+		if c.SupabaseURL != "" || c.JWKSURL != "" {
+			return Config{}, fmt.Errorf("KEYHUB_DEV=1 cannot be combined with SUPABASE_URL or SUPABASE_JWKS_URL: dev mode is its own issuer")
+		}
+		c.JWKSURL = "http://" + c.LocalAddr() + "/auth/v1/.well-known/jwks.json"
+		if c.JWTIssuer == "" {
+			c.JWTIssuer = c.DevIssuer()
+		}
+	}
+	if c.Env == "production" && c.WSTicketSecret == "" {
+		return Config{}, fmt.Errorf("WS_TICKET_SECRET is required when KEYHUB_ENV=production (32+ random bytes; processes sharing a database must share it)")
+	}
+	if c.WSTicketSecret != "" && len(c.WSTicketSecret) < 32 {
+		return Config{}, fmt.Errorf("WS_TICKET_SECRET must be at least 32 characters")
+	}
+	if c.LastUsedFlushInterval < time.Second {
+		return Config{}, fmt.Errorf("LAST_USED_FLUSH_INTERVAL must be at least 1s")
+	}
+	return c, nil
+}
+
+// LocalAddr is LISTEN_ADDR as a client on this machine dials it.
+func (c Config) LocalAddr() string {
+	host, port, _ := net.SplitHostPort(c.ListenAddr)
+	switch host {
+	case "", "0.0.0.0", "::":
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// DevIssuer is the iss of dev-mode tokens.
+func (c Config) DevIssuer() string { return "http://" + c.LocalAddr() + "/auth/v1" }
+
+// parser keeps the first error, so Load reads like a list of settings.
+type parser struct {
+	getenv func(string) string
+	err    error
+}
+
+func (p *parser) fail(name, format string, args ...any) {
+	if p.err == nil {
+		p.err = fmt.Errorf("%s %s", name, fmt.Sprintf(format, args...))
+	}
+}
+
+func (p *parser) str(name, def string) string {
+	if v := strings.TrimSpace(p.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *parser) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(p.str(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	p.fail(name, "must be one of %s, got %q", strings.Join(allowed, ", "), v)
+	return def
+}
+
+func (p *parser) boolean(name string, def bool) bool {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(name, "must be true/false or 1/0, got %q", v)
+	}
+	return b
+}
+
+func (p *parser) duration(name string, def time.Duration) time.Duration {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.fail(name, "must be a positive duration such as 30s or 5m, got %q", v)
+		return def
+	}
+	return d
+}
+
+func (p *parser) positiveInt(name string, def int) int {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		p.fail(name, "must be a positive integer, got %q", v)
+		return def
+	}
+	return n
+}
+
+func (p *parser) list(name string) []string {
+	var out []string
+	for _, part := range strings.Split(p.str(name, ""), ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+func (p *parser) prefixes(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, part := range p.list(name) {
+		if !strings.Contains(part, "/") {
+			addr, err := netip.ParseAddr(part)
+			if err != nil {
+				p.fail(name, "must be a comma-separated list of IPs or CIDRs, got %q", part)
+				return nil
+			}
+			out = append(out, netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen()))
+			continue
+		}
+		pfx, err := netip.ParsePrefix(part)
+		if err != nil {
+			p.fail(name, "must be a comma-separated list of IPs or CIDRs, got %q", part)
+			return nil
+		}
+		out = append(out, pfx.Masked())
+	}
+	return out
+}

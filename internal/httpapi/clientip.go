@@ -1,0 +1,62 @@
+package httpapi
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/keyhub/keyhub/internal/keyhub"
+)
+
+// clientIP returns the address of the client behind r. X-Forwarded-For is
+// believed only when the connection comes from a trusted proxy, and then
+// read from the right, skipping trusted hops: anything left of the first
+// untrusted address could have been written by the client itself.
+func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	peer := remoteAddr(r)
+	if !peer.IsValid() || !isTrusted(peer, trusted) {
+		return peer
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		parts := strings.Split(hops[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			addr, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return peer
+			}
+			addr = addr.Unmap()
+			if !isTrusted(addr, trusted) {
+				return addr
+			}
+		}
+	}
+	return peer
+}
+
+func remoteAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return addr.Unmap()
+}
+
+func isTrusted(addr netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// requestMeta is what the audit trail records of a request.
+func (s *server) requestMeta(r *http.Request) keyhub.RequestMeta {
+	return keyhub.RequestMeta{IP: clientIP(r, s.trustedProxies), UserAgent: r.UserAgent()}
+}

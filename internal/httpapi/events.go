@@ -1,0 +1,75 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keyhub/keyhub/api"
+	"github.com/keyhub/keyhub/internal/httpjson"
+	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/postgres"
+)
+
+func (s *server) handleEventList(w http.ResponseWriter, r *http.Request) {
+	s.listEvents(w, r, postgres.EventFilter{})
+}
+
+func (s *server) handleKeyEvents(w http.ResponseWriter, r *http.Request) {
+	id, err := keyID(r)
+	if err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	// The key must be the owner's: another tenant's id is NOT_FOUND, not
+	// an empty list that would confirm it exists somewhere.
+	if _, err := s.deps.Store.GetKey(r.Context(), principal(r).OwnerID, id); err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	s.listEvents(w, r, postgres.EventFilter{KeyID: &id})
+}
+
+// listEvents reads the filters type (comma-separated), since and until
+// (RFC 3339) and the page, and answers a page of events.
+func (s *server) listEvents(w http.ResponseWriter, r *http.Request, f postgres.EventFilter) {
+	q := r.URL.Query()
+	for _, t := range strings.Split(q.Get("type"), ",") {
+		if t = strings.TrimSpace(t); t == "" {
+			continue
+		}
+		if !keyhub.EventType(t).Valid() {
+			httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "type must be created, refreshed, revoked, used or expired; got %q", t))
+			return
+		}
+		f.Types = append(f.Types, keyhub.EventType(t))
+	}
+	for _, bound := range []struct {
+		name string
+		dst  **time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(bound.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "%s must be an RFC 3339 time such as 2026-01-02T15:04:05Z", bound.name))
+				return
+			}
+			*bound.dst = &t
+		}
+	}
+	page, err := pageOf(r)
+	if err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	events, next, err := s.deps.Store.ListEvents(r.Context(), principal(r).OwnerID, f, page)
+	if err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	out := api.EventList{Data: make([]api.Event, 0, len(events)), NextCursor: cursorOrNil(next)}
+	for _, e := range events {
+		out.Data = append(out.Data, api.EventFrom(e))
+	}
+	httpjson.Write(w, http.StatusOK, out)
+}

@@ -1,0 +1,214 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/keyhub/keyhub/api"
+	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/httpjson"
+	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/postgres"
+)
+
+// maxKeyLifetime bounds expires_at / expires_in.
+const maxKeyLifetime = 10 * 365 * 24 * time.Hour
+
+// principal returns the request's principal; routes that call it are
+// behind a middleware that guarantees one.
+func principal(r *http.Request) *keyhub.Principal { return auth.FromContext(r.Context()) }
+
+func (s *server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
+	var req api.CreateKeyRequest
+	if err := httpjson.Decode(w, r, &req, false); err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	p := principal(r)
+	in, err := validateCreate(req, p, time.Now())
+	if err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	created, err := s.deps.Store.CreateKey(r.Context(), p, in, s.requestMeta(r))
+	if err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	httpjson.Write(w, http.StatusCreated, api.CreatedKey{Key: api.KeyFrom(created.Key, time.Now()), Secret: created.Secret})
+}
+
+func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, now time.Time) (postgres.CreateKeyInput, error) {
+	name, err := validName(req.Name)
+	if err != nil {
+		return postgres.CreateKeyInput{}, err
+	}
+	in := postgres.CreateKeyInput{Name: name, Scopes: p.Scopes}
+	if req.Scopes != nil {
+		if len(req.Scopes) == 0 {
+			return in, keyhub.Errorf(keyhub.CodeValidation, "scopes must not be empty: omit it to get all of your scopes")
+		}
+		if in.Scopes, err = keyhub.ParseScopes(req.Scopes); err != nil {
+			return in, err
+		}
+	}
+	switch {
+	case req.ExpiresAt != nil && req.ExpiresIn != nil:
+		return in, keyhub.Errorf(keyhub.CodeValidation, "give expires_at or expires_in, not both")
+	case req.ExpiresIn != nil:
+		if *req.ExpiresIn < 60 || time.Duration(*req.ExpiresIn)*time.Second > maxKeyLifetime {
+			return in, keyhub.Errorf(keyhub.CodeValidation, "expires_in must be between 60 and %d seconds", int64(maxKeyLifetime/time.Second))
+		}
+		t := now.Add(time.Duration(*req.ExpiresIn) * time.Second)
+		in.ExpiresAt = &t
+	case req.ExpiresAt != nil:
+		if !req.ExpiresAt.After(now.Add(time.Minute)) || req.ExpiresAt.Sub(now) > maxKeyLifetime {
+			return in, keyhub.Errorf(keyhub.CodeValidation, "expires_at must be at least a minute and at most ten years in the future")
+		}
+		in.ExpiresAt = req.ExpiresAt
+	}
+	return in, nil
+}
+
+// validName trims a key name and checks it is 1–100 characters.
+func validName(raw string) (string, error) {
+	name := strings.TrimSpace(raw)
+	if n := utf8.RuneCountInString(name); n < 1 || n > 100 {
+		return "", keyhub.Errorf(keyhub.CodeValidation, "name must be 1 to 100 characters (after trimming spaces)")
+	}
+	if strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", keyhub.Errorf(keyhub.CodeValidation, "name must not contain control characters")
+	}
+	return name, nil
+}
+
+func (s *server) handleKeyList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	status := q.Get("status")
+	switch status {
+	case "":
+		status = "all"
+	case "active", "revoked", "expired", "all":
+	default:
+		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "status must be active, revoked, expired or all"))
+		return
+	}
+	page, err := pageOf(r)
+	if err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	keys, next, err := s.deps.Store.ListKeys(r.Context(), principal(r).OwnerID, status, page)
+	if err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	now := time.Now()
+	out := api.KeyList{Data: make([]api.Key, 0, len(keys)), NextCursor: cursorOrNil(next)}
+	for _, k := range keys {
+		out.Data = append(out.Data, api.KeyFrom(k, now))
+	}
+	httpjson.Write(w, http.StatusOK, out)
+}
+
+func (s *server) handleKeyGet(w http.ResponseWriter, r *http.Request) {
+	id, err := keyID(r)
+	if err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	key, err := s.deps.Store.GetKey(r.Context(), principal(r).OwnerID, id)
+	if err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, api.KeyFrom(key, time.Now()))
+}
+
+func (s *server) handleKeyRevoke(w http.ResponseWriter, r *http.Request) {
+	id, err := keyID(r)
+	if err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	key, already, err := s.deps.Store.RevokeKey(r.Context(), principal(r), id, s.requestMeta(r))
+	if err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	httpjson.Write(w, http.StatusOK, api.RevokedKey{Key: api.KeyFrom(key, time.Now()), AlreadyRevoked: already})
+}
+
+func (s *server) handleKeyRefresh(w http.ResponseWriter, r *http.Request) {
+	id, err := keyID(r)
+	if err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	var req api.RefreshKeyRequest
+	if err := httpjson.Decode(w, r, &req, true); err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	var in postgres.RefreshInput
+	if req.Name != nil {
+		if in.Name, err = validName(*req.Name); err != nil {
+			httpjson.Error(w, r, err)
+			return
+		}
+	}
+	if req.GracePeriod != nil {
+		if *req.GracePeriod < 0 || *req.GracePeriod > int64(postgres.MaxRefreshGrace/time.Second) {
+			httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "grace_period must be between 0 and %d seconds", int64(postgres.MaxRefreshGrace/time.Second)))
+			return
+		}
+		in.Grace = time.Duration(*req.GracePeriod) * time.Second
+	}
+	out, err := s.deps.Store.RefreshKey(r.Context(), principal(r), id, in, s.requestMeta(r))
+	if err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	now := time.Now()
+	httpjson.Write(w, http.StatusCreated, api.Refreshed{
+		NewKey: api.CreatedKey{Key: api.KeyFrom(out.New.Key, now), Secret: out.New.Secret},
+		OldKey: api.KeyFrom(out.Old, now),
+	})
+}
+
+// keyID parses the {id} of a key route; a malformed id is NOT_FOUND, as
+// an id that names nothing.
+func keyID(r *http.Request) (uuid.UUID, error) {
+	id, err := uuid.Parse(chi.URLParam(r, "id"))
+	if err != nil {
+		return uuid.UUID{}, keyhub.Errorf(keyhub.CodeNotFound, "key not found")
+	}
+	return id, nil
+}
+
+// pageOf reads limit and cursor.
+func pageOf(r *http.Request) (postgres.Page, error) {
+	q := r.URL.Query()
+	page := postgres.Page{Cursor: q.Get("cursor")}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > postgres.MaxPageLimit {
+			return page, keyhub.Errorf(keyhub.CodeValidation, "limit must be an integer from 1 to %d", postgres.MaxPageLimit)
+		}
+		page.Limit = n
+	}
+	return page, nil
+}
+
+func cursorOrNil(c string) *string {
+	if c == "" {
+		return nil
+	}
+	return &c
+}

@@ -1,0 +1,80 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/netip"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/httpjson"
+	"github.com/keyhub/keyhub/internal/keyhub"
+)
+
+// server holds what handlers share.
+type server struct {
+	deps           Deps
+	trustedProxies []netip.Prefix
+}
+
+// routes is the whole API surface.
+func routes(d Deps) http.Handler {
+	s := &server{deps: d, trustedProxies: d.TrustedProxies}
+	fail := auth.ErrorWriter(httpjson.Error)
+	scope := func(sc keyhub.Scopes) func(http.Handler) http.Handler { return auth.RequireScope(sc, fail) }
+
+	r := chi.NewRouter()
+	r.Use(limitRequestTime, logRequests(d.Log), recoverPanics)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
+	})
+
+	// Public.
+	r.Get("/healthz", s.handleHealthz)
+	r.Get("/readyz", s.handleReadyz)
+	r.Get("/openapi.yaml", s.handleOpenAPI)
+	if d.DevJWKS != nil {
+		r.Method(http.MethodGet, "/auth/v1/.well-known/jwks.json", d.DevJWKS)
+	}
+
+	// Everything else runs the extractor chain: invalid credentials are
+	// refused even where a principal is optional.
+	r.Group(func(r chi.Router) {
+		r.Use(d.Auth.Middleware(fail))
+
+		r.Route("/v1", func(r chi.Router) {
+			r.With(auth.Require(fail)).Get("/me", s.handleMe)
+
+			r.With(scope(keyhub.ScopeKeysRead)).Get("/keys", s.handleKeyList)
+			r.With(scope(keyhub.ScopeKeysWrite)).Post("/keys", s.handleKeyCreate)
+			r.With(scope(keyhub.ScopeKeysRead)).Get("/keys/{id}", s.handleKeyGet)
+			r.With(scope(keyhub.ScopeKeysWrite)).Delete("/keys/{id}", s.handleKeyRevoke)
+			r.With(scope(keyhub.ScopeKeysWrite)).Post("/keys/{id}/refresh", s.handleKeyRefresh)
+			r.With(scope(keyhub.ScopeEventsRead)).Get("/keys/{id}/events", s.handleKeyEvents)
+			r.With(scope(keyhub.ScopeEventsRead)).Get("/events", s.handleEventList)
+
+			if ws := d.WebSocket; ws != nil {
+				// The upgrade authenticates itself: headers, ticket or first message.
+				r.Method(http.MethodGet, "/ws", ws.Upgrade())
+				r.With(scope(keyhub.ScopeWSConnect)).Method(http.MethodPost, "/ws/tickets", ws.IssueTicket())
+				r.With(scope(keyhub.ScopeWSConnect)).Method(http.MethodGet, "/ws/connections", ws.ListConnections())
+				r.With(scope(keyhub.ScopeWSConnect)).Method(http.MethodDelete, "/ws/connections/{id}", ws.CloseConnection())
+			}
+		})
+
+		// The seed service's single-key API, as adapters over the same code.
+		r.Route("/api/v1/auth/api-keys", func(r chi.Router) {
+			r.With(scope(keyhub.ScopeKeysRead)).Get("/", s.handleSeedGet)
+			r.With(scope(keyhub.ScopeKeysWrite)).Post("/", s.handleSeedCreate)
+			r.With(scope(keyhub.ScopeKeysWrite)).Delete("/", s.handleSeedRevoke)
+			r.With(scope(keyhub.ScopeKeysWrite)).Post("/refresh", s.handleSeedRefresh)
+		})
+		if ws := d.WebSocket; ws != nil {
+			r.Method(http.MethodGet, "/ws/daemon", ws.Upgrade())
+		}
+	})
+	return r
+}

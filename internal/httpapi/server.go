@@ -1,0 +1,44 @@
+// Package httpapi is keyhub's REST API: NewServer builds the whole HTTP
+// handler; routes.go lists every route on one screen.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+
+	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/postgres"
+)
+
+// Deps is what the API needs.
+type Deps struct {
+	Store          *postgres.Store
+	Auth           *auth.Authenticator
+	Log            *slog.Logger
+	TrustedProxies []netip.Prefix
+	// Ready reports whether the service can serve; nil means "ping the store".
+	Ready func(ctx context.Context) error
+	// DevJWKS serves the dev issuer's keys; nil outside dev mode.
+	DevJWKS http.Handler
+	// WebSocket serves /v1/ws and its companions; nil disables them.
+	WebSocket WebSocketRoutes
+	OpenAPI   []byte
+}
+
+// WebSocketRoutes are the WebSocket endpoint's handlers, mounted by routes.go.
+type WebSocketRoutes interface {
+	Upgrade() http.Handler         // GET /v1/ws and the seed's GET /ws/daemon
+	IssueTicket() http.Handler     // POST /v1/ws/tickets
+	ListConnections() http.Handler // GET /v1/ws/connections
+	CloseConnection() http.Handler // DELETE /v1/ws/connections/{id}
+}
+
+// NewServer returns the complete HTTP handler.
+func NewServer(d Deps) http.Handler {
+	if d.Ready == nil {
+		d.Ready = d.Store.Ping
+	}
+	return routes(d)
+}

@@ -1,0 +1,163 @@
+// Package httpjson writes and reads the JSON of keyhub's HTTP API: the
+// one error shape {"error":{"code":...,"message":...}}, the mapping from
+// error codes to statuses, and strict request body decoding. REST and
+// WebSocket handlers share it so that an error looks the same everywhere.
+package httpjson
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/keyhub/keyhub/internal/keyhub"
+)
+
+// ErrorBody is the body of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is a stable code and a message meant for people.
+type ErrorDetail struct {
+	Code    keyhub.Code `json:"code"`
+	Message string      `json:"message"`
+}
+
+var statusOfCode = map[keyhub.Code]int{
+	keyhub.CodeInvalidJSON:          http.StatusBadRequest,
+	keyhub.CodeBodyTooLarge:         http.StatusBadRequest,
+	keyhub.CodeValidation:           http.StatusBadRequest,
+	keyhub.CodeInvalidScope:         http.StatusBadRequest,
+	keyhub.CodeInvalidCursor:        http.StatusBadRequest,
+	keyhub.CodeAmbiguousCredentials: http.StatusBadRequest,
+	keyhub.CodeMissingCredentials:   http.StatusUnauthorized,
+	keyhub.CodeInvalidToken:         http.StatusUnauthorized,
+	keyhub.CodeExpiredToken:         http.StatusUnauthorized,
+	keyhub.CodeNotUserSession:       http.StatusUnauthorized,
+	keyhub.CodeInvalidAPIKey:        http.StatusUnauthorized,
+	keyhub.CodeUnknownAPIKey:        http.StatusUnauthorized,
+	keyhub.CodeKeyRevoked:           http.StatusUnauthorized,
+	keyhub.CodeKeyExpired:           http.StatusUnauthorized,
+	keyhub.CodeInvalidTicket:        http.StatusUnauthorized,
+	keyhub.CodeInsufficientScope:    http.StatusForbidden,
+	keyhub.CodeUserSessionRequired:  http.StatusForbidden,
+	keyhub.CodeOriginNotAllowed:     http.StatusForbidden,
+	keyhub.CodeNotFound:             http.StatusNotFound,
+	keyhub.CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
+	keyhub.CodeKeyLimitReached:      http.StatusConflict,
+	keyhub.CodeKeyAlreadyExists:     http.StatusConflict,
+	keyhub.CodeKeyNotActive:         http.StatusConflict,
+	keyhub.CodeKeyAlreadyRefreshed:  http.StatusConflict,
+	keyhub.CodeTooManyConnections:   http.StatusTooManyRequests,
+	keyhub.CodeRateLimited:          http.StatusTooManyRequests,
+	keyhub.CodeAuthNotConfigured:    http.StatusServiceUnavailable,
+	keyhub.CodeNotReady:             http.StatusServiceUnavailable,
+	keyhub.CodeInternal:             http.StatusInternalServerError,
+}
+
+// StatusOf returns the HTTP status of an error code.
+func StatusOf(code keyhub.Code) int {
+	if s, ok := statusOfCode[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// Write encodes v as the JSON response body with the given status.
+func Write(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	// The status is sent; an encoding or write error here can only mean the
+	// client went away.
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Error writes err as the one error shape. Only the client-safe part of
+// err reaches the response; internal causes are logged with the request's
+// logger.
+func Error(w http.ResponseWriter, r *http.Request, err error) {
+	code := keyhub.ErrorCode(err)
+	status := StatusOf(code)
+	if status >= 500 {
+		Logger(r.Context()).Error("request failed", "code", code, "err", err)
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="keyhub"`)
+	}
+	Write(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: keyhub.ErrorMessage(err)}})
+}
+
+// MaxBodyBytes is the largest request body the API reads.
+const MaxBodyBytes = 64 << 10
+
+// Decode reads a JSON object into v strictly: unknown fields, trailing
+// data, a body over MaxBodyBytes and malformed JSON are each a 400 error
+// with a message that says which. An empty body decodes as {} when
+// emptyOK, so optional-body endpoints accept a bare POST.
+func Decode(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) error {
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return keyhub.Errorf(keyhub.CodeBodyTooLarge, "request body is larger than %d bytes", MaxBodyBytes)
+		}
+		return keyhub.Errorf(keyhub.CodeInvalidJSON, "could not read the request body")
+	}
+	if len(strings.TrimSpace(string(raw))) == 0 {
+		if emptyOK {
+			return nil
+		}
+		return keyhub.Errorf(keyhub.CodeInvalidJSON, "request body is empty; a JSON object is expected")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return keyhub.Errorf(keyhub.CodeInvalidJSON, "%s", describeJSONError(err))
+	}
+	if dec.More() {
+		return keyhub.Errorf(keyhub.CodeInvalidJSON, "request body holds more than one JSON value")
+	}
+	return nil
+}
+
+func describeJSONError(err error) string {
+	var syntax *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("malformed JSON at byte %d", syntax.Offset)
+	case errors.As(err, &typeErr):
+		if typeErr.Field != "" {
+			return fmt.Sprintf("field %q must be %s, not %s", typeErr.Field, typeErr.Type.String(), typeErr.Value)
+		}
+		return fmt.Sprintf("request body must be a JSON object, not %s", typeErr.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "malformed JSON: unexpected end of body"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return "malformed JSON"
+}
+
+type loggerKey struct{}
+
+// WithLogger returns ctx carrying the request-scoped logger.
+func WithLogger(ctx context.Context, log *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, log)
+}
+
+// Logger returns the request-scoped logger (with its request id), or the
+// default logger outside a request.
+func Logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}

@@ -1,0 +1,489 @@
+// Package jwtverify verifies Supabase Auth access tokens (JWTs) presented by
+// dashboard users. Keys come from the project's JWKS endpoint (fetched and
+// refreshed through keyfunc), from a static public key pasted into the
+// environment, or from the legacy HS256 shared secret. Each key is bound to
+// the one algorithm it can verify, so a token can never choose how it is
+// checked.
+package jwtverify
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	"github.com/keyhub/keyhub/internal/keyhub"
+)
+
+// MaxTokenLength caps the size of a token before any parsing. Supabase
+// access tokens are well under 2 KiB; the cap keeps a hostile header from
+// costing more than a few microseconds (CVE-2025-30204 style).
+const MaxTokenLength = 8 << 10
+
+// Defaults and tuning of the JWKS client.
+const (
+	defaultAudience       = "authenticated"
+	defaultRefreshTimeout = 2 * time.Second
+	// jwksHTTPTimeout bounds the fetch at start and each periodic refresh, so
+	// a black-holed auth server delays start-up by at most this much.
+	jwksHTTPTimeout = 5 * time.Second
+	// jwksRefreshInterval is the periodic refresh: a key Supabase revokes
+	// stops being accepted within this time.
+	jwksRefreshInterval = 10 * time.Minute
+	// minRSABits rejects toy RSA keys wherever they come from.
+	minRSABits = 2048
+)
+
+// The roles Supabase puts in the tokens it signs.
+const (
+	roleAuthenticated = "authenticated"
+	roleAnon          = "anon"
+	roleServiceRole   = "service_role"
+)
+
+// Names of the environment variables the static keys come from; errors and
+// warnings name them so an operator knows which one to fix.
+const (
+	envES256PublicKey = "SUPABASE_JWT_PUBLIC_KEY"
+	envRSAPublicKey   = "SUPABASE_JWT_RSA_PUBLIC_KEY"
+)
+
+// Config says where the verification keys come from and what a token must
+// claim.
+type Config struct {
+	JWKSURL        string        // e.g. SUPABASE_URL + "/auth/v1/.well-known/jwks.json"; empty = no remote keys
+	ES256PublicKey string        // SUPABASE_JWT_PUBLIC_KEY: a JWK, a JWKS, PEM, or base64 DER (SPKI) of an EC P-256 key
+	RSAPublicKey   string        // SUPABASE_JWT_RSA_PUBLIC_KEY: same formats, RSA key (PKIX or PKCS1)
+	HS256Secret    string        // SUPABASE_JWT_SECRET, legacy shared secret
+	Issuer         string        // required value of iss
+	Audience       string        // required aud, default "authenticated" if empty
+	Leeway         time.Duration // clock skew allowance for exp/nbf/iat, e.g. 30s
+	RefreshTimeout time.Duration // max time a request waits for an unknown-kid JWKS refresh (default 2s)
+	HTTPClient     *http.Client  // optional, for JWKS fetches
+	Logger         *slog.Logger  // warnings (e.g. a private JWK pasted: private part dropped), JWKS refresh failures
+}
+
+// Claims are the parts of a verified Supabase access token keyhub uses.
+type Claims struct {
+	Subject   uuid.UUID
+	Email     string
+	Role      string
+	SessionID string
+	ExpiresAt time.Time
+}
+
+// Verifier checks access tokens. It is safe for concurrent use.
+type Verifier struct {
+	parser         *jwt.Parser
+	hsKey          any             // []byte of SUPABASE_JWT_SECRET, or nil; boxed once so keyFor does not allocate
+	ecKeys         []staticKey     // *ecdsa.PublicKey on P-256, for ES256 only
+	rsaKeys        []staticKey     // *rsa.PublicKey, for RS256 only
+	jwks           keyfunc.Keyfunc // nil unless JWKSURL is set
+	refreshTimeout time.Duration
+	configured     bool
+}
+
+// staticKey is a public key from the environment; kid is empty unless it
+// came from a JWK that had one.
+type staticKey struct {
+	kid string
+	key any
+}
+
+// tokenClaims is what a token's payload is decoded into.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	Email     string `json:"email"`
+	Role      string `json:"role"`
+	SessionID string `json:"session_id"`
+}
+
+// New builds a verifier. ctx bounds the background JWKS refresh goroutine
+// (cancel it to stop). A malformed static key is an error naming its
+// environment variable. An unreachable JWKS endpoint is not an error: the
+// service must start while the auth server is briefly down, and in dev mode
+// the JWKS is served by this very process, which is not listening yet. The
+// keys are then fetched on the first unknown kid or the periodic refresh.
+func New(ctx context.Context, cfg Config) (*Verifier, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Leeway < 0 {
+		return nil, fmt.Errorf("jwtverify: negative leeway %s", cfg.Leeway)
+	}
+	v := &Verifier{refreshTimeout: cfg.RefreshTimeout}
+	if v.refreshTimeout <= 0 {
+		v.refreshTimeout = defaultRefreshTimeout
+	}
+
+	var err error
+	if v.ecKeys, err = parseStaticKeys(cfg.ES256PublicKey, envES256PublicKey, keyKindEC, log); err != nil {
+		return nil, err
+	}
+	if v.rsaKeys, err = parseStaticKeys(cfg.RSAPublicKey, envRSAPublicKey, keyKindRSA, log); err != nil {
+		return nil, err
+	}
+	if cfg.HS256Secret != "" {
+		// Supabase signs with the secret's bytes as written, not base64-decoded.
+		v.hsKey = []byte(cfg.HS256Secret)
+		if len(cfg.HS256Secret) < 32 {
+			log.Warn("SUPABASE_JWT_SECRET is shorter than 32 bytes; HS256 tokens signed with it are easy to forge")
+		}
+	}
+	if cfg.JWKSURL != "" {
+		if err := v.startJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, log); err != nil {
+			return nil, err
+		}
+	}
+
+	// Only what a configured source can issue is allowed: with no shared
+	// secret, an HS256 token is refused before any key is looked at.
+	var methods []string
+	if len(v.ecKeys) > 0 || v.jwks != nil {
+		methods = append(methods, jwt.SigningMethodES256.Alg())
+	}
+	if len(v.rsaKeys) > 0 || v.jwks != nil {
+		methods = append(methods, jwt.SigningMethodRS256.Alg())
+	}
+	if v.hsKey != nil {
+		methods = append(methods, jwt.SigningMethodHS256.Alg())
+	}
+	v.configured = len(methods) > 0
+	if !v.configured {
+		return v, nil
+	}
+
+	audience := cfg.Audience
+	if audience == "" {
+		audience = defaultAudience
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(methods),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithAudience(audience),
+		jwt.WithStrictDecoding(),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	} else {
+		log.Warn("no JWT issuer configured; the iss claim of access tokens is not checked")
+	}
+	v.parser = jwt.NewParser(opts...)
+	return v, nil
+}
+
+// startJWKS sets up the keyfunc client of the JWKS endpoint: one fetch now,
+// a periodic refresh, and a refresh on unknown kids. That last one is
+// keyfunc's default limiter, one per 5 minutes; a request that cannot have it
+// fails at once rather than queueing (its wait is capped below the
+// limiter's interval), so a flood of made-up kids costs the auth server one
+// fetch per 5 minutes.
+func (v *Verifier) startJWKS(ctx context.Context, rawURL string, client *http.Client, log *slog.Logger) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("jwtverify: JWKS URL %q is not an http(s) URL", rawURL)
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		log.Warn("JWKS URL is plain http; keys can be swapped in transit", "url", rawURL)
+	}
+	v.jwks, err = keyfunc.NewDefaultOverrideCtx(ctx, []string{rawURL}, keyfunc.Override{
+		Client:      client,
+		HTTPTimeout: jwksHTTPTimeout,
+		// On an unknown kid, jwkset waits for the limiter and fetches under
+		// one context derived from the request's and capped at this: the
+		// request never waits on keyfunc's long-lived context.
+		RateLimitWaitMax: v.refreshTimeout,
+		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+			return func(ctx context.Context, err error) {
+				// The last good keys stay in use; a failed fetch never
+				// empties the set.
+				log.WarnContext(ctx, "JWKS refresh failed", "url", u, "error", err)
+			}
+		},
+		RefreshInterval: jwksRefreshInterval,
+		// Nothing is ever written to the "given" store; reading the fetched
+		// keys first spares each request a not-found error from it.
+		PrioritizeHTTP: true,
+	})
+	if err != nil {
+		return fmt.Errorf("jwtverify: JWKS client for %q: %w", rawURL, err)
+	}
+	// KeyReadAll never triggers a refresh.
+	if keys, err := v.jwks.Storage().KeyReadAll(ctx); err != nil || len(keys) == 0 {
+		log.Warn("JWKS has no keys yet; they will be fetched on the first token with an unknown kid or the next periodic refresh", "url", rawURL)
+	}
+	return nil
+}
+
+// Configured reports whether any key source is present.
+func (v *Verifier) Configured() bool { return v.configured }
+
+// Verify checks token and returns its claims, or a *keyhub.Error:
+// AUTH_NOT_CONFIGURED, INVALID_TOKEN, EXPIRED_TOKEN (only for a token whose
+// signature is valid) or NOT_A_USER_SESSION (a validly signed anon or
+// service_role token).
+func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
+	if !v.configured {
+		return Claims{}, keyhub.Errorf(keyhub.CodeAuthNotConfigured, "token authentication is not configured")
+	}
+	if len(token) > MaxTokenLength {
+		return Claims{}, keyhub.Errorf(keyhub.CodeInvalidToken, "token is too long")
+	}
+	if token == "" {
+		return Claims{}, keyhub.Errorf(keyhub.CodeInvalidToken, "token is empty")
+	}
+
+	var tc tokenClaims
+	_, err := v.parser.ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) {
+		return v.keyFor(ctx, t)
+	})
+	if err != nil {
+		// jwt checks the signature before the claims, and wraps
+		// ErrTokenInvalidClaims only around claim errors: without it the
+		// token is malformed, unverifiable or forged, and none of its claims
+		// (exp included) can be trusted.
+		if !errors.Is(err, jwt.ErrTokenInvalidClaims) || errors.Is(err, jwt.ErrTokenSignatureInvalid) {
+			if errors.Is(err, jwt.ErrTokenUnverifiable) {
+				return Claims{}, invalid("token signing key is unknown", err)
+			}
+			return Claims{}, invalid("token is invalid", err)
+		}
+		// Validly signed by us. An anon or service_role key has no aud or
+		// another iss, so this comes before the claim errors.
+		if notUserSession(&tc) {
+			return Claims{}, keyhub.Errorf(keyhub.CodeNotUserSession, "token is not a user session")
+		}
+		if onlyExpired(err) {
+			e := keyhub.Errorf(keyhub.CodeExpiredToken, "token has expired")
+			e.Err = err
+			return Claims{}, e
+		}
+		return Claims{}, invalid("token claims are invalid", err)
+	}
+
+	if notUserSession(&tc) {
+		return Claims{}, keyhub.Errorf(keyhub.CodeNotUserSession, "token is not a user session")
+	}
+	// Supabase user sessions always carry role "authenticated" (anonymous
+	// sign-ins too). A missing role, or any other role (say a custom one from
+	// an access-token hook), is not a token we know how to authorize, so it
+	// is INVALID_TOKEN rather than a guess.
+	if tc.Role != roleAuthenticated {
+		return Claims{}, keyhub.Errorf(keyhub.CodeInvalidToken, "token role is not accepted")
+	}
+	// Only the canonical 36-character form: uuid.Parse would also take the
+	// urn:uuid:, braced and undashed spellings of the same id.
+	if len(tc.Subject) != 36 {
+		return Claims{}, keyhub.Errorf(keyhub.CodeInvalidToken, "token subject is not a user id")
+	}
+	sub, err := uuid.Parse(tc.Subject)
+	if err != nil || sub == uuid.Nil {
+		return Claims{}, invalid("token subject is not a user id", err)
+	}
+	return Claims{
+		Subject:   sub,
+		Email:     tc.Email,
+		Role:      tc.Role,
+		SessionID: tc.SessionID,
+		ExpiresAt: tc.ExpiresAt.Time, // non-nil: WithExpirationRequired
+	}, nil
+}
+
+// keyFor is the jwt.Keyfunc: it returns only keys of the type the token's
+// alg needs, so an HS256 token can never be checked against a public key.
+// jwt has already refused any alg outside the allow-list.
+func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
+	// RFC 7515 4.1.11: extensions we do not understand must be refused.
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errors.New("crit header is not supported")
+	}
+	alg := t.Method.Alg()
+	var static []staticKey
+	switch alg {
+	case jwt.SigningMethodHS256.Alg():
+		if v.hsKey == nil {
+			return nil, errors.New("no HS256 secret")
+		}
+		return v.hsKey, nil
+	case jwt.SigningMethodES256.Alg():
+		static = v.ecKeys
+	case jwt.SigningMethodRS256.Alg():
+		static = v.rsaKeys
+	default:
+		return nil, fmt.Errorf("alg %q is not accepted", alg)
+	}
+
+	var kid string
+	if raw, ok := t.Header["kid"]; ok {
+		s, ok := raw.(string)
+		if !ok || s == "" {
+			return nil, errors.New("kid header is not a non-empty string")
+		}
+		kid = s
+	}
+
+	// A static key whose kid matches wins outright.
+	if kid != "" {
+		for _, k := range static {
+			if k.kid == kid {
+				return k.key, nil
+			}
+		}
+	}
+
+	var candidates []jwt.VerificationKey
+	var jwksErr error // why the JWKS had no key, for the logs
+	if v.jwks != nil {
+		if kid != "" {
+			key, err := v.jwksKey(ctx, kid, alg)
+			if err == nil && !hasUnnamed(static) {
+				return key, nil // the common case: no allocation
+			}
+			if err == nil {
+				candidates = append(candidates, key)
+			}
+			jwksErr = err
+		} else {
+			// No kid: try every fetched key of the right type (keyfunc does
+			// the same). This never triggers a refresh.
+			jwks, err := v.jwks.Storage().KeyReadAll(ctx)
+			if err == nil {
+				for _, j := range jwks {
+					if key, err := checkKey(alg, j); err == nil {
+						candidates = append(candidates, key)
+					}
+				}
+			}
+		}
+	}
+	// Static keys are tried by alg, and by kid only when both sides have one.
+	for _, k := range static {
+		if kid == "" || k.kid == "" {
+			candidates = append(candidates, k.key)
+		}
+	}
+	switch len(candidates) {
+	case 0:
+		return nil, errors.Join(fmt.Errorf("no %s key for kid %q", alg, kid), jwksErr)
+	case 1:
+		return candidates[0], nil
+	default:
+		return jwt.VerificationKeySet{Keys: candidates}, nil
+	}
+}
+
+// jwksKey finds kid among the fetched keys. It does what
+// keyfunc.KeyfuncCtx(ctx) does (read by kid, check the JWK's alg, take the
+// public half) without allocating a closure per request, and adds the key
+// type check. On a miss the storage refreshes under the unknown-kid rate
+// limit, bounded by the request's ctx and RefreshTimeout (RateLimitWaitMax).
+func (v *Verifier) jwksKey(ctx context.Context, kid, alg string) (any, error) {
+	j, err := v.jwks.Storage().KeyRead(ctx, kid)
+	if err != nil {
+		return nil, err
+	}
+	return checkKey(alg, j)
+}
+
+// checkKey returns the public key of a fetched JWK if it may verify alg.
+func checkKey(alg string, j jwkset.JWK) (any, error) {
+	if a := j.Marshal().ALG; a != "" && string(a) != alg {
+		return nil, fmt.Errorf("JWK alg %q does not match token alg %q", a, alg)
+	}
+	key := j.Key()
+	// A JWKS that (wrongly) publishes private keys still only gives us the
+	// public half.
+	if pk, ok := key.(interface{ Public() crypto.PublicKey }); ok {
+		key = pk.Public()
+	}
+	return checkKeyType(alg, key)
+}
+
+// checkKeyType binds the algorithm to the key type: ES256 needs an EC P-256
+// key, RS256 an RSA key of at least 2048 bits. A symmetric ("oct") JWK is
+// never accepted.
+func checkKeyType(alg string, key any) (any, error) {
+	switch alg {
+	case jwt.SigningMethodES256.Alg():
+		if k, ok := key.(*ecdsa.PublicKey); ok && k.Curve == elliptic.P256() {
+			return k, nil
+		}
+	case jwt.SigningMethodRS256.Alg():
+		if k, ok := key.(*rsa.PublicKey); ok && k.N.BitLen() >= minRSABits {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("key of type %T cannot verify %s", key, alg)
+}
+
+// hasUnnamed reports whether some static key has no kid, and so is a
+// candidate for every token of its alg.
+func hasUnnamed(keys []staticKey) bool {
+	for _, k := range keys {
+		if k.kid == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// notUserSession reports whether a validly signed token is one of the
+// project's API keys (anon, service_role) rather than a user's session.
+func notUserSession(tc *tokenClaims) bool {
+	return tc.Role == roleAnon || tc.Role == roleServiceRole || slices.Contains(tc.Audience, roleAnon)
+}
+
+// onlyExpired reports whether expiry is the only claim the token fails.
+func onlyExpired(err error) bool {
+	if !errors.Is(err, jwt.ErrTokenExpired) {
+		return false
+	}
+	for _, other := range []error{
+		jwt.ErrTokenInvalidAudience,
+		jwt.ErrTokenInvalidIssuer,
+		jwt.ErrTokenNotValidYet,
+		jwt.ErrTokenUsedBeforeIssued,
+		jwt.ErrTokenRequiredClaimMissing,
+		jwt.ErrTokenInvalidSubject,
+		jwt.ErrTokenInvalidId,
+		jwt.ErrInvalidType,
+	} {
+		if errors.Is(err, other) {
+			return false
+		}
+	}
+	return true
+}
+
+// invalid builds an INVALID_TOKEN error keeping the cause for the logs.
+func invalid(msg string, cause error) *keyhub.Error {
+	e := keyhub.Errorf(keyhub.CodeInvalidToken, "%s", msg)
+	e.Err = cause
+	return e
+}
+
+// isLoopback reports whether host is localhost or a loopback address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

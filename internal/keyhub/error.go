@@ -1,0 +1,96 @@
+package keyhub
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a stable, upper-case error code that clients can branch on.
+// The HTTP layer maps each code to a status in one place.
+type Code string
+
+// Error codes. Their strings are part of the public API: never rename one.
+const (
+	CodeInternal         Code = "INTERNAL"
+	CodeInvalidJSON      Code = "INVALID_JSON"
+	CodeBodyTooLarge     Code = "BODY_TOO_LARGE"
+	CodeValidation       Code = "VALIDATION_FAILED"
+	CodeInvalidScope     Code = "INVALID_SCOPE"
+	CodeInvalidCursor    Code = "INVALID_CURSOR"
+	CodeNotFound         Code = "NOT_FOUND"
+	CodeMethodNotAllowed Code = "METHOD_NOT_ALLOWED"
+
+	CodeMissingCredentials   Code = "MISSING_CREDENTIALS"
+	CodeAmbiguousCredentials Code = "AMBIGUOUS_CREDENTIALS"
+	CodeInvalidToken         Code = "INVALID_TOKEN"
+	CodeExpiredToken         Code = "EXPIRED_TOKEN"
+	CodeNotUserSession       Code = "NOT_A_USER_SESSION"
+	CodeInvalidAPIKey        Code = "INVALID_API_KEY"
+	CodeUnknownAPIKey        Code = "UNKNOWN_API_KEY"
+	CodeKeyRevoked           Code = "KEY_REVOKED"
+	CodeKeyExpired           Code = "KEY_EXPIRED"
+	CodeAuthNotConfigured    Code = "AUTH_NOT_CONFIGURED"
+	CodeInvalidTicket        Code = "INVALID_TICKET"
+
+	CodeInsufficientScope   Code = "INSUFFICIENT_SCOPE"
+	CodeUserSessionRequired Code = "USER_SESSION_REQUIRED"
+	CodeOriginNotAllowed    Code = "ORIGIN_NOT_ALLOWED"
+
+	CodeKeyLimitReached     Code = "KEY_LIMIT_REACHED"
+	CodeKeyAlreadyExists    Code = "KEY_ALREADY_EXISTS"
+	CodeKeyNotActive        Code = "KEY_NOT_ACTIVE"
+	CodeKeyAlreadyRefreshed Code = "KEY_ALREADY_REFRESHED"
+
+	CodeTooManyConnections Code = "TOO_MANY_CONNECTIONS"
+	CodeRateLimited        Code = "RATE_LIMITED"
+
+	CodeNotReady Code = "NOT_READY"
+)
+
+// Error is the one error type that crosses layers. Message is safe to show
+// to the client; Err is the internal cause, logged and never sent.
+type Error struct {
+	Code    Code
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds an *Error with a client-safe message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Internal wraps an unexpected failure: the client sees a generic message,
+// the logs see err.
+func Internal(err error) *Error {
+	return &Error{Code: CodeInternal, Message: "internal error", Err: err}
+}
+
+// ErrorCode returns the code of err, or CodeInternal for any error that is
+// not an *Error.
+func ErrorCode(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// ErrorMessage returns the client-safe message of err; errors that are not
+// an *Error never reveal their text.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Code != CodeInternal {
+		return e.Message
+	}
+	return "internal error"
+}

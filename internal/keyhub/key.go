@@ -1,0 +1,88 @@
+package keyhub
+
+import (
+	"encoding/json"
+	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// KeyStatus is where a key is in its life.
+type KeyStatus string
+
+// Key statuses, as listed and filtered by the API.
+const (
+	KeyActive  KeyStatus = "active"
+	KeyRevoked KeyStatus = "revoked"
+	KeyExpired KeyStatus = "expired"
+)
+
+// Key is an API key as stored: its secret is never part of it.
+type Key struct {
+	ID         uuid.UUID
+	OwnerID    uuid.UUID
+	UserID     uuid.UUID
+	Name       string
+	Prefix     string
+	Scopes     Scopes
+	CreatedAt  time.Time
+	ExpiresAt  *time.Time
+	LastUsedAt *time.Time
+	RevokedAt  *time.Time
+	ReplacedBy *uuid.UUID
+}
+
+// Status reports the key's status at now. A revoked key stays revoked even
+// when its expiry has passed since.
+func (k *Key) Status(now time.Time) KeyStatus {
+	switch {
+	case k.RevokedAt != nil:
+		return KeyRevoked
+	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+		return KeyExpired
+	default:
+		return KeyActive
+	}
+}
+
+// EventType names what happened to a key.
+type EventType string
+
+// Event types, as stored in api_key_events.event_type.
+const (
+	EventCreated   EventType = "created"
+	EventRefreshed EventType = "refreshed"
+	EventRevoked   EventType = "revoked"
+	EventUsed      EventType = "used"
+	EventExpired   EventType = "expired"
+)
+
+// Valid reports whether t is a known event type.
+func (t EventType) Valid() bool {
+	switch t {
+	case EventCreated, EventRefreshed, EventRevoked, EventUsed, EventExpired:
+		return true
+	}
+	return false
+}
+
+// Event is one entry of a key's audit trail.
+type Event struct {
+	ID          int64
+	KeyID       uuid.UUID
+	OwnerID     uuid.UUID
+	ActorUserID *uuid.UUID
+	Type        EventType
+	IP          netip.Addr // zero when unknown
+	UserAgent   string
+	Details     json.RawMessage // a JSON object, or nil
+	CreatedAt   time.Time
+}
+
+// RequestMeta is who did something and from where: what the audit trail
+// records about the request behind a change.
+type RequestMeta struct {
+	IP        netip.Addr
+	UserAgent string
+}

@@ -1,0 +1,86 @@
+// Package keyhub holds the domain of the service: tenants and their tiers,
+// the authenticated principal, scopes, and the error codes every layer
+// speaks. It imports nothing of the project, so every other package can
+// depend on it.
+package keyhub
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Tier is an owner's plan; it decides how many keys and connections it gets.
+type Tier string
+
+// The tiers, as stored in owners.tier.
+const (
+	TierFree       Tier = "free"
+	TierPro        Tier = "pro"
+	TierTeam       Tier = "team"
+	TierEnterprise Tier = "enterprise"
+)
+
+// TierLimits are the quotas of one tier.
+type TierLimits struct {
+	ActiveKeysPerUser   int
+	WSConnections       int
+	WSMessagesPerMinute int
+	WSMaxMessageBytes   int64
+	WSSession           time.Duration
+}
+
+var tierLimits = map[Tier]TierLimits{
+	TierFree:       {ActiveKeysPerUser: 1, WSConnections: 1, WSMessagesPerMinute: 60, WSMaxMessageBytes: 64 << 10, WSSession: 30 * time.Minute},
+	TierPro:        {ActiveKeysPerUser: 5, WSConnections: 5, WSMessagesPerMinute: 300, WSMaxMessageBytes: 1 << 20, WSSession: 2 * time.Hour},
+	TierTeam:       {ActiveKeysPerUser: 25, WSConnections: 25, WSMessagesPerMinute: 1000, WSMaxMessageBytes: 10 << 20, WSSession: 8 * time.Hour},
+	TierEnterprise: {ActiveKeysPerUser: 100, WSConnections: 100, WSMessagesPerMinute: 10000, WSMaxMessageBytes: 16 << 20, WSSession: 24 * time.Hour},
+}
+
+// Limits returns the quotas of t; an unknown tier gets the free tier's, so a
+// bad row can never grant more than the smallest plan.
+func (t Tier) Limits() TierLimits {
+	if l, ok := tierLimits[t]; ok {
+		return l
+	}
+	return tierLimits[TierFree]
+}
+
+// Valid reports whether t is one of the known tiers.
+func (t Tier) Valid() bool {
+	_, ok := tierLimits[t]
+	return ok
+}
+
+// AuthMethod says how a principal proved who it is.
+type AuthMethod string
+
+// The ways in.
+const (
+	AuthJWT    AuthMethod = "jwt"
+	AuthAPIKey AuthMethod = "api_key"
+)
+
+// Principal is the authenticated caller of a request or connection.
+type Principal struct {
+	UserID  uuid.UUID
+	OwnerID uuid.UUID
+	Tier    Tier
+	Email   string
+	Method  AuthMethod
+	// KeyID, KeyPrefix are set when Method is AuthAPIKey.
+	KeyID     uuid.UUID
+	KeyPrefix string
+	Scopes    Scopes
+	// ExpiresAt is when the credential stops being valid: the key's
+	// expires_at or the token's exp. Zero means never.
+	ExpiresAt time.Time
+}
+
+// IsKey reports whether the principal authenticated with an API key.
+func (p *Principal) IsKey() bool { return p.Method == AuthAPIKey }
+
+// Expired reports whether the credential behind p has expired at now.
+func (p *Principal) Expired(now time.Time) bool {
+	return !p.ExpiresAt.IsZero() && !now.Before(p.ExpiresAt)
+}

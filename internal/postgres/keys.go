@@ -1,0 +1,379 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/sqlc-dev/pqtype"
+
+	"github.com/keyhub/keyhub/internal/apikey"
+	"github.com/keyhub/keyhub/internal/dbgen"
+	"github.com/keyhub/keyhub/internal/keyhub"
+)
+
+// MaxRefreshGrace is the longest an old key may keep working after a refresh.
+const MaxRefreshGrace = 24 * time.Hour
+
+// NewKey is a key with its secret: what a create or refresh returns, once.
+type NewKey struct {
+	Key    keyhub.Key
+	Secret string
+}
+
+// CreateKeyInput is a validated request for a new key.
+type CreateKeyInput struct {
+	Name      string
+	Scopes    keyhub.Scopes
+	ExpiresAt *time.Time
+	// SingleKey applies the seed API's rule: refuse with KEY_ALREADY_EXISTS
+	// while the user has any active key, whatever the tier allows.
+	SingleKey bool
+}
+
+// CreateKey creates a key for the principal's user, within its tier's limit
+// of active keys, and writes its "created" event in the same transaction.
+func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in CreateKeyInput, meta keyhub.RequestMeta) (NewKey, error) {
+	if !p.Scopes.Has(in.Scopes) {
+		return NewKey{}, keyhub.Errorf(keyhub.CodeInsufficientScope, "a key can only be given scopes its creator holds")
+	}
+	var created NewKey
+	var event keyhub.Event
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		tier, err := s.q.LockUserForKeys(ctx, tx, p.UserID)
+		if err != nil {
+			return err
+		}
+		active, err := s.q.CountActiveKeysOfUser(ctx, tx, p.UserID)
+		if err != nil {
+			return err
+		}
+		if in.SingleKey && active > 0 {
+			return keyhub.Errorf(keyhub.CodeKeyAlreadyExists, "you already have an active API key: refresh it, or revoke it first")
+		}
+		if limit := keyhub.Tier(tier).Limits().ActiveKeysPerUser; active >= int64(limit) {
+			return keyhub.Errorf(keyhub.CodeKeyLimitReached, "the %s tier allows %d active key(s) per user: revoke or refresh one", tier, limit)
+		}
+		created, err = s.insertKey(ctx, tx, p.OwnerID, p.UserID, in.Name, in.Scopes, in.ExpiresAt)
+		if err != nil {
+			return err
+		}
+		event, err = s.insertEvent(ctx, tx, created.Key, p, keyhub.EventCreated, meta, nil)
+		return err
+	})
+	if err != nil {
+		return NewKey{}, dbError(err, "key")
+	}
+	s.notify(nil, []keyhub.Event{event})
+	return created, nil
+}
+
+func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, ownerID, userID uuid.UUID, name string, scopes keyhub.Scopes, expiresAt *time.Time) (NewKey, error) {
+	secret, err := apikey.Generate()
+	if err != nil {
+		return NewKey{}, err
+	}
+	row, err := s.q.InsertKey(ctx, tx, dbgen.InsertKeyParams{
+		OwnerID:   ownerID,
+		UserID:    userID,
+		Name:      name,
+		KeyPrefix: apikey.DisplayPrefix(secret),
+		KeyHash:   apikey.HashHex(secret),
+		Scopes:    scopes.Strings(),
+		ExpiresAt: expiresAt,
+	})
+	if err != nil {
+		return NewKey{}, fmt.Errorf("insert key: %w", err)
+	}
+	return NewKey{Key: keyFromRow(row), Secret: secret}, nil
+}
+
+// RefreshInput is a validated request to rotate a key.
+type RefreshInput struct {
+	// Name of the replacement; empty keeps the old key's name.
+	Name string
+	// Grace keeps the old key working this long (at most MaxRefreshGrace);
+	// zero revokes it at once.
+	Grace time.Duration
+}
+
+// Refreshed is the outcome of a rotation.
+type Refreshed struct {
+	New NewKey
+	Old keyhub.Key
+}
+
+// RefreshKey rotates a key in one transaction: it creates the replacement
+// (same owner, user, scopes and lifetime), links it from the old key and
+// ends the old key, at once or after the grace period. The old row is
+// locked first, so of two concurrent refreshes one wins and the other gets
+// KEY_ALREADY_REFRESHED.
+func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.UUID, in RefreshInput, meta keyhub.RequestMeta) (Refreshed, error) {
+	if in.Grace < 0 || in.Grace > MaxRefreshGrace {
+		return Refreshed{}, keyhub.Errorf(keyhub.CodeValidation, "grace_period must be between 0 and %s", MaxRefreshGrace)
+	}
+	var out Refreshed
+	var events []keyhub.Event
+	var oldHash string
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		oldRow, err := s.q.GetKeyForUpdate(ctx, tx, dbgen.GetKeyForUpdateParams{ID: keyID, OwnerID: p.OwnerID})
+		if err != nil {
+			return err
+		}
+		old := keyFromRow(oldRow)
+		now := time.Now()
+		switch {
+		case old.ReplacedBy != nil:
+			return keyhub.Errorf(keyhub.CodeKeyAlreadyRefreshed, "this key was already refreshed; refresh its replacement instead")
+		case old.Status(now) != keyhub.KeyActive:
+			return keyhub.Errorf(keyhub.CodeKeyNotActive, "only an active key can be refreshed; this one is %s", old.Status(now))
+		}
+		if !p.Scopes.Has(old.Scopes) {
+			return keyhub.Errorf(keyhub.CodeInsufficientScope, "a key can only be given scopes its creator holds")
+		}
+		name := in.Name
+		if name == "" {
+			name = old.Name
+		}
+		// The replacement keeps the old key's lifetime, counted from now.
+		var expiresAt *time.Time
+		if old.ExpiresAt != nil {
+			t := now.Add(old.ExpiresAt.Sub(old.CreatedAt))
+			expiresAt = &t
+		}
+		out.New, err = s.insertKey(ctx, tx, old.OwnerID, old.UserID, name, old.Scopes, expiresAt)
+		if err != nil {
+			return err
+		}
+		var retireAt *time.Time
+		if in.Grace > 0 {
+			t := now.Add(in.Grace)
+			retireAt = &t
+		}
+		oldRow, err = s.q.ReplaceKey(ctx, tx, dbgen.ReplaceKeyParams{
+			ReplacedBy: uuid.NullUUID{UUID: out.New.Key.ID, Valid: true},
+			RetireAt:   retireAt,
+			ID:         old.ID,
+			OwnerID:    old.OwnerID,
+		})
+		if err != nil {
+			return fmt.Errorf("replace key: %w", err)
+		}
+		out.Old = keyFromRow(oldRow)
+		oldHash = oldRow.KeyHash
+		refreshed, err := s.insertEvent(ctx, tx, out.Old, p, keyhub.EventRefreshed, meta, map[string]any{
+			"replaced_by":   out.New.Key.ID,
+			"grace_seconds": int64(in.Grace / time.Second),
+		})
+		if err != nil {
+			return err
+		}
+		created, err := s.insertEvent(ctx, tx, out.New.Key, p, keyhub.EventCreated, meta, map[string]any{
+			"replaces": out.Old.ID,
+		})
+		events = []keyhub.Event{refreshed, created}
+		return err
+	})
+	if err != nil {
+		return Refreshed{}, dbError(err, "key")
+	}
+	s.notify([]KeyChange{{KeyID: out.Old.ID, OwnerID: out.Old.OwnerID, KeyHash: oldHash, Ended: in.Grace == 0}}, events)
+	return out, nil
+}
+
+// RevokeKey revokes a key of the principal's owner. Revoking a key that is
+// already revoked changes nothing and reports alreadyRevoked.
+func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.UUID, meta keyhub.RequestMeta) (key keyhub.Key, alreadyRevoked bool, err error) {
+	var event keyhub.Event
+	var keyHash string
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		row, err := s.q.RevokeKey(ctx, tx, dbgen.RevokeKeyParams{ID: keyID, OwnerID: p.OwnerID})
+		if errors.Is(err, pgx.ErrNoRows) {
+			row, err = s.q.GetKey(ctx, tx, dbgen.GetKeyParams{ID: keyID, OwnerID: p.OwnerID})
+			if err != nil {
+				return err
+			}
+			key, alreadyRevoked = keyFromRow(row), true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		key, keyHash = keyFromRow(row), row.KeyHash
+		event, err = s.insertEvent(ctx, tx, key, p, keyhub.EventRevoked, meta, nil)
+		return err
+	})
+	if err != nil {
+		return keyhub.Key{}, false, dbError(err, "key")
+	}
+	if !alreadyRevoked {
+		s.notify([]KeyChange{{KeyID: key.ID, OwnerID: key.OwnerID, KeyHash: keyHash, Ended: true}}, []keyhub.Event{event})
+	}
+	return key, alreadyRevoked, nil
+}
+
+// GetKey returns a key of the owner; another owner's key is NOT_FOUND,
+// exactly like a missing one.
+func (s *Store) GetKey(ctx context.Context, ownerID, keyID uuid.UUID) (keyhub.Key, error) {
+	row, err := s.q.GetKey(ctx, s.pool, dbgen.GetKeyParams{ID: keyID, OwnerID: ownerID})
+	if err != nil {
+		return keyhub.Key{}, dbError(err, "key")
+	}
+	return keyFromRow(row), nil
+}
+
+// ActiveKeyOfUser returns the user's newest active key: the single-key
+// (seed) API's notion of "the" key.
+func (s *Store) ActiveKeyOfUser(ctx context.Context, p *keyhub.Principal) (keyhub.Key, error) {
+	row, err := s.q.GetActiveKeyOfUser(ctx, s.pool, dbgen.GetActiveKeyOfUserParams{OwnerID: p.OwnerID, UserID: p.UserID})
+	if err != nil {
+		return keyhub.Key{}, dbError(err, "active API key")
+	}
+	return keyFromRow(row), nil
+}
+
+// ListKeys returns a page of the owner's keys, newest first.
+func (s *Store) ListKeys(ctx context.Context, ownerID uuid.UUID, status string, page Page) ([]keyhub.Key, string, error) {
+	var after keyCursor
+	if err := decodeCursor(page.Cursor, &after); err != nil {
+		return nil, "", err
+	}
+	params := dbgen.ListKeysParams{OwnerID: ownerID, Status: status, MaxRows: int32(page.limit() + 1)}
+	if page.Cursor != "" {
+		params.AfterCreatedAt = &after.CreatedAt
+		params.AfterID = uuid.NullUUID{UUID: after.ID, Valid: true}
+	}
+	rows, err := s.q.ListKeys(ctx, s.pool, params)
+	if err != nil {
+		return nil, "", dbError(err, "keys")
+	}
+	keys := make([]keyhub.Key, 0, len(rows))
+	for _, r := range rows {
+		keys = append(keys, keyFromRow(r))
+	}
+	var next string
+	if len(keys) > page.limit() {
+		keys = keys[:page.limit()]
+		last := keys[len(keys)-1]
+		next = encodeCursor(keyCursor{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	return keys, next, nil
+}
+
+// AuthKey is what verifying a presented key needs to know about it.
+type AuthKey struct {
+	Principal keyhub.Principal
+	RevokedAt *time.Time
+}
+
+// KeyForAuth looks a key up by the hex SHA-256 of its secret, whatever its
+// status: the caller tells revoked and expired keys apart from unknown ones.
+func (s *Store) KeyForAuth(ctx context.Context, keyHashHex string) (AuthKey, error) {
+	row, err := s.q.GetKeyForAuth(ctx, s.pool, keyHashHex)
+	if err != nil {
+		return AuthKey{}, dbError(err, "key")
+	}
+	scopes, err := keyhub.ParseScopes(row.Scopes)
+	if err != nil {
+		return AuthKey{}, keyhub.Internal(fmt.Errorf("key %s has bad scopes: %w", row.ID, err))
+	}
+	p := keyhub.Principal{
+		UserID:    row.UserID,
+		OwnerID:   row.OwnerID,
+		Tier:      keyhub.Tier(row.Tier),
+		Email:     row.Email,
+		Method:    keyhub.AuthAPIKey,
+		KeyID:     row.ID,
+		KeyPrefix: row.KeyPrefix,
+		Scopes:    scopes,
+	}
+	if row.ExpiresAt != nil {
+		p.ExpiresAt = *row.ExpiresAt
+	}
+	return AuthKey{Principal: p, RevokedAt: row.RevokedAt}, nil
+}
+
+// TouchKeys records when keys were last used, in one statement.
+func (s *Store) TouchKeys(ctx context.Context, ids []uuid.UUID, usedAt []time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := s.q.TouchKeys(ctx, s.pool, dbgen.TouchKeysParams{Ids: ids, UsedAts: usedAt}); err != nil {
+		return fmt.Errorf("touch keys: %w", err)
+	}
+	return nil
+}
+
+func keyFromRow(r dbgen.ApiKey) keyhub.Key {
+	// Scopes were checked by the table's CHECK constraint; unknown names
+	// cannot be stored, so the error is impossible here.
+	scopes, _ := keyhub.ParseScopes(r.Scopes)
+	k := keyhub.Key{
+		ID:         r.ID,
+		OwnerID:    r.OwnerID,
+		UserID:     r.UserID,
+		Name:       r.Name,
+		Prefix:     r.KeyPrefix,
+		Scopes:     scopes,
+		CreatedAt:  r.CreatedAt,
+		ExpiresAt:  r.ExpiresAt,
+		LastUsedAt: r.LastUsedAt,
+		RevokedAt:  r.RevokedAt,
+	}
+	if r.ReplacedBy.Valid {
+		id := r.ReplacedBy.UUID
+		k.ReplacedBy = &id
+	}
+	return k
+}
+
+// maxUserAgent is the longest user agent the audit trail keeps (bytes).
+const maxUserAgent = 512
+
+func (s *Store) insertEvent(ctx context.Context, tx pgx.Tx, key keyhub.Key, actor *keyhub.Principal, typ keyhub.EventType, meta keyhub.RequestMeta, details map[string]any) (keyhub.Event, error) {
+	params := dbgen.InsertEventParams{
+		ApiKeyID:  key.ID,
+		OwnerID:   key.OwnerID,
+		EventType: string(typ),
+	}
+	if actor != nil {
+		params.ActorUserID = uuid.NullUUID{UUID: actor.UserID, Valid: true}
+	}
+	if meta.IP.IsValid() {
+		ip := meta.IP.Unmap()
+		params.IpAddress = pqtype.Inet{IPNet: net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(ip.BitLen(), ip.BitLen())}, Valid: true}
+	}
+	if meta.UserAgent != "" {
+		ua := truncateUTF8(meta.UserAgent, maxUserAgent)
+		params.UserAgent = &ua
+	}
+	if details != nil {
+		raw, err := json.Marshal(details)
+		if err != nil {
+			return keyhub.Event{}, err
+		}
+		params.Details = pqtype.NullRawMessage{RawMessage: raw, Valid: true}
+	}
+	row, err := s.q.InsertEvent(ctx, tx, params)
+	if err != nil {
+		return keyhub.Event{}, fmt.Errorf("insert %s event: %w", typ, err)
+	}
+	return eventFromRow(row), nil
+}
+
+func truncateUTF8(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	s = s[:max]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,97 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keyhub/keyhub/internal/dbgen"
+	"github.com/keyhub/keyhub/internal/keyhub"
+)
+
+// KeyChange tells observers that a key changed in a way that a cached
+// verification of it must not outlive (revoked, replaced, re-dated).
+type KeyChange struct {
+	KeyID   uuid.UUID
+	OwnerID uuid.UUID
+	KeyHash string // hex, as stored
+	// Ended is true when the key stopped working at once.
+	Ended bool
+}
+
+// Observer hears about changes after their transaction committed.
+// Callbacks run on the request's goroutine: they must be quick.
+type Observer interface {
+	KeyChanged(KeyChange)
+	EventWritten(keyhub.Event)
+}
+
+// Store runs keyhub's database work.
+type Store struct {
+	pool *pgxpool.Pool
+	q    *dbgen.Queries
+
+	mu        sync.RWMutex
+	observers []Observer
+}
+
+// NewStore returns a Store on pool.
+func NewStore(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool, q: dbgen.New()}
+}
+
+// Observe adds o to the observers of committed changes.
+func (s *Store) Observe(o Observer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.observers = append(s.observers, o)
+}
+
+func (s *Store) notify(changes []KeyChange, events []keyhub.Event) {
+	s.mu.RLock()
+	obs := s.observers
+	s.mu.RUnlock()
+	for _, o := range obs {
+		for _, c := range changes {
+			o.KeyChanged(c)
+		}
+		for _, e := range events {
+			o.EventWritten(e)
+		}
+	}
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.pool.Ping(ctx)
+}
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, fn)
+}
+
+// dbError maps database errors to domain errors in one place.
+func dbError(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var kerr *keyhub.Error
+	if errors.As(err, &kerr) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return keyhub.Errorf(keyhub.CodeNotFound, "%s not found", what)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return &keyhub.Error{Code: keyhub.CodeKeyAlreadyExists, Message: what + " already exists", Err: err}
+	}
+	return keyhub.Internal(fmt.Errorf("%s: %w", what, err))
+}

@@ -1,0 +1,80 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keyhub/keyhub/internal/dbgen"
+	"github.com/keyhub/keyhub/internal/keyhub"
+)
+
+// ProvisionUser returns the principal of the user with the given Supabase
+// id, creating the user and its owner (tenant) the first time it is seen.
+// Concurrent first requests of one user create exactly one of each: they
+// serialise on an advisory lock of the user id and re-check under it.
+func (s *Store) ProvisionUser(ctx context.Context, userID uuid.UUID, email string) (keyhub.Principal, time.Time, error) {
+	row, err := s.q.GetUserPrincipal(ctx, s.pool, userID)
+	if err == nil {
+		return userPrincipal(row), row.LastSeenAt, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return keyhub.Principal{}, time.Time{}, dbError(err, "user")
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := s.q.LockUserProvisioning(ctx, tx, userID); err != nil {
+			return err
+		}
+		row, err = s.q.GetUserPrincipal(ctx, tx, userID)
+		if err == nil || !errors.Is(err, pgx.ErrNoRows) {
+			return err // found by a concurrent request, or a real error
+		}
+		owner, err := s.q.InsertOwner(ctx, tx, ownerName(userID, email))
+		if err != nil {
+			return fmt.Errorf("insert owner: %w", err)
+		}
+		if err := s.q.InsertUser(ctx, tx, dbgen.InsertUserParams{ID: userID, Email: email, DefaultOwnerID: owner.ID}); err != nil {
+			return fmt.Errorf("insert user: %w", err)
+		}
+		row = dbgen.GetUserPrincipalRow{ID: userID, Email: email, DefaultOwnerID: owner.ID, Tier: owner.Tier, LastSeenAt: time.Now()}
+		return nil
+	})
+	if err != nil {
+		return keyhub.Principal{}, time.Time{}, dbError(err, "provision user")
+	}
+	return userPrincipal(row), row.LastSeenAt, nil
+}
+
+// ownerName names a new tenant after its first user.
+func ownerName(userID uuid.UUID, email string) string {
+	if email != "" {
+		return email
+	}
+	return "user " + userID.String()
+}
+
+func userPrincipal(row dbgen.GetUserPrincipalRow) keyhub.Principal {
+	return keyhub.Principal{
+		UserID:  row.ID,
+		OwnerID: row.DefaultOwnerID,
+		Tier:    keyhub.Tier(row.Tier),
+		Email:   row.Email,
+		Method:  keyhub.AuthJWT,
+		Scopes:  keyhub.AllScopes,
+	}
+}
+
+// TouchUsers records when users were last seen, in one statement.
+func (s *Store) TouchUsers(ctx context.Context, ids []uuid.UUID, seenAt []time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := s.q.TouchUsers(ctx, s.pool, dbgen.TouchUsersParams{Ids: ids, SeenAts: seenAt}); err != nil {
+		return fmt.Errorf("touch users: %w", err)
+	}
+	return nil
+}
