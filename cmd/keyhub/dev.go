@@ -3,16 +3,13 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/keyhub/keyhub/internal/app"
 	"io"
-	"path/filepath"
 	"time"
 
 	"github.com/keyhub/keyhub/internal/config"
 	"github.com/keyhub/keyhub/internal/devissuer"
 )
-
-// devKeyDir is where dev mode keeps its signing key, under KEYHUB_DATA_DIR.
-func devKeyDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "dev") }
 
 // dev prints a Supabase-shaped access token signed by the dev issuer, for
 // a server started with KEYHUB_DEV=1 and the same LISTEN_ADDR and
@@ -40,7 +37,7 @@ func dev(args []string, getenv func(string) string, stdout io.Writer) error {
 	if cfg.Env == "production" {
 		return fmt.Errorf("dev tokens are refused when KEYHUB_ENV=production")
 	}
-	issuer, err := devissuer.LoadOrCreate(devKeyDir(cfg))
+	issuer, err := devissuer.LoadOrCreate(app.DevKeyDir(cfg))
 	if err != nil {
 		return err
 	}

@@ -8,15 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
-	keyhubspec "github.com/keyhub/keyhub"
-	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/app"
 	"github.com/keyhub/keyhub/internal/config"
-	"github.com/keyhub/keyhub/internal/devissuer"
-	"github.com/keyhub/keyhub/internal/httpapi"
-	"github.com/keyhub/keyhub/internal/jwtverify"
 	"github.com/keyhub/keyhub/internal/postgres"
 )
 
@@ -35,81 +30,29 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	}
 	log := newLogger(cfg, stdout)
 
-	// Background work stops with bgCtx, after the server has drained.
+	// Background work outlives ctx: it stops after the server has drained.
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
-	var background sync.WaitGroup
-	defer func() {
-		stopBackground()
-		background.Wait()
-	}()
+	defer stopBackground()
 
 	pool, err := postgres.Open(bgCtx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	store := postgres.NewStore(pool)
-
-	var devJWKS http.Handler
-	if cfg.Dev {
-		issuer, err := devissuer.LoadOrCreate(devKeyDir(cfg))
-		if err != nil {
-			return fmt.Errorf("dev issuer: %w", err)
-		}
-		devJWKS = issuer.JWKSHandler()
-		log.Warn("DEV MODE: keyhub is its own JWT issuer; tokens come from `keyhub dev token`. Never use this in production.",
-			"issuer", cfg.JWTIssuer, "jwks", cfg.JWKSURL)
-	}
-	tokens, err := jwtverify.New(bgCtx, jwtverify.Config{
-		JWKSURL:        cfg.JWKSURL,
-		ES256PublicKey: cfg.JWTPublicKey,
-		RSAPublicKey:   cfg.JWTRSAPublicKey,
-		HS256Secret:    cfg.JWTSecret,
-		Issuer:         cfg.JWTIssuer,
-		Audience:       cfg.JWTAudience,
-		Leeway:         cfg.JWTLeeway,
-		Logger:         log,
-	})
+	a, err := app.New(bgCtx, cfg, pool, log)
 	if err != nil {
 		return err
 	}
-	if !tokens.Configured() {
-		log.Warn("no JWT key source configured (SUPABASE_URL, SUPABASE_JWT_*): dashboard sign-in answers AUTH_NOT_CONFIGURED")
-	}
-
-	keyUsage := auth.NewToucher("api_keys.last_used_at", store.TouchKeys, cfg.LastUsedFlushInterval, log)
-	userSeen := auth.NewToucher("users.last_seen_at", store.TouchUsers, cfg.LastUsedFlushInterval, log)
-	for _, t := range []*auth.Toucher{keyUsage, userSeen} {
-		background.Add(1)
-		go func() {
-			defer background.Done()
-			t.Run(bgCtx)
-		}()
-	}
-	keys := auth.NewApiKeyCache(store, auth.KeyCacheConfig{
-		TTL:          cfg.KeyCacheTTL,
-		Size:         cfg.KeyCacheSize,
-		NegativeTTL:  cfg.NegativeCacheTTL,
-		NegativeSize: cfg.NegativeCacheSize,
-	}, keyUsage)
-	store.Observe(keys)
-	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen})
-
-	handler := httpapi.NewServer(httpapi.Deps{
-		Store:          store,
-		Auth:           authn,
-		Log:            log,
-		TrustedProxies: cfg.TrustedProxies,
-		DevJWKS:        devJWKS,
-		OpenAPI:        keyhubspec.OpenAPI,
-	})
+	a.Start(bgCtx)
+	defer a.Wait()
+	defer stopBackground() // runs before Wait: stop, then wait for the final flush
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           a.Handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    32 << 10,

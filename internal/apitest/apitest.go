@@ -1,0 +1,212 @@
+// Package apitest runs a complete keyhub for end-to-end tests: the real
+// wiring (app.New) on a fresh database, behind a real HTTP listener, with
+// a dev issuer whose JWKS is served by a separate httptest server, as a
+// Supabase project's would be.
+package apitest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keyhub/keyhub/internal/app"
+	"github.com/keyhub/keyhub/internal/config"
+	"github.com/keyhub/keyhub/internal/devissuer"
+	"github.com/keyhub/keyhub/internal/pgtest"
+)
+
+// Issuer is the iss of test tokens.
+const Issuer = "https://project.supabase.test/auth/v1"
+
+// Env is a running keyhub.
+type Env struct {
+	URL    string
+	Server *httptest.Server
+	App    *app.App
+	Pool   *pgxpool.Pool
+	Issuer *devissuer.Issuer
+	Config config.Config
+}
+
+// New starts a keyhub. env overrides configuration variables.
+func New(t testing.TB, env map[string]string) *Env {
+	t.Helper()
+	pool, dbURL := pgtest.NewDB(t)
+	issuer, err := devissuer.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatalf("dev issuer: %v", err)
+	}
+	jwks := httptest.NewServer(issuer.JWKSHandler())
+	t.Cleanup(jwks.Close)
+
+	vars := map[string]string{
+		"DATABASE_URL":      dbURL,
+		"SUPABASE_JWKS_URL": jwks.URL + "/auth/v1/.well-known/jwks.json",
+		"JWT_ISSUER":        Issuer,
+		"KEYHUB_DATA_DIR":   t.TempDir(),
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg, err := config.Load(func(name string) string { return vars[name] })
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	a, err := app.New(ctx, cfg, pool, log)
+	if err != nil {
+		cancel()
+		t.Fatalf("app: %v", err)
+	}
+	a.Start(ctx)
+	srv := httptest.NewServer(a.Handler)
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		a.Wait()
+	})
+	return &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Issuer: issuer, Config: cfg}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// Token returns an access token of the user with this email (the same
+// email is the same user).
+func (e *Env) Token(t testing.TB, email string) string {
+	t.Helper()
+	tok, err := e.Issuer.Token(Issuer, email, time.Hour)
+	if err != nil {
+		t.Fatalf("token: %v", err)
+	}
+	return tok
+}
+
+// Request describes one call.
+type Request struct {
+	Method  string
+	Path    string
+	Cred    string // sent as Authorization: Bearer, unless empty
+	Body    any    // JSON-encoded unless a string or []byte
+	Headers map[string]string
+}
+
+// Response is a call's answer with its body read.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into v, failing the test on error.
+func (r Response) JSON(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// ErrorCode returns the error code of an error response ("" if none).
+func (r Response) ErrorCode() string {
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(r.Body, &e)
+	return e.Error.Code
+}
+
+// Do sends req.
+func (e *Env) Do(t testing.TB, req Request) Response {
+	t.Helper()
+	var body io.Reader
+	switch b := req.Body.(type) {
+	case nil:
+	case string:
+		body = strings.NewReader(b)
+	case []byte:
+		body = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			t.Fatalf("encode body: %v", err)
+		}
+		body = bytes.NewReader(raw)
+	}
+	hr, err := http.NewRequest(req.Method, e.URL+req.Path, body)
+	if err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	if body != nil {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	if req.Cred != "" {
+		hr.Header.Set("Authorization", "Bearer "+req.Cred)
+	}
+	for k, v := range req.Headers {
+		hr.Header.Set(k, v)
+	}
+	resp, err := e.Server.Client().Do(hr)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.Path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	if Observer != nil {
+		Observer(t, hr, resp, raw)
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+}
+
+// Observer, when set (by a test package's TestMain), sees every request
+// and response: the OpenAPI conformance check hooks in here.
+var Observer func(t testing.TB, req *http.Request, resp *http.Response, body []byte)
+
+// Get is Do with GET.
+func (e *Env) Get(t testing.TB, path, cred string) Response {
+	t.Helper()
+	return e.Do(t, Request{Method: http.MethodGet, Path: path, Cred: cred})
+}
+
+// Post is Do with POST.
+func (e *Env) Post(t testing.TB, path, cred string, body any) Response {
+	t.Helper()
+	return e.Do(t, Request{Method: http.MethodPost, Path: path, Cred: cred, Body: body})
+}
+
+// Delete is Do with DELETE.
+func (e *Env) Delete(t testing.TB, path, cred string) Response {
+	t.Helper()
+	return e.Do(t, Request{Method: http.MethodDelete, Path: path, Cred: cred})
+}
+
+// Want fails the test unless r has the status (and, if code is not empty,
+// the error code).
+func (r Response) Want(t testing.TB, status int, code string) Response {
+	t.Helper()
+	if r.Status != status || (code != "" && r.ErrorCode() != code) {
+		t.Fatalf("want %d %s, got %d: %s", status, code, r.Status, r.Body)
+	}
+	return r
+}

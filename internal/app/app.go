@@ -1,0 +1,114 @@
+// Package app assembles keyhub's parts into one HTTP handler and the
+// background work behind it. The same assembly serves production
+// (cmd/keyhub) and the end-to-end tests, so tests exercise the real wiring.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	keyhubspec "github.com/keyhub/keyhub"
+	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/config"
+	"github.com/keyhub/keyhub/internal/devissuer"
+	"github.com/keyhub/keyhub/internal/httpapi"
+	"github.com/keyhub/keyhub/internal/jwtverify"
+	"github.com/keyhub/keyhub/internal/postgres"
+)
+
+// App is a wired keyhub.
+type App struct {
+	Handler http.Handler
+	Store   *postgres.Store
+	Keys    *auth.ApiKeyCache
+
+	touchers []*auth.Toucher
+	wg       sync.WaitGroup
+}
+
+// DevKeyDir is where dev mode keeps its signing key.
+func DevKeyDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "dev") }
+
+// New wires keyhub on pool. ctx bounds background work started here (the
+// JWKS refresh); Start runs the rest.
+func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (*App, error) {
+	store := postgres.NewStore(pool)
+
+	var devJWKS http.Handler
+	if cfg.Dev {
+		issuer, err := devissuer.LoadOrCreate(DevKeyDir(cfg))
+		if err != nil {
+			return nil, fmt.Errorf("dev issuer: %w", err)
+		}
+		devJWKS = issuer.JWKSHandler()
+		log.Warn("DEV MODE: keyhub is its own JWT issuer; tokens come from `keyhub dev token`. Never use this in production.",
+			"issuer", cfg.JWTIssuer, "jwks", cfg.JWKSURL)
+	}
+	tokens, err := jwtverify.New(ctx, jwtverify.Config{
+		JWKSURL:        cfg.JWKSURL,
+		ES256PublicKey: cfg.JWTPublicKey,
+		RSAPublicKey:   cfg.JWTRSAPublicKey,
+		HS256Secret:    cfg.JWTSecret,
+		Issuer:         cfg.JWTIssuer,
+		Audience:       cfg.JWTAudience,
+		Leeway:         cfg.JWTLeeway,
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !tokens.Configured() {
+		log.Warn("no JWT key source configured (SUPABASE_URL, SUPABASE_JWT_*): dashboard sign-in answers AUTH_NOT_CONFIGURED")
+	}
+
+	keyUsage := auth.NewToucher("api_keys.last_used_at", store.TouchKeys, cfg.LastUsedFlushInterval, log)
+	userSeen := auth.NewToucher("users.last_seen_at", store.TouchUsers, cfg.LastUsedFlushInterval, log)
+	keys := auth.NewApiKeyCache(store, auth.KeyCacheConfig{
+		TTL:          cfg.KeyCacheTTL,
+		Size:         cfg.KeyCacheSize,
+		NegativeTTL:  cfg.NegativeCacheTTL,
+		NegativeSize: cfg.NegativeCacheSize,
+	}, keyUsage)
+	store.Observe(keys)
+	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen})
+
+	handler := httpapi.NewServer(httpapi.Deps{
+		Store:          store,
+		Auth:           authn,
+		Log:            log,
+		TrustedProxies: cfg.TrustedProxies,
+		DevJWKS:        devJWKS,
+		OpenAPI:        keyhubspec.OpenAPI,
+	})
+	return &App{Handler: handler, Store: store, Keys: keys, touchers: []*auth.Toucher{keyUsage, userSeen}}, nil
+}
+
+// Start runs the background work (batched last-used writes) until ctx ends.
+func (a *App) Start(ctx context.Context) {
+	for _, t := range a.touchers {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			t.Run(ctx)
+		}()
+	}
+}
+
+// Wait returns when the background work has stopped and flushed.
+func (a *App) Wait() { a.wg.Wait() }
+
+// FlushUsage writes pending last-used timestamps now (tests, shutdown).
+func (a *App) FlushUsage(ctx context.Context) error {
+	for _, t := range a.touchers {
+		if err := t.Flush(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
