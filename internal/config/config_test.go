@@ -1,0 +1,69 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyhub/keyhub/internal/config"
+)
+
+func load(vars map[string]string) (config.Config, error) {
+	return config.Load(func(name string) string { return vars[name] })
+}
+
+const db = "postgres://u@localhost:5432/keyhub"
+
+func TestDefaults(t *testing.T) {
+	c, err := load(map[string]string{"DATABASE_URL": db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ListenAddr != ":8080" || c.KeyCacheTTL != 5*time.Minute || c.JWTAudience != "authenticated" || c.WSAuthTimeout != 10*time.Second || c.Dev {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestSupabaseDerivesJWKSAndIssuer(t *testing.T) {
+	c, err := load(map[string]string{"DATABASE_URL": db, "SUPABASE_URL": "https://abcd.supabase.co/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.JWKSURL != "https://abcd.supabase.co/auth/v1/.well-known/jwks.json" || c.JWTIssuer != "https://abcd.supabase.co/auth/v1" {
+		t.Fatalf("%s %s", c.JWKSURL, c.JWTIssuer)
+	}
+}
+
+func TestDevMode(t *testing.T) {
+	c, err := load(map[string]string{"DATABASE_URL": db, "KEYHUB_DEV": "1", "LISTEN_ADDR": ":9000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.JWTIssuer != "http://localhost:9000/auth/v1" || c.JWKSURL != "http://localhost:9000/auth/v1/.well-known/jwks.json" {
+		t.Fatalf("%s %s", c.JWTIssuer, c.JWKSURL)
+	}
+}
+
+// Each bad value stops the process with one line naming its variable.
+func TestErrorsNameTheVariable(t *testing.T) {
+	cases := map[string]map[string]string{
+		"DATABASE_URL":               {},
+		"LISTEN_ADDR":                {"DATABASE_URL": db, "LISTEN_ADDR": "8080"},
+		"SUPABASE_URL":               {"DATABASE_URL": db, "SUPABASE_URL": "abcd.supabase.co"},
+		"LOG_LEVEL":                  {"DATABASE_URL": db, "LOG_LEVEL": "loud"},
+		"API_KEY_CACHE_TTL":          {"DATABASE_URL": db, "API_KEY_CACHE_TTL": "5 minutes"},
+		"API_KEY_CACHE_SIZE":         {"DATABASE_URL": db, "API_KEY_CACHE_SIZE": "-1"},
+		"TRUSTED_PROXIES":            {"DATABASE_URL": db, "TRUSTED_PROXIES": "10.0.0.0/8,nonsense"},
+		"KEYHUB_DEV":                 {"DATABASE_URL": db, "KEYHUB_DEV": "1", "KEYHUB_ENV": "production", "WS_TICKET_SECRET": strings.Repeat("s", 32)},
+		"WS_TICKET_SECRET":           {"DATABASE_URL": db, "KEYHUB_ENV": "production"},
+		"LAST_USED_FLUSH_INTERVAL":   {"DATABASE_URL": db, "LAST_USED_FLUSH_INTERVAL": "10ms"},
+		"SUPABASE_JWKS_URL":          {"DATABASE_URL": db, "SUPABASE_JWKS_URL": "ftp://x"},
+		"API_KEY_NEGATIVE_CACHE_TTL": {"DATABASE_URL": db, "API_KEY_NEGATIVE_CACHE_TTL": "0s"},
+	}
+	for name, vars := range cases {
+		_, err := load(vars)
+		if err == nil || !strings.HasPrefix(err.Error(), name) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: got %v", name, err)
+		}
+	}
+}
