@@ -5,6 +5,7 @@
 package httpjson
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -110,13 +111,13 @@ func Decode(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) error {
 		}
 		return keyhub.Errorf(keyhub.CodeInvalidJSON, "could not read the request body")
 	}
-	if len(strings.TrimSpace(string(raw))) == 0 {
+	if len(bytes.TrimSpace(raw)) == 0 {
 		if emptyOK {
 			return nil
 		}
 		return keyhub.Errorf(keyhub.CodeInvalidJSON, "request body is empty; a JSON object is expected")
 	}
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return keyhub.Errorf(keyhub.CodeInvalidJSON, "%s", describeJSONError(err))
