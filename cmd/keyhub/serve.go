@@ -71,6 +71,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	if err := a.Shutdown(shutdownCtx); err != nil {
+		log.Warn("websocket shutdown incomplete", "err", err)
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("shutdown incomplete", "err", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/keyhub/keyhub/internal/httpapi"
 	"github.com/keyhub/keyhub/internal/jwtverify"
 	"github.com/keyhub/keyhub/internal/postgres"
+	"github.com/keyhub/keyhub/internal/ws"
 )
 
 // App is a wired keyhub.
@@ -27,6 +28,8 @@ type App struct {
 	Handler http.Handler
 	Store   *postgres.Store
 	Keys    *auth.ApiKeyCache
+	// WebSocket is the registry of open WebSocket connections.
+	WebSocket *ws.Hub
 
 	touchers []*auth.Toucher
 	wg       sync.WaitGroup
@@ -78,15 +81,26 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	store.Observe(keys)
 	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen})
 
+	hub := ws.New(ws.Config{
+		Auth:           authn,
+		Store:          store,
+		Log:            log,
+		TicketSecret:   []byte(cfg.WSTicketSecret),
+		AuthTimeout:    cfg.WSAuthTimeout,
+		AllowedOrigins: cfg.AllowedOrigins,
+	})
+	store.Observe(hub)
+
 	handler := httpapi.NewServer(httpapi.Deps{
 		Store:          store,
 		Auth:           authn,
 		Log:            log,
 		TrustedProxies: cfg.TrustedProxies,
 		DevJWKS:        devJWKS,
+		WebSocket:      hub,
 		OpenAPI:        keyhubspec.OpenAPI,
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, touchers: []*auth.Toucher{keyUsage, userSeen}}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, touchers: []*auth.Toucher{keyUsage, userSeen}}, nil
 }
 
 // Start runs the background work (batched last-used writes) until ctx ends.
@@ -98,7 +112,17 @@ func (a *App) Start(ctx context.Context) {
 			t.Run(ctx)
 		}()
 	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.WebSocket.Run(ctx)
+	}()
 }
+
+// Shutdown closes every WebSocket connection with 1001 (going away) and
+// waits for them to end, or for ctx. Call it before http.Server.Shutdown,
+// which does not know about hijacked connections.
+func (a *App) Shutdown(ctx context.Context) error { return a.WebSocket.Shutdown(ctx) }
 
 // Wait returns when the background work has stopped and flushed.
 func (a *App) Wait() { a.wg.Wait() }

@@ -52,3 +52,9 @@ type User struct {
 	CreatedAt      time.Time
 	LastSeenAt     time.Time
 }
+
+type WsTicket struct {
+	ID        uuid.UUID
+	ExpiresAt time.Time
+	UsedAt    time.Time
+}

@@ -1,0 +1,290 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+	"github.com/google/uuid"
+	"golang.org/x/time/rate"
+
+	"github.com/keyhub/keyhub/api"
+	"github.com/keyhub/keyhub/internal/httpjson"
+	"github.com/keyhub/keyhub/internal/keyhub"
+)
+
+// Error codes that only the WebSocket protocol uses.
+const (
+	CodeUnknownType  keyhub.Code = "UNKNOWN_TYPE"
+	CodeUnknownTopic keyhub.Code = "UNKNOWN_TOPIC"
+)
+
+const (
+	// writeTimeout bounds one message to a slow peer.
+	writeTimeout = 10 * time.Second
+	// eventBacklog is how many events may wait for a slow subscriber
+	// before it is disconnected rather than slowing the writer of events.
+	eventBacklog = 64
+	// maxRateStrikes is how many messages over the rate limit are answered
+	// with RATE_LIMITED before the connection is closed.
+	maxRateStrikes = 10
+)
+
+// closeRequest asks a connection's loop to close it.
+type closeRequest struct {
+	code   websocket.StatusCode
+	reason string
+}
+
+// conn is one authenticated connection.
+type conn struct {
+	id          uuid.UUID
+	ws          *websocket.Conn
+	principal   keyhub.Principal // a copy: the cache's is shared
+	machineID   string
+	hostname    string
+	remoteAddr  string
+	connectedAt time.Time
+
+	lastActivity atomic.Int64 // unix nanoseconds
+	subscribed   atomic.Bool
+	events       chan keyhub.Event
+	closeReqs    chan closeRequest
+}
+
+// kill asks the connection to close; the first request wins. It never
+// blocks, so the hub can call it under its lock.
+func (c *conn) kill(code websocket.StatusCode, reason string) {
+	select {
+	case c.closeReqs <- closeRequest{code: code, reason: reason}:
+	default:
+	}
+}
+
+// deliver queues an event without blocking.
+func (c *conn) deliver(e keyhub.Event) {
+	select {
+	case c.events <- e:
+	default:
+		c.kill(websocket.StatusPolicyViolation, "too slow to receive events")
+	}
+}
+
+func (c *conn) touch() { c.lastActivity.Store(time.Now().UnixNano()) }
+
+// Messages the server sends.
+type (
+	welcomeMessage struct {
+		Type         string       `json:"type"`
+		ConnectionID uuid.UUID    `json:"connection_id"`
+		Tier         keyhub.Tier  `json:"tier"`
+		Limits       limitsFields `json:"limits"`
+		ExpiresAt    time.Time    `json:"expires_at"`
+	}
+	limitsFields struct {
+		MaxConnections    int   `json:"max_connections"`
+		MessagesPerMinute int   `json:"messages_per_minute"`
+		MaxMessageBytes   int64 `json:"max_message_bytes"`
+		SessionSeconds    int64 `json:"session_seconds"`
+	}
+	errorMessage struct {
+		Type         string      `json:"type"`
+		Code         keyhub.Code `json:"code"`
+		Message      string      `json:"message,omitempty"`
+		RetryAfterMs int64       `json:"retry_after_ms,omitempty"`
+	}
+	pongMessage struct {
+		Type string          `json:"type"`
+		ID   json.RawMessage `json:"id,omitempty"`
+	}
+	whoamiMessage struct {
+		Type string `json:"type"`
+		api.Me
+	}
+	topicMessage struct {
+		Type  string `json:"type"`
+		Topic string `json:"topic"`
+	}
+	eventMessage struct {
+		Type  string    `json:"type"`
+		Event api.Event `json:"event"`
+	}
+)
+
+// clientMessage is any message a client sends after authenticating.
+type clientMessage struct {
+	Type  string          `json:"type"`
+	ID    json.RawMessage `json:"id"`
+	Topic string          `json:"topic"`
+}
+
+// serve runs an authenticated connection until it ends, whichever way.
+func (h *Hub) serve(ctx context.Context, c *conn) {
+	if err := h.register(c); err != nil {
+		c.ws.Close(closeCodeOf(err), string(keyhub.ErrorCode(err)))
+		return
+	}
+	defer h.unregister(c)
+	endedBy := "peer" // what ended the connection, for the log line
+	defer func() {
+		httpjson.Logger(ctx).Info("websocket closed",
+			"connection_id", c.id, "owner_id", c.principal.OwnerID, "auth_method", c.principal.Method,
+			"key_prefix", c.principal.KeyPrefix, "duration", time.Since(c.connectedAt), "ended_by", endedBy)
+	}()
+
+	limits := c.principal.Tier.Limits()
+	c.ws.SetReadLimit(limits.WSMaxMessageBytes)
+	sessionEnd := c.connectedAt.Add(limits.WSSession)
+	endCode, endReason := StatusSessionExpired, "session expired"
+	if exp := c.principal.ExpiresAt; !exp.IsZero() && exp.Before(sessionEnd) {
+		sessionEnd = exp
+		if c.principal.IsKey() {
+			endCode, endReason = StatusKeyRevoked, "key expired"
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	welcome := welcomeMessage{
+		Type:         "welcome",
+		ConnectionID: c.id,
+		Tier:         c.principal.Tier,
+		Limits: limitsFields{
+			MaxConnections:    limits.WSConnections,
+			MessagesPerMinute: limits.WSMessagesPerMinute,
+			MaxMessageBytes:   limits.WSMaxMessageBytes,
+			SessionSeconds:    int64(limits.WSSession / time.Second),
+		},
+		ExpiresAt: sessionEnd.UTC(),
+	}
+	if err := writeJSON(ctx, c.ws, welcome); err != nil {
+		c.ws.CloseNow()
+		return
+	}
+
+	readDone := make(chan error, 1)
+	go func() { readDone <- h.readLoop(ctx, c, limits) }()
+	// Whatever ends the loop, the reader has stopped before serve returns.
+	closeWith := func(code websocket.StatusCode, reason string) {
+		c.ws.Close(code, reason)
+		<-readDone
+	}
+
+	session := time.NewTimer(time.Until(sessionEnd))
+	defer session.Stop()
+	ping := time.NewTicker(h.pingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-readDone:
+			c.ws.CloseNow()
+			return
+		case req := <-c.closeReqs:
+			endedBy = req.reason
+			closeWith(req.code, req.reason)
+			return
+		case <-session.C:
+			endedBy = endReason
+			closeWith(endCode, endReason)
+			return
+		case e := <-c.events:
+			if err := writeJSON(ctx, c.ws, eventMessage{Type: "event", Event: api.EventFrom(e)}); err != nil {
+				endedBy = "write failed"
+				c.ws.CloseNow()
+				<-readDone
+				return
+			}
+		case <-ping.C:
+			go func() {
+				pingCtx, cancel := context.WithTimeout(ctx, h.pingInterval)
+				defer cancel()
+				if err := c.ws.Ping(pingCtx); err != nil && ctx.Err() == nil {
+					c.kill(websocket.StatusPolicyViolation, "ping timeout")
+				}
+			}()
+		}
+	}
+}
+
+// readLoop reads and answers the client's messages until the connection
+// fails or closes.
+func (h *Hub) readLoop(ctx context.Context, c *conn, limits keyhub.TierLimits) error {
+	perMinute := limits.WSMessagesPerMinute
+	limiter := rate.NewLimiter(rate.Limit(float64(perMinute)/60), perMinute)
+	strikes := 0
+	for {
+		_, data, err := c.ws.Read(ctx)
+		if err != nil {
+			return err
+		}
+		c.touch()
+		now := time.Now()
+		if res := limiter.ReserveN(now, 1); !res.OK() || res.DelayFrom(now) > 0 {
+			delay := res.DelayFrom(now)
+			res.CancelAt(now)
+			if strikes++; strikes > maxRateStrikes {
+				c.kill(websocket.StatusPolicyViolation, "rate limit exceeded")
+				continue // keep reading so that the close handshake completes
+			}
+			if err := writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeRateLimited, Message: "too many messages", RetryAfterMs: max(delay.Milliseconds(), 1)}); err != nil {
+				return err
+			}
+			continue
+		}
+		strikes = 0
+		if err := h.answer(ctx, c, data); err != nil {
+			return err
+		}
+	}
+}
+
+// answer handles one message; an error means the connection failed.
+func (h *Hub) answer(ctx context.Context, c *conn, data []byte) error {
+	var msg clientMessage
+	if err := json.Unmarshal(data, &msg); err != nil {
+		return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInvalidJSON, Message: "messages must be JSON objects with a \"type\""})
+	}
+	switch msg.Type {
+	case "ping":
+		return writeJSON(ctx, c.ws, pongMessage{Type: "pong", ID: msg.ID})
+	case "whoami":
+		return writeJSON(ctx, c.ws, whoamiMessage{Type: "whoami", Me: api.MeFrom(&c.principal)})
+	case "subscribe", "unsubscribe":
+		if msg.Topic != "events" {
+			return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownTopic, Message: "the only topic is \"events\""})
+		}
+		// The audit trail is what events:read guards over REST.
+		if !c.principal.Scopes.Has(keyhub.ScopeEventsRead) {
+			return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInsufficientScope, Message: "subscribing to events needs the events:read scope"})
+		}
+		c.subscribed.Store(msg.Type == "subscribe")
+		return writeJSON(ctx, c.ws, topicMessage{Type: msg.Type + "d", Topic: msg.Topic})
+	default:
+		return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownType, Message: "unknown message type"})
+	}
+}
+
+// writeJSON sends v, giving up on a peer that does not read.
+func writeJSON(ctx context.Context, ws *websocket.Conn, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	return wsjson.Write(ctx, ws, v)
+}
+
+// closeCodeOf is the close code for an error after the upgrade.
+func closeCodeOf(err error) websocket.StatusCode {
+	var kerr *keyhub.Error
+	if errors.As(err, &kerr) {
+		switch kerr.Code {
+		case keyhub.CodeNotReady:
+			return websocket.StatusGoingAway
+		case keyhub.CodeKeyRevoked:
+			return StatusKeyRevoked
+		}
+	}
+	return websocket.StatusPolicyViolation
+}

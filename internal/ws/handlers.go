@@ -1,0 +1,369 @@
+package ws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/httpjson"
+	"github.com/keyhub/keyhub/internal/keyhub"
+)
+
+// preAuthReadLimit is the largest message read before authentication:
+// enough for any token, too little to make anonymous peers expensive.
+const preAuthReadLimit = 8 << 10
+
+// maxIdentityLen caps the daemon's self-description kept per connection.
+const maxIdentityLen = 255
+
+// Upgrade serves GET /v1/ws and GET /ws/daemon. The principal comes from
+// the headers (already resolved by the auth middleware), else from a
+// ?ticket=, else from the first message. Whenever the principal is known
+// before the upgrade, refusals are the REST JSON errors.
+func (h *Hub) Upgrade() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h.checkOrigin(r); err != nil {
+			httpjson.Error(w, r, err)
+			return
+		}
+		var p *keyhub.Principal
+		if fromHeaders := auth.FromContext(r.Context()); fromHeaders != nil {
+			copied := *fromHeaders // the cache's copy is shared: never modify it
+			p = &copied
+		} else if ticket := r.URL.Query().Get("ticket"); ticket != "" {
+			var err error
+			if p, err = h.redeemTicket(r.Context(), ticket); err != nil {
+				httpjson.Error(w, r, err)
+				return
+			}
+		} else {
+			h.serveFirstMessage(w, r)
+			return
+		}
+		if err := checkPrincipal(p); err != nil {
+			httpjson.Error(w, r, err)
+			return
+		}
+		release, err := h.reserve(p)
+		if err != nil {
+			httpjson.Error(w, r, err)
+			return
+		}
+		defer release()
+		ws, err := websocket.Accept(w, r, h.acceptOptions())
+		if err != nil {
+			return // Accept has answered the request
+		}
+		h.serve(r.Context(), h.newConn(ws, r, p, "", ""))
+	})
+}
+
+// checkPrincipal refuses principals that may not open a connection.
+func checkPrincipal(p *keyhub.Principal) error {
+	if !p.Scopes.Has(keyhub.ScopeWSConnect) {
+		return keyhub.Errorf(keyhub.CodeInsufficientScope, "this API key lacks the ws:connect scope")
+	}
+	if p.Expired(time.Now()) {
+		if p.IsKey() {
+			return keyhub.Errorf(keyhub.CodeKeyExpired, "the API key has expired")
+		}
+		return keyhub.Errorf(keyhub.CodeExpiredToken, "the access token has expired")
+	}
+	return nil
+}
+
+func (h *Hub) acceptOptions() *websocket.AcceptOptions {
+	return &websocket.AcceptOptions{OriginPatterns: h.allowedOrigins}
+}
+
+func (h *Hub) newConn(ws *websocket.Conn, r *http.Request, p *keyhub.Principal, machineID, hostname string) *conn {
+	c := &conn{
+		id:          uuid.New(),
+		ws:          ws,
+		principal:   *p,
+		machineID:   machineID,
+		hostname:    hostname,
+		remoteAddr:  r.RemoteAddr,
+		connectedAt: time.Now(),
+		events:      make(chan keyhub.Event, eventBacklog),
+		closeReqs:   make(chan closeRequest, 1),
+	}
+	c.touch()
+	return c
+}
+
+// checkOrigin refuses browsers from origins not in ALLOWED_ORIGINS with
+// the JSON error, the same way websocket.Accept would with plain text
+// (Accept still checks, with the same patterns). No Origin header means
+// not a browser: allowed.
+func (h *Hub) checkOrigin(r *http.Request) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	denied := keyhub.Errorf(keyhub.CodeOriginNotAllowed, "origin %q may not open WebSocket connections (see ALLOWED_ORIGINS)", origin)
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return denied
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	for _, pattern := range h.allowedOrigins {
+		target := u.Host
+		if strings.Contains(pattern, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		if ok, _ := path.Match(strings.ToLower(pattern), strings.ToLower(target)); ok {
+			return nil
+		}
+	}
+	return denied
+}
+
+// redeemTicket verifies a ticket, uses it up, and resolves its principal
+// as it is now.
+func (h *Hub) redeemTicket(ctx context.Context, raw string) (*keyhub.Principal, error) {
+	now := time.Now()
+	t, err := h.tickets.Verify(raw, now)
+	if err != nil {
+		return nil, err
+	}
+	claimed, err := h.store.ClaimWSTicket(ctx, t.ID, t.ExpiresAt)
+	if err != nil {
+		return nil, err
+	}
+	if !claimed {
+		return nil, errInvalidTicket
+	}
+	if t.KeyID != uuid.Nil {
+		key, err := h.store.KeyForAuthByID(ctx, t.KeyID)
+		if keyhub.ErrorCode(err) == keyhub.CodeNotFound {
+			return nil, errInvalidTicket
+		}
+		if err != nil {
+			return nil, err
+		}
+		p := key.Principal
+		if p.OwnerID != t.OwnerID || p.UserID != t.UserID {
+			return nil, errInvalidTicket
+		}
+		if key.RevokedAt != nil {
+			return nil, errRevoked
+		}
+		return &p, nil
+	}
+	p, _, err := h.store.ProvisionUser(ctx, t.UserID, "")
+	if err != nil {
+		return nil, err
+	}
+	if p.OwnerID != t.OwnerID {
+		return nil, errInvalidTicket
+	}
+	p.ExpiresAt = t.CredentialExpiresAt
+	return &p, nil
+}
+
+// authMessage is the first message of a connection without credentials:
+// {"type":"auth","api_key"|"token":...} or the seed daemon's
+// {"type":"authenticate","apiKey":...,"machineId":...,"hostname":...}.
+type authMessage struct {
+	Type      string `json:"type"`
+	APIKey    string `json:"api_key"`
+	Token     string `json:"token"`
+	DaemonKey string `json:"apiKey"`
+	MachineID string `json:"machineId"`
+	Hostname  string `json:"hostname"`
+}
+
+// serveFirstMessage accepts a connection without credentials and waits
+// for it to authenticate. Every refusal from here on is a close with 1008.
+func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
+	track, stopWaiting, err := h.reservePending()
+	if err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	defer stopWaiting()
+	ws, err := websocket.Accept(w, r, h.acceptOptions())
+	if err != nil {
+		return
+	}
+	defer ws.CloseNow()
+	track(ws)
+
+	ws.SetReadLimit(preAuthReadLimit)
+	// Read's own context would drop the TCP connection without a close
+	// frame; a timer closing with 1008 tells the client why.
+	timer := time.AfterFunc(h.authTimeout, func() {
+		ws.Close(websocket.StatusPolicyViolation, "authentication timeout")
+	})
+	_, data, err := ws.Read(r.Context())
+	if !timer.Stop() || err != nil {
+		return
+	}
+	p, msg, err := h.authenticateFirstMessage(r.Context(), data)
+	if err == nil {
+		err = checkPrincipal(p)
+	}
+	if err != nil {
+		ws.Close(websocket.StatusPolicyViolation, closeReason(err))
+		return
+	}
+	release, err := h.reserve(p)
+	if err != nil {
+		ws.Close(closeCodeOf(err), closeReason(err))
+		return
+	}
+	defer release()
+	stopWaiting() // serve registers it instead
+	h.serve(r.Context(), h.newConn(ws, r, p, truncate(msg.MachineID), truncate(msg.Hostname)))
+}
+
+var errBadAuthMessage = errors.New("expected an auth message")
+
+func (h *Hub) authenticateFirstMessage(ctx context.Context, data []byte) (*keyhub.Principal, authMessage, error) {
+	var msg authMessage
+	if err := json.Unmarshal(data, &msg); err != nil {
+		return nil, msg, errBadAuthMessage
+	}
+	var p *keyhub.Principal
+	var err error
+	switch {
+	case msg.Type == "auth" && msg.APIKey != "" && msg.Token == "":
+		p, err = h.auth.ResolveKey(ctx, msg.APIKey)
+	case msg.Type == "auth" && msg.Token != "" && msg.APIKey == "":
+		p, err = h.auth.ResolveToken(ctx, msg.Token)
+	case msg.Type == "authenticate" && msg.DaemonKey != "":
+		p, err = h.auth.ResolveKey(ctx, msg.DaemonKey)
+	default:
+		return nil, msg, errBadAuthMessage
+	}
+	if err != nil {
+		return nil, msg, err
+	}
+	copied := *p // the cache's copy is shared: never modify it
+	return &copied, msg, nil
+}
+
+// closeReason is a short close reason: the error code, which clients can
+// branch on (a close reason holds at most 123 bytes).
+func closeReason(err error) string {
+	var kerr *keyhub.Error
+	if errors.As(err, &kerr) {
+		return string(kerr.Code)
+	}
+	return err.Error()
+}
+
+func truncate(s string) string {
+	if len(s) > maxIdentityLen {
+		s = s[:maxIdentityLen]
+	}
+	return strings.ToValidUTF8(s, "")
+}
+
+// TicketResponse is the body of POST /v1/ws/tickets.
+type TicketResponse struct {
+	Ticket    string `json:"ticket"`
+	ExpiresIn int    `json:"expires_in"`
+}
+
+// IssueTicket serves POST /v1/ws/tickets: a 30-second, single-use ticket
+// for clients that cannot set headers on the upgrade (browsers).
+func (h *Hub) IssueTicket() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := auth.FromContext(r.Context())
+		t := Ticket{ID: uuid.New(), UserID: p.UserID, OwnerID: p.OwnerID, ExpiresAt: time.Now().Add(TicketTTL)}
+		if p.IsKey() {
+			t.KeyID = p.KeyID // re-read when used: the key's state then counts
+		} else {
+			t.CredentialExpiresAt = p.ExpiresAt
+		}
+		httpjson.Write(w, http.StatusCreated, TicketResponse{Ticket: h.tickets.Sign(t), ExpiresIn: int(TicketTTL / time.Second)})
+	})
+}
+
+// Connection describes an open connection in GET /v1/ws/connections.
+type Connection struct {
+	ID             uuid.UUID `json:"id"`
+	AuthMethod     string    `json:"auth_method"`
+	KeyPrefix      string    `json:"key_prefix,omitempty"`
+	MachineID      string    `json:"machine_id,omitempty"`
+	Hostname       string    `json:"hostname,omitempty"`
+	RemoteAddr     string    `json:"remote_addr"`
+	ConnectedAt    time.Time `json:"connected_at"`
+	LastActivityAt time.Time `json:"last_activity_at"`
+}
+
+// ConnectionList is the body of GET /v1/ws/connections.
+type ConnectionList struct {
+	Data []Connection `json:"data"`
+}
+
+// ListConnections serves GET /v1/ws/connections: the open connections of
+// the caller's owner, oldest first.
+func (h *Hub) ListConnections() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := auth.FromContext(r.Context())
+		out := ConnectionList{Data: []Connection{}}
+		h.mu.Lock()
+		for c := range h.byOwner[p.OwnerID] {
+			out.Data = append(out.Data, Connection{
+				ID:             c.id,
+				AuthMethod:     string(c.principal.Method),
+				KeyPrefix:      c.principal.KeyPrefix,
+				MachineID:      c.machineID,
+				Hostname:       c.hostname,
+				RemoteAddr:     c.remoteAddr,
+				ConnectedAt:    c.connectedAt.UTC(),
+				LastActivityAt: time.Unix(0, c.lastActivity.Load()).UTC(),
+			})
+		}
+		h.mu.Unlock()
+		sort.Slice(out.Data, func(i, j int) bool {
+			if !out.Data[i].ConnectedAt.Equal(out.Data[j].ConnectedAt) {
+				return out.Data[i].ConnectedAt.Before(out.Data[j].ConnectedAt)
+			}
+			return out.Data[i].ID.String() < out.Data[j].ID.String()
+		})
+		httpjson.Write(w, http.StatusOK, out)
+	})
+}
+
+// CloseConnection serves DELETE /v1/ws/connections/{id}: closes one of
+// the owner's connections with 4002. Another owner's connection is
+// NOT_FOUND, as if it did not exist.
+func (h *Hub) CloseConnection() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := auth.FromContext(r.Context())
+		notFound := keyhub.Errorf(keyhub.CodeNotFound, "connection not found")
+		id, err := uuid.Parse(chi.URLParam(r, "id"))
+		if err != nil {
+			httpjson.Error(w, r, notFound)
+			return
+		}
+		h.mu.Lock()
+		c, ok := h.conns[id]
+		if ok && c.principal.OwnerID == p.OwnerID {
+			c.kill(StatusClosedByOwner, "closed by owner")
+		}
+		h.mu.Unlock()
+		if !ok || c.principal.OwnerID != p.OwnerID {
+			httpjson.Error(w, r, notFound)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}

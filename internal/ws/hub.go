@@ -1,0 +1,328 @@
+// Package ws is keyhub's WebSocket endpoint: the three ways in (headers,
+// single-use tickets, a first "auth" message), the registry of open
+// connections with per-key (per-user for JWT) connection limits, the
+// message protocol, and live revocation: a key revoked over REST closes
+// its sockets at once.
+package ws
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+
+	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/postgres"
+)
+
+// Close codes of the application range (4000–4999) that clients branch on.
+const (
+	StatusSessionExpired websocket.StatusCode = 4000
+	StatusKeyRevoked     websocket.StatusCode = 4001
+	StatusClosedByOwner  websocket.StatusCode = 4002
+)
+
+// Store is the database work the endpoint needs.
+type Store interface {
+	ClaimWSTicket(ctx context.Context, ticketID uuid.UUID, expiresAt time.Time) (bool, error)
+	DeleteExpiredWSTickets(ctx context.Context) (int64, error)
+	KeyForAuthByID(ctx context.Context, keyID uuid.UUID) (postgres.AuthKey, error)
+	ProvisionUser(ctx context.Context, userID uuid.UUID, email string) (keyhub.Principal, time.Time, error)
+}
+
+// Config assembles a Hub.
+type Config struct {
+	Auth  *auth.Authenticator
+	Store Store
+	Log   *slog.Logger
+	// TicketSecret signs tickets; empty means a random per-process secret
+	// (tickets then work only on the process that issued them).
+	TicketSecret []byte
+	// AuthTimeout is how long a connection without credentials may take
+	// to send its auth message (default 10s).
+	AuthTimeout time.Duration
+	// AllowedOrigins are the browser origins (or host patterns) accepted
+	// besides the request's own host.
+	AllowedOrigins []string
+	// PingInterval is how often the server pings (default 30s); a peer that
+	// does not answer within it is dropped.
+	PingInterval time.Duration
+}
+
+// Hub is the registry of open connections. It implements
+// httpapi.WebSocketRoutes and postgres.Observer.
+type Hub struct {
+	auth           *auth.Authenticator
+	store          Store
+	log            *slog.Logger
+	tickets        TicketSigner
+	authTimeout    time.Duration
+	pingInterval   time.Duration
+	allowedOrigins []string
+
+	// mu guards everything below. Slots are reserved under it before the
+	// upgrade, so concurrent attempts can never exceed a limit.
+	mu           sync.Mutex
+	conns        map[uuid.UUID]*conn
+	byOwner      map[uuid.UUID]map[*conn]struct{}
+	slots        map[slotKey]int
+	pending      map[*websocket.Conn]struct{} // accepted, not yet authenticated
+	pendingCount int                          // reserved or accepted, not yet authenticated
+	endedKeys    map[uuid.UUID]time.Time      // keys that stopped working lately
+	shuttingDown bool
+	active       sync.WaitGroup // registered and pending connections
+}
+
+// slotKey is what a connection limit counts: the key, or the user for
+// JWT connections.
+type slotKey struct {
+	keyID  uuid.UUID
+	userID uuid.UUID
+}
+
+func slotKeyOf(p *keyhub.Principal) slotKey {
+	if p.IsKey() {
+		return slotKey{keyID: p.KeyID}
+	}
+	return slotKey{userID: p.UserID}
+}
+
+// New returns a Hub.
+func New(cfg Config) *Hub {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.AuthTimeout <= 0 {
+		cfg.AuthTimeout = 10 * time.Second
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 30 * time.Second
+	}
+	secret := cfg.TicketSecret
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret) // never fails (crypto/rand panics instead)
+		cfg.Log.Warn("WS_TICKET_SECRET is not set: WebSocket tickets use a random per-process secret and work only on the process that issued them")
+	}
+	return &Hub{
+		auth:           cfg.Auth,
+		store:          cfg.Store,
+		log:            cfg.Log,
+		tickets:        NewTicketSigner(secret),
+		authTimeout:    cfg.AuthTimeout,
+		pingInterval:   cfg.PingInterval,
+		allowedOrigins: cfg.AllowedOrigins,
+		conns:          make(map[uuid.UUID]*conn),
+		byOwner:        make(map[uuid.UUID]map[*conn]struct{}),
+		slots:          make(map[slotKey]int),
+		pending:        make(map[*websocket.Conn]struct{}),
+		endedKeys:      make(map[uuid.UUID]time.Time),
+	}
+}
+
+var (
+	errShuttingDown = keyhub.Errorf(keyhub.CodeNotReady, "the server is shutting down; reconnect to another instance")
+	errRevoked      = keyhub.Errorf(keyhub.CodeKeyRevoked, "the API key has been revoked")
+)
+
+// reserve takes one of p's connection slots, or refuses with
+// TOO_MANY_CONNECTIONS. release gives it back; calling it twice is safe.
+func (h *Hub) reserve(p *keyhub.Principal) (release func(), err error) {
+	key := slotKeyOf(p)
+	limit := p.Tier.Limits().WSConnections
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shuttingDown {
+		return nil, errShuttingDown
+	}
+	if h.slots[key] >= limit {
+		who := "API key"
+		if !p.IsKey() {
+			who = "user"
+		}
+		return nil, keyhub.Errorf(keyhub.CodeTooManyConnections, "this %s already has %d open connection(s), the limit of the %s tier", who, limit, p.Tier)
+	}
+	h.slots[key]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.slots[key]--; h.slots[key] <= 0 {
+				delete(h.slots, key)
+			}
+		})
+	}, nil
+}
+
+// register makes c visible to revocation, events, listing and shutdown.
+// It refuses a connection whose key ended after it was resolved, so a
+// revocation racing with the upgrade cannot leave a socket open.
+func (h *Hub) register(c *conn) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shuttingDown {
+		return errShuttingDown
+	}
+	if c.principal.IsKey() {
+		if _, ended := h.endedKeys[c.principal.KeyID]; ended {
+			return errRevoked
+		}
+	}
+	h.conns[c.id] = c
+	owned := h.byOwner[c.principal.OwnerID]
+	if owned == nil {
+		owned = make(map[*conn]struct{})
+		h.byOwner[c.principal.OwnerID] = owned
+	}
+	owned[c] = struct{}{}
+	h.active.Add(1)
+	return nil
+}
+
+func (h *Hub) unregister(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.conns, c.id)
+	if owned := h.byOwner[c.principal.OwnerID]; owned != nil {
+		delete(owned, c)
+		if len(owned) == 0 {
+			delete(h.byOwner, c.principal.OwnerID)
+		}
+	}
+	h.active.Done()
+}
+
+// maxPending caps connections that have not authenticated yet: each may
+// sit for WS_AUTH_TIMEOUT without proving anything, so they are the cheap
+// way to exhaust the server.
+const maxPending = 1024
+
+// reservePending counts a connection without credentials before it is
+// accepted, or refuses it when too many are waiting or the server is
+// shutting down. track registers the accepted socket (so that shutdown
+// closes it); release ends the wait, once.
+func (h *Hub) reservePending() (track func(*websocket.Conn), release func(), err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shuttingDown {
+		return nil, nil, errShuttingDown
+	}
+	if h.pendingCount >= maxPending {
+		return nil, nil, keyhub.Errorf(keyhub.CodeTooManyConnections, "too many connections are waiting to authenticate; send credentials in the headers or retry later")
+	}
+	h.pendingCount++
+	h.active.Add(1)
+	var tracked *websocket.Conn
+	track = func(ws *websocket.Conn) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		tracked = ws
+		h.pending[ws] = struct{}{}
+		if h.shuttingDown { // Shutdown's sweep ran before this socket existed
+			go ws.Close(websocket.StatusGoingAway, "server shutting down")
+		}
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if tracked != nil {
+				delete(h.pending, tracked)
+			}
+			h.pendingCount--
+			h.active.Done()
+		})
+	}
+	return track, release, nil
+}
+
+// endedKeyMemory is how long a revoked key is remembered for register's
+// check: far longer than any resolve-to-register window.
+const endedKeyMemory = time.Minute
+
+// KeyChanged implements postgres.Observer: a key that stopped working
+// closes its connections with 4001.
+func (h *Hub) KeyChanged(change postgres.KeyChange) {
+	if !change.Ended {
+		return
+	}
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, at := range h.endedKeys {
+		if now.Sub(at) > endedKeyMemory {
+			delete(h.endedKeys, id)
+		}
+	}
+	h.endedKeys[change.KeyID] = now
+	for c := range h.byOwner[change.OwnerID] {
+		if c.principal.IsKey() && c.principal.KeyID == change.KeyID {
+			c.kill(StatusKeyRevoked, "key revoked")
+		}
+	}
+}
+
+// EventWritten implements postgres.Observer: subscribed connections of
+// the event's owner receive it.
+func (h *Hub) EventWritten(e keyhub.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.byOwner[e.OwnerID] {
+		if c.subscribed.Load() {
+			c.deliver(e)
+		}
+	}
+}
+
+// Shutdown closes every connection with 1001 (going away) and waits until
+// they have ended or ctx is done. New connections are refused from now on.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.shuttingDown = true
+	for _, c := range h.conns {
+		c.kill(websocket.StatusGoingAway, "server shutting down")
+	}
+	for ws := range h.pending {
+		go ws.Close(websocket.StatusGoingAway, "server shutting down")
+	}
+	h.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		h.active.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ticketSweepInterval is how often used tickets past their expiry are
+// deleted.
+const ticketSweepInterval = time.Minute
+
+// Run deletes expired tickets from time to time until ctx ends.
+func (h *Hub) Run(ctx context.Context) {
+	tick := time.NewTicker(ticketSweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if _, err := h.store.DeleteExpiredWSTickets(ctx); err != nil && ctx.Err() == nil {
+				h.log.Warn("sweep ws tickets", "err", err)
+			}
+		}
+	}
+}
