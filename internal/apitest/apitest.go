@@ -74,6 +74,12 @@ func New(t testing.TB, env map[string]string) *Env {
 	a.Start(ctx)
 	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(func() {
+		// Close sockets first, so no connection goroutine outlives the test.
+		shutdownCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+		defer stop()
+		if err := a.Shutdown(shutdownCtx); err != nil {
+			t.Errorf("websocket shutdown: %v", err)
+		}
 		srv.Close()
 		cancel()
 		a.Wait()

@@ -274,10 +274,17 @@ func TestOpenAPIWebSocketRoutes(t *testing.T) {
 	env.Post(t, "/v1/ws/tickets", narrow.Secret, nil).Want(t, http.StatusForbidden, "INSUFFICIENT_SCOPE")
 
 	// GET /v1/ws and /ws/daemon: refusals before the upgrade.
-	env.Get(t, "/v1/ws", jwt).Want(t, http.StatusUpgradeRequired, "")
-	env.Get(t, "/v1/ws?ticket=wst_bogus", "").Want(t, http.StatusUnauthorized, "INVALID_TICKET")
-	env.Get(t, "/ws/daemon", narrow.Secret).Want(t, http.StatusForbidden, "INSUFFICIENT_SCOPE")
-	env.Do(t, apitest.Request{Method: http.MethodGet, Path: "/ws/daemon", Cred: jwt, Headers: map[string]string{"Origin": "https://evil.example"}}).
+	env.Get(t, "/v1/ws", jwt).Want(t, http.StatusUpgradeRequired, "UPGRADE_REQUIRED")
+	handshake := func(extra ...string) map[string]string {
+		h := map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+		for i := 0; i+1 < len(extra); i += 2 {
+			h[extra[i]] = extra[i+1]
+		}
+		return h
+	}
+	env.Do(t, apitest.Request{Method: http.MethodGet, Path: "/v1/ws?ticket=wst_bogus", Headers: handshake()}).Want(t, http.StatusUnauthorized, "INVALID_TICKET")
+	env.Do(t, apitest.Request{Method: http.MethodGet, Path: "/ws/daemon", Cred: narrow.Secret, Headers: handshake()}).Want(t, http.StatusForbidden, "INSUFFICIENT_SCOPE")
+	env.Do(t, apitest.Request{Method: http.MethodGet, Path: "/ws/daemon", Cred: jwt, Headers: handshake("Origin", "https://evil.example")}).
 		Want(t, http.StatusForbidden, "ORIGIN_NOT_ALLOWED")
 
 	// A real connection, with the ticket, then listed and closed.

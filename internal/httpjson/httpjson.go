@@ -54,6 +54,7 @@ var statusOfCode = map[keyhub.Code]int{
 	keyhub.CodeKeyAlreadyExists:     http.StatusConflict,
 	keyhub.CodeKeyNotActive:         http.StatusConflict,
 	keyhub.CodeKeyAlreadyRefreshed:  http.StatusConflict,
+	keyhub.CodeUpgradeRequired:      http.StatusUpgradeRequired,
 	keyhub.CodeTooManyConnections:   http.StatusTooManyRequests,
 	keyhub.CodeRateLimited:          http.StatusTooManyRequests,
 	keyhub.CodeAuthNotConfigured:    http.StatusServiceUnavailable,

@@ -44,7 +44,8 @@ const (
 	CodeTooManyConnections Code = "TOO_MANY_CONNECTIONS"
 	CodeRateLimited        Code = "RATE_LIMITED"
 
-	CodeNotReady Code = "NOT_READY"
+	CodeNotReady        Code = "NOT_READY"
+	CodeUpgradeRequired Code = "UPGRADE_REQUIRED"
 )
 
 // Error is the one error type that crosses layers. Message is safe to show

@@ -33,6 +33,13 @@ const maxIdentityLen = 255
 // before the upgrade, refusals are the REST JSON errors.
 func (h *Hub) Upgrade() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Checked before anything else, so a plain GET neither spends a
+		// ticket nor gets the library's plain-text answer.
+		if !isHandshake(r) {
+			w.Header().Set("Upgrade", "websocket")
+			httpjson.Error(w, r, errNotHandshake)
+			return
+		}
 		if err := h.checkOrigin(r); err != nil {
 			httpjson.Error(w, r, err)
 			return
@@ -366,4 +373,21 @@ func (h *Hub) CloseConnection() http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+}
+
+var errNotHandshake = keyhub.Errorf(keyhub.CodeUpgradeRequired, "this endpoint speaks WebSocket: send a WebSocket handshake (Connection: Upgrade, Upgrade: websocket)")
+
+// isHandshake reports whether r asks to upgrade to WebSocket.
+func isHandshake(r *http.Request) bool {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		return false
+	}
+	for _, v := range r.Header.Values("Connection") {
+		for _, token := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(token), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -21,23 +21,14 @@ import (
 // testTicketSecret lets tests forge tickets the server accepts.
 const testTicketSecret = "test-ticket-secret-0123456789abcdef"
 
-// newEnv starts keyhub and closes its sockets before the server stops, so
-// no connection goroutine outlives the test.
+// newEnv starts keyhub with a ticket secret the tests know.
 func newEnv(t *testing.T, vars map[string]string) *apitest.Env {
 	t.Helper()
 	all := map[string]string{"WS_TICKET_SECRET": testTicketSecret}
 	for k, v := range vars {
 		all[k] = v
 	}
-	env := apitest.New(t, all)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := env.App.Shutdown(ctx); err != nil {
-			t.Errorf("websocket shutdown: %v", err)
-		}
-	})
-	return env
+	return apitest.New(t, all)
 }
 
 func wsURL(env *apitest.Env, path string) string {
