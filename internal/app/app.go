@@ -88,6 +88,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		TicketSecret:   []byte(cfg.WSTicketSecret),
 		AuthTimeout:    cfg.WSAuthTimeout,
 		AllowedOrigins: cfg.AllowedOrigins,
+		TrustedProxies: cfg.TrustedProxies,
 	})
 	store.Observe(hub)
 

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 
 	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/clientip"
+	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/postgres"
 )
 
@@ -41,4 +43,9 @@ func NewServer(d Deps) http.Handler {
 		d.Ready = d.Store.Ping
 	}
 	return routes(d)
+}
+
+// requestMeta is what the audit trail records of a request.
+func (s *server) requestMeta(r *http.Request) keyhub.RequestMeta {
+	return keyhub.RequestMeta{IP: clientip.Of(r, s.trustedProxies), UserAgent: r.UserAgent()}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/keyhub/keyhub/internal/clientip"
 	"net/http"
 	"net/url"
 	"path"
@@ -101,7 +102,7 @@ func (h *Hub) newConn(ws *websocket.Conn, r *http.Request, p *keyhub.Principal, 
 		principal:   *p,
 		machineID:   machineID,
 		hostname:    hostname,
-		remoteAddr:  r.RemoteAddr,
+		remoteAddr:  clientip.Of(r, h.trustedProxies).String(),
 		connectedAt: time.Now(),
 		events:      make(chan keyhub.Event, eventBacklog),
 		closeReqs:   make(chan closeRequest, 1),

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -52,6 +53,9 @@ type Config struct {
 	// PingInterval is how often the server pings (default 30s); a peer that
 	// does not answer within it is dropped.
 	PingInterval time.Duration
+	// TrustedProxies are believed about X-Forwarded-For when the connection
+	// list shows a client's address.
+	TrustedProxies []netip.Prefix
 }
 
 // Hub is the registry of open connections. It implements
@@ -64,6 +68,7 @@ type Hub struct {
 	authTimeout    time.Duration
 	pingInterval   time.Duration
 	allowedOrigins []string
+	trustedProxies []netip.Prefix
 
 	// mu guards everything below. Slots are reserved under it before the
 	// upgrade, so concurrent attempts can never exceed a limit.
@@ -117,6 +122,7 @@ func New(cfg Config) *Hub {
 		authTimeout:    cfg.AuthTimeout,
 		pingInterval:   cfg.PingInterval,
 		allowedOrigins: cfg.AllowedOrigins,
+		trustedProxies: cfg.TrustedProxies,
 		conns:          make(map[uuid.UUID]*conn),
 		byOwner:        make(map[uuid.UUID]map[*conn]struct{}),
 		slots:          make(map[slotKey]int),

@@ -1,4 +1,4 @@
-package httpapi
+package clientip
 
 import (
 	"net/http/httptest"
@@ -28,7 +28,7 @@ func TestClientIP(t *testing.T) {
 			if tc.xff != "" {
 				r.Header.Set("X-Forwarded-For", tc.xff)
 			}
-			if got := clientIP(r, trusted).String(); got != tc.want {
+			if got := Of(r, trusted).String(); got != tc.want {
 				t.Fatalf("got %s, want %s", got, tc.want)
 			}
 		})

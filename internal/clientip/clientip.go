@@ -1,19 +1,19 @@
-package httpapi
+// Package clientip finds the address of the client behind a request, for
+// the audit trail and the WebSocket connection list.
+package clientip
 
 import (
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
-
-	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
-// clientIP returns the address of the client behind r. X-Forwarded-For is
+// Of returns the address of the client behind r. X-Forwarded-For is
 // believed only when the connection comes from a trusted proxy, and then
 // read from the right, skipping trusted hops: anything left of the first
 // untrusted address could have been written by the client itself.
-func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+func Of(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	peer := remoteAddr(r)
 	if !peer.IsValid() || !isTrusted(peer, trusted) {
 		return peer
@@ -54,9 +54,4 @@ func isTrusted(addr netip.Addr, trusted []netip.Prefix) bool {
 		}
 	}
 	return false
-}
-
-// requestMeta is what the audit trail records of a request.
-func (s *server) requestMeta(r *http.Request) keyhub.RequestMeta {
-	return keyhub.RequestMeta{IP: clientIP(r, s.trustedProxies), UserAgent: r.UserAgent()}
 }
