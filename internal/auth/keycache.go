@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-
 	"sync/atomic"
 	"time"
 
