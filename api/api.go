@@ -178,3 +178,16 @@ func utc(t *time.Time) *time.Time {
 	u := t.UTC()
 	return &u
 }
+
+// DevTokenRequest is POST /dev/token's body (dev mode only).
+type DevTokenRequest struct {
+	Email string `json:"email"`
+}
+
+// DevToken is a dev-mode access token, shaped like the part of Supabase
+// Auth's token answer a dashboard uses.
+type DevToken struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+}

@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	keyhubspec "github.com/keyhub/keyhub"
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/config"
+	"github.com/keyhub/keyhub/internal/dashboard"
 	"github.com/keyhub/keyhub/internal/devissuer"
 	"github.com/keyhub/keyhub/internal/httpapi"
 	"github.com/keyhub/keyhub/internal/jwtverify"
@@ -44,12 +46,14 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	store := postgres.NewStore(pool)
 
 	var devJWKS http.Handler
+	var devTokens func(email string, ttl time.Duration) (string, error)
 	if cfg.Dev {
 		issuer, err := devissuer.LoadOrCreate(DevKeyDir(cfg))
 		if err != nil {
 			return nil, fmt.Errorf("dev issuer: %w", err)
 		}
 		devJWKS = issuer.JWKSHandler()
+		devTokens = func(email string, ttl time.Duration) (string, error) { return issuer.Token(cfg.JWTIssuer, email, ttl) }
 		log.Warn("DEV MODE: keyhub is its own JWT issuer; tokens come from `keyhub dev token`. Never use this in production.",
 			"issuer", cfg.JWTIssuer, "jwks", cfg.JWKSURL)
 	}
@@ -98,6 +102,13 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		Log:            log,
 		TrustedProxies: cfg.TrustedProxies,
 		DevJWKS:        devJWKS,
+		DevTokens:      devTokens,
+		AllowedOrigins: cfg.AllowedOrigins,
+		Dashboard: dashboard.Handler(dashboard.Config{
+			DevSignIn:       cfg.Dev,
+			SupabaseURL:     cfg.SupabaseURL,
+			SupabaseAnonKey: cfg.SupabaseAnonKey,
+		}),
 		WebSocket:      hub,
 		OpenAPI:        keyhubspec.OpenAPI,
 	})

@@ -25,6 +25,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 
 	SupabaseURL     string
+	SupabaseAnonKey string // public: the dashboard sends it to Supabase Auth to sign in
 	JWKSURL         string
 	JWTPublicKey    string
 	JWTRSAPublicKey string
@@ -59,6 +60,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 
 		SupabaseURL:     strings.TrimRight(p.str("SUPABASE_URL", ""), "/"),
+		SupabaseAnonKey: p.str("SUPABASE_ANON_KEY", ""),
 		JWKSURL:         p.str("SUPABASE_JWKS_URL", ""),
 		JWTPublicKey:    p.str("SUPABASE_JWT_PUBLIC_KEY", ""),
 		JWTRSAPublicKey: p.str("SUPABASE_JWT_RSA_PUBLIC_KEY", ""),

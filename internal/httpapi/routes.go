@@ -24,7 +24,7 @@ func routes(d Deps) http.Handler {
 	scope := func(sc keyhub.Scopes) func(http.Handler) http.Handler { return auth.RequireScope(sc, fail) }
 
 	r := chi.NewRouter()
-	r.Use(limitRequestTime, logRequests(d.Log), recoverPanics)
+	r.Use(limitRequestTime, logRequests(d.Log), recoverPanics, corsFor(d.AllowedOrigins))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
 	})
@@ -38,6 +38,17 @@ func routes(d Deps) http.Handler {
 	r.Get("/openapi.yaml", s.handleOpenAPI)
 	if d.DevJWKS != nil {
 		r.Method(http.MethodGet, "/auth/v1/.well-known/jwks.json", d.DevJWKS)
+	}
+	if d.DevTokens != nil {
+		r.Post("/dev/token", s.handleDevToken)
+	}
+	if d.Dashboard != nil {
+		toDashboard := http.RedirectHandler("/dashboard/", http.StatusFound)
+		r.Method(http.MethodGet, "/", toDashboard)
+		r.Method(http.MethodGet, "/dashboard", toDashboard)
+		r.Method(http.MethodGet, "/dashboard/", d.Dashboard)
+		r.Method(http.MethodGet, "/dashboard/config.json", d.Dashboard)
+		r.Method(http.MethodGet, "/dashboard/{file}", d.Dashboard)
 	}
 
 	// Everything else runs the extractor chain: invalid credentials are

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/clientip"
@@ -24,6 +25,15 @@ type Deps struct {
 	Ready func(ctx context.Context) error
 	// DevJWKS serves the dev issuer's keys; nil outside dev mode.
 	DevJWKS http.Handler
+	// DevTokens mints dev-mode access tokens for POST /dev/token; nil
+	// outside dev mode, where the route does not exist.
+	DevTokens func(email string, ttl time.Duration) (string, error)
+	// AllowedOrigins are the browser origins allowed to call the API
+	// (CORS), as ALLOWED_ORIGINS lists them.
+	AllowedOrigins []string
+	// Dashboard serves the web dashboard's files under /dashboard/; nil
+	// leaves / and /dashboard/ unrouted.
+	Dashboard http.Handler
 	// WebSocket serves /v1/ws and its companions; nil disables them.
 	WebSocket WebSocketRoutes
 	OpenAPI   []byte

@@ -7,7 +7,6 @@ import (
 	"github.com/keyhub/keyhub/internal/clientip"
 	"net/http"
 	"net/url"
-	"path"
 	"sort"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/origin"
 )
 
 // preAuthReadLimit is the largest message read before authentication:
@@ -116,28 +116,17 @@ func (h *Hub) newConn(ws *websocket.Conn, r *http.Request, p *keyhub.Principal, 
 // (Accept still checks, with the same patterns). No Origin header means
 // not a browser: allowed.
 func (h *Hub) checkOrigin(r *http.Request) error {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
+	from := r.Header.Get("Origin")
+	if from == "" {
 		return nil
 	}
-	denied := keyhub.Errorf(keyhub.CodeOriginNotAllowed, "origin %q may not open WebSocket connections (see ALLOWED_ORIGINS)", origin)
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return denied
-	}
-	if strings.EqualFold(u.Host, r.Host) {
+	if u, err := url.Parse(from); err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host) {
 		return nil
 	}
-	for _, pattern := range h.allowedOrigins {
-		target := u.Host
-		if strings.Contains(pattern, "://") {
-			target = u.Scheme + "://" + u.Host
-		}
-		if ok, _ := path.Match(strings.ToLower(pattern), strings.ToLower(target)); ok {
-			return nil
-		}
+	if origin.Allowed(from, h.allowedOrigins) {
+		return nil
 	}
-	return denied
+	return keyhub.Errorf(keyhub.CodeOriginNotAllowed, "origin %q may not open WebSocket connections (see ALLOWED_ORIGINS)", from)
 }
 
 // redeemTicket verifies a ticket, uses it up, and resolves its principal
