@@ -97,7 +97,8 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	store.Observe(hub)
 
 	handler := httpapi.NewServer(httpapi.Deps{
-		Store:          store,
+		Keys:           store,
+		Ready:          store.Ping,
 		Auth:           authn,
 		Log:            log,
 		TrustedProxies: cfg.TrustedProxies,

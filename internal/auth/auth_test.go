@@ -27,18 +27,18 @@ type countingStore struct {
 	lookups atomic.Int64
 }
 
-func (c *countingStore) KeyForAuth(ctx context.Context, keyHashHex string) (postgres.AuthKey, error) {
+func (c *countingStore) KeyForAuth(ctx context.Context, keyHashHex string) (keyhub.AuthKey, error) {
 	c.lookups.Add(1)
 	return c.Store.KeyForAuth(ctx, keyHashHex)
 }
 
-func newKey(t testing.TB, store *postgres.Store, email string) (postgres.NewKey, keyhub.Principal) {
+func newKey(t testing.TB, store *postgres.Store, email string) (keyhub.NewKey, keyhub.Principal) {
 	t.Helper()
 	p, _, err := store.ProvisionUser(context.Background(), uuid.New(), email)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := store.CreateKey(context.Background(), &p, postgres.CreateKeyInput{Name: "k", Scopes: keyhub.AllScopes}, keyhub.RequestMeta{})
+	k, err := store.CreateKey(context.Background(), &p, keyhub.CreateKeyInput{Name: "k", Scopes: keyhub.AllScopes}, keyhub.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestExpiryCheckedOnCachedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	exp := time.Now().Add(1500 * time.Millisecond)
-	k, err := store.CreateKey(context.Background(), &p, postgres.CreateKeyInput{Name: "short", Scopes: keyhub.AllScopes, ExpiresAt: &exp}, keyhub.RequestMeta{})
+	k, err := store.CreateKey(context.Background(), &p, keyhub.CreateKeyInput{Name: "short", Scopes: keyhub.AllScopes, ExpiresAt: &exp}, keyhub.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,12 +9,11 @@ import (
 
 	"github.com/keyhub/keyhub/internal/apikey"
 	"github.com/keyhub/keyhub/internal/keyhub"
-	"github.com/keyhub/keyhub/internal/postgres"
 )
 
 // KeyStore is the database side of key verification.
 type KeyStore interface {
-	KeyForAuth(ctx context.Context, keyHashHex string) (postgres.AuthKey, error)
+	KeyForAuth(ctx context.Context, keyHashHex string) (keyhub.AuthKey, error)
 }
 
 // KeyCacheConfig sizes the ApiKeyCache.
@@ -144,10 +143,10 @@ func (c *ApiKeyCache) Invalidate(keyHashHex string) {
 	c.unknown.Remove(keyHash)
 }
 
-// KeyChanged implements postgres.Observer.
-func (c *ApiKeyCache) KeyChanged(change postgres.KeyChange) { c.Invalidate(change.KeyHash) }
+// KeyChanged implements keyhub.ChangeObserver.
+func (c *ApiKeyCache) KeyChanged(change keyhub.KeyChange) { c.Invalidate(change.KeyHash) }
 
-// EventWritten implements postgres.Observer.
+// EventWritten implements keyhub.ChangeObserver.
 func (c *ApiKeyCache) EventWritten(keyhub.Event) {}
 
 // Len reports how many verified and unknown keys the cache holds.

@@ -8,11 +8,10 @@ import (
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
-	"github.com/keyhub/keyhub/internal/postgres"
 )
 
 func (s *server) handleEventList(w http.ResponseWriter, r *http.Request) {
-	s.listEvents(w, r, postgres.EventFilter{})
+	s.listEvents(w, r, keyhub.EventFilter{})
 }
 
 func (s *server) handleKeyEvents(w http.ResponseWriter, r *http.Request) {
@@ -23,16 +22,16 @@ func (s *server) handleKeyEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	// The key must be the owner's: another tenant's id is NOT_FOUND, not
 	// an empty list that would confirm it exists somewhere.
-	if _, err := s.deps.Store.GetKey(r.Context(), principal(r).OwnerID, id); err != nil {
+	if _, err := s.deps.Keys.GetKey(r.Context(), principal(r).OwnerID, id); err != nil {
 		httpjson.Error(w, r, err)
 		return
 	}
-	s.listEvents(w, r, postgres.EventFilter{KeyID: &id})
+	s.listEvents(w, r, keyhub.EventFilter{KeyID: &id})
 }
 
 // listEvents reads the filters type (comma-separated), since and until
 // (RFC 3339) and the page, and answers a page of events.
-func (s *server) listEvents(w http.ResponseWriter, r *http.Request, f postgres.EventFilter) {
+func (s *server) listEvents(w http.ResponseWriter, r *http.Request, f keyhub.EventFilter) {
 	q := r.URL.Query()
 	for _, t := range strings.Split(q.Get("type"), ",") {
 		if t = strings.TrimSpace(t); t == "" {
@@ -62,7 +61,7 @@ func (s *server) listEvents(w http.ResponseWriter, r *http.Request, f postgres.E
 		httpjson.Error(w, r, err)
 		return
 	}
-	events, next, err := s.deps.Store.ListEvents(r.Context(), principal(r).OwnerID, f, page)
+	events, next, err := s.deps.Keys.ListEvents(r.Context(), principal(r).OwnerID, f, page)
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return

@@ -14,7 +14,6 @@ import (
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
-	"github.com/keyhub/keyhub/internal/postgres"
 )
 
 // maxKeyLifetime bounds expires_at / expires_in.
@@ -36,7 +35,7 @@ func (s *server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	created, err := s.deps.Store.CreateKey(r.Context(), p, in, s.requestMeta(r))
+	created, err := s.deps.Keys.CreateKey(r.Context(), p, in, s.requestMeta(r))
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -44,12 +43,12 @@ func (s *server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusCreated, api.CreatedKey{Key: api.KeyFrom(created.Key, time.Now()), Secret: created.Secret})
 }
 
-func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, now time.Time) (postgres.CreateKeyInput, error) {
+func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, now time.Time) (keyhub.CreateKeyInput, error) {
 	name, err := validName(req.Name)
 	if err != nil {
-		return postgres.CreateKeyInput{}, err
+		return keyhub.CreateKeyInput{}, err
 	}
-	in := postgres.CreateKeyInput{Name: name, Scopes: p.Scopes}
+	in := keyhub.CreateKeyInput{Name: name, Scopes: p.Scopes}
 	if req.Scopes != nil {
 		if len(req.Scopes) == 0 {
 			return in, keyhub.Errorf(keyhub.CodeValidation, "scopes must not be empty: omit it to get all of your scopes")
@@ -104,7 +103,7 @@ func (s *server) handleKeyList(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	keys, next, err := s.deps.Store.ListKeys(r.Context(), principal(r).OwnerID, status, page)
+	keys, next, err := s.deps.Keys.ListKeys(r.Context(), principal(r).OwnerID, status, page)
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -123,7 +122,7 @@ func (s *server) handleKeyGet(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	key, err := s.deps.Store.GetKey(r.Context(), principal(r).OwnerID, id)
+	key, err := s.deps.Keys.GetKey(r.Context(), principal(r).OwnerID, id)
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -137,7 +136,7 @@ func (s *server) handleKeyRevoke(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	key, already, err := s.deps.Store.RevokeKey(r.Context(), principal(r), id, s.requestMeta(r))
+	key, already, err := s.deps.Keys.RevokeKey(r.Context(), principal(r), id, s.requestMeta(r))
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -156,7 +155,7 @@ func (s *server) handleKeyRefresh(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	var in postgres.RefreshInput
+	var in keyhub.RefreshInput
 	if req.Name != nil {
 		if in.Name, err = validName(*req.Name); err != nil {
 			httpjson.Error(w, r, err)
@@ -164,13 +163,13 @@ func (s *server) handleKeyRefresh(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if req.GracePeriod != nil {
-		if *req.GracePeriod < 0 || *req.GracePeriod > int64(postgres.MaxRefreshGrace/time.Second) {
-			httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "grace_period must be between 0 and %d seconds", int64(postgres.MaxRefreshGrace/time.Second)))
+		if *req.GracePeriod < 0 || *req.GracePeriod > int64(keyhub.MaxRefreshGrace/time.Second) {
+			httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "grace_period must be between 0 and %d seconds", int64(keyhub.MaxRefreshGrace/time.Second)))
 			return
 		}
 		in.Grace = time.Duration(*req.GracePeriod) * time.Second
 	}
-	out, err := s.deps.Store.RefreshKey(r.Context(), principal(r), id, in, s.requestMeta(r))
+	out, err := s.deps.Keys.RefreshKey(r.Context(), principal(r), id, in, s.requestMeta(r))
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -193,13 +192,13 @@ func keyID(r *http.Request) (uuid.UUID, error) {
 }
 
 // pageOf reads limit and cursor.
-func pageOf(r *http.Request) (postgres.Page, error) {
+func pageOf(r *http.Request) (keyhub.Page, error) {
 	q := r.URL.Query()
-	page := postgres.Page{Cursor: q.Get("cursor")}
+	page := keyhub.Page{Cursor: q.Get("cursor")}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > postgres.MaxPageLimit {
-			return page, keyhub.Errorf(keyhub.CodeValidation, "limit must be an integer from 1 to %d", postgres.MaxPageLimit)
+		if err != nil || n < 1 || n > keyhub.MaxPageLimit {
+			return page, keyhub.Errorf(keyhub.CodeValidation, "limit must be an integer from 1 to %d", keyhub.MaxPageLimit)
 		}
 		page.Limit = n
 	}

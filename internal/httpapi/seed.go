@@ -5,7 +5,7 @@ import (
 
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/httpjson"
-	"github.com/keyhub/keyhub/internal/postgres"
+	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
 // The seed service's single-key API: thin adapters over the same store
@@ -14,7 +14,7 @@ import (
 const seedDefaultName = "default"
 
 func (s *server) handleSeedGet(w http.ResponseWriter, r *http.Request) {
-	key, err := s.deps.Store.ActiveKeyOfUser(r.Context(), principal(r))
+	key, err := s.deps.Keys.ActiveKeyOfUser(r.Context(), principal(r))
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -32,7 +32,7 @@ func (s *server) handleSeedCreate(w http.ResponseWriter, r *http.Request) {
 		name = seedDefaultName
 	}
 	p := principal(r)
-	created, err := s.deps.Store.CreateKey(r.Context(), p, postgres.CreateKeyInput{Name: name, Scopes: p.Scopes, SingleKey: true}, s.requestMeta(r))
+	created, err := s.deps.Keys.CreateKey(r.Context(), p, keyhub.CreateKeyInput{Name: name, Scopes: p.Scopes, SingleKey: true}, s.requestMeta(r))
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -47,12 +47,12 @@ func (s *server) handleSeedRefresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principal(r)
-	current, err := s.deps.Store.ActiveKeyOfUser(r.Context(), p)
+	current, err := s.deps.Keys.ActiveKeyOfUser(r.Context(), p)
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
 	}
-	out, err := s.deps.Store.RefreshKey(r.Context(), p, current.ID, postgres.RefreshInput{Name: name}, s.requestMeta(r))
+	out, err := s.deps.Keys.RefreshKey(r.Context(), p, current.ID, keyhub.RefreshInput{Name: name}, s.requestMeta(r))
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -65,12 +65,12 @@ func (s *server) handleSeedRefresh(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleSeedRevoke(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
-	current, err := s.deps.Store.ActiveKeyOfUser(r.Context(), p)
+	current, err := s.deps.Keys.ActiveKeyOfUser(r.Context(), p)
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
 	}
-	key, _, err := s.deps.Store.RevokeKey(r.Context(), p, current.ID, s.requestMeta(r))
+	key, _, err := s.deps.Keys.RevokeKey(r.Context(), p, current.ID, s.requestMeta(r))
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return

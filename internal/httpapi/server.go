@@ -12,16 +12,15 @@ import (
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/clientip"
 	"github.com/keyhub/keyhub/internal/keyhub"
-	"github.com/keyhub/keyhub/internal/postgres"
 )
 
 // Deps is what the API needs.
 type Deps struct {
-	Store          *postgres.Store
+	Keys           keyhub.KeyService
 	Auth           *auth.Authenticator
 	Log            *slog.Logger
 	TrustedProxies []netip.Prefix
-	// Ready reports whether the service can serve; nil means "ping the store".
+	// Ready reports whether the service can serve (the database answers).
 	Ready func(ctx context.Context) error
 	// DevJWKS serves the dev issuer's keys; nil outside dev mode.
 	DevJWKS http.Handler
@@ -49,9 +48,6 @@ type WebSocketRoutes interface {
 
 // NewServer returns the complete HTTP handler.
 func NewServer(d Deps) http.Handler {
-	if d.Ready == nil {
-		d.Ready = d.Store.Ping
-	}
 	return routes(d)
 }
 

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"net/netip"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -11,16 +10,8 @@ import (
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
-// EventFilter narrows an audit trail listing.
-type EventFilter struct {
-	KeyID *uuid.UUID
-	Types []keyhub.EventType
-	Since *time.Time // inclusive
-	Until *time.Time // exclusive
-}
-
 // ListEvents returns a page of the owner's key events, newest first.
-func (s *Store) ListEvents(ctx context.Context, ownerID uuid.UUID, f EventFilter, page Page) ([]keyhub.Event, string, error) {
+func (s *Store) ListEvents(ctx context.Context, ownerID uuid.UUID, f keyhub.EventFilter, page keyhub.Page) ([]keyhub.Event, string, error) {
 	var after eventCursor
 	if err := decodeCursor(page.Cursor, &after); err != nil {
 		return nil, "", err
@@ -30,7 +21,7 @@ func (s *Store) ListEvents(ctx context.Context, ownerID uuid.UUID, f EventFilter
 		EventTypes: make([]string, 0, len(f.Types)),
 		Since:      f.Since,
 		Until:      f.Until,
-		MaxRows:    int32(page.limit() + 1),
+		MaxRows:    int32(page.Size() + 1),
 	}
 	if f.KeyID != nil {
 		params.ApiKeyID = uuid.NullUUID{UUID: *f.KeyID, Valid: true}
@@ -51,8 +42,8 @@ func (s *Store) ListEvents(ctx context.Context, ownerID uuid.UUID, f EventFilter
 		events = append(events, eventFromRow(r))
 	}
 	var next string
-	if len(events) > page.limit() {
-		events = events[:page.limit()]
+	if len(events) > page.Size() {
+		events = events[:page.Size()]
 		last := events[len(events)-1]
 		next = encodeCursor(eventCursor{CreatedAt: last.CreatedAt, ID: last.ID})
 	}

@@ -18,32 +18,13 @@ import (
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
-// MaxRefreshGrace is the longest an old key may keep working after a refresh.
-const MaxRefreshGrace = 24 * time.Hour
-
-// NewKey is a key with its secret: what a create or refresh returns, once.
-type NewKey struct {
-	Key    keyhub.Key
-	Secret string
-}
-
-// CreateKeyInput is a validated request for a new key.
-type CreateKeyInput struct {
-	Name      string
-	Scopes    keyhub.Scopes
-	ExpiresAt *time.Time
-	// SingleKey applies the seed API's rule: refuse with KEY_ALREADY_EXISTS
-	// while the user has any active key, whatever the tier allows.
-	SingleKey bool
-}
-
 // CreateKey creates a key for the principal's user, within its tier's limit
 // of active keys, and writes its "created" event in the same transaction.
-func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in CreateKeyInput, meta keyhub.RequestMeta) (NewKey, error) {
+func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.CreateKeyInput, meta keyhub.RequestMeta) (keyhub.NewKey, error) {
 	if !p.Scopes.Has(in.Scopes) {
-		return NewKey{}, keyhub.Errorf(keyhub.CodeInsufficientScope, "a key can only be given scopes its creator holds")
+		return keyhub.NewKey{}, keyhub.Errorf(keyhub.CodeInsufficientScope, "a key can only be given scopes its creator holds")
 	}
-	var created NewKey
+	var created keyhub.NewKey
 	var event keyhub.Event
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tier, err := s.q.LockUserForKeys(ctx, tx, p.UserID)
@@ -68,16 +49,16 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in CreateKey
 		return err
 	})
 	if err != nil {
-		return NewKey{}, dbError(err, "key")
+		return keyhub.NewKey{}, dbError(err, "key")
 	}
 	s.notify(nil, []keyhub.Event{event})
 	return created, nil
 }
 
-func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, ownerID, userID uuid.UUID, name string, scopes keyhub.Scopes, expiresAt *time.Time) (NewKey, error) {
+func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, ownerID, userID uuid.UUID, name string, scopes keyhub.Scopes, expiresAt *time.Time) (keyhub.NewKey, error) {
 	secret, err := apikey.Generate()
 	if err != nil {
-		return NewKey{}, err
+		return keyhub.NewKey{}, err
 	}
 	row, err := s.q.InsertKey(ctx, tx, dbgen.InsertKeyParams{
 		OwnerID:   ownerID,
@@ -89,24 +70,9 @@ func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, ownerID, userID uuid.U
 		ExpiresAt: expiresAt,
 	})
 	if err != nil {
-		return NewKey{}, fmt.Errorf("insert key: %w", err)
+		return keyhub.NewKey{}, fmt.Errorf("insert key: %w", err)
 	}
-	return NewKey{Key: keyFromRow(row), Secret: secret}, nil
-}
-
-// RefreshInput is a validated request to rotate a key.
-type RefreshInput struct {
-	// Name of the replacement; empty keeps the old key's name.
-	Name string
-	// Grace keeps the old key working this long (at most MaxRefreshGrace);
-	// zero revokes it at once.
-	Grace time.Duration
-}
-
-// Refreshed is the outcome of a rotation.
-type Refreshed struct {
-	New NewKey
-	Old keyhub.Key
+	return keyhub.NewKey{Key: keyFromRow(row), Secret: secret}, nil
 }
 
 // RefreshKey rotates a key in one transaction: it creates the replacement
@@ -114,11 +80,11 @@ type Refreshed struct {
 // ends the old key, at once or after the grace period. The old row is
 // locked first, so of two concurrent refreshes one wins and the other gets
 // KEY_ALREADY_REFRESHED.
-func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.UUID, in RefreshInput, meta keyhub.RequestMeta) (Refreshed, error) {
-	if in.Grace < 0 || in.Grace > MaxRefreshGrace {
-		return Refreshed{}, keyhub.Errorf(keyhub.CodeValidation, "grace_period must be between 0 and %s", MaxRefreshGrace)
+func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.UUID, in keyhub.RefreshInput, meta keyhub.RequestMeta) (keyhub.Refreshed, error) {
+	if in.Grace < 0 || in.Grace > keyhub.MaxRefreshGrace {
+		return keyhub.Refreshed{}, keyhub.Errorf(keyhub.CodeValidation, "grace_period must be between 0 and %s", keyhub.MaxRefreshGrace)
 	}
-	var out Refreshed
+	var out keyhub.Refreshed
 	var events []keyhub.Event
 	var oldHash string
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -181,9 +147,9 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 		return err
 	})
 	if err != nil {
-		return Refreshed{}, dbError(err, "key")
+		return keyhub.Refreshed{}, dbError(err, "key")
 	}
-	s.notify([]KeyChange{{KeyID: out.Old.ID, OwnerID: out.Old.OwnerID, KeyHash: oldHash, Ended: in.Grace == 0}}, events)
+	s.notify([]keyhub.KeyChange{{KeyID: out.Old.ID, OwnerID: out.Old.OwnerID, KeyHash: oldHash, Ended: in.Grace == 0}}, events)
 	return out, nil
 }
 
@@ -213,7 +179,7 @@ func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 		return keyhub.Key{}, false, dbError(err, "key")
 	}
 	if !alreadyRevoked {
-		s.notify([]KeyChange{{KeyID: key.ID, OwnerID: key.OwnerID, KeyHash: keyHash, Ended: true}}, []keyhub.Event{event})
+		s.notify([]keyhub.KeyChange{{KeyID: key.ID, OwnerID: key.OwnerID, KeyHash: keyHash, Ended: true}}, []keyhub.Event{event})
 	}
 	return key, alreadyRevoked, nil
 }
@@ -239,12 +205,12 @@ func (s *Store) ActiveKeyOfUser(ctx context.Context, p *keyhub.Principal) (keyhu
 }
 
 // ListKeys returns a page of the owner's keys, newest first.
-func (s *Store) ListKeys(ctx context.Context, ownerID uuid.UUID, status string, page Page) ([]keyhub.Key, string, error) {
+func (s *Store) ListKeys(ctx context.Context, ownerID uuid.UUID, status string, page keyhub.Page) ([]keyhub.Key, string, error) {
 	var after keyCursor
 	if err := decodeCursor(page.Cursor, &after); err != nil {
 		return nil, "", err
 	}
-	params := dbgen.ListKeysParams{OwnerID: ownerID, Status: status, MaxRows: int32(page.limit() + 1)}
+	params := dbgen.ListKeysParams{OwnerID: ownerID, Status: status, MaxRows: int32(page.Size() + 1)}
 	if page.Cursor != "" {
 		params.AfterCreatedAt = &after.CreatedAt
 		params.AfterID = uuid.NullUUID{UUID: after.ID, Valid: true}
@@ -258,30 +224,24 @@ func (s *Store) ListKeys(ctx context.Context, ownerID uuid.UUID, status string, 
 		keys = append(keys, keyFromRow(r))
 	}
 	var next string
-	if len(keys) > page.limit() {
-		keys = keys[:page.limit()]
+	if len(keys) > page.Size() {
+		keys = keys[:page.Size()]
 		last := keys[len(keys)-1]
 		next = encodeCursor(keyCursor{CreatedAt: last.CreatedAt, ID: last.ID})
 	}
 	return keys, next, nil
 }
 
-// AuthKey is what verifying a presented key needs to know about it.
-type AuthKey struct {
-	Principal keyhub.Principal
-	RevokedAt *time.Time
-}
-
 // KeyForAuth looks a key up by the hex SHA-256 of its secret, whatever its
 // status: the caller tells revoked and expired keys apart from unknown ones.
-func (s *Store) KeyForAuth(ctx context.Context, keyHashHex string) (AuthKey, error) {
+func (s *Store) KeyForAuth(ctx context.Context, keyHashHex string) (keyhub.AuthKey, error) {
 	row, err := s.q.GetKeyForAuth(ctx, s.pool, keyHashHex)
 	if err != nil {
-		return AuthKey{}, dbError(err, "key")
+		return keyhub.AuthKey{}, dbError(err, "key")
 	}
 	scopes, err := keyhub.ParseScopes(row.Scopes)
 	if err != nil {
-		return AuthKey{}, keyhub.Internal(fmt.Errorf("key %s has bad scopes: %w", row.ID, err))
+		return keyhub.AuthKey{}, keyhub.Internal(fmt.Errorf("key %s has bad scopes: %w", row.ID, err))
 	}
 	p := keyhub.Principal{
 		UserID:    row.UserID,
@@ -296,7 +256,7 @@ func (s *Store) KeyForAuth(ctx context.Context, keyHashHex string) (AuthKey, err
 	if row.ExpiresAt != nil {
 		p.ExpiresAt = *row.ExpiresAt
 	}
-	return AuthKey{Principal: p, RevokedAt: row.RevokedAt}, nil
+	return keyhub.AuthKey{Principal: p, RevokedAt: row.RevokedAt}, nil
 }
 
 // TouchKeys records when keys were last used, in one statement.

@@ -10,28 +10,6 @@ import (
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
-// Page limits, for every listing.
-const (
-	DefaultPageLimit = 50
-	MaxPageLimit     = 200
-)
-
-// Page asks for one page of a listing: at most Limit rows after Cursor.
-type Page struct {
-	Limit  int
-	Cursor string // opaque, from the previous page's next cursor
-}
-
-func (p Page) limit() int {
-	switch {
-	case p.Limit <= 0:
-		return DefaultPageLimit
-	case p.Limit > MaxPageLimit:
-		return MaxPageLimit
-	}
-	return p.Limit
-}
-
 // Cursors hold the sort key of the last row of a page; they are opaque to
 // clients (base64url JSON), so their shape can change without breaking them.
 type keyCursor struct {

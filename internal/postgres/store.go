@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -15,30 +14,13 @@ import (
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
-// KeyChange tells observers that a key changed in a way that a cached
-// verification of it must not outlive (revoked, replaced, re-dated).
-type KeyChange struct {
-	KeyID   uuid.UUID
-	OwnerID uuid.UUID
-	KeyHash string // hex, as stored
-	// Ended is true when the key stopped working at once.
-	Ended bool
-}
-
-// Observer hears about changes after their transaction committed.
-// Callbacks run on the request's goroutine: they must be quick.
-type Observer interface {
-	KeyChanged(KeyChange)
-	EventWritten(keyhub.Event)
-}
-
 // Store runs keyhub's database work.
 type Store struct {
 	pool *pgxpool.Pool
 	q    *dbgen.Queries
 
 	mu        sync.RWMutex
-	observers []Observer
+	observers []keyhub.ChangeObserver
 }
 
 // NewStore returns a Store on pool.
@@ -47,13 +29,13 @@ func NewStore(pool *pgxpool.Pool) *Store {
 }
 
 // Observe adds o to the observers of committed changes.
-func (s *Store) Observe(o Observer) {
+func (s *Store) Observe(o keyhub.ChangeObserver) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.observers = append(s.observers, o)
 }
 
-func (s *Store) notify(changes []KeyChange, events []keyhub.Event) {
+func (s *Store) notify(changes []keyhub.KeyChange, events []keyhub.Event) {
 	s.mu.RLock()
 	obs := s.observers
 	s.mu.RUnlock()
@@ -95,3 +77,6 @@ func dbError(err error, what string) error {
 	}
 	return keyhub.Internal(fmt.Errorf("%s: %w", what, err))
 }
+
+// Store is the database side of the key lifecycle.
+var _ keyhub.KeyService = (*Store)(nil)

@@ -35,10 +35,10 @@ func (s *Store) DeleteExpiredWSTickets(ctx context.Context) (int64, error) {
 // does by hash: a WebSocket ticket names its key by id and must see the
 // key as it is now (revoked, expired, re-scoped, tier changed). Two
 // indexed lookups, once per connection, keep one row-to-principal path.
-func (s *Store) KeyForAuthByID(ctx context.Context, keyID uuid.UUID) (AuthKey, error) {
+func (s *Store) KeyForAuthByID(ctx context.Context, keyID uuid.UUID) (keyhub.AuthKey, error) {
 	keyHash, err := s.q.GetKeyHashByID(ctx, s.pool, keyID)
 	if err != nil {
-		return AuthKey{}, dbError(err, "key")
+		return keyhub.AuthKey{}, dbError(err, "key")
 	}
 	return s.KeyForAuth(ctx, keyHash)
 }

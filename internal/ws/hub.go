@@ -18,7 +18,6 @@ import (
 
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/keyhub"
-	"github.com/keyhub/keyhub/internal/postgres"
 )
 
 // Close codes of the application range (4000–4999) that clients branch on.
@@ -32,7 +31,7 @@ const (
 type Store interface {
 	ClaimWSTicket(ctx context.Context, ticketID uuid.UUID, expiresAt time.Time) (bool, error)
 	DeleteExpiredWSTickets(ctx context.Context) (int64, error)
-	KeyForAuthByID(ctx context.Context, keyID uuid.UUID) (postgres.AuthKey, error)
+	KeyForAuthByID(ctx context.Context, keyID uuid.UUID) (keyhub.AuthKey, error)
 	ProvisionUser(ctx context.Context, userID uuid.UUID, email string) (keyhub.Principal, time.Time, error)
 }
 
@@ -59,7 +58,7 @@ type Config struct {
 }
 
 // Hub is the registry of open connections. It implements
-// httpapi.WebSocketRoutes and postgres.Observer.
+// httpapi.WebSocketRoutes and keyhub.ChangeObserver.
 type Hub struct {
 	auth           *auth.Authenticator
 	store          Store
@@ -253,9 +252,9 @@ func (h *Hub) reservePending() (track func(*websocket.Conn), release func(), err
 // check: far longer than any resolve-to-register window.
 const endedKeyMemory = time.Minute
 
-// KeyChanged implements postgres.Observer: a key that stopped working
+// KeyChanged implements keyhub.ChangeObserver: a key that stopped working
 // closes its connections with 4001.
-func (h *Hub) KeyChanged(change postgres.KeyChange) {
+func (h *Hub) KeyChanged(change keyhub.KeyChange) {
 	if !change.Ended {
 		return
 	}
@@ -275,7 +274,7 @@ func (h *Hub) KeyChanged(change postgres.KeyChange) {
 	}
 }
 
-// EventWritten implements postgres.Observer: subscribed connections of
+// EventWritten implements keyhub.ChangeObserver: subscribed connections of
 // the event's owner receive it.
 func (h *Hub) EventWritten(e keyhub.Event) {
 	h.mu.Lock()

@@ -1,0 +1,120 @@
+package keyhub
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// MaxRefreshGrace is the longest an old key may keep working after a refresh.
+const MaxRefreshGrace = 24 * time.Hour
+
+// NewKey is a key with its secret: what a create or refresh returns, once.
+type NewKey struct {
+	Key    Key
+	Secret string
+}
+
+// CreateKeyInput is a validated request for a new key.
+type CreateKeyInput struct {
+	Name      string
+	Scopes    Scopes
+	ExpiresAt *time.Time
+	// SingleKey applies the seed API's rule: refuse with KEY_ALREADY_EXISTS
+	// while the user has any active key, whatever the tier allows.
+	SingleKey bool
+}
+
+// RefreshInput is a validated request to rotate a key.
+type RefreshInput struct {
+	// Name of the replacement; empty keeps the old key's name.
+	Name string
+	// Grace keeps the old key working this long (at most MaxRefreshGrace);
+	// zero revokes it at once.
+	Grace time.Duration
+}
+
+// Refreshed is the outcome of a rotation.
+type Refreshed struct {
+	New NewKey
+	Old Key
+}
+
+// Page limits, for every listing.
+const (
+	DefaultPageLimit = 50
+	MaxPageLimit     = 200
+)
+
+// Page asks for one page of a listing: at most Limit rows after Cursor.
+type Page struct {
+	Limit  int
+	Cursor string // opaque, from the previous page's next cursor
+}
+
+// Size is the number of rows the page holds at most: Limit within
+// [1, MaxPageLimit], DefaultPageLimit when unset.
+func (p Page) Size() int {
+	switch {
+	case p.Limit <= 0:
+		return DefaultPageLimit
+	case p.Limit > MaxPageLimit:
+		return MaxPageLimit
+	}
+	return p.Limit
+}
+
+// EventFilter narrows an audit trail listing.
+type EventFilter struct {
+	KeyID *uuid.UUID
+	Types []EventType
+	Since *time.Time // inclusive
+	Until *time.Time // exclusive
+}
+
+// AuthKey is what verifying a presented key needs to know about it.
+type AuthKey struct {
+	Principal Principal
+	RevokedAt *time.Time
+}
+
+// KeyService is the key lifecycle and its audit trail: what the REST API
+// does with keys. Every change writes its audit event in the same
+// transaction as the change.
+type KeyService interface {
+	CreateKey(ctx context.Context, p *Principal, in CreateKeyInput, meta RequestMeta) (NewKey, error)
+	RefreshKey(ctx context.Context, p *Principal, keyID uuid.UUID, in RefreshInput, meta RequestMeta) (Refreshed, error)
+	// RevokeKey reports alreadyRevoked, changing nothing, for a key that
+	// was revoked before.
+	RevokeKey(ctx context.Context, p *Principal, keyID uuid.UUID, meta RequestMeta) (key Key, alreadyRevoked bool, err error)
+	// GetKey answers NOT_FOUND for another owner's key, exactly as for a
+	// missing one.
+	GetKey(ctx context.Context, ownerID, keyID uuid.UUID) (Key, error)
+	// ActiveKeyOfUser is the user's newest active key: the single-key
+	// (seed) API's notion of "the" key.
+	ActiveKeyOfUser(ctx context.Context, p *Principal) (Key, error)
+	// ListKeys returns a page of the owner's keys with the given status
+	// ("" or "all" for every status), newest first, and the next cursor.
+	ListKeys(ctx context.Context, ownerID uuid.UUID, status string, page Page) ([]Key, string, error)
+	// ListEvents returns a page of the owner's key events, newest first,
+	// and the next cursor.
+	ListEvents(ctx context.Context, ownerID uuid.UUID, f EventFilter, page Page) ([]Event, string, error)
+}
+
+// KeyChange tells observers that a key changed in a way that a cached
+// verification of it must not outlive (revoked, replaced, re-dated).
+type KeyChange struct {
+	KeyID   uuid.UUID
+	OwnerID uuid.UUID
+	KeyHash string // hex, as stored
+	// Ended is true when the key stopped working at once.
+	Ended bool
+}
+
+// ChangeObserver hears about committed changes. Callbacks must be quick:
+// they run on the goroutine that delivers the change.
+type ChangeObserver interface {
+	KeyChanged(KeyChange)
+	EventWritten(Event)
+}
