@@ -26,6 +26,16 @@ type Me struct {
 	KeyPrefix  string     `json:"key_prefix,omitempty"`
 	Scopes     []string   `json:"scopes"`
 	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	Limits     TierLimits `json:"limits"`
+}
+
+// TierLimits are the quotas of the principal's tier.
+type TierLimits struct {
+	MaxActiveKeys     int   `json:"max_active_keys"`
+	MaxConnections    int   `json:"max_connections"`
+	MessagesPerMinute int   `json:"messages_per_minute"`
+	MaxMessageBytes   int64 `json:"max_message_bytes"`
+	SessionSeconds    int64 `json:"session_seconds"`
 }
 
 // MeFrom describes a principal.
@@ -37,6 +47,14 @@ func MeFrom(p *keyhub.Principal) Me {
 		Tier:       string(p.Tier),
 		AuthMethod: string(p.Method),
 		Scopes:     p.Scopes.Strings(),
+	}
+	l := p.Tier.Limits()
+	me.Limits = TierLimits{
+		MaxActiveKeys:     l.ActiveKeysPerUser,
+		MaxConnections:    l.WSConnections,
+		MessagesPerMinute: l.WSMessagesPerMinute,
+		MaxMessageBytes:   l.WSMaxMessageBytes,
+		SessionSeconds:    int64(l.WSSession / time.Second),
 	}
 	if p.IsKey() {
 		id := p.KeyID

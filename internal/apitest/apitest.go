@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,7 +35,9 @@ type Env struct {
 	App    *app.App
 	Pool   *pgxpool.Pool
 	Issuer *devissuer.Issuer
-	Config config.Config
+	// TokenIssuer is the iss of the tokens Token mints.
+	TokenIssuer string
+	Config      config.Config
 }
 
 // New starts a keyhub. env overrides configuration variables.
@@ -57,22 +60,81 @@ func New(t testing.TB, env map[string]string) *Env {
 	for k, v := range env {
 		vars[k] = v
 	}
+	cfg := loadConfig(t, vars)
+	srv := httptest.NewUnstartedServer(nil)
+	e := start(t, cfg, pool, srv, nil)
+	e.Issuer, e.TokenIssuer = issuer, Issuer
+	return e
+}
+
+// NewDev starts a keyhub in dev mode, as `make run` does: it is its own
+// JWT issuer, serving its JWKS and POST /dev/token on its own listener.
+// env overrides configuration variables.
+func NewDev(t testing.TB, env map[string]string) *Env {
+	t.Helper()
+	pool, dbURL := pgtest.NewDB(t)
+	// The listener comes first: dev mode's issuer and JWKS URLs name its address.
+	srv := httptest.NewUnstartedServer(nil)
+	vars := map[string]string{
+		"DATABASE_URL":    dbURL,
+		"KEYHUB_DEV":      "1",
+		"LISTEN_ADDR":     srv.Listener.Addr().String(),
+		"KEYHUB_DATA_DIR": t.TempDir(),
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cfg := loadConfig(t, vars)
+	issuer, err := devissuer.LoadOrCreate(app.DevKeyDir(cfg)) // the key app.New loads
+	if err != nil {
+		t.Fatalf("dev issuer: %v", err)
+	}
+	e := start(t, cfg, pool, srv, issuer.JWKSHandler())
+	e.Issuer, e.TokenIssuer = issuer, cfg.DevIssuer()
+	return e
+}
+
+func loadConfig(t testing.TB, vars map[string]string) config.Config {
+	t.Helper()
 	cfg, err := config.Load(func(name string) string { return vars[name] })
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	return cfg
+}
+
+// start wires keyhub on pool and serves it on srv (unstarted). srv starts
+// before app.New and answers with early (503 if nil) until the app is
+// ready: in dev mode the app fetches its JWKS from its own address while
+// it is built, and early serves it.
+func start(t testing.TB, cfg config.Config, pool *pgxpool.Pool, srv *httptest.Server, early http.Handler) *Env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	var ready atomic.Pointer[http.Handler]
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := ready.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		if early != nil {
+			early.ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	})
+	srv.Start()
 	a, err := app.New(ctx, cfg, pool, log)
 	if err != nil {
 		cancel()
+		srv.Close()
 		t.Fatalf("app: %v", err)
 	}
+	ready.Store(&a.Handler)
 	a.Start(ctx)
-	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(func() {
 		// Close sockets first, so no connection goroutine outlives the test.
 		shutdownCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
@@ -84,7 +146,7 @@ func New(t testing.TB, env map[string]string) *Env {
 		cancel()
 		a.Wait()
 	})
-	return &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Issuer: issuer, Config: cfg}
+	return &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Config: cfg}
 }
 
 type testWriter struct{ t testing.TB }
@@ -98,7 +160,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // email is the same user).
 func (e *Env) Token(t testing.TB, email string) string {
 	t.Helper()
-	tok, err := e.Issuer.Token(Issuer, email, time.Hour)
+	tok, err := e.Issuer.Token(e.TokenIssuer, email, time.Hour)
 	if err != nil {
 		t.Fatalf("token: %v", err)
 	}

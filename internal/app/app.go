@@ -110,8 +110,8 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 			SupabaseURL:     cfg.SupabaseURL,
 			SupabaseAnonKey: cfg.SupabaseAnonKey,
 		}),
-		WebSocket:      hub,
-		OpenAPI:        keyhubspec.OpenAPI,
+		WebSocket: hub,
+		OpenAPI:   keyhubspec.OpenAPI,
 	})
 	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, touchers: []*auth.Toucher{keyUsage, userSeen}}, nil
 }

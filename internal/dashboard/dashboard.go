@@ -62,7 +62,7 @@ func Handler(cfg Config) http.Handler {
 		// only in newer browsers, so it is listed explicitly.
 		sameHostWS := "ws://" + r.Host + " wss://" + r.Host
 		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
-			"connect-src "+strings.Join(connect, " ")+" "+sameHostWS+"; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+			"connect-src "+strings.Join(connect, " ")+" "+sameHostWS+"; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-cache")

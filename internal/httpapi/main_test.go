@@ -34,6 +34,13 @@ var (
 func TestMain(m *testing.M) {
 	// kin-openapi checks date-time by default but not uuid.
 	openapi3.DefineStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`))
+	// The dashboard's files are text the spec describes as strings.
+	for _, ctype := range []string{"text/html", "text/javascript", "text/css"} {
+		openapi3filter.RegisterBodyDecoder(ctype, func(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+			raw, err := io.ReadAll(body)
+			return string(raw), err
+		})
+	}
 	doc, err := loadSpec()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
