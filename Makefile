@@ -6,7 +6,7 @@ SQLC_VERSION := v1.31.1
 SQLC := $(BIN)/sqlc-$(SQLC_VERSION)
 PG_DIR := .keyhub/pg
 
-.PHONY: run test test-in-cluster build generate check-generated bench fuzz token
+.PHONY: run test test-in-cluster build generate check-generated bench fuzz token chromium
 
 ## run: serve on localhost:8080 with a local PostgreSQL (or $$DATABASE_URL) and, without SUPABASE_URL, dev-mode sign-in
 run: build
@@ -21,7 +21,7 @@ run: build
 	$(BIN)/keyhub serve
 
 ## test: go vet, gofmt, sqlc drift check and go test -race against a throwaway PostgreSQL
-test: $(SQLC)
+test: $(SQLC) chromium
 	@db/pgcluster.sh throwaway -- $(MAKE) --no-print-directory test-in-cluster
 
 test-in-cluster:
@@ -30,6 +30,18 @@ test-in-cluster:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	@$(MAKE) --no-print-directory check-generated
 	$(GO) test -race -count=1 ./...
+
+## chromium: the headless browser of the dashboard tests (internal/dashboard); as root, installed through apt when missing, like PostgreSQL
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "chromium not found; installing Debian's chromium package (browser tests)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
+	      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+	  else \
+	    echo "chromium not found and not root: the browser tests will skip (Debian: sudo apt-get install chromium)"; \
+	  fi; \
+	fi
 
 build:
 	$(GO) build -o $(BIN)/keyhub ./cmd/keyhub

@@ -92,6 +92,12 @@ func TestServeReadinessFollowsTheDatabase(t *testing.T) {
 	}
 	waitFor("/healthz", 200)
 	waitFor("/readyz", 200)
+	if want := "dashboard: open http://" + addr + "/dashboard/"; !strings.Contains(logs.String(), want) {
+		t.Errorf("logs lack %q:\n%s", want, logs.String())
+	}
+	if get("/dashboard/") != 200 {
+		t.Error("the dashboard is not served")
+	}
 
 	// Take the database away: readiness fails, the process lives on.
 	u, _ := url.Parse(dbURL)

@@ -470,7 +470,7 @@ async function showConnections() {
     body.replaceChildren();
     for (const c of list.data) {
       const label = c.key_prefix || 'user session';
-      body.append(el('tr', { dataset: { connectionId: c.id } },
+      body.append(el('tr', { dataset: { connectionId: c.id, keyPrefix: c.key_prefix || '' } },
         el('td', {}, c.key_prefix ? el('code', {}, c.key_prefix) : 'user session'),
         el('td', {}, c.machine_id || '—'),
         el('td', {}, c.hostname || '—'),
@@ -492,7 +492,14 @@ async function closeConnection(c, label) {
   hideNotice();
   try {
     await state.api.del(`/v1/ws/connections/${c.id}`);
-    await showConnections();
+    // The close handshake finishes on its own time: listing again at once
+    // could still show the connection, so the row goes now.
+    const row = document.querySelector(`#connections-table tr[data-connection-id="${c.id}"]`);
+    if (row) {
+      row.remove();
+    }
+    $('connections-empty').hidden = $('connections-table').tBodies[0].rows.length > 0;
+    showNotice(`Connection of ${label} closed.`, 'info');
   } catch (err) {
     report(err);
   }
@@ -537,7 +544,10 @@ async function main() {
   $('events-more').addEventListener('click', () => loadEvents(true));
   $('connections-reload').addEventListener('click', showConnections);
   $('secret-copy').addEventListener('click', copySecret);
-  $('secret-done').addEventListener('click', () => $('secret-dialog').close());
+  $('secret-done').addEventListener('click', () => {
+    forgetSecret();
+    $('secret-dialog').close();
+  });
   $('secret-dialog').addEventListener('close', forgetSecret);
   window.addEventListener('hashchange', route);
   route();

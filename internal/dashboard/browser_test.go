@@ -1,0 +1,420 @@
+package dashboard_test
+
+// Browser tests: the real page in headless Chromium (driven by chromedp)
+// against a real keyhub on a real listener and PostgreSQL. One browser
+// serves the whole package; each test opens its own tabs.
+//
+// KEYHUB_DASHBOARD_SCREENSHOTS=dir saves a PNG of each page there (the
+// README's pictures come from internal/dashboard/docs/).
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/coder/websocket"
+
+	"github.com/keyhub/keyhub/internal/apitest"
+	"github.com/keyhub/keyhub/internal/dashboard"
+)
+
+// browser is the package's one Chromium; nil when none could be found
+// (then every browser test skips: `make test` installs it first).
+var (
+	browser      context.Context
+	noBrowserWhy string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runWithBrowser(m))
+}
+
+func runWithBrowser(m *testing.M) int {
+	path := findChromium()
+	if path == "" {
+		noBrowserWhy = "no chromium on PATH (make test installs Debian's chromium; or apt-get install -y chromium)"
+		return m.Run()
+	}
+	profile, err := os.MkdirTemp("", "keyhub-chromium-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(profile)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox, // root in CI containers
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1280, 900),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		fmt.Fprintf(os.Stderr, "start chromium %s: %v\n", path, err)
+		return 1
+	}
+	browser = ctx
+	return m.Run()
+}
+
+func findChromium() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// tab opens a browser tab for t, closed when t ends; if t fails, the
+// page's console output is logged.
+func tab(t *testing.T) context.Context {
+	t.Helper()
+	if browser == nil {
+		t.Skip(noBrowserWhy)
+	}
+	ctx, cancel := chromedp.NewContext(browser)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("open tab: %v", err)
+	}
+	var mu sync.Mutex
+	var console []string
+	go func() {
+		for msg, err := range chromedp.Console(ctx) {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			console = append(console, msg.String())
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, line := range console {
+				t.Log("browser console:", line)
+			}
+		}
+	})
+	return ctx
+}
+
+// do runs steps in the tab with a deadline, failing t on error.
+func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	stepCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := chromedp.Do(stepCtx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// eval evaluates a JavaScript expression in the tab.
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitFor waits until the JavaScript predicate is true.
+func waitFor(t *testing.T, ctx context.Context, what, predicate string) {
+	t.Helper()
+	do(t, ctx, what, chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingTimeout(10*time.Second)))
+}
+
+// screenshot saves the tab as name.png when KEYHUB_DASHBOARD_SCREENSHOTS
+// names a folder.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("KEYHUB_DASHBOARD_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// signIn uses the dev-mode form of the page at pageURL.
+func signIn(t *testing.T, ctx context.Context, pageURL, email string) {
+	t.Helper()
+	do(t, ctx, "sign in",
+		chromedp.Navigate(pageURL),
+		chromedp.WaitVisible(chromedp.ID("dev-email")),
+		chromedp.SetValue(chromedp.ID("dev-email"), email),
+		chromedp.Click(chromedp.CSS("#dev-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("#me-details dd")),
+	)
+}
+
+func text(t *testing.T, ctx context.Context, css string) string {
+	t.Helper()
+	return eval[string](t, ctx, fmt.Sprintf(`document.querySelector(%q).innerText`, css))
+}
+
+// TestDashboardKeyLifecycle walks the acceptance path: dev sign-in, create
+// a key (secret shown once, gone after a reload), refresh it with a grace
+// period, revoke the old one, watch the three audit events (the last one
+// arriving live in another tab), and close a daemon's connection.
+func TestDashboardKeyLifecycle(t *testing.T) {
+	t.Parallel()
+	env := apitest.NewDev(t, map[string]string{"JWT_LEEWAY": "1ms"})
+	page := env.URL + "/"
+
+	// An expired session in this tab's storage sends the user to sign-in.
+	expired, err := env.Issuer.Token(env.TokenIssuer, "alice@example.com", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expiredAt := time.Now().Add(2 * time.Second) // exp is whole seconds
+	keys := tab(t)
+	do(t, keys, "open signed out",
+		chromedp.Navigate(env.URL+"/dashboard/#/keys"),
+		chromedp.WaitVisible(chromedp.ID("dev-email")),
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`sessionStorage.setItem('keyhub.session', JSON.stringify({kind:'dev', email:'alice@example.com', access_token:%q, expires_at: Date.now()+3600000}))`, expired)),
+	)
+	time.Sleep(time.Until(expiredAt))
+	do(t, keys, "reload with an expired session",
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.ID("notice-text")),
+		chromedp.WaitVisible(chromedp.ID("dev-email")),
+	)
+	if got := text(t, keys, "#notice-text"); !strings.Contains(got, "session has expired") {
+		t.Fatalf("notice %q, want the expired-session message", got)
+	}
+	if eval[bool](t, keys, `document.getElementById('nav').checkVisibility()`) {
+		t.Fatal("the page navigation shows while signed out")
+	}
+	screenshot(t, keys, "signin")
+
+	signIn(t, keys, page, "alice@example.com")
+	if got := text(t, keys, "#me-details"); !strings.Contains(got, "alice@example.com") || !strings.Contains(got, "free") {
+		t.Fatalf("who am I shows %q", got)
+	}
+	if got := text(t, keys, "#me-limits"); !strings.Contains(got, "Active keys\n1") {
+		t.Fatalf("limits show %q", got)
+	}
+	screenshot(t, keys, "whoami")
+
+	// Create: the secret is shown once, with a warning and a copy button.
+	do(t, keys, "create a key",
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=keys]`)),
+		chromedp.WaitVisible(chromedp.ID("create-name")),
+		chromedp.SendKeys(chromedp.ID("create-name"), "laptop"),
+		chromedp.Click(chromedp.CSS("#create-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.ID("secret-value")),
+		chromedp.WaitVisible(chromedp.CSS(`#keys-table tr[data-status=active]`)),
+	)
+	secret := eval[string](t, keys, `document.getElementById('secret-value').value`)
+	if !strings.HasPrefix(secret, "mk_") || len(secret) != 46 {
+		t.Fatalf("secret %q", secret)
+	}
+	if got := text(t, keys, "#secret-dialog .warning"); !strings.Contains(got, "only time") {
+		t.Fatalf("warning %q", got)
+	}
+	do(t, keys, "copy", chromedp.Click(chromedp.ID("secret-copy")))
+	waitFor(t, keys, "copied", `document.getElementById('secret-copied').textContent.includes('Copied')`)
+	screenshot(t, keys, "keys-secret")
+	env.Get(t, "/v1/me", secret).Want(t, http.StatusOK, "")
+
+	do(t, keys, "close the secret",
+		chromedp.Click(chromedp.ID("secret-done")),
+		chromedp.WaitNotVisible(chromedp.ID("secret-dialog")),
+	)
+	leaks := `[document.documentElement.outerHTML, document.body.innerText, JSON.stringify(sessionStorage), JSON.stringify(localStorage), location.href, ...[...document.querySelectorAll('input')].map(i => i.value)].some(s => s.includes(%q))`
+	if eval[bool](t, keys, fmt.Sprintf(leaks, secret)) {
+		t.Fatal("the secret is still in the page after its dialog closed")
+	}
+	do(t, keys, "reload",
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`#keys-table tr[data-status=active]`)),
+	)
+	if eval[bool](t, keys, fmt.Sprintf(leaks, secret)) {
+		t.Fatal("the secret is in the page after a reload")
+	}
+	oldPrefix := secret[:11]
+	oldKeyID := eval[string](t, keys, `document.querySelector('#keys-table tr[data-status=active]').dataset.keyId`)
+	if got := eval[string](t, keys, `document.querySelector('#keys-table tr[data-status=active]').dataset.prefix`); got != oldPrefix {
+		t.Fatalf("listed prefix %q, want %q", got, oldPrefix)
+	}
+
+	// Refresh with a one-hour grace: a new secret, the old key still works.
+	do(t, keys, "refresh with grace",
+		chromedp.Click(chromedp.CSS(`#keys-table tr[data-prefix="`+oldPrefix+`"] button.refresh`)),
+		chromedp.WaitVisible(chromedp.ID("refresh-grace")),
+		chromedp.SetValue(chromedp.ID("refresh-grace"), "3600"),
+		chromedp.Click(chromedp.ID("refresh-confirm")),
+		chromedp.WaitVisible(chromedp.ID("secret-value")),
+	)
+	daemonKey := eval[string](t, keys, `document.getElementById('secret-value').value`)
+	if !strings.HasPrefix(daemonKey, "mk_") || daemonKey == secret {
+		t.Fatalf("refreshed secret %q", daemonKey)
+	}
+	do(t, keys, "close the new secret",
+		chromedp.Click(chromedp.ID("secret-done")),
+		chromedp.WaitNotVisible(chromedp.ID("secret-dialog")),
+	)
+	waitFor(t, keys, "two keys listed", `document.querySelectorAll('#keys-table tbody tr[data-status=active]').length === 2`)
+	env.Get(t, "/v1/me", secret).Want(t, http.StatusOK, "") // in its grace period
+
+	// A second tab (its own session) watches the audit trail.
+	events := tab(t)
+	signIn(t, events, page, "alice@example.com")
+	do(t, events, "open events",
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=events]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#events-table tr[data-type=refreshed]`)),
+	)
+	waitFor(t, events, "live updates on", `document.getElementById('live-status').textContent === 'Live updates: on'`)
+	// A refresh writes two events: the old key's "refreshed" and the new key's "created".
+	eventTypes := `[...document.querySelectorAll('#events-table tbody tr')].map(r => r.dataset.type).join(',')`
+	if got := eval[string](t, events, eventTypes); got != "created,refreshed,created" {
+		t.Fatalf("events before the revoke %q, want created,refreshed,created", got)
+	}
+
+	// Revoke the old key, with confirmation, in the first tab.
+	do(t, keys, "revoke",
+		chromedp.Click(chromedp.CSS(`#keys-table tr[data-prefix="`+oldPrefix+`"] button.revoke`)),
+		chromedp.WaitVisible(chromedp.ID("confirm-yes")),
+		chromedp.Click(chromedp.ID("confirm-yes")),
+		chromedp.WaitVisible(chromedp.CSS(`#keys-table tr[data-prefix="`+oldPrefix+`"][data-status=revoked]`)),
+	)
+	env.Get(t, "/v1/me", secret).Want(t, http.StatusUnauthorized, "KEY_REVOKED")
+
+	do(t, events, "the revoke arrives live",
+		chromedp.WaitVisible(chromedp.CSS(`#events-table tr[data-type=revoked][data-live=true]`)),
+	)
+	if got := eval[string](t, events, eventTypes); got != "revoked,created,refreshed,created" {
+		t.Fatalf("events %q, want revoked,created,refreshed,created", got)
+	}
+	screenshot(t, events, "events")
+
+	// Filters: the old key's own three events, then one type.
+	do(t, events, "filter by key",
+		chromedp.SetValue(chromedp.ID("events-key"), oldKeyID),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('events-key').dispatchEvent(new Event('change'))`),
+	)
+	waitFor(t, events, "the old key's events", eventTypes+` === 'revoked,refreshed,created'`)
+	do(t, events, "filter by type",
+		chromedp.SetValue(chromedp.ID("events-type"), "revoked"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('events-type').dispatchEvent(new Event('change'))`),
+	)
+	waitFor(t, events, "only revoked", eventTypes+` === 'revoked'`)
+
+	// A daemon connects with the refreshed key; the page lists it and closes it.
+	daemonCtx, cancelDaemon := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancelDaemon()
+	daemon, _, err := websocket.Dial(daemonCtx, "ws"+strings.TrimPrefix(env.URL, "http")+"/v1/ws", &websocket.DialOptions{
+		HTTPHeader: http.Header{"X-Api-Key": []string{daemonKey}},
+	})
+	if err != nil {
+		t.Fatalf("daemon dial: %v", err)
+	}
+	defer daemon.CloseNow()
+	if _, msg, err := daemon.Read(daemonCtx); err != nil || !strings.Contains(string(msg), `"welcome"`) {
+		t.Fatalf("daemon welcome: %s %v", msg, err)
+	}
+	daemonRow := `#connections-table tr[data-key-prefix="` + daemonKey[:11] + `"]`
+	do(t, keys, "connections",
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=connections]`)),
+		chromedp.WaitVisible(chromedp.CSS(daemonRow)),
+	)
+	screenshot(t, keys, "connections")
+	do(t, keys, "close the daemon's connection",
+		chromedp.Click(chromedp.CSS(daemonRow+` button.close-connection`)),
+		chromedp.WaitVisible(chromedp.ID("confirm-yes")),
+		chromedp.Click(chromedp.ID("confirm-yes")),
+		chromedp.WaitNotPresent(chromedp.CSS(daemonRow)),
+	)
+	for {
+		_, _, err := daemon.Read(daemonCtx)
+		if err == nil {
+			continue // an event sent before the close
+		}
+		if status := websocket.CloseStatus(err); status != 4002 {
+			t.Fatalf("daemon closed with %v (%d), want 4002 closed by owner", err, status)
+		}
+		break
+	}
+}
+
+// TestDashboardCrossOrigin serves the page from a second origin, listed in
+// ALLOWED_ORIGINS, and uses keyhub through CORS (REST) and the WebSocket's
+// Origin check; the same page from an unlisted origin cannot sign in.
+func TestDashboardCrossOrigin(t *testing.T) {
+	t.Parallel()
+	// The page's server first: its origin goes into keyhub's configuration.
+	static := httptest.NewUnstartedServer(nil)
+	defer static.Close()
+	origin := "http://" + static.Listener.Addr().String()
+	env := apitest.NewDev(t, map[string]string{"ALLOWED_ORIGINS": origin})
+	pageFiles := dashboard.Handler(dashboard.Config{APIURL: env.URL, DevSignIn: true})
+	static.Config.Handler = pageFiles
+	static.Start()
+
+	ctx := tab(t)
+	signIn(t, ctx, static.URL+"/", "carol@example.com")
+	if got := text(t, ctx, "#me-details"); !strings.Contains(got, "carol@example.com") {
+		t.Fatalf("who am I shows %q", got)
+	}
+	do(t, ctx, "create a key across origins",
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=keys]`)),
+		chromedp.WaitVisible(chromedp.ID("create-name")),
+		chromedp.SendKeys(chromedp.ID("create-name"), "cross"),
+		chromedp.Click(chromedp.CSS("#create-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.ID("secret-value")),
+		chromedp.Click(chromedp.ID("secret-done")),
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=events]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#events-table tr[data-type=created]`)),
+	)
+	waitFor(t, ctx, "live updates across origins", `document.getElementById('live-status').textContent === 'Live updates: on'`)
+
+	// A phone-sized screen: the keys page still reads without sideways scrolling of the page.
+	do(t, ctx, "narrow screen",
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=keys]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#keys-table tr[data-status=active]`)),
+	)
+	if eval[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth`) {
+		t.Error("the page is wider than a 390 px screen")
+	}
+	screenshot(t, ctx, "keys-narrow")
+
+	// The same page from an origin keyhub does not list: the browser
+	// refuses keyhub's answers.
+	other := httptest.NewServer(pageFiles)
+	defer other.Close()
+	do(t, ctx, "sign in from an unlisted origin",
+		chromedp.Navigate(other.URL+"/"),
+		chromedp.WaitVisible(chromedp.ID("dev-email")),
+		chromedp.Click(chromedp.CSS("#dev-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.ID("notice-text")),
+	)
+	if got := text(t, ctx, "#notice-text"); !strings.Contains(got, "NETWORK_ERROR") {
+		t.Fatalf("notice %q, want NETWORK_ERROR", got)
+	}
+}
