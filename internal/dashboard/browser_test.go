@@ -9,6 +9,7 @@ package dashboard_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
+	"github.com/go-chi/cors"
 
 	"github.com/keyhub/keyhub/internal/apitest"
 	"github.com/keyhub/keyhub/internal/dashboard"
@@ -416,5 +418,123 @@ func TestDashboardCrossOrigin(t *testing.T) {
 	)
 	if got := text(t, ctx, "#notice-text"); !strings.Contains(got, "NETWORK_ERROR") {
 		t.Fatalf("notice %q, want NETWORK_ERROR", got)
+	}
+}
+
+// fakeSupabaseAuth stands in for a Supabase project's Auth REST API (a
+// service outside keyhub): the password and refresh-token grants and
+// logout, answering with tokens keyhub verifies through its JWKS.
+type fakeSupabaseAuth struct {
+	env      *apitest.Env
+	anonKey  string
+	mu       sync.Mutex
+	refreshes int
+	logouts  int
+}
+
+func (f *fakeSupabaseAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("apikey") != f.anonKey {
+		http.Error(w, `{"error_code":"no_api_key","msg":"No API key found in request"}`, http.StatusUnauthorized)
+		return
+	}
+	var body struct {
+		Email        string `json:"email"`
+		Password     string `json:"password"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case r.URL.Path == "/auth/v1/logout":
+		f.logouts++
+		w.WriteHeader(http.StatusNoContent)
+		return
+	case r.URL.Path != "/auth/v1/token":
+		http.NotFound(w, r)
+		return
+	case r.URL.Query().Get("grant_type") == "password" && body.Password != "correct horse":
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(`{"error":"invalid_grant","error_description":"Invalid login credentials"}`))
+		return
+	case r.URL.Query().Get("grant_type") == "refresh_token":
+		if body.RefreshToken != fmt.Sprintf("refresh-%d", f.refreshes) {
+			http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
+			return
+		}
+		f.refreshes++
+		body.Email = "sam@example.com"
+	}
+	token, err := f.env.Issuer.Token(f.env.TokenIssuer, body.Email, time.Hour)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	// expires_in 61 s: the page renews a minute before expiry, so at once.
+	json.NewEncoder(w).Encode(map[string]any{
+		"access_token": token, "token_type": "bearer", "expires_in": 61,
+		"refresh_token": fmt.Sprintf("refresh-%d", f.refreshes), "user": map[string]string{"email": body.Email},
+	})
+}
+
+// TestDashboardSupabaseSignIn: email and password against Supabase Auth
+// (with the anon key), the session renewed with its refresh token before
+// it expires, and sign-out.
+func TestDashboardSupabaseSignIn(t *testing.T) {
+	t.Parallel()
+	supabase := httptest.NewUnstartedServer(nil)
+	defer supabase.Close()
+	const anonKey = "anon-key-for-tests"
+	env := apitest.New(t, map[string]string{"SUPABASE_URL": "http://" + supabase.Listener.Addr().String(), "SUPABASE_ANON_KEY": anonKey})
+	fake := &fakeSupabaseAuth{env: env, anonKey: anonKey}
+	supabase.Config.Handler = cors.Handler(cors.Options{
+		AllowedOrigins: []string{env.URL},
+		AllowedMethods: []string{http.MethodPost},
+		AllowedHeaders: []string{"apikey", "Authorization", "Content-Type"},
+	})(fake)
+	supabase.Start()
+
+	ctx := tab(t)
+	do(t, ctx, "wrong password",
+		chromedp.Navigate(env.URL+"/dashboard/"),
+		chromedp.WaitVisible(chromedp.ID("sb-email")),
+		chromedp.SendKeys(chromedp.ID("sb-email"), "sam@example.com"),
+		chromedp.SendKeys(chromedp.ID("sb-password"), "wrong"),
+		chromedp.Click(chromedp.CSS("#supabase-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.ID("notice-text")),
+	)
+	if got := text(t, ctx, "#notice-text"); !strings.Contains(got, "Invalid login credentials") {
+		t.Fatalf("notice %q", got)
+	}
+	if eval[bool](t, ctx, `document.getElementById('dev-form').checkVisibility()`) {
+		t.Fatal("dev sign-in offered outside dev mode")
+	}
+	do(t, ctx, "sign in",
+		chromedp.SetValue(chromedp.ID("sb-password"), "correct horse"),
+		chromedp.Click(chromedp.CSS("#supabase-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("#me-details dd")),
+	)
+	if got := text(t, ctx, "#me-details"); !strings.Contains(got, "sam@example.com") {
+		t.Fatalf("who am I shows %q", got)
+	}
+	if eval[string](t, ctx, `document.getElementById('sb-password').value`) != "" {
+		t.Error("the password stays in the form after sign-in")
+	}
+	waitFor(t, ctx, "renewed with the refresh token", `JSON.parse(sessionStorage.getItem('keyhub.session')).refresh_token === 'refresh-1'`)
+	do(t, ctx, "still signed in",
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=keys]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#keys-empty`)),
+		chromedp.Click(chromedp.ID("sign-out")),
+		chromedp.WaitVisible(chromedp.ID("sb-email")),
+	)
+	if eval[bool](t, ctx, `sessionStorage.getItem('keyhub.session') !== null`) {
+		t.Error("the session outlives sign-out")
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if fake.logouts != 1 {
+		t.Errorf("%d logouts at Supabase, want 1", fake.logouts)
 	}
 }
