@@ -105,6 +105,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		DevJWKS:        devJWKS,
 		DevTokens:      devTokens,
 		AllowedOrigins: cfg.AllowedOrigins,
+		CORSMaxAge:     cfg.CORSMaxAge,
 		Dashboard: dashboard.Handler(dashboard.Config{
 			DevSignIn:       cfg.Dev,
 			SupabaseURL:     cfg.SupabaseURL,

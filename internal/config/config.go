@@ -45,6 +45,8 @@ type Config struct {
 	WSTicketSecret string
 	WSAuthTimeout  time.Duration
 	AllowedOrigins []string
+	// CORSMaxAge is how long browsers may cache a CORS preflight answer.
+	CORSMaxAge time.Duration
 }
 
 // Load reads the configuration through getenv.
@@ -80,6 +82,7 @@ func Load(getenv func(string) string) (Config, error) {
 		WSTicketSecret: p.str("WS_TICKET_SECRET", ""),
 		WSAuthTimeout:  p.duration("WS_AUTH_TIMEOUT", 10*time.Second),
 		AllowedOrigins: p.list("ALLOWED_ORIGINS"),
+		CORSMaxAge:     p.duration("CORS_MAX_AGE", 10*time.Minute),
 	}
 	if p.err != nil {
 		return Config{}, p.err

@@ -425,11 +425,11 @@ func TestDashboardCrossOrigin(t *testing.T) {
 // service outside keyhub): the password and refresh-token grants and
 // logout, answering with tokens keyhub verifies through its JWKS.
 type fakeSupabaseAuth struct {
-	env      *apitest.Env
-	anonKey  string
-	mu       sync.Mutex
+	env       *apitest.Env
+	anonKey   string
+	mu        sync.Mutex
 	refreshes int
-	logouts  int
+	logouts   int
 }
 
 func (f *fakeSupabaseAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -41,7 +41,7 @@ func corsHeaders(h http.Header) []string {
 
 func TestCORSPreflight(t *testing.T) {
 	t.Parallel()
-	env := apitest.New(t, map[string]string{"ALLOWED_ORIGINS": "https://app.example.com, https://*.tenant.example"})
+	env := apitest.New(t, map[string]string{"ALLOWED_ORIGINS": "https://app.example.com, https://*.tenant.example", "CORS_MAX_AGE": "90s"})
 
 	t.Run("allowed", func(t *testing.T) {
 		for _, origin := range []string{"https://app.example.com", "https://a.tenant.example"} {
@@ -56,7 +56,7 @@ func TestCORSPreflight(t *testing.T) {
 			if got := strings.ToLower(h.Get("Access-Control-Allow-Headers")); got != "authorization, content-type, x-api-key, x-makima-api-key" {
 				t.Errorf("Allow-Headers %q", got)
 			}
-			if h.Get("Access-Control-Max-Age") != "600" {
+			if h.Get("Access-Control-Max-Age") != "90" {
 				t.Errorf("Max-Age %q", h.Get("Access-Control-Max-Age"))
 			}
 			if h.Get("Access-Control-Allow-Credentials") != "" {

@@ -30,6 +30,8 @@ type Deps struct {
 	// AllowedOrigins are the browser origins allowed to call the API
 	// (CORS), as ALLOWED_ORIGINS lists them.
 	AllowedOrigins []string
+	// CORSMaxAge is how long browsers may cache a preflight answer.
+	CORSMaxAge time.Duration
 	// Dashboard serves the web dashboard's files under /dashboard/; nil
 	// leaves / and /dashboard/ unrouted.
 	Dashboard http.Handler

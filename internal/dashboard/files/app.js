@@ -549,7 +549,10 @@ async function main() {
     $('secret-dialog').close();
   });
   $('secret-dialog').addEventListener('close', forgetSecret);
-  window.addEventListener('hashchange', route);
+  window.addEventListener('hashchange', () => {
+    route();
+    $('main').focus(); // keyboard and screen-reader users land on the new page
+  });
   route();
 }
 
