@@ -375,8 +375,25 @@ func TestDashboardCrossOrigin(t *testing.T) {
 	origin := "http://" + static.Listener.Addr().String()
 	env := apitest.NewDev(t, map[string]string{"ALLOWED_ORIGINS": origin})
 	pageFiles := dashboard.Handler(dashboard.Config{APIURL: env.URL, DevSignIn: true})
-	static.Config.Handler = pageFiles
+	static.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/limited" { // what a rate-limited API answers
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "30")
+			w.WriteHeader(http.StatusTooManyRequests)
+			w.Write([]byte(`{"error":{"code":"RATE_LIMITED","message":"slow down"}}`))
+			return
+		}
+		pageFiles.ServeHTTP(w, r)
+	})
 	static.Start()
+
+	// 21 revoked keys and one active: the list takes two pages.
+	carol := env.Token(t, "carol@example.com")
+	for i := range 21 {
+		var k struct{ ID string }
+		env.Post(t, "/v1/keys", carol, map[string]any{"name": fmt.Sprintf("old-%02d", i)}).Want(t, http.StatusCreated, "").JSON(t, &k)
+		env.Delete(t, "/v1/keys/"+k.ID, carol).Want(t, http.StatusOK, "")
+	}
 
 	ctx := tab(t)
 	signIn(t, ctx, static.URL+"/", "carol@example.com")
@@ -394,6 +411,40 @@ func TestDashboardCrossOrigin(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#events-table tr[data-type=created]`)),
 	)
 	waitFor(t, ctx, "live updates across origins", `document.getElementById('live-status').textContent === 'Live updates: on'`)
+
+	// Keys: pages, the status filter, and an API error shown with its code.
+	rows := `document.querySelectorAll('#keys-table tbody tr').length`
+	do(t, ctx, "keys, first page",
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=keys]`)),
+		chromedp.WaitVisible(chromedp.ID("keys-more")),
+	)
+	if n := eval[int](t, ctx, rows); n != 20 {
+		t.Fatalf("%d keys on the first page, want 20", n)
+	}
+	do(t, ctx, "load more", chromedp.Click(chromedp.ID("keys-more")), chromedp.WaitNotVisible(chromedp.ID("keys-more")))
+	if n := eval[int](t, ctx, rows); n != 22 {
+		t.Fatalf("%d keys after Load more, want 22", n)
+	}
+	do(t, ctx, "only active",
+		chromedp.SetValue(chromedp.ID("keys-status"), "active"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('keys-status').dispatchEvent(new Event('change'))`),
+	)
+	waitFor(t, ctx, "one active key", rows+` === 1 && document.querySelector('#keys-table tbody tr').dataset.status === 'active'`)
+	do(t, ctx, "a second active key on the free tier",
+		chromedp.SendKeys(chromedp.ID("create-name"), "one too many"),
+		chromedp.Click(chromedp.CSS("#create-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.ID("notice-text")),
+	)
+	if got := text(t, ctx, "#notice-text"); !strings.HasPrefix(got, "KEY_LIMIT_REACHED: ") {
+		t.Fatalf("notice %q, want the API's code and message", got)
+	}
+
+	// A 429 says when to retry, from Retry-After.
+	describe := fmt.Sprintf(`import('./api.js').then(({ Client }) => new Client(%q, () => '', () => {}).get('/limited').then(() => 'no error', (err) => err.describe()))`, static.URL)
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](describe, chromedp.EvalAwaitPromise))
+	if err != nil || !strings.HasPrefix(got, "RATE_LIMITED: slow down Try again in 30 s") {
+		t.Fatalf("429 described as %q (%v)", got, err)
+	}
 
 	// A phone-sized screen: the keys page still reads without sideways scrolling of the page.
 	do(t, ctx, "narrow screen",
