@@ -448,6 +448,10 @@ async function startLive() {
       return; // replaced or stopped on purpose
     }
     state.events.socket = null;
+    if (close.code === 4000 && state.page === 'events' && state.session.token()) {
+      startLive(); // the socket ended with the old access token; the session has a newer one
+      return;
+    }
     setLive(`off (closed: ${close.code}${close.reason ? ` ${close.reason}` : ''})`);
   });
 }
