@@ -106,7 +106,9 @@ func (h *Hub) newConn(ws *websocket.Conn, r *http.Request, p *keyhub.Principal, 
 		connectedAt: time.Now(),
 		events:      make(chan keyhub.Event, eventBacklog),
 		closeReqs:   make(chan closeRequest, 1),
+		updates:     make(chan struct{}, 1),
 	}
+	c.tier.Store(p.Tier)
 	c.touch()
 	return c
 }
