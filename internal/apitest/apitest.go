@@ -154,8 +154,14 @@ func start(t testing.TB, cfg config.Config, pool *pgxpool.Pool, srv *httptest.Se
 // `keyhub serve` beside the first: its own pool, change-feed connection,
 // caches and WebSocket hub, the same configuration (secrets included). It
 // waits until both processes' change feeds listen.
-func (e *Env) Replica(t testing.TB) *Env {
+// mods adjust the replica's configuration (say, its own
+// DATABASE_LISTEN_URL).
+func (e *Env) Replica(t testing.TB, mods ...func(*config.Config)) *Env {
 	t.Helper()
+	cfg := e.Config
+	for _, mod := range mods {
+		mod(&cfg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	pool, err := postgres.Open(ctx, e.Config.DatabaseURL)
@@ -163,7 +169,7 @@ func (e *Env) Replica(t testing.TB) *Env {
 		t.Fatalf("open replica pool: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	r := start(t, e.Config, pool, httptest.NewUnstartedServer(nil), nil)
+	r := start(t, cfg, pool, httptest.NewUnstartedServer(nil), nil)
 	r.Issuer, r.TokenIssuer = e.Issuer, e.TokenIssuer
 	e.WaitListening(t)
 	r.WaitListening(t)
