@@ -444,4 +444,3 @@ func TestLoweredTierClosesNewestSocketsFirst(t *testing.T) {
 	}
 	oldest.expectOpen(t)
 }
-

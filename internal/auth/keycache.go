@@ -66,9 +66,9 @@ type cachedKey struct {
 // (for last_used_at) and may be nil.
 func NewApiKeyCache(store KeyStore, cfg KeyCacheConfig, usage *Toucher) *ApiKeyCache {
 	return &ApiKeyCache{
-		store:   store,
-		known:   expirable.NewLRU[[32]byte, *cachedKey](cfg.Size, nil, cfg.TTL),
-		unknown: expirable.NewLRU[[32]byte, struct{}](cfg.NegativeSize, nil, cfg.NegativeTTL),
+		store:      store,
+		known:      expirable.NewLRU[[32]byte, *cachedKey](cfg.Size, nil, cfg.TTL),
+		unknown:    expirable.NewLRU[[32]byte, struct{}](cfg.NegativeSize, nil, cfg.NegativeTTL),
 		usage:      usage,
 		now:        time.Now,
 		staleBound: cfg.StaleBound,
