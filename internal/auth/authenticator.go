@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/keyhub/keyhub/internal/apikey"
 	"github.com/keyhub/keyhub/internal/jwtverify"
 	"github.com/keyhub/keyhub/internal/keyhub"
@@ -129,6 +131,23 @@ func (a *Authenticator) Resolve(ctx context.Context, cred string) (*keyhub.Princ
 		return a.keys.Verify(ctx, cred)
 	}
 	return a.resolveToken(ctx, cred)
+}
+
+// ResolveKeyID resolves the key a WebSocket ticket names, with the same
+// cache and the same revoked and expiry rules as a presented key.
+func (a *Authenticator) ResolveKeyID(ctx context.Context, keyID uuid.UUID) (*keyhub.Principal, error) {
+	return a.keys.VerifyID(ctx, keyID)
+}
+
+// ResolveUser resolves the user a WebSocket ticket names, through the
+// same user cache as a verified access token. The caller sets ExpiresAt
+// (the session's end).
+func (a *Authenticator) ResolveUser(ctx context.Context, userID uuid.UUID) (*keyhub.Principal, error) {
+	p, err := a.users.principal(ctx, userID, "")
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 // ResolveKey verifies a credential that must be an API key.

@@ -31,16 +31,15 @@ func (s *Store) DeleteExpiredWSTickets(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// KeyForAuthByID looks a key up by id, whatever its status, as KeyForAuth
-// does by hash: a WebSocket ticket names its key by id and must see the
-// key as it is now (revoked, expired, re-scoped, tier changed). Two
-// indexed lookups, once per connection, keep one row-to-principal path.
-func (s *Store) KeyForAuthByID(ctx context.Context, keyID uuid.UUID) (keyhub.AuthKey, error) {
+// KeyHashByID returns the stored hash of a key, whatever its status: a
+// WebSocket ticket names its key by id, and the hash leads to the same
+// cache and verification as a presented key.
+func (s *Store) KeyHashByID(ctx context.Context, keyID uuid.UUID) (string, error) {
 	keyHash, err := s.q.GetKeyHashByID(ctx, s.pool, keyID)
 	if err != nil {
-		return keyhub.AuthKey{}, dbError(err, "key")
+		return "", dbError(err, "key")
 	}
-	return s.KeyForAuth(ctx, keyHash)
+	return keyHash, nil
 }
 
 // KeyStates returns the current state of the keys with the given ids as

@@ -33,8 +33,6 @@ const (
 type Store interface {
 	ClaimWSTicket(ctx context.Context, ticketID uuid.UUID, expiresAt time.Time) (bool, error)
 	DeleteExpiredWSTickets(ctx context.Context) (int64, error)
-	KeyForAuthByID(ctx context.Context, keyID uuid.UUID) (keyhub.AuthKey, error)
-	ProvisionUser(ctx context.Context, userID uuid.UUID, email string) (keyhub.Principal, time.Time, error)
 	KeyStates(ctx context.Context, keyIDs []uuid.UUID) ([]keyhub.KeyChange, error)
 	OwnerTiers(ctx context.Context, ownerIDs []uuid.UUID) (map[uuid.UUID]keyhub.Tier, error)
 }
