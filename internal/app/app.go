@@ -97,6 +97,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		AllowedOrigins: cfg.AllowedOrigins,
 		TrustedProxies: cfg.TrustedProxies,
 		StaleBound:     cfg.StaleBound,
+		LeaseTTL:       cfg.WSLeaseTTL,
 	})
 	store.Observe(hub)
 	feed := store.NewChangeFeed(cfg.ListenDatabaseURL, log)
