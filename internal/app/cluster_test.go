@@ -80,8 +80,10 @@ func refusedWith(t *testing.T, env *apitest.Env, secret, code string) func() str
 type socket struct {
 	conn   *websocket.Conn
 	closed chan websocket.StatusCode
-	mu     sync.Mutex
-	msgs   []map[string]any
+	// closedAt is when the reader saw the close; set before closed is sent.
+	closedAt time.Time
+	mu       sync.Mutex
+	msgs     []map[string]any
 }
 
 // connect opens a WebSocket on env with the key in the headers, reads the
@@ -122,6 +124,7 @@ func connectURL(t *testing.T, baseURL, secret string) (s *socket, status int, bo
 		for {
 			var m map[string]any
 			if err := wsjson.Read(context.Background(), c, &m); err != nil {
+				s.closedAt = time.Now()
 				s.closed <- websocket.CloseStatus(err)
 				return
 			}
