@@ -85,7 +85,8 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		NegativeSize: cfg.NegativeCacheSize,
 		StaleBound:   cfg.StaleBound,
 	}, keyUsage)
-	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, StaleBound: cfg.StaleBound})
+	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, StaleBound: cfg.StaleBound,
+		TokenCacheSize: cfg.JWTCacheSize})
 	store.Observe(authn)
 
 	hub := ws.New(ws.Config{

@@ -31,13 +31,18 @@ import (
 type TokenVerifier interface {
 	Configured() bool
 	Verify(ctx context.Context, token string) (jwtverify.Claims, error)
+	// KeySetGeneration moves whenever the verification keys change; a
+	// cached verification is trusted only under the generation it was made in.
+	KeySetGeneration() uint64
 }
 
 // Authenticator is the extractor chain.
 type Authenticator struct {
 	keys   *ApiKeyCache
 	tokens TokenVerifier
-	users  *userCache
+	// verified caches the claims of verified tokens; nil when tokens is.
+	verified *tokenCache
+	users    *userCache
 }
 
 // Config assembles an Authenticator.
@@ -51,6 +56,9 @@ type Config struct {
 	// StaleBound is the oldest a cached user may be while the change feed
 	// is down (see KeyCacheConfig.StaleBound).
 	StaleBound time.Duration
+	// TokenCacheSize bounds how many verified access tokens are cached
+	// (default 10,000).
+	TokenCacheSize int
 }
 
 // New returns the extractor chain.
@@ -61,7 +69,14 @@ func New(cfg Config) *Authenticator {
 	if cfg.UserSize <= 0 {
 		cfg.UserSize = 10_000
 	}
-	return &Authenticator{keys: cfg.Keys, tokens: cfg.Tokens, users: newUserCache(cfg.Users, cfg.UserSize, cfg.UserTTL, cfg.StaleBound, cfg.SeenUsers)}
+	if cfg.TokenCacheSize <= 0 {
+		cfg.TokenCacheSize = 10_000
+	}
+	a := &Authenticator{keys: cfg.Keys, tokens: cfg.Tokens, users: newUserCache(cfg.Users, cfg.UserSize, cfg.UserTTL, cfg.StaleBound, cfg.SeenUsers)}
+	if cfg.Tokens != nil {
+		a.verified = newTokenCache(cfg.Tokens, cfg.TokenCacheSize)
+	}
+	return a
 }
 
 // The Authenticator hears committed changes for both of its caches.
@@ -173,7 +188,7 @@ func (a *Authenticator) resolveToken(ctx context.Context, token string) (*keyhub
 	if a.tokens == nil || !a.tokens.Configured() {
 		return nil, errNoJWT
 	}
-	claims, err := a.tokens.Verify(ctx, token)
+	claims, err := a.verified.verify(ctx, token)
 	if err != nil {
 		return nil, err
 	}

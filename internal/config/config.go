@@ -33,6 +33,7 @@ type Config struct {
 	JWTIssuer       string
 	JWTAudience     string
 	JWTLeeway       time.Duration
+	JWTCacheSize    int // verified access tokens kept (JWT_CACHE_SIZE)
 
 	KeyCacheTTL           time.Duration
 	KeyCacheSize          int
@@ -80,6 +81,7 @@ func Load(getenv func(string) string) (Config, error) {
 		JWTIssuer:       p.str("JWT_ISSUER", ""),
 		JWTAudience:     p.str("JWT_AUDIENCE", "authenticated"),
 		JWTLeeway:       p.duration("JWT_LEEWAY", 30*time.Second),
+		JWTCacheSize:    p.positiveInt("JWT_CACHE_SIZE", 10_000),
 
 		KeyCacheTTL:           p.duration("API_KEY_CACHE_TTL", 5*time.Minute),
 		KeyCacheSize:          p.positiveInt("API_KEY_CACHE_SIZE", 100_000),

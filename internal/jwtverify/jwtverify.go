@@ -25,6 +25,7 @@ import (
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"golang.org/x/time/rate"
 
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
@@ -44,6 +45,9 @@ const (
 	// jwksRefreshInterval is the periodic refresh: a key Supabase revokes
 	// stops being accepted within this time.
 	jwksRefreshInterval = 10 * time.Minute
+	// unknownKIDRefreshEvery is keyfunc's default rate of refreshes
+	// triggered by tokens with an unknown kid.
+	unknownKIDRefreshEvery = 5 * time.Minute
 	// minRSABits rejects toy RSA keys wherever they come from.
 	minRSABits = 2048
 )
@@ -93,6 +97,7 @@ type Verifier struct {
 	ecKeys         []staticKey     // *ecdsa.PublicKey on P-256, for ES256 only
 	rsaKeys        []staticKey     // *rsa.PublicKey, for RS256 only
 	jwks           keyfunc.Keyfunc // nil unless JWKSURL is set
+	keySet         *watchedKeys    // the fetched JWKS keys behind jwks; nil unless JWKSURL is set
 	refreshTimeout time.Duration
 	configured     bool
 }
@@ -203,33 +208,63 @@ func (v *Verifier) startJWKS(ctx context.Context, rawURL string, client *http.Cl
 	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
 		log.Warn("JWKS URL is plain http; keys can be swapped in transit", "url", rawURL)
 	}
-	v.jwks, err = keyfunc.NewDefaultOverrideCtx(ctx, []string{rawURL}, keyfunc.Override{
-		Client:      client,
-		HTTPTimeout: jwksHTTPTimeout,
-		// On an unknown kid, jwkset waits for the limiter and fetches under
-		// one context derived from the request's and capped at this: the
-		// request never waits on keyfunc's long-lived context.
-		RateLimitWaitMax: v.refreshTimeout,
-		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
-			return func(ctx context.Context, err error) {
-				// The last good keys stay in use; a failed fetch never
-				// empties the set.
-				log.WarnContext(ctx, "JWKS refresh failed", "url", u, "error", err)
-			}
+	// keyfunc.NewDefaultOverrideCtx with the same settings, built by hand
+	// for one reason: the fetched keys live in a watchedKeys, which counts
+	// changes of the key set (KeySetGeneration) so that verified tokens
+	// cached elsewhere are dropped when their key may be gone.
+	fetched := &watchedKeys{Storage: jwkset.NewMemoryStorage()}
+	remote, err := jwkset.NewStorageFromHTTP(rawURL, jwkset.HTTPClientStorageOptions{
+		Client:                    client,
+		Ctx:                       ctx,
+		HTTPTimeout:               jwksHTTPTimeout,
+		NoErrorReturnFirstHTTPReq: true,
+		RefreshErrorHandler: func(ctx context.Context, err error) {
+			// The last good keys stay in use; a failed fetch never
+			// empties the set.
+			log.WarnContext(ctx, "JWKS refresh failed", "url", rawURL, "error", err)
 		},
 		RefreshInterval: jwksRefreshInterval,
-		// Nothing is ever written to the "given" store; reading the fetched
-		// keys first spares each request a not-found error from it.
-		PrioritizeHTTP: true,
+		Storage:         fetched,
 	})
 	if err != nil {
 		return fmt.Errorf("jwtverify: JWKS client for %q: %w", rawURL, err)
 	}
+	storage, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs: map[string]jwkset.Storage{rawURL: remote},
+		// Nothing is ever written to the "given" store; reading the fetched
+		// keys first spares each request a not-found error from it.
+		PrioritizeHTTP: true,
+		// On an unknown kid, jwkset waits for the limiter and fetches under
+		// one context derived from the request's and capped at this: the
+		// request never waits on a long-lived context.
+		RateLimitWaitMax:  v.refreshTimeout,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(unknownKIDRefreshEvery), 1),
+	})
+	if err != nil {
+		return fmt.Errorf("jwtverify: JWKS client for %q: %w", rawURL, err)
+	}
+	if v.jwks, err = keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: storage}); err != nil {
+		return fmt.Errorf("jwtverify: JWKS client for %q: %w", rawURL, err)
+	}
+	v.keySet = fetched
 	// KeyReadAll never triggers a refresh.
 	if keys, err := v.jwks.Storage().KeyReadAll(ctx); err != nil || len(keys) == 0 {
 		log.Warn("JWKS has no keys yet; they will be fetched on the first token with an unknown kid or the next periodic refresh", "url", rawURL)
 	}
 	return nil
+}
+
+// KeySetGeneration counts the changes of the fetched JWKS since start: it
+// moves whenever a refresh installs a key set that differs from the one
+// before (a key added, removed or replaced), after the new set is in
+// place. A verification result may be reused only while the generation
+// read before the verification is still current. Static keys and the
+// shared secret never change while the process runs.
+func (v *Verifier) KeySetGeneration() uint64 {
+	if v.keySet == nil {
+		return 0
+	}
+	return v.keySet.generation.Load()
 }
 
 // Configured reports whether any key source is present.

@@ -513,3 +513,54 @@ func TestVerifyAfterContextCancel(t *testing.T) {
 		t.Fatalf("Verify after cancel: %v", err)
 	}
 }
+
+// KeySetGeneration moves when a refresh changes the key set, after the new
+// set is in place, and stays put when a refresh finds the same keys.
+func TestKeySetGeneration(t *testing.T) {
+	t.Parallel()
+	k := loadTestKeys()
+	t.Run("same keys", func(t *testing.T) {
+		t.Parallel()
+		srv := newJWKSServer(t, defaultJWKS(t))
+		v := newVerifier(t, Config{JWKSURL: srv.URL, Issuer: testIssuer})
+		before, fetches := v.KeySetGeneration(), srv.fetches.Load()
+		// An unknown kid forces a refresh, which finds the same set.
+		if _, err := v.Verify(t.Context(), sign(t, jwt.SigningMethodES256, k.ec, "unknown", claims())); err == nil {
+			t.Fatal("unknown kid accepted")
+		}
+		if srv.fetches.Load() == fetches {
+			t.Fatal("no refresh happened")
+		}
+		if got := v.KeySetGeneration(); got != before {
+			t.Fatalf("generation moved from %d to %d on an unchanged key set", before, got)
+		}
+	})
+	t.Run("key removed", func(t *testing.T) {
+		t.Parallel()
+		srv := newJWKSServer(t, defaultJWKS(t))
+		v := newVerifier(t, Config{JWKSURL: srv.URL, Issuer: testIssuer})
+		old := sign(t, jwt.SigningMethodES256, k.ec, kidEC, claims())
+		if _, err := v.Verify(t.Context(), old); err != nil {
+			t.Fatal(err)
+		}
+		before := v.KeySetGeneration()
+		next := mustECKey(t, elliptic.P256())
+		srv.publish(jwksJSON(t, jwkOf(t, &next.PublicKey, "ec-2", jwkset.AlgES256, false)))
+		if _, err := v.Verify(t.Context(), sign(t, jwt.SigningMethodES256, next, "ec-2", claims())); err != nil {
+			t.Fatalf("token of the new key: %v", err)
+		}
+		if v.KeySetGeneration() == before {
+			t.Fatal("generation did not move when a key was removed")
+		}
+		if _, err := v.Verify(t.Context(), old); keyhub.ErrorCode(err) != keyhub.CodeInvalidToken {
+			t.Fatalf("token of the removed key: %v", err)
+		}
+	})
+	t.Run("static keys only", func(t *testing.T) {
+		t.Parallel()
+		v := newVerifier(t, Config{HS256Secret: testSecret, Issuer: testIssuer})
+		if g := v.KeySetGeneration(); g != 0 {
+			t.Fatalf("generation %d without a JWKS", g)
+		}
+	})
+}
