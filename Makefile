@@ -6,7 +6,7 @@ SQLC_VERSION := v1.31.1
 SQLC := $(BIN)/sqlc-$(SQLC_VERSION)
 PG_DIR := .keyhub/pg
 
-.PHONY: run test test-in-cluster build generate check-generated bench fuzz token chromium measure-propagation
+.PHONY: run test test-in-cluster build generate check-generated bench fuzz token chromium measure-propagation loadtest
 
 ## run: serve on localhost:8080 with a local PostgreSQL (or $$DATABASE_URL) and, without SUPABASE_URL, dev-mode sign-in
 run: build
@@ -62,6 +62,12 @@ bench:
 ## measure-propagation: revoke on one process → refused and sockets closed on another, p50/p99 over 100 revokes (BENCHMARKS.md)
 measure-propagation:
 	@db/pgcluster.sh throwaway -- env KEYHUB_MEASURE=1 $(GO) test -count=1 -run '^TestRevocationPropagation$$' -v ./internal/app/ | grep -E '^\s+propagation_test.go|^(ok|FAIL|---)'
+
+## loadtest: keyhub under load on loopback with a throwaway PostgreSQL: one table of throughput, p50/p99, ratios to /healthz, pgbench, WebSocket memory and revocation fan-out (a few minutes; not part of make test)
+loadtest: build
+	$(GO) build -o $(BIN)/keyhub-load ./cmd/keyhub-load
+	@ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); \
+	  db/pgcluster.sh throwaway -- $(BIN)/keyhub-load -keyhub $(BIN)/keyhub $(LOADTEST_FLAGS)
 
 ## token: print a dev-mode access token (EMAIL=you@example.com)
 token:

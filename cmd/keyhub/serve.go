@@ -61,6 +61,13 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if cfg.DebugAddr != "" {
+		debugSrv, err := startDebug(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer debugSrv.Close()
+	}
 	log.Info("keyhub listening", "addr", ln.Addr().String(), "version", version, "env", cfg.Env, "dev", cfg.Dev)
 	dashboardURL := "http://" + cfg.LocalAddr() + "/dashboard/"
 	log.Info("dashboard: open "+dashboardURL+" in a browser", "url", dashboardURL)

@@ -18,6 +18,7 @@ import (
 type Config struct {
 	DatabaseURL     string
 	ListenAddr      string
+	DebugAddr       string // DEBUG_ADDR: pprof's listener, off when empty
 	LogLevel        string
 	Env             string // "development" or "production"
 	Dev             bool   // dev mode: a local JWT issuer instead of Supabase
@@ -66,6 +67,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c := Config{
 		DatabaseURL:     p.str("DATABASE_URL", ""),
 		ListenAddr:      p.str("LISTEN_ADDR", ":8080"),
+		DebugAddr:       p.str("DEBUG_ADDR", ""),
 		LogLevel:        p.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		Env:             p.oneOf("KEYHUB_ENV", "development", "development", "production"),
 		Dev:             p.boolean("KEYHUB_DEV", false),
@@ -119,6 +121,11 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		return Config{}, fmt.Errorf("LISTEN_ADDR must be host:port or :port, got %q", c.ListenAddr)
+	}
+	if c.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			return Config{}, fmt.Errorf("DEBUG_ADDR must be host:port, got %q", c.DebugAddr)
+		}
 	}
 	if c.SupabaseURL != "" {
 		if u, err := url.Parse(c.SupabaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

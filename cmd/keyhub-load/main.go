@@ -1,0 +1,111 @@
+// Command keyhub-load is the load harness behind `make loadtest`: it starts
+// a keyhub (the binary given by -keyhub) on loopback against a PostgreSQL
+// it is given (make loadtest passes a throwaway one), drives it, and prints
+// one Markdown table: each path's throughput and p50/p99 with its ratio to
+// /healthz, pgbench's select-only figure for the database path, the
+// open-loop p99 at 80 % of the cached-key peak, server memory per idle
+// authenticated WebSocket, and revocation fan-out latency.
+//
+// Ratios, not absolute figures, are what it is for: client and server share
+// the machine, so every path pays the same client cost.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "keyhub-load:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command line.
+type options struct {
+	keyhub       string
+	databaseURL  string
+	conns        int
+	warmup       time.Duration
+	duration     time.Duration
+	openFraction float64
+	sockets      int
+	perKey       int
+	fanoutRounds int
+	pgbench      string
+}
+
+func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("keyhub-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defaultDB := getenv("KEYHUB_TEST_DATABASE_URL")
+	if defaultDB == "" {
+		defaultDB = getenv("DATABASE_URL")
+	}
+	fs.StringVar(&o.keyhub, "keyhub", "bin/keyhub", "the keyhub binary to start")
+	fs.StringVar(&o.databaseURL, "db", defaultDB, "PostgreSQL URL (default $KEYHUB_TEST_DATABASE_URL, then $DATABASE_URL); the harness creates its own databases on that server")
+	fs.IntVar(&o.conns, "conns", 32, "concurrent connections of the HTTP phases and pgbench's clients")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured start of each HTTP phase")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured length of each HTTP phase and of pgbench")
+	fs.Float64Var(&o.openFraction, "open-fraction", 0.8, "open-loop rate as a fraction of the cached-key closed-loop peak")
+	fs.IntVar(&o.sockets, "sockets", 10_000, "idle authenticated WebSockets held for the memory measure")
+	fs.IntVar(&o.perKey, "sockets-per-key", 100, "sockets per key (the enterprise tier's limit); also the fan-out size")
+	fs.IntVar(&o.fanoutRounds, "fanout-rounds", 10, "keys revoked one after the other to measure fan-out")
+	fs.StringVar(&o.pgbench, "pgbench", "", "pgbench binary (default: on PATH, then /usr/lib/postgresql/*/bin)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case o.databaseURL == "":
+		return o, errors.New("no database: set -db or KEYHUB_TEST_DATABASE_URL (make loadtest starts a throwaway PostgreSQL)")
+	case o.conns < 1 || o.duration <= 0 || o.warmup < 0:
+		return o, errors.New("-conns, -duration and -warmup must be positive")
+	case o.openFraction <= 0 || o.openFraction > 1:
+		return o, errors.New("-open-fraction must be in (0, 1]")
+	case o.perKey < 1 || o.sockets < o.perKey:
+		return o, errors.New("-sockets must be at least -sockets-per-key, which must be positive")
+	case o.fanoutRounds > o.sockets/o.perKey:
+		return o, fmt.Errorf("-fanout-rounds is at most -sockets / -sockets-per-key = %d", o.sockets/o.perKey)
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseOptions(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "keyhub-load: "+format+"\n", a...) }
+	if err := raiseFileLimit(); err != nil {
+		logf("cannot raise the open-file limit (%v); 10k sockets need about 2×10k descriptors", err)
+	}
+	machine := describeMachine()
+
+	srv, err := startKeyhub(ctx, o.keyhub, o.databaseURL, logf)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+
+	rows, err := measureAll(ctx, o, srv, logf)
+	machine.loadAfter = loadAverage()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "keyhub load test, %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(stdout, "machine: %s\n", machine)
+	fmt.Fprintf(stdout, "command: make loadtest (keyhub-load -conns %d -duration %s -sockets %d)\n\n", o.conns, o.duration, o.sockets)
+	writeTable(stdout, rows)
+	return nil
+}

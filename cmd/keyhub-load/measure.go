@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/keyhub/keyhub/api"
+)
+
+// apiClient makes the few setup calls (tokens, keys) with net/http.
+type apiClient struct {
+	base string
+	http *http.Client
+}
+
+func (c apiClient) call(ctx context.Context, method, path, bearer string, body, out any) error {
+	var reader io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		reader = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, reader)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: HTTP %d %s", method, path, resp.StatusCode, raw)
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+// devToken signs in a dev-mode user (created on first use).
+func (c apiClient) devToken(ctx context.Context, email string) (string, api.Me, error) {
+	var tok api.DevToken
+	if err := c.call(ctx, http.MethodPost, "/dev/token", "", api.DevTokenRequest{Email: email}, &tok); err != nil {
+		return "", api.Me{}, err
+	}
+	var me api.Me
+	err := c.call(ctx, http.MethodGet, "/v1/me", tok.AccessToken, nil, &me)
+	return tok.AccessToken, me, err
+}
+
+func (c apiClient) createKey(ctx context.Context, token, name string) (api.CreatedKey, error) {
+	var k api.CreatedKey
+	err := c.call(ctx, http.MethodPost, "/v1/keys", token, api.CreateKeyRequest{Name: name}, &k)
+	return k, err
+}
+
+// measureAll runs every phase and returns the table's rows.
+func measureAll(ctx context.Context, o options, srv *keyhubServer, logf func(string, ...any)) ([]row, error) {
+	c := apiClient{base: "http://" + srv.addr, http: &http.Client{Timeout: 30 * time.Second}}
+
+	// The HTTP paths use a free-tier user with one key (so GET /v1/keys
+	// reads a one-row page); the WebSockets an enterprise user, whose keys
+	// may hold 100 connections each.
+	httpToken, _, err := c.devToken(ctx, "load-http@example.com")
+	if err != nil {
+		return nil, err
+	}
+	httpKey, err := c.createKey(ctx, httpToken, "load")
+	if err != nil {
+		return nil, err
+	}
+	wsToken, wsMe, err := c.devToken(ctx, "load-ws@example.com")
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.sql(ctx, "UPDATE owners SET tier = 'enterprise' WHERE id = $1", wsMe.OwnerID); err != nil {
+		return nil, fmt.Errorf("raise the WebSocket user's tier: %w", err)
+	}
+	if err := waitTier(ctx, c, wsToken, "enterprise"); err != nil {
+		return nil, err
+	}
+
+	var rows []row
+	wsRows, err := measureSockets(ctx, o, srv, c, wsToken, logf)
+	if err != nil {
+		return nil, err
+	}
+
+	host := srv.addr
+	paths := []struct {
+		measure string
+		req     []byte
+	}{
+		{"GET /healthz", request(host, "/healthz", nil)},
+		{"GET /v1/me, cached mk_ key", request(host, "/v1/me", map[string]string{"X-API-Key": httpKey.Secret})},
+		{"GET /v1/me, JWT (ES256)", request(host, "/v1/me", map[string]string{"Authorization": "Bearer " + httpToken})},
+		{"GET /v1/keys (one DB read)", request(host, "/v1/keys?limit=1", map[string]string{"X-API-Key": httpKey.Secret})},
+	}
+	rates := make([]float64, len(paths))
+	for i, p := range paths {
+		logf("closed loop: %s, %d connections, %s", p.measure, o.conns, o.duration)
+		s, err := closedLoop(ctx, srv.addr, p.req, o.conns, o.warmup, o.duration)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.measure, err)
+		}
+		if s.errors > 0 {
+			return nil, fmt.Errorf("%s: %d of %d answers were not 200", p.measure, s.errors, s.requests)
+		}
+		rates[i] = s.rate()
+		r := row{measure: p.measure, rate: formatRate(rates[i]), ratio: fmt.Sprintf("%.2f", rates[i]/rates[0])}
+		r.setLatencies(s.latencies)
+		switch i {
+		case 1:
+			r.goal = verdict("≥ 0.9 × /healthz", rates[i] >= 0.9*rates[0])
+		case 2:
+			r.goal = verdict("≥ 0.8 × /healthz", rates[i] >= 0.8*rates[0])
+		}
+		rows = append(rows, r)
+	}
+
+	pgbench, err := findPgbench(o.pgbench)
+	if err != nil {
+		return nil, err
+	}
+	logf("pgbench -S -M prepared -c %d, %s", o.conns, o.duration)
+	tps, err := pgbenchSelectOnly(ctx, pgbench, o.databaseURL, o.conns, o.duration)
+	if err != nil {
+		return nil, err
+	}
+	rows[3].ratio += fmt.Sprintf("; %.2f of pgbench", rates[3]/tps)
+	rows[3].goal = verdict("≥ 0.5 × pgbench", rates[3] >= 0.5*tps)
+	rows = append(rows, row{measure: fmt.Sprintf("pgbench -S -M prepared, %d clients", o.conns), rate: formatRate(tps), p50: "", p99: ""})
+
+	openRate := o.openFraction * rates[1]
+	logf("open loop: cached-key GET /v1/me at %.0f req/s", openRate)
+	open, err := openLoop(ctx, srv.addr, paths[1].req, openRate, o.conns, o.warmup, o.duration)
+	if err != nil {
+		return nil, fmt.Errorf("open loop: %w", err)
+	}
+	if open.errors > 0 {
+		return nil, fmt.Errorf("open loop: %d of %d answers were not 200", open.errors, open.requests)
+	}
+	p99 := percentile(open.latencies, 0.99)
+	r := row{measure: fmt.Sprintf("open loop, cached key at %.0f %% of peak (%s req/s)", o.openFraction*100, formatRate(openRate)), rate: formatRate(open.rate()),
+		goal: verdict("p99 < 2 ms", p99 < 2*time.Millisecond)}
+	r.setLatencies(open.latencies)
+	rows = append(rows, r)
+	return append(rows, wsRows...), nil
+}
+
+// waitTier waits until the change feed has told keyhub about a tier change.
+func waitTier(ctx context.Context, c apiClient, token, tier string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var me api.Me
+		if err := c.call(ctx, http.MethodGet, "/v1/me", token, nil, &me); err != nil {
+			return err
+		}
+		if me.Tier == tier {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("tier still %q after 10s", me.Tier)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// measureSockets holds o.sockets idle authenticated WebSockets (server RSS
+// delta after GC, per connection), then revokes keys one by one and times
+// until the last of each key's sockets is closed.
+func measureSockets(ctx context.Context, o options, srv *keyhubServer, c apiClient, token string, logf func(string, ...any)) ([]row, error) {
+	nKeys := o.sockets / o.perKey
+	keys := make([]api.CreatedKey, nKeys)
+	secrets := make([]string, nKeys)
+	for i := range keys {
+		var err error
+		if keys[i], err = c.createKey(ctx, token, fmt.Sprintf("daemon-%d", i)); err != nil {
+			return nil, err
+		}
+		secrets[i] = keys[i].Secret
+	}
+	before, err := srv.rssAfterGC()
+	if err != nil {
+		return nil, err
+	}
+	logf("opening %d WebSockets (%d keys × %d)", nKeys*o.perKey, nKeys, o.perKey)
+	start := time.Now()
+	sockets, err := openSockets(ctx, "ws://"+srv.addr+"/ws/daemon", secrets, o.perKey, 64)
+	defer closeAll(sockets)
+	if err != nil {
+		return nil, err
+	}
+	opened := time.Since(start)
+	time.Sleep(time.Second) // let the admission's leftovers settle
+	after, err := srv.rssAfterGC()
+	if err != nil {
+		return nil, err
+	}
+	n := nKeys * o.perKey
+	perConn := float64(after-before) / float64(n) / 1024
+	rows := []row{{
+		measure: fmt.Sprintf("idle authenticated WebSockets: server RSS per connection at %d", n),
+		rate:    fmt.Sprintf("%s conn/s", formatRate(float64(n)/opened.Seconds())),
+		ratio:   fmt.Sprintf("%.1f KiB", perConn),
+		goal:    verdict("≤ 16 KiB", perConn <= 16),
+	}}
+
+	logf("revocation fan-out: %d rounds of %d sockets", o.fanoutRounds, o.perKey)
+	var fanout []time.Duration
+	for i := range o.fanoutRounds {
+		t0 := time.Now()
+		if err := c.call(ctx, http.MethodDelete, "/v1/keys/"+keys[i].ID.String(), token, nil, nil); err != nil {
+			return nil, err
+		}
+		last, err := waitClosed(sockets[i], 10*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("fan-out round %d: %w", i, err)
+		}
+		fanout = append(fanout, last.Sub(t0))
+	}
+	r := row{measure: fmt.Sprintf("revocation fan-out: revoke → last of %d sockets closed (%d rounds)", o.perKey, o.fanoutRounds)}
+	r.p50 = formatLatency(percentile(fanout, 0.5))
+	r.p99 = formatLatency(percentile(fanout, 1)) + " (max)"
+	return append(rows, r), nil
+}

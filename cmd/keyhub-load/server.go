@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// keyhubServer is the keyhub process under test.
+type keyhubServer struct {
+	cmd       *exec.Cmd
+	addr      string // public listener, host:port
+	debugAddr string // DEBUG_ADDR: pprof, used to force a GC
+	dbURL     string // keyhub's own database
+	dir       string // data dir and log file
+	exited    chan struct{}
+}
+
+// startKeyhub creates a fresh database on the server of baseURL, migrates
+// it, and starts keyhub in dev mode (it mints its own tokens) on loopback.
+// The server's log goes to a file: printing 30k lines a second to a
+// terminal would measure the terminal.
+func startKeyhub(ctx context.Context, bin, baseURL string, logf func(string, ...any)) (*keyhubServer, error) {
+	bin, err := filepath.Abs(bin)
+	if err != nil {
+		return nil, err
+	}
+	dbURL, err := freshDatabase(ctx, baseURL, "keyhub_load")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "keyhub-load-")
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	debugAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	env := append(os.Environ(),
+		"DATABASE_URL="+dbURL,
+		"LISTEN_ADDR="+addr,
+		"DEBUG_ADDR="+debugAddr,
+		"KEYHUB_DEV=1",
+		"KEYHUB_DATA_DIR="+dir,
+	)
+	migrate := exec.CommandContext(ctx, bin, "migrate", "up")
+	migrate.Env = env
+	if out, err := migrate.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("keyhub migrate up: %w\n%s", err, out)
+	}
+	logFile, err := os.Create(filepath.Join(dir, "keyhub.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start keyhub: %w", err)
+	}
+	s := &keyhubServer{cmd: cmd, addr: addr, debugAddr: debugAddr, dbURL: dbURL, dir: dir, exited: make(chan struct{})}
+	go func() { cmd.Wait(); logFile.Close(); close(s.exited) }()
+	logf("keyhub pid %d on %s (log: %s)", cmd.Process.Pid, addr, logFile.Name())
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		select {
+		case <-s.exited:
+			return nil, fmt.Errorf("keyhub exited at start; see %s", logFile.Name())
+		case <-ctx.Done():
+			s.stop()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, errors.New("keyhub not ready after 30s")
+		}
+	}
+}
+
+// stop ends keyhub gracefully (SIGTERM), then for good.
+func (s *keyhubServer) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(20 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+	os.RemoveAll(s.dir)
+}
+
+// rssAfterGC forces a garbage collection in keyhub (pprof's heap?gc=1 on
+// the debug listener) and returns its resident set size in bytes.
+func (s *keyhubServer) rssAfterGC() (int64, error) {
+	resp, err := http.Get("http://" + s.debugAddr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return 0, fmt.Errorf("force GC: %w", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("force GC: HTTP %d", resp.StatusCode)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc/<pid>/status")
+}
+
+// freshDatabase (re)creates database name on the server of baseURL and
+// returns its URL.
+func freshDatabase(ctx context.Context, baseURL, name string) (string, error) {
+	conn, err := pgx.Connect(ctx, baseURL)
+	if err != nil {
+		return "", fmt.Errorf("connect %s: %w", redact(baseURL), err)
+	}
+	defer conn.Close(ctx)
+	ident := pgx.Identifier{name}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+		return "", err
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+		return "", err
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+// redact drops a password from a URL for messages.
+func redact(url string) string {
+	if at := strings.LastIndexByte(url, '@'); at >= 0 {
+		if scheme := strings.Index(url, "://"); scheme >= 0 && scheme < at {
+			return url[:scheme+3] + "…" + url[at:]
+		}
+	}
+	return url
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// sql runs one statement in keyhub's database.
+func (s *keyhubServer) sql(ctx context.Context, query string, args ...any) error {
+	conn, err := pgx.Connect(ctx, s.dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, query, args...)
+	return err
+}
