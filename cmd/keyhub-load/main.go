@@ -43,6 +43,8 @@ type options struct {
 	perKey       int
 	fanoutRounds int
 	pgbench      string
+	profile      string
+	rounds       int
 }
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -56,21 +58,23 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.keyhub, "keyhub", "bin/keyhub", "the keyhub binary to start")
 	fs.StringVar(&o.databaseURL, "db", defaultDB, "PostgreSQL URL (default $KEYHUB_TEST_DATABASE_URL, then $DATABASE_URL); the harness creates its own databases on that server")
 	fs.IntVar(&o.conns, "conns", 32, "concurrent connections of the HTTP phases and pgbench's clients")
-	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured start of each HTTP phase")
-	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured length of each HTTP phase and of pgbench")
+	fs.DurationVar(&o.warmup, "warmup", 200*time.Millisecond, "unmeasured start of each HTTP phase and round")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured length of each HTTP path (over all rounds), of the open loop and of pgbench")
+	fs.IntVar(&o.rounds, "rounds", 5, "turns the HTTP paths take, each -duration/-rounds long (ratios are the median of the rounds)")
 	fs.Float64Var(&o.openFraction, "open-fraction", 0.8, "open-loop rate as a fraction of the cached-key closed-loop peak")
 	fs.IntVar(&o.sockets, "sockets", 10_000, "idle authenticated WebSockets held for the memory measure")
 	fs.IntVar(&o.perKey, "sockets-per-key", 100, "sockets per key (the enterprise tier's limit); also the fan-out size")
 	fs.IntVar(&o.fanoutRounds, "fanout-rounds", 10, "keys revoked one after the other to measure fan-out")
 	fs.StringVar(&o.pgbench, "pgbench", "", "pgbench binary (default: on PATH, then /usr/lib/postgresql/*/bin)")
+	fs.StringVar(&o.profile, "cpuprofile", "", "write keyhub's CPU profile during the cached-key phase to this file (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	switch {
 	case o.databaseURL == "":
 		return o, errors.New("no database: set -db or KEYHUB_TEST_DATABASE_URL (make loadtest starts a throwaway PostgreSQL)")
-	case o.conns < 1 || o.duration <= 0 || o.warmup < 0:
-		return o, errors.New("-conns, -duration and -warmup must be positive")
+	case o.conns < 1 || o.duration <= 0 || o.warmup < 0 || o.rounds < 1:
+		return o, errors.New("-conns, -duration, -rounds and -warmup must be positive")
 	case o.openFraction <= 0 || o.openFraction > 1:
 		return o, errors.New("-open-fraction must be in (0, 1]")
 	case o.perKey < 1 || o.sockets < o.perKey:
@@ -105,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprintf(stdout, "keyhub load test, %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(stdout, "machine: %s\n", machine)
-	fmt.Fprintf(stdout, "command: make loadtest (keyhub-load -conns %d -duration %s -sockets %d)\n\n", o.conns, o.duration, o.sockets)
+	fmt.Fprintf(stdout, "command: make loadtest (keyhub-load -conns %d -duration %s -rounds %d -sockets %d)\n\n", o.conns, o.duration, o.rounds, o.sockets)
 	writeTable(stdout, rows)
 	return nil
 }

@@ -114,24 +114,51 @@ func measureAll(ctx context.Context, o options, srv *keyhubServer, logf func(str
 		{"GET /v1/me, JWT (ES256)", request(host, "/v1/me", map[string]string{"Authorization": "Bearer " + httpToken})},
 		{"GET /v1/keys (one DB read)", request(host, "/v1/keys?limit=1", map[string]string{"X-API-Key": httpKey.Secret})},
 	}
+	// The paths take turns, o.rounds times: on a shared machine the load of
+	// others drifts, and a path measured a minute after another would carry
+	// the difference into their ratio. Each round's ratio compares paths a
+	// few seconds apart; the table gives the median of the rounds.
+	totals := make([]sample, len(paths))
+	roundRates := make([][]float64, len(paths))
+	slice := o.duration / time.Duration(o.rounds)
+	for round := range o.rounds {
+		for i, p := range paths {
+			logf("closed loop, round %d/%d: %s, %d connections, %s", round+1, o.rounds, p.measure, o.conns, slice)
+			var profiled chan error
+			if i == 1 && round == 0 && o.profile != "" {
+				profiled = make(chan error, 1)
+				go func() { profiled <- srv.cpuProfile(o.warmup, slice, o.profile) }()
+			}
+			s, err := closedLoop(ctx, srv.addr, p.req, o.conns, o.warmup, slice)
+			if profiled != nil {
+				if err := <-profiled; err != nil {
+					return nil, err
+				}
+				logf("CPU profile of the cached-key phase: %s", o.profile)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p.measure, err)
+			}
+			if s.errors > 0 {
+				return nil, fmt.Errorf("%s: %d of %d answers were not 200", p.measure, s.errors, s.requests)
+			}
+			totals[i].merge(s)
+			totals[i].elapsed += s.elapsed
+			roundRates[i] = append(roundRates[i], s.rate())
+		}
+	}
 	rates := make([]float64, len(paths))
+	ratios := make([]float64, len(paths))
 	for i, p := range paths {
-		logf("closed loop: %s, %d connections, %s", p.measure, o.conns, o.duration)
-		s, err := closedLoop(ctx, srv.addr, p.req, o.conns, o.warmup, o.duration)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p.measure, err)
-		}
-		if s.errors > 0 {
-			return nil, fmt.Errorf("%s: %d of %d answers were not 200", p.measure, s.errors, s.requests)
-		}
-		rates[i] = s.rate()
-		r := row{measure: p.measure, rate: formatRate(rates[i]), ratio: fmt.Sprintf("%.2f", rates[i]/rates[0])}
-		r.setLatencies(s.latencies)
+		rates[i] = totals[i].rate()
+		ratios[i] = medianRatio(roundRates[i], roundRates[0])
+		r := row{measure: p.measure, rate: formatRate(rates[i]), ratio: fmt.Sprintf("%.2f", ratios[i])}
+		r.setLatencies(totals[i].latencies)
 		switch i {
 		case 1:
-			r.goal = verdict("≥ 0.9 × /healthz", rates[i] >= 0.9*rates[0])
+			r.goal = verdict("≥ 0.9 × /healthz", ratios[i] >= 0.9)
 		case 2:
-			r.goal = verdict("≥ 0.8 × /healthz", rates[i] >= 0.8*rates[0])
+			r.goal = verdict("≥ 0.8 × /healthz", ratios[i] >= 0.8)
 		}
 		rows = append(rows, r)
 	}

@@ -141,6 +141,30 @@ func (s *keyhubServer) rssAfterGC() (int64, error) {
 	return 0, errors.New("no VmRSS in /proc/<pid>/status")
 }
 
+// cpuProfile records keyhub's CPU profile for duration, after delay, into
+// file.
+func (s *keyhubServer) cpuProfile(delay, duration time.Duration, file string) error {
+	time.Sleep(delay)
+	seconds := max(1, int(duration/time.Second))
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.debugAddr, seconds))
+	if err != nil {
+		return fmt.Errorf("CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("CPU profile: HTTP %d", resp.StatusCode)
+	}
+	out, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
 // freshDatabase (re)creates database name on the server of baseURL and
 // returns its URL.
 func freshDatabase(ctx context.Context, baseURL, name string) (string, error) {

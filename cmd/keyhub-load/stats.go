@@ -52,6 +52,25 @@ func percentile(latencies []time.Duration, q float64) time.Duration {
 	return latencies[max(0, min(rank, len(latencies)-1))]
 }
 
+// medianRatio is the median over rounds of rates[i] / base[i].
+func medianRatio(rates, base []float64) float64 {
+	ratios := make([]float64, 0, len(rates))
+	for i := range min(len(rates), len(base)) {
+		if base[i] > 0 {
+			ratios = append(ratios, rates[i]/base[i])
+		}
+	}
+	if len(ratios) == 0 {
+		return 0
+	}
+	slices.Sort(ratios)
+	n := len(ratios)
+	if n%2 == 1 {
+		return ratios[n/2]
+	}
+	return (ratios[n/2-1] + ratios[n/2]) / 2
+}
+
 // row is one line of the report.
 type row struct {
 	measure string

@@ -41,6 +41,24 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
+func TestMedianRatio(t *testing.T) {
+	cases := []struct {
+		rates, base []float64
+		want        float64
+	}{
+		{nil, nil, 0},
+		{[]float64{50}, []float64{100}, 0.5},
+		{[]float64{90, 10, 80}, []float64{100, 100, 100}, 0.8},          // an outlier round does not move it
+		{[]float64{90, 80, 30, 40}, []float64{100, 100, 100, 100}, 0.6}, // even: mean of the middle two
+		{[]float64{10, 20}, []float64{0, 40}, 0.5},                      // a round without a base is skipped
+	}
+	for _, c := range cases {
+		if got := medianRatio(c.rates, c.base); got < c.want-1e-9 || got > c.want+1e-9 {
+			t.Errorf("medianRatio(%v, %v) = %v, want %v", c.rates, c.base, got, c.want)
+		}
+	}
+}
+
 func TestWriteTableAligns(t *testing.T) {
 	var b strings.Builder
 	writeTable(&b, []row{{measure: "GET /healthz", rate: "35.0k", p50: "0.80 ms", p99: "2.10 ms", ratio: "1.00"}, {measure: "µ", goal: "≥ 0.9 (met)"}})

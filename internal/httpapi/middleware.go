@@ -30,14 +30,15 @@ func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
 			start := time.Now()
 			id := requestPrefix + "-" + strconv.FormatUint(requestSeq.Add(1), 10)
 			w.Header().Set("X-Request-Id", id)
-			reqLog := log.With("request_id", id)
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-			next.ServeHTTP(ww, r.WithContext(httpjson.WithLogger(r.Context(), reqLog)))
+			next.ServeHTTP(ww, r.WithContext(httpjson.WithRequestLogger(r.Context(), log, id)))
 			status := ww.Status()
 			if status == 0 {
 				status = http.StatusOK // hijacked (WebSocket) or nothing written
 			}
-			reqLog.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			// The id comes first, as it does on the lines handlers log.
+			log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("request_id", id),
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", status),

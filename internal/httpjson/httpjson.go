@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
@@ -150,16 +151,32 @@ func describeJSONError(err error) string {
 
 type loggerKey struct{}
 
-// WithLogger returns ctx carrying the request-scoped logger.
-func WithLogger(ctx context.Context, log *slog.Logger) context.Context {
-	return context.WithValue(ctx, loggerKey{}, log)
+// WithRequestLogger returns ctx carrying the logger of one request: log
+// with the request's id, built only when something logs. Most requests log
+// nothing but their closing line, and slog's With costs several allocations
+// and a JSON encoding of the attribute on every request.
+func WithRequestLogger(ctx context.Context, log *slog.Logger, requestID string) context.Context {
+	return context.WithValue(ctx, loggerKey{}, &requestLogger{base: log, requestID: requestID})
+}
+
+// requestLogger builds a request's logger on first use.
+type requestLogger struct {
+	base      *slog.Logger
+	requestID string
+	once      sync.Once
+	log       *slog.Logger
+}
+
+func (l *requestLogger) get() *slog.Logger {
+	l.once.Do(func() { l.log = l.base.With("request_id", l.requestID) })
+	return l.log
 }
 
 // Logger returns the request-scoped logger (with its request id), or the
 // default logger outside a request.
 func Logger(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
-		return l
+	if l, ok := ctx.Value(loggerKey{}).(*requestLogger); ok {
+		return l.get()
 	}
 	return slog.Default()
 }
