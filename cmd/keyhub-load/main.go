@@ -44,6 +44,7 @@ type options struct {
 	fanoutRounds int
 	pgbench      string
 	profile      string
+	heapProfile  string
 	rounds       int
 }
 
@@ -67,6 +68,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.fanoutRounds, "fanout-rounds", 10, "keys revoked one after the other to measure fan-out")
 	fs.StringVar(&o.pgbench, "pgbench", "", "pgbench binary (default: on PATH, then /usr/lib/postgresql/*/bin)")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write keyhub's CPU profile during the cached-key phase to this file (go tool pprof)")
+	fs.StringVar(&o.heapProfile, "heapprofile", "", "write keyhub's heap profile while the idle WebSockets are open to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -242,6 +242,18 @@ func measureSockets(ctx context.Context, o options, srv *keyhubServer, c apiClie
 	if err != nil {
 		return nil, err
 	}
+	if o.heapProfile != "" {
+		if err := srv.fetchProfile("heap", o.heapProfile); err != nil {
+			return nil, err
+		}
+		if err := srv.fetchProfile("goroutine", o.heapProfile+".goroutines"); err != nil {
+			return nil, err
+		}
+		if err := srv.fetchProfile("heap?debug=1", o.heapProfile+".txt"); err != nil { // with runtime.MemStats (stacks)
+			return nil, err
+		}
+		logf("heap and goroutine profiles with the sockets open: %s{,.goroutines,.txt}", o.heapProfile)
+	}
 	n := nKeys * o.perKey
 	perConn := float64(after-before) / float64(n) / 1024
 	rows := []row{{

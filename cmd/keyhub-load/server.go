@@ -141,19 +141,13 @@ func (s *keyhubServer) rssAfterGC() (int64, error) {
 	return 0, errors.New("no VmRSS in /proc/<pid>/status")
 }
 
-// cpuProfile records keyhub's CPU profile for duration, after delay, into
-// file.
-func (s *keyhubServer) cpuProfile(delay, duration time.Duration, file string) error {
-	time.Sleep(delay)
-	seconds := max(1, int(duration/time.Second))
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.debugAddr, seconds))
+// fetchProfile saves one of keyhub's pprof profiles (heap, goroutine...).
+func (s *keyhubServer) fetchProfile(name, file string) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s", s.debugAddr, name))
 	if err != nil {
-		return fmt.Errorf("CPU profile: %w", err)
+		return fmt.Errorf("%s profile: %w", name, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("CPU profile: HTTP %d", resp.StatusCode)
-	}
 	out, err := os.Create(file)
 	if err != nil {
 		return err
@@ -163,6 +157,14 @@ func (s *keyhubServer) cpuProfile(delay, duration time.Duration, file string) er
 		return err
 	}
 	return out.Close()
+}
+
+// cpuProfile records keyhub's CPU profile for duration, after delay, into
+// file.
+func (s *keyhubServer) cpuProfile(delay, duration time.Duration, file string) error {
+	time.Sleep(delay)
+	seconds := max(1, int(duration/time.Second))
+	return s.fetchProfile(fmt.Sprintf("profile?seconds=%d", seconds), file)
 }
 
 // freshDatabase (re)creates database name on the server of baseURL and

@@ -45,7 +45,7 @@ type tokenEnv struct {
 	jwks     atomic.Pointer[[]byte]
 }
 
-func newTokenEnv(t *testing.T, cacheSize int, staleBound time.Duration) *tokenEnv {
+func newTokenEnv(t testing.TB, cacheSize int, staleBound time.Duration) *tokenEnv {
 	t.Helper()
 	pool, _ := pgtest.NewDB(t)
 	env := &tokenEnv{store: postgres.NewStore(pool), pool: pool, issuer: newIssuer(t)}
@@ -66,7 +66,7 @@ func newTokenEnv(t *testing.T, cacheSize int, staleBound time.Duration) *tokenEn
 	return env
 }
 
-func newIssuer(t *testing.T) *devissuer.Issuer {
+func newIssuer(t testing.TB) *devissuer.Issuer {
 	t.Helper()
 	issuer, err := devissuer.LoadOrCreate(t.TempDir())
 	if err != nil {
@@ -81,7 +81,7 @@ func (e *tokenEnv) publish(issuer *devissuer.Issuer) {
 	e.jwks.Store(&body)
 }
 
-func (e *tokenEnv) token(t *testing.T, issuer *devissuer.Issuer, email string, ttl time.Duration) string {
+func (e *tokenEnv) token(t testing.TB, issuer *devissuer.Issuer, email string, ttl time.Duration) string {
 	t.Helper()
 	tok, err := issuer.Token(tokenIssuer, email, ttl)
 	if err != nil {
