@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,7 +15,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/keyhub/keyhub/api"
-	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
@@ -34,13 +35,11 @@ const (
 	maxRateStrikes = 10
 )
 
-// closeRequest asks a connection's loop to close it.
-type closeRequest struct {
-	code   websocket.StatusCode
-	reason string
-}
-
-// conn is one authenticated connection.
+// conn is one authenticated connection. It costs one goroutine, the
+// reader: closing, the session's end and pings run on timers and on the
+// goroutines of whoever asks (the hub, under its lock), and events get a
+// writer goroutine only once the connection subscribes. Idle daemons are
+// most connections, and each goroutine's stack was their largest cost.
 type conn struct {
 	id          uuid.UUID
 	ws          *websocket.Conn
@@ -49,27 +48,74 @@ type conn struct {
 	hostname    string
 	remoteAddr  string
 	connectedAt time.Time
+	log         *slog.Logger // the upgrade request's, with its id
 
 	lastActivity atomic.Int64 // unix nanoseconds
 	subscribed   atomic.Bool
-	events       chan keyhub.Event
-	closeReqs    chan closeRequest
+	// events is made, with the goroutine that writes them, on the first
+	// subscribe, by the reader; the hub reads it only once subscribed is
+	// set, which orders the two.
+	events chan *keyhub.Event
 
 	// The credential's state can change while the socket is open (a
 	// grace period set by a refresh, a tier change): the hub stores the
-	// new state here and signals updates; the connection's loop applies it.
+	// new state here and calls update, which applies it.
 	tier      atomic.Value // keyhub.Tier
 	keyExpiry atomic.Pointer[time.Time]
-	updates   chan struct{}
+
+	// mu guards the limits and the session's end, which update changes
+	// and the session timer reads.
+	mu        sync.Mutex
+	limiter   *rate.Limiter
+	expiresAt time.Time // the credential's expiry as known now (zero: none)
+	endCode   websocket.StatusCode
+	endReason string
+	session   *time.Timer // ends the connection at the session's end
+	pinger    *time.Timer
+	endedBy   string // what ended the connection, for the log line
+
+	// closing is set by the first of kill (a close handshake, in its own
+	// goroutine) and the reader's end; closed is done when kill's
+	// handshake has returned.
+	closing atomic.Bool
+	closed  chan struct{}
 }
 
-// update tells the connection's loop to re-read its tier and key expiry.
-// It never blocks, so the hub can call it under its lock.
+// update applies the tier and key expiry the hub stored: a new tier's
+// limits apply to the open socket; a key's new expiry (a grace period) can
+// only bring its end forward. It never blocks on I/O, so the hub can call
+// it under its lock.
 func (c *conn) update() {
-	select {
-	case c.updates <- struct{}{}:
-	default:
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	limits := c.currentTier().Limits()
+	c.ws.SetReadLimit(limits.WSMaxMessageBytes)
+	c.limiter.SetLimit(messageRate(limits))
+	c.limiter.SetBurst(limits.WSMessagesPerMinute)
+	if exp := c.keyExpiry.Load(); exp != nil && (c.expiresAt.IsZero() || exp.Before(c.expiresAt)) {
+		c.expiresAt = *exp
 	}
+	c.scheduleEnd(limits)
+}
+
+// scheduleEnd (re)arms the session timer. c.mu is held.
+func (c *conn) scheduleEnd(limits keyhub.TierLimits) time.Time {
+	end, code, reason := c.sessionEnd(limits, c.expiresAt)
+	c.endCode, c.endReason = code, reason
+	if c.session == nil {
+		c.session = time.AfterFunc(time.Until(end), c.endSession)
+	} else {
+		c.session.Reset(time.Until(end))
+	}
+	return end
+}
+
+// endSession closes the connection when its session is over.
+func (c *conn) endSession() {
+	c.mu.Lock()
+	code, reason := c.endCode, c.endReason
+	c.mu.Unlock()
+	c.kill(code, reason)
 }
 
 // currentTier is the tier the connection's limits follow now.
@@ -82,17 +128,39 @@ func (c *conn) currentPrincipal() keyhub.Principal {
 	return p
 }
 
-// kill asks the connection to close; the first request wins. It never
-// blocks, so the hub can call it under its lock.
+// kill closes the connection with code; the first request wins. The close
+// handshake runs in its own goroutine while the reader keeps reading (the
+// peer's close frame comes through it), so kill never blocks and the hub
+// can call it under its lock.
 func (c *conn) kill(code websocket.StatusCode, reason string) {
-	select {
-	case c.closeReqs <- closeRequest{code: code, reason: reason}:
-	default:
+	if !c.closing.CompareAndSwap(false, true) {
+		return
+	}
+	c.setEndedBy(reason)
+	go func() {
+		defer close(c.closed)
+		c.ws.Close(code, reason)
+	}()
+}
+
+// fail drops the connection without a handshake (the peer is gone or does
+// not read), unless it is already closing.
+func (c *conn) fail(reason string) {
+	if c.closing.CompareAndSwap(false, true) {
+		c.setEndedBy(reason)
+		c.ws.CloseNow()
+		close(c.closed)
 	}
 }
 
+func (c *conn) setEndedBy(reason string) {
+	c.mu.Lock()
+	c.endedBy = reason
+	c.mu.Unlock()
+}
+
 // deliver queues an event without blocking.
-func (c *conn) deliver(e keyhub.Event) {
+func (c *conn) deliver(e *keyhub.Event) {
 	select {
 	case c.events <- e:
 	default:
@@ -148,27 +216,39 @@ type clientMessage struct {
 	Topic string          `json:"topic"`
 }
 
-// serve runs an authenticated connection until it ends, whichever way.
-func (h *Hub) serve(ctx context.Context, c *conn) {
+// serve runs an authenticated connection until it ends, whichever way,
+// then gives its slot back (release). It runs on a goroutine of its own:
+// the upgrade's handler returns, and with it net/http's goroutine and the
+// deep stack it grew serving the request.
+func (h *Hub) serve(c *conn, release func()) {
+	limits := c.currentTier().Limits()
+	c.ws.SetReadLimit(limits.WSMaxMessageBytes)
+	c.mu.Lock()
+	c.limiter = newMessageLimiter(limits)
+	c.expiresAt = c.principal.ExpiresAt
+	sessionEnd := c.scheduleEnd(limits)
+	c.mu.Unlock()
+	defer c.session.Stop()
 	if err := h.register(c); err != nil {
+		release()
 		c.ws.Close(closeCodeOf(err), string(keyhub.ErrorCode(err)))
 		return
 	}
 	defer h.unregister(c)
-	endedBy := "peer" // what ended the connection, for the log line
+	// Deferred after unregister, so it runs before: once a connection is no
+	// longer listed, its slot is free for the next one.
+	defer release()
 	defer func() {
-		httpjson.Logger(ctx).Info("websocket closed",
+		c.mu.Lock()
+		endedBy := c.endedBy
+		c.mu.Unlock()
+		c.log.Info("websocket closed",
 			"connection_id", c.id, "owner_id", c.principal.OwnerID, "auth_method", c.principal.Method,
 			"key_prefix", c.principal.KeyPrefix, "duration", time.Since(c.connectedAt), "ended_by", endedBy)
 	}()
 
-	limits := c.currentTier().Limits()
-	c.ws.SetReadLimit(limits.WSMaxMessageBytes)
-	expiresAt := c.principal.ExpiresAt
-	sessionEnd, endCode, endReason := c.sessionEnd(limits, expiresAt)
-	limiter := newMessageLimiter(limits)
-
-	ctx, cancel := context.WithCancel(ctx)
+	// The connection's own context: the request's ends with the handler.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	welcome := welcomeMessage{
 		Type:         "welcome",
@@ -183,62 +263,57 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 		ExpiresAt: sessionEnd.UTC(),
 	}
 	if err := writeJSON(ctx, c.ws, welcome); err != nil {
-		c.ws.CloseNow()
+		c.fail("write failed")
 		return
 	}
 
-	readDone := make(chan error, 1)
-	go func() { readDone <- h.readLoop(ctx, c, limiter) }()
-	// Whatever ends the loop, the reader has stopped before serve returns.
-	closeWith := func(code websocket.StatusCode, reason string) {
-		c.ws.Close(code, reason)
-		<-readDone
-	}
+	c.mu.Lock()
+	c.pinger = time.AfterFunc(h.pingInterval, func() { h.ping(ctx, c) })
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.pinger.Stop()
+		c.mu.Unlock()
+	}()
 
-	session := time.NewTimer(time.Until(sessionEnd))
-	defer session.Stop()
-	ping := time.NewTicker(h.pingInterval)
-	defer ping.Stop()
+	h.readLoop(ctx, c)
+	// Whatever ended the reader, a close handshake kill started finishes
+	// before the connection is dropped.
+	if !c.closing.CompareAndSwap(false, true) {
+		<-c.closed
+	}
+	c.ws.CloseNow()
+}
+
+// ping checks that the peer still answers, and re-arms itself; a peer that
+// does not answer within the interval is disconnected.
+func (h *Hub) ping(ctx context.Context, c *conn) {
+	pingCtx, cancel := context.WithTimeout(ctx, h.pingInterval)
+	defer cancel()
+	if err := c.ws.Ping(pingCtx); err != nil {
+		if ctx.Err() == nil {
+			c.kill(websocket.StatusPolicyViolation, "ping timeout")
+		}
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ctx.Err() == nil {
+		c.pinger.Reset(h.pingInterval)
+	}
+}
+
+// writeEvents sends the events of a subscribed connection until it ends.
+func (c *conn) writeEvents(ctx context.Context) {
 	for {
 		select {
-		case <-readDone:
-			c.ws.CloseNow()
+		case <-ctx.Done():
 			return
-		case req := <-c.closeReqs:
-			endedBy = req.reason
-			closeWith(req.code, req.reason)
-			return
-		case <-session.C:
-			endedBy = endReason
-			closeWith(endCode, endReason)
-			return
-		case <-c.updates:
-			// A new tier's limits apply to the open socket; a key's new
-			// expiry (a grace period) can only bring its end forward.
-			limits = c.currentTier().Limits()
-			c.ws.SetReadLimit(limits.WSMaxMessageBytes)
-			limiter.SetLimit(messageRate(limits))
-			limiter.SetBurst(limits.WSMessagesPerMinute)
-			if exp := c.keyExpiry.Load(); exp != nil && (expiresAt.IsZero() || exp.Before(expiresAt)) {
-				expiresAt = *exp
-			}
-			sessionEnd, endCode, endReason = c.sessionEnd(limits, expiresAt)
-			session.Reset(time.Until(sessionEnd))
 		case e := <-c.events:
-			if err := writeJSON(ctx, c.ws, eventMessage{Type: "event", Event: api.EventFrom(e)}); err != nil {
-				endedBy = "write failed"
-				c.ws.CloseNow()
-				<-readDone
+			if err := writeJSON(ctx, c.ws, eventMessage{Type: "event", Event: api.EventFrom(*e)}); err != nil {
+				c.fail("write failed")
 				return
 			}
-		case <-ping.C:
-			go func() {
-				pingCtx, cancel := context.WithTimeout(ctx, h.pingInterval)
-				defer cancel()
-				if err := c.ws.Ping(pingCtx); err != nil && ctx.Err() == nil {
-					c.kill(websocket.StatusPolicyViolation, "ping timeout")
-				}
-			}()
 		}
 	}
 }
@@ -269,7 +344,8 @@ func messageRate(limits keyhub.TierLimits) rate.Limit {
 
 // readLoop reads and answers the client's messages until the connection
 // fails or closes.
-func (h *Hub) readLoop(ctx context.Context, c *conn, limiter *rate.Limiter) error {
+func (h *Hub) readLoop(ctx context.Context, c *conn) error {
+	limiter := c.limiter // set before the reader starts; safe for concurrent use
 	strikes := 0
 	for {
 		_, data, err := c.ws.Read(ctx)
@@ -316,6 +392,10 @@ func (h *Hub) answer(ctx context.Context, c *conn, data []byte) error {
 		// The audit trail is what events:read guards over REST.
 		if !c.principal.Scopes.Has(keyhub.ScopeEventsRead) {
 			return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInsufficientScope, Message: "subscribing to events needs the events:read scope"})
+		}
+		if msg.Type == "subscribe" && c.events == nil {
+			c.events = make(chan *keyhub.Event, eventBacklog)
+			go c.writeEvents(ctx)
 		}
 		c.subscribed.Store(msg.Type == "subscribe")
 		return writeJSON(ctx, c.ws, topicMessage{Type: msg.Type + "d", Topic: msg.Topic})

@@ -68,12 +68,12 @@ func (h *Hub) Upgrade() http.Handler {
 			httpjson.Error(w, r, err)
 			return
 		}
-		defer release()
-		ws, err := websocket.Accept(w, r, h.acceptOptions())
+		ws, err := websocket.Accept(leanHijacker{w}, r, h.acceptOptions())
 		if err != nil {
+			release()
 			return // Accept has answered the request
 		}
-		h.serve(r.Context(), h.newConn(id, ws, r, p, "", ""))
+		go h.serve(h.newConn(id, ws, r, p, "", ""), release)
 	})
 }
 
@@ -104,9 +104,9 @@ func (h *Hub) newConn(id uuid.UUID, ws *websocket.Conn, r *http.Request, p *keyh
 		hostname:    hostname,
 		remoteAddr:  clientip.Of(r, h.trustedProxies).String(),
 		connectedAt: time.Now(),
-		events:      make(chan keyhub.Event, eventBacklog),
-		closeReqs:   make(chan closeRequest, 1),
-		updates:     make(chan struct{}, 1),
+		log:         httpjson.Logger(r.Context()),
+		closed:      make(chan struct{}),
+		endedBy:     "peer",
 	}
 	c.tier.Store(p.Tier)
 	c.touch()
@@ -191,11 +191,16 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer stopWaiting()
-	ws, err := websocket.Accept(w, r, h.acceptOptions())
+	ws, err := websocket.Accept(leanHijacker{w}, r, h.acceptOptions())
 	if err != nil {
 		return
 	}
-	defer ws.CloseNow()
+	handedOver := false // to serve's goroutine, which closes it
+	defer func() {
+		if !handedOver {
+			ws.CloseNow()
+		}
+	}()
 	track(ws)
 
 	ws.SetReadLimit(preAuthReadLimit)
@@ -221,9 +226,9 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
 		ws.Close(closeCodeOf(err), closeReason(err))
 		return
 	}
-	defer release()
 	stopWaiting() // serve registers it instead
-	h.serve(r.Context(), h.newConn(id, ws, r, p, truncate(msg.MachineID), truncate(msg.Hostname)))
+	handedOver = true
+	go h.serve(h.newConn(id, ws, r, p, truncate(msg.MachineID), truncate(msg.Hostname)), release)
 }
 
 var errBadAuthMessage = errors.New("expected an auth message")

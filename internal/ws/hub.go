@@ -469,7 +469,7 @@ func (h *Hub) EventWritten(e keyhub.Event) {
 	defer h.mu.Unlock()
 	for c := range h.byOwner[e.OwnerID] {
 		if c.subscribed.Load() {
-			c.deliver(e)
+			c.deliver(&e) // shared, never modified: a pointer per queued event, not a copy
 		}
 	}
 }
