@@ -61,7 +61,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.conns, "conns", 32, "concurrent connections of the HTTP phases and pgbench's clients")
 	fs.DurationVar(&o.warmup, "warmup", 200*time.Millisecond, "unmeasured start of each HTTP phase and round")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured length of each HTTP path (over all rounds), of the open loop and of pgbench")
-	fs.IntVar(&o.rounds, "rounds", 5, "turns the HTTP paths take, each -duration/-rounds long (ratios are the median of the rounds)")
+	fs.IntVar(&o.rounds, "rounds", 10, "turns the HTTP paths take, each -duration/-rounds long (ratios are the median of the rounds)")
 	fs.Float64Var(&o.openFraction, "open-fraction", 0.8, "open-loop rate as a fraction of the cached-key closed-loop peak")
 	fs.IntVar(&o.sockets, "sockets", 10_000, "idle authenticated WebSockets held for the memory measure")
 	fs.IntVar(&o.perKey, "sockets-per-key", 100, "sockets per key (the enterprise tier's limit); also the fan-out size")

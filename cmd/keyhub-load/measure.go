@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -120,6 +121,7 @@ func measureAll(ctx context.Context, o options, srv *keyhubServer, logf func(str
 	// few seconds apart; the table gives the median of the rounds.
 	totals := make([]sample, len(paths))
 	roundRates := make([][]float64, len(paths))
+	cpu := make([]time.Duration, len(paths)) // keyhub's CPU time spent on each path
 	slice := o.duration / time.Duration(o.rounds)
 	for round := range o.rounds {
 		for i, p := range paths {
@@ -129,7 +131,12 @@ func measureAll(ctx context.Context, o options, srv *keyhubServer, logf func(str
 				profiled = make(chan error, 1)
 				go func() { profiled <- srv.cpuProfile(o.warmup, slice, o.profile) }()
 			}
+			cpuBefore, cpuErr := srv.cpuTime()
 			s, err := closedLoop(ctx, srv.addr, p.req, o.conns, o.warmup, slice)
+			cpuAfter, cpuErr2 := srv.cpuTime()
+			if cpuErr != nil || cpuErr2 != nil {
+				return nil, errors.Join(cpuErr, cpuErr2)
+			}
 			if profiled != nil {
 				if err := <-profiled; err != nil {
 					return nil, err
@@ -142,6 +149,10 @@ func measureAll(ctx context.Context, o options, srv *keyhubServer, logf func(str
 			if s.errors > 0 {
 				return nil, fmt.Errorf("%s: %d of %d answers were not 200", p.measure, s.errors, s.requests)
 			}
+			logf("  %s req/s", formatRate(s.rate()))
+			// The warm-up's requests are not counted, so its CPU share is
+			// removed in proportion to time.
+			cpu[i] += time.Duration(float64(cpuAfter-cpuBefore) * float64(slice) / float64(slice+o.warmup))
 			totals[i].merge(s)
 			totals[i].elapsed += s.elapsed
 			roundRates[i] = append(roundRates[i], s.rate())
@@ -149,10 +160,13 @@ func measureAll(ctx context.Context, o options, srv *keyhubServer, logf func(str
 	}
 	rates := make([]float64, len(paths))
 	ratios := make([]float64, len(paths))
+	perRequest := func(i int) float64 { return float64(cpu[i]) / float64(max(1, totals[i].requests)) }
 	for i, p := range paths {
 		rates[i] = totals[i].rate()
 		ratios[i] = medianRatio(roundRates[i], roundRates[0])
-		r := row{measure: p.measure, rate: formatRate(rates[i]), ratio: fmt.Sprintf("%.2f", ratios[i])}
+		r := row{measure: p.measure, rate: formatRate(rates[i]),
+			ratio: fmt.Sprintf("%.2f (CPU %.2f)", ratios[i], perRequest(0)/perRequest(i)),
+			cpu:   fmt.Sprintf("%.0f µs", perRequest(i)/float64(time.Microsecond))}
 		r.setLatencies(totals[i].latencies)
 		switch i {
 		case 1:

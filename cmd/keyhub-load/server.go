@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -140,6 +141,31 @@ func (s *keyhubServer) rssAfterGC() (int64, error) {
 	}
 	return 0, errors.New("no VmRSS in /proc/<pid>/status")
 }
+
+// cpuTime is the CPU time (user and system, all threads) keyhub has used.
+// Unlike throughput, CPU time per request hardly moves when other
+// processes load the machine, so it keeps the paths comparable there.
+func (s *keyhubServer) cpuTime() (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces: fields count from its ")".
+	rest := string(stat[bytes.LastIndexByte(stat, ')')+1:])
+	fields := strings.Fields(rest)
+	if len(fields) < 13 {
+		return 0, errors.New("short /proc/<pid>/stat")
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on Linux.
+const clockTicks = 100
 
 // fetchProfile saves one of keyhub's pprof profiles (heap, goroutine...).
 func (s *keyhubServer) fetchProfile(name, file string) error {

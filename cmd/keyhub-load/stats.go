@@ -78,6 +78,7 @@ type row struct {
 	p50     string
 	p99     string
 	ratio   string
+	cpu     string // keyhub's CPU time per request
 	goal    string // the goal and whether it is met
 }
 
@@ -110,8 +111,8 @@ func verdict(goal string, met bool) string {
 
 // writeTable prints rows as one Markdown table.
 func writeTable(w io.Writer, rows []row) {
-	header := row{"measure", "req/s", "p50", "p99", "ratio", "goal"}
-	cells := func(r row) []string { return []string{r.measure, r.rate, r.p50, r.p99, r.ratio, r.goal} }
+	header := row{"measure", "req/s", "p50", "p99", "ratio", "server CPU/req", "goal"}
+	cells := func(r row) []string { return []string{r.measure, r.rate, r.p50, r.p99, r.ratio, r.cpu, r.goal} }
 	widths := make([]int, len(cells(header)))
 	for _, r := range append([]row{header}, rows...) {
 		for i, c := range cells(r) {

@@ -61,7 +61,7 @@ func TestMedianRatio(t *testing.T) {
 
 func TestWriteTableAligns(t *testing.T) {
 	var b strings.Builder
-	writeTable(&b, []row{{measure: "GET /healthz", rate: "35.0k", p50: "0.80 ms", p99: "2.10 ms", ratio: "1.00"}, {measure: "µ", goal: "≥ 0.9 (met)"}})
+	writeTable(&b, []row{{measure: "GET /healthz", rate: "35.0k", p50: "0.80 ms", p99: "2.10 ms", ratio: "1.00", cpu: "20 µs"}, {measure: "µ", goal: "≥ 0.9 (met)"}})
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	if len(lines) != 4 {
 		t.Fatalf("want header, rule and 2 rows:\n%s", b.String())
