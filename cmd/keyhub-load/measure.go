@@ -104,6 +104,11 @@ func measureAll(ctx context.Context, o options, srv *keyhubServer, logf func(str
 	if err != nil {
 		return nil, err
 	}
+	// 10k sockets closing release 10k leases in the database: let that
+	// finish before the HTTP paths are measured.
+	if err := srv.waitIdle(ctx, 30*time.Second); err != nil {
+		return nil, err
+	}
 
 	host := srv.addr
 	paths := []struct {

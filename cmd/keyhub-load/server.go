@@ -164,6 +164,33 @@ func (s *keyhubServer) cpuTime() (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
 
+// waitIdle waits until keyhub uses under a tenth of a core for a quarter
+// of a second, or gives up after limit (then the figures carry the noise).
+func (s *keyhubServer) waitIdle(ctx context.Context, limit time.Duration) error {
+	const window = 250 * time.Millisecond
+	deadline := time.Now().Add(limit)
+	last, err := s.cpuTime()
+	if err != nil {
+		return err
+	}
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(window):
+		}
+		now, err := s.cpuTime()
+		if err != nil {
+			return err
+		}
+		if now-last < window/10 {
+			return nil
+		}
+		last = now
+	}
+	return nil
+}
+
 // clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on Linux.
 const clockTicks = 100
 
