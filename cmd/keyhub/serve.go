@@ -19,7 +19,17 @@ import (
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: durationsInMs}))
+}
+
+// durationsInMs writes a time.Duration attribute "x" as "x_ms" in
+// milliseconds: slog's JSON would write nanoseconds, which nobody reads
+// right.
+func durationsInMs(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.Float64(a.Key+"_ms", float64(a.Value.Duration().Microseconds())/1000)
+	}
+	return a
 }
 
 // serve runs the API server until ctx ends, then shuts down gracefully.

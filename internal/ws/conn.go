@@ -133,7 +133,7 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 	defer func() {
 		httpjson.Logger(ctx).Info("websocket closed",
 			"connection_id", c.id, "owner_id", c.principal.OwnerID, "auth_method", c.principal.Method,
-			"key_prefix", c.principal.KeyPrefix, "duration", time.Since(c.connectedAt), "ended_by", endedBy)
+			"key_prefix", c.principal.KeyPrefix, "duration_ms", time.Since(c.connectedAt).Milliseconds(), "ended_by", endedBy)
 	}()
 
 	limits := c.principal.Tier.Limits()
