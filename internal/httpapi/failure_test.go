@@ -2,12 +2,18 @@ package httpapi_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
 
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/apikey"
@@ -213,5 +219,65 @@ func TestClientGoneIsLogged499(t *testing.T) {
 		if line["level"] == "ERROR" || line["code"] == "INTERNAL" {
 			t.Errorf("a client going away was logged as a server error: %v", line)
 		}
+	}
+}
+
+// The request deadline holds for every request until it is actually
+// upgraded: claiming "Upgrade: websocket" on a request that never upgrades
+// does not let a slow-drip body hold the connection open.
+func TestRequestDeadlineHoldsUntilUpgrade(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, map[string]string{"REQUEST_TIMEOUT": "300ms"})
+	for _, path := range []string{"/v1/keys", "/healthz", "/v1/ws"} {
+		conn, err := net.Dial("tcp", env.Server.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: keyhub\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", path)
+		stop := make(chan struct{})
+		go func() { // one byte now and then, as the slow-drip client did
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					if _, err := conn.Write([]byte(" ")); err != nil {
+						return
+					}
+				}
+			}
+		}()
+		start := time.Now()
+		_ = conn.SetReadDeadline(start.Add(10 * time.Second))
+		_, err = io.Copy(io.Discard, conn) // until the server closes
+		close(stop)
+		var netErr net.Error
+		if errors.As(err, &netErr) && netErr.Timeout() {
+			t.Errorf("POST %s: the connection was still open after 10s", path)
+		}
+	}
+	// A real upgrade outlives the deadline.
+	jwt := env.Token(t, "alice@example.com")
+	var k api.CreatedKey
+	env.Post(t, "/v1/keys", jwt, map[string]any{"name": "ws"}).Want(t, http.StatusCreated, "").JSON(t, &k)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(env.URL, "http")+"/v1/ws", &websocket.DialOptions{HTTPHeader: http.Header{"X-Api-Key": {k.Secret}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if _, _, err := ws.Read(ctx); err != nil { // welcome
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond) // twice the request deadline
+	if err := wsjson.Write(ctx, ws, map[string]any{"type": "ping", "id": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := ws.Read(ctx); err != nil || !strings.Contains(string(msg), "pong") {
+		t.Fatalf("after the request deadline: %s %v", msg, err)
 	}
 }

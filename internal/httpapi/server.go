@@ -32,6 +32,9 @@ type Deps struct {
 	AllowedOrigins []string
 	// CORSMaxAge is how long browsers may cache a preflight answer.
 	CORSMaxAge time.Duration
+	// RequestTimeout bounds reading and answering one request, until a
+	// WebSocket upgrade (default 30s).
+	RequestTimeout time.Duration
 	// Dashboard serves the web dashboard's files under /dashboard/; nil
 	// leaves / and /dashboard/ unrouted.
 	Dashboard http.Handler
@@ -50,6 +53,9 @@ type WebSocketRoutes interface {
 
 // NewServer returns the complete HTTP handler.
 func NewServer(d Deps) http.Handler {
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = 30 * time.Second
+	}
 	return routes(d)
 }
 
