@@ -49,6 +49,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		return err
 	}
 	defer pool.Close()
+	if err := postgres.WaitReady(ctx, pool, cfg.DatabaseWait, log); err != nil {
+		return err
+	}
 	a, err := app.New(bgCtx, cfg, pool, log)
 	if err != nil {
 		return err
@@ -80,7 +83,15 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	// Readiness fails at once while the listener keeps serving for the
+	// drain delay: load balancers see the 503 and stop routing here before
+	// any connection is refused. Keep-alives end, so clients reconnect to
+	// another instance.
+	log.Info("shutting down: draining", "drain_delay", cfg.ShutdownDrainDelay, "timeout", cfg.ShutdownTimeout)
+	a.Drain()
+	srv.SetKeepAlivesEnabled(false)
+	time.Sleep(cfg.ShutdownDrainDelay)
+	log.Info("shutting down: closing the listener and waiting for requests and sockets")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := a.Shutdown(shutdownCtx); err != nil {

@@ -189,12 +189,17 @@ func (b *LogBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+// String returns everything logged so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // Lines returns the log lines decoded, in order.
 func (b *LogBuffer) Lines(t testing.TB) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	raw := b.buf.String()
-	b.mu.Unlock()
+	raw := b.String()
 	var out []map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(raw), "\n") {
 		if line == "" {

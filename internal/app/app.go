@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,6 +22,7 @@ import (
 	"github.com/keyhub/keyhub/internal/devissuer"
 	"github.com/keyhub/keyhub/internal/httpapi"
 	"github.com/keyhub/keyhub/internal/jwtverify"
+	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/postgres"
 	"github.com/keyhub/keyhub/internal/ws"
 )
@@ -35,6 +37,8 @@ type App struct {
 
 	touchers []*auth.Toucher
 	wg       sync.WaitGroup
+	// draining is set when shutdown begins: readiness fails from then on.
+	draining *atomic.Bool
 }
 
 // DevKeyDir is where dev mode keeps its signing key.
@@ -96,9 +100,16 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	})
 	store.Observe(hub)
 
+	draining := new(atomic.Bool)
+	ready := func(ctx context.Context) error {
+		if draining.Load() {
+			return errDraining
+		}
+		return store.Ping(ctx)
+	}
 	handler := httpapi.NewServer(httpapi.Deps{
 		Keys:           store,
-		Ready:          store.Ping,
+		Ready:          ready,
 		Auth:           authn,
 		Log:            log,
 		TrustedProxies: cfg.TrustedProxies,
@@ -115,8 +126,15 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		WebSocket: hub,
 		OpenAPI:   keyhubspec.OpenAPI,
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, touchers: []*auth.Toucher{keyUsage, userSeen}}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, touchers: []*auth.Toucher{keyUsage, userSeen}, draining: draining}, nil
 }
+
+var errDraining = keyhub.Errorf(keyhub.CodeNotReady, "the server is shutting down")
+
+// Drain makes /readyz answer 503 from now on, while everything else is
+// still served: the first step of a graceful shutdown, so that load
+// balancers stop sending requests before the listener closes.
+func (a *App) Drain() { a.draining.Store(true) }
 
 // Start runs the background work (batched last-used writes) until ctx ends.
 func (a *App) Start(ctx context.Context) {
