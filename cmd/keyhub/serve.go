@@ -32,6 +32,31 @@ func durationsInMs(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
+// serveMetrics serves GET /metrics on its own listener, apart from the
+// API: the figures describe tenants' activity and the process's insides,
+// which the public listener must not show.
+func serveMetrics(addr string, a *app.App, log *slog.Logger, serveErr chan<- error) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("METRICS_ADDR %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.Metrics.Handler())
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- fmt.Errorf("metrics: %w", err)
+		}
+	}()
+	log.Info("metrics listening", "addr", ln.Addr().String(), "path", "/metrics")
+	return srv, nil
+}
+
 // serve runs the API server until ctx ends, then shuts down gracefully.
 func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(getenv)
@@ -72,8 +97,16 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return bgCtx },
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if cfg.MetricsAddr != "" {
+		metricsSrv, err := serveMetrics(cfg.MetricsAddr, a, log, serveErr)
+		if err != nil {
+			srv.Close()
+			return err
+		}
+		defer metricsSrv.Close() // after the drain: scrapes see the shutdown
+	}
 	log.Info("keyhub listening", "addr", ln.Addr().String(), "version", version, "env", cfg.Env, "dev", cfg.Dev)
 	dashboardURL := "http://" + cfg.LocalAddr() + "/dashboard/"
 	log.Info("dashboard: open "+dashboardURL+" in a browser", "url", dashboardURL)

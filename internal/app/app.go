@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	keyhubspec "github.com/keyhub/keyhub"
@@ -23,6 +24,7 @@ import (
 	"github.com/keyhub/keyhub/internal/httpapi"
 	"github.com/keyhub/keyhub/internal/jwtverify"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/metrics"
 	"github.com/keyhub/keyhub/internal/postgres"
 	"github.com/keyhub/keyhub/internal/ws"
 )
@@ -34,6 +36,9 @@ type App struct {
 	Keys    *auth.ApiKeyCache
 	// WebSocket is the registry of open WebSocket connections.
 	WebSocket *ws.Hub
+	// Metrics holds the Prometheus collectors; Metrics.Handler serves them
+	// (on METRICS_ADDR, see cmd/keyhub).
+	Metrics *metrics.Metrics
 
 	touchers []*auth.Toucher
 	wg       sync.WaitGroup
@@ -48,6 +53,8 @@ func DevKeyDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "de
 // JWKS refresh); Start runs the rest.
 func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (*App, error) {
 	store := postgres.NewStore(pool)
+	m := metrics.New()
+	m.Register(metrics.NewPoolCollector(pool))
 
 	var devJWKS http.Handler
 	var devTokens func(email string, ttl time.Duration) (string, error)
@@ -69,6 +76,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		Issuer:         cfg.JWTIssuer,
 		Audience:       cfg.JWTAudience,
 		Leeway:         cfg.JWTLeeway,
+		HTTPClient:     &http.Client{Transport: m.InstrumentJWKS(http.DefaultTransport)},
 		Logger:         log,
 	})
 	if err != nil {
@@ -78,16 +86,17 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		log.Warn("no JWT key source configured (SUPABASE_URL, SUPABASE_JWT_*): dashboard sign-in answers AUTH_NOT_CONFIGURED")
 	}
 
-	keyUsage := auth.NewToucher("api_keys.last_used_at", store.TouchKeys, cfg.LastUsedFlushInterval, log)
-	userSeen := auth.NewToucher("users.last_seen_at", store.TouchUsers, cfg.LastUsedFlushInterval, log)
+	keyUsage := auth.NewToucher("api_keys.last_used_at", countFailures(m, "api_keys", store.TouchKeys), cfg.LastUsedFlushInterval, log)
+	userSeen := auth.NewToucher("users.last_seen_at", countFailures(m, "users", store.TouchUsers), cfg.LastUsedFlushInterval, log)
 	keys := auth.NewApiKeyCache(store, auth.KeyCacheConfig{
 		TTL:          cfg.KeyCacheTTL,
 		Size:         cfg.KeyCacheSize,
 		NegativeTTL:  cfg.NegativeCacheTTL,
 		NegativeSize: cfg.NegativeCacheSize,
+		Metrics:      m,
 	}, keyUsage)
 	store.Observe(keys)
-	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen})
+	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, Metrics: m})
 
 	hub := ws.New(ws.Config{
 		Auth:           authn,
@@ -97,6 +106,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		AuthTimeout:    cfg.WSAuthTimeout,
 		AllowedOrigins: cfg.AllowedOrigins,
 		TrustedProxies: cfg.TrustedProxies,
+		Metrics:        m,
 	})
 	store.Observe(hub)
 
@@ -118,6 +128,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		AllowedOrigins: cfg.AllowedOrigins,
 		CORSMaxAge:     cfg.CORSMaxAge,
 		RequestTimeout: cfg.RequestTimeout,
+		Metrics:        m,
 		Dashboard: dashboard.Handler(dashboard.Config{
 			DevSignIn:       cfg.Dev,
 			SupabaseURL:     cfg.SupabaseURL,
@@ -126,7 +137,18 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		WebSocket: hub,
 		OpenAPI:   keyhubspec.OpenAPI,
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, touchers: []*auth.Toucher{keyUsage, userSeen}, draining: draining}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, touchers: []*auth.Toucher{keyUsage, userSeen}, draining: draining, Metrics: m}, nil
+}
+
+// countFailures counts the failed batches of a last-used writer.
+func countFailures(m *metrics.Metrics, table string, write func(context.Context, []uuid.UUID, []time.Time) error) func(context.Context, []uuid.UUID, []time.Time) error {
+	return func(ctx context.Context, ids []uuid.UUID, at []time.Time) error {
+		err := write(ctx, ids, at)
+		if err != nil {
+			m.LastUsedFlushFailed(table)
+		}
+		return err
+	}
 }
 
 var errDraining = keyhub.Errorf(keyhub.CodeNotReady, "the server is shutting down")

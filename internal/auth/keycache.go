@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyhub/keyhub/internal/apikey"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/metrics"
 )
 
 // KeyStore is the database side of key verification.
@@ -18,10 +19,11 @@ type KeyStore interface {
 
 // KeyCacheConfig sizes the ApiKeyCache.
 type KeyCacheConfig struct {
-	TTL          time.Duration // how long a verified key is trusted without the database
-	Size         int           // verified keys kept
-	NegativeTTL  time.Duration // how long an unknown hash is answered without the database
-	NegativeSize int           // unknown hashes kept
+	TTL          time.Duration    // how long a verified key is trusted without the database
+	Size         int              // verified keys kept
+	NegativeTTL  time.Duration    // how long an unknown hash is answered without the database
+	NegativeSize int              // unknown hashes kept
+	Metrics      *metrics.Metrics // hits, misses and negative hits; may be nil
 }
 
 // ApiKeyCache verifies mk_ keys, keeping the principal of each verified key
@@ -34,6 +36,7 @@ type ApiKeyCache struct {
 	known   *expirable.LRU[[32]byte, *cachedKey]
 	unknown *expirable.LRU[[32]byte, struct{}]
 	usage   *Toucher
+	metrics *metrics.Metrics
 	now     func() time.Time
 	// generation counts invalidations. A lookup that started before an
 	// invalidation must not store what it read: it may be the state the
@@ -57,6 +60,7 @@ func NewApiKeyCache(store KeyStore, cfg KeyCacheConfig, usage *Toucher) *ApiKeyC
 		known:   expirable.NewLRU[[32]byte, *cachedKey](cfg.Size, nil, cfg.TTL),
 		unknown: expirable.NewLRU[[32]byte, struct{}](cfg.NegativeSize, nil, cfg.NegativeTTL),
 		usage:   usage,
+		metrics: cfg.Metrics,
 		now:     time.Now,
 	}
 }
@@ -73,10 +77,14 @@ func (c *ApiKeyCache) Verify(ctx context.Context, key string) (*keyhub.Principal
 	}
 	keyHash := apikey.Hash(key)
 	entry, ok := c.known.Get(keyHash)
-	if !ok {
+	if ok {
+		c.metrics.KeyCacheHit()
+	} else {
 		if _, unknown := c.unknown.Get(keyHash); unknown {
+			c.metrics.KeyCacheNegativeHit()
 			return nil, errUnknownKey
 		}
+		c.metrics.KeyCacheMiss()
 		var err error
 		if entry, err = c.load(ctx, keyHash); err != nil {
 			return nil, err

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +28,7 @@ import (
 // restart.
 func TestDatabaseOutageIs503AndRecovers(t *testing.T) {
 	t.Parallel()
-	env, proxy := apitest.NewBehindProxy(t, nil)
+	env, proxy := apitest.NewBehindProxy(t, map[string]string{"LAST_USED_FLUSH_INTERVAL": "1s"})
 	alice, bob := env.Token(t, "alice@example.com"), env.Token(t, "bob@example.com")
 	var cached, uncached api.CreatedKey
 	env.Post(t, "/v1/keys", alice, map[string]any{"name": "cached"}).Want(t, http.StatusCreated, "").JSON(t, &cached)
@@ -63,6 +65,15 @@ func TestDatabaseOutageIs503AndRecovers(t *testing.T) {
 	if resp := env.Get(t, "/readyz", ""); resp.Status != http.StatusServiceUnavailable {
 		t.Errorf("readyz during the outage: %d", resp.Status)
 	}
+	// The cached key's last use cannot be written: counted, kept, retried.
+	deadline := time.Now().Add(10 * time.Second)
+	flushFailed := regexp.MustCompile(`keyhub_last_used_flush_failures_total\{table="api_keys"\} [1-9]`)
+	for !flushFailed.MatchString(scrapeMetrics(t, env)) {
+		if time.Now().After(deadline) {
+			t.Fatal("the failed last_used flush was not counted")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	for _, line := range env.Logs.Lines(t) {
 		if line["level"] == "ERROR" {
 			t.Errorf("an outage is not a server error, yet logged: %v", line)
@@ -70,7 +81,7 @@ func TestDatabaseOutageIs503AndRecovers(t *testing.T) {
 	}
 
 	proxy.Unblock()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline = time.Now().Add(20 * time.Second)
 	for env.Get(t, "/v1/me", uncached.Secret).Status != http.StatusOK {
 		if time.Now().After(deadline) {
 			t.Fatal("the database came back but keyhub did not recover")
@@ -280,4 +291,12 @@ func TestRequestDeadlineHoldsUntilUpgrade(t *testing.T) {
 	if _, msg, err := ws.Read(ctx); err != nil || !strings.Contains(string(msg), "pong") {
 		t.Fatalf("after the request deadline: %s %v", msg, err)
 	}
+}
+
+// scrapeMetrics reads what GET /metrics would serve on METRICS_ADDR.
+func scrapeMetrics(t *testing.T, env *apitest.Env) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	env.App.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	return rec.Body.String()
 }

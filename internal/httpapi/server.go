@@ -12,6 +12,7 @@ import (
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/clientip"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/metrics"
 )
 
 // Deps is what the API needs.
@@ -35,6 +36,9 @@ type Deps struct {
 	// RequestTimeout bounds reading and answering one request, until a
 	// WebSocket upgrade (default 30s).
 	RequestTimeout time.Duration
+	// Metrics observes every request (route pattern, method, status); may
+	// be nil.
+	Metrics *metrics.Metrics
 	// Dashboard serves the web dashboard's files under /dashboard/; nil
 	// leaves / and /dashboard/ unrouted.
 	Dashboard http.Handler

@@ -126,9 +126,14 @@ type clientMessage struct {
 func (h *Hub) serve(ctx context.Context, c *conn) {
 	if err := h.register(c); err != nil {
 		c.ws.Close(closeCodeOf(err), string(keyhub.ErrorCode(err)))
+		h.metrics.WSClosed(int(closeCodeOf(err)))
 		return
 	}
 	defer h.unregister(c)
+	h.metrics.WSOpened(c.principal.Tier)
+	defer h.metrics.WSEnded(c.principal.Tier)
+	closedWith := websocket.StatusAbnormalClosure // until a close frame is sent or received
+	defer func() { h.metrics.WSClosed(int(closedWith)) }()
 	endedBy := "peer" // what ended the connection, for the log line
 	defer func() {
 		httpjson.Logger(ctx).Info("websocket closed",
@@ -161,7 +166,7 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 		},
 		ExpiresAt: sessionEnd.UTC(),
 	}
-	if err := writeJSON(ctx, c.ws, welcome); err != nil {
+	if err := h.writeJSON(ctx, c.ws, welcome); err != nil {
 		c.ws.CloseNow()
 		return
 	}
@@ -180,19 +185,22 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 	defer ping.Stop()
 	for {
 		select {
-		case <-readDone:
+		case err := <-readDone:
+			if code := websocket.CloseStatus(err); code != -1 {
+				closedWith = code // the peer's
+			}
 			c.ws.CloseNow()
 			return
 		case req := <-c.closeReqs:
-			endedBy = req.reason
+			endedBy, closedWith = req.reason, req.code
 			closeWith(req.code, req.reason)
 			return
 		case <-session.C:
-			endedBy = endReason
+			endedBy, closedWith = endReason, endCode
 			closeWith(endCode, endReason)
 			return
 		case e := <-c.events:
-			if err := writeJSON(ctx, c.ws, eventMessage{Type: "event", Event: api.EventFrom(e)}); err != nil {
+			if err := h.writeJSON(ctx, c.ws, eventMessage{Type: "event", Event: api.EventFrom(e)}); err != nil {
 				endedBy = "write failed"
 				c.ws.CloseNow()
 				<-readDone
@@ -221,6 +229,7 @@ func (h *Hub) readLoop(ctx context.Context, c *conn, limits keyhub.TierLimits) e
 		if err != nil {
 			return err
 		}
+		h.metrics.WSMessageIn()
 		c.touch()
 		now := time.Now()
 		if res := limiter.ReserveN(now, 1); !res.OK() || res.DelayFrom(now) > 0 {
@@ -230,7 +239,7 @@ func (h *Hub) readLoop(ctx context.Context, c *conn, limits keyhub.TierLimits) e
 				c.kill(websocket.StatusPolicyViolation, "rate limit exceeded")
 				continue // keep reading so that the close handshake completes
 			}
-			if err := writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeRateLimited, Message: "too many messages", RetryAfterMs: max(delay.Milliseconds(), 1)}); err != nil {
+			if err := h.writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeRateLimited, Message: "too many messages", RetryAfterMs: max(delay.Milliseconds(), 1)}); err != nil {
 				return err
 			}
 			continue
@@ -246,32 +255,33 @@ func (h *Hub) readLoop(ctx context.Context, c *conn, limits keyhub.TierLimits) e
 func (h *Hub) answer(ctx context.Context, c *conn, data []byte) error {
 	var msg clientMessage
 	if err := json.Unmarshal(data, &msg); err != nil {
-		return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInvalidJSON, Message: "messages must be JSON objects with a \"type\""})
+		return h.writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInvalidJSON, Message: "messages must be JSON objects with a \"type\""})
 	}
 	switch msg.Type {
 	case "ping":
-		return writeJSON(ctx, c.ws, pongMessage{Type: "pong", ID: msg.ID})
+		return h.writeJSON(ctx, c.ws, pongMessage{Type: "pong", ID: msg.ID})
 	case "whoami":
-		return writeJSON(ctx, c.ws, whoamiMessage{Type: "whoami", Me: api.MeFrom(&c.principal)})
+		return h.writeJSON(ctx, c.ws, whoamiMessage{Type: "whoami", Me: api.MeFrom(&c.principal)})
 	case "subscribe", "unsubscribe":
 		if msg.Topic != "events" {
-			return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownTopic, Message: "the only topic is \"events\""})
+			return h.writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownTopic, Message: "the only topic is \"events\""})
 		}
 		// The audit trail is what events:read guards over REST.
 		if !c.principal.Scopes.Has(keyhub.ScopeEventsRead) {
-			return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInsufficientScope, Message: "subscribing to events needs the events:read scope"})
+			return h.writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInsufficientScope, Message: "subscribing to events needs the events:read scope"})
 		}
 		c.subscribed.Store(msg.Type == "subscribe")
-		return writeJSON(ctx, c.ws, topicMessage{Type: msg.Type + "d", Topic: msg.Topic})
+		return h.writeJSON(ctx, c.ws, topicMessage{Type: msg.Type + "d", Topic: msg.Topic})
 	default:
-		return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownType, Message: "unknown message type"})
+		return h.writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownType, Message: "unknown message type"})
 	}
 }
 
 // writeJSON sends v, giving up on a peer that does not read.
-func writeJSON(ctx context.Context, ws *websocket.Conn, v any) error {
+func (h *Hub) writeJSON(ctx context.Context, ws *websocket.Conn, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
+	h.metrics.WSMessageOut()
 	return wsjson.Write(ctx, ws, v)
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/metrics"
 )
 
 // Close codes of the application range (4000–4999) that clients branch on.
@@ -55,6 +56,9 @@ type Config struct {
 	// TrustedProxies are believed about X-Forwarded-For when the connection
 	// list shows a client's address.
 	TrustedProxies []netip.Prefix
+	// Metrics counts connections, closes, messages and the ticket and
+	// first-message authentications; may be nil.
+	Metrics *metrics.Metrics
 }
 
 // Hub is the registry of open connections. It implements
@@ -68,6 +72,7 @@ type Hub struct {
 	pingInterval   time.Duration
 	allowedOrigins []string
 	trustedProxies []netip.Prefix
+	metrics        *metrics.Metrics
 
 	// mu guards everything below. Slots are reserved under it before the
 	// upgrade, so concurrent attempts can never exceed a limit.
@@ -122,6 +127,7 @@ func New(cfg Config) *Hub {
 		pingInterval:   cfg.PingInterval,
 		allowedOrigins: cfg.AllowedOrigins,
 		trustedProxies: cfg.TrustedProxies,
+		metrics:        cfg.Metrics,
 		conns:          make(map[uuid.UUID]*conn),
 		byOwner:        make(map[uuid.UUID]map[*conn]struct{}),
 		slots:          make(map[slotKey]int),
