@@ -40,8 +40,33 @@ func TestDatabaseOutageIs503AndRecovers(t *testing.T) {
 	}
 	newUser := env.Token(t, "carol@example.com")
 
+	var ticket struct {
+		Ticket string `json:"ticket"`
+	}
+	env.Post(t, "/v1/ws/tickets", alice, nil).Want(t, http.StatusCreated, "").JSON(t, &ticket)
+
 	proxy.Block()
 	env.Get(t, "/v1/me", cached.Secret).Want(t, http.StatusOK, "")
+
+	// WebSockets: a ticket cannot be redeemed (503 before the upgrade); a
+	// first-message key that needs the database is closed with 1013.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wsURL := "ws" + strings.TrimPrefix(env.URL, "http") + "/v1/ws"
+	if _, resp, err := websocket.Dial(ctx, wsURL+"?ticket="+ticket.Ticket, nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("ticket during the outage: %v %v", resp, err)
+	}
+	ws, _, err := websocket.Dial(ctx, wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if err := wsjson.Write(ctx, ws, map[string]any{"type": "auth", "api_key": uncached.Secret}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ws.Read(ctx); websocket.CloseStatus(err) != websocket.StatusTryAgainLater {
+		t.Errorf("first-message auth during the outage ended with %v", err)
+	}
 	unavailable := []apitest.Request{
 		{Method: http.MethodGet, Path: "/v1/me", Cred: uncached.Secret},
 		{Method: http.MethodGet, Path: "/v1/me", Cred: unknown},

@@ -223,8 +223,12 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
 		h.metrics.AuthOutcome("first_message", err)
 	}
 	if err != nil {
-		ws.Close(websocket.StatusPolicyViolation, closeReason(err))
-		h.metrics.WSClosed(int(websocket.StatusPolicyViolation))
+		code := websocket.StatusPolicyViolation
+		if keyhub.ErrorCode(err) == keyhub.CodeUnavailable {
+			code = websocket.StatusTryAgainLater // the database is away: not the client's fault
+		}
+		ws.Close(code, closeReason(err))
+		h.metrics.WSClosed(int(code))
 		return
 	}
 	release, err := h.reserve(p)
