@@ -6,7 +6,7 @@ SQLC_VERSION := v1.31.1
 SQLC := $(BIN)/sqlc-$(SQLC_VERSION)
 PG_DIR := .keyhub/pg
 
-.PHONY: run test test-in-cluster build generate check-generated bench fuzz token chromium
+.PHONY: run test test-in-cluster build generate check-generated bench fuzz token chromium measure-propagation
 
 ## run: serve on localhost:8080 with a local PostgreSQL (or $$DATABASE_URL) and, without SUPABASE_URL, dev-mode sign-in
 run: build
@@ -58,6 +58,10 @@ check-generated: $(SQLC)
 ## bench: the benchmarks recorded in BENCHMARKS.md
 bench:
 	@db/pgcluster.sh throwaway -- $(GO) test -run='^$$' -bench=. -benchmem ./internal/apikey/ ./internal/jwtverify/ ./internal/auth/
+
+## measure-propagation: revoke on one process → refused and sockets closed on another, p50/p99 over 100 revokes (BENCHMARKS.md)
+measure-propagation:
+	@db/pgcluster.sh throwaway -- env KEYHUB_MEASURE=1 $(GO) test -count=1 -run '^TestRevocationPropagation$$' -v ./internal/app/ | grep -E '^\s+propagation_test.go|^(ok|FAIL|---)'
 
 ## token: print a dev-mode access token (EMAIL=you@example.com)
 token:

@@ -39,6 +39,8 @@ type App struct {
 	// Metrics holds the Prometheus collectors; Metrics.Handler serves them
 	// (on METRICS_ADDR, see cmd/keyhub).
 	Metrics *metrics.Metrics
+	// Feed hears the changes every process commits (LISTEN/NOTIFY).
+	Feed *postgres.ChangeFeed
 
 	touchers []*auth.Toucher
 	wg       sync.WaitGroup
@@ -94,9 +96,10 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		NegativeTTL:  cfg.NegativeCacheTTL,
 		NegativeSize: cfg.NegativeCacheSize,
 		Metrics:      m,
+		StaleBound:   cfg.StaleBound,
 	}, keyUsage)
-	store.Observe(keys)
-	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, Metrics: m})
+	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, StaleBound: cfg.StaleBound, Metrics: m})
+	store.Observe(authn)
 
 	hub := ws.New(ws.Config{
 		Auth:           authn,
@@ -107,8 +110,11 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		AllowedOrigins: cfg.AllowedOrigins,
 		TrustedProxies: cfg.TrustedProxies,
 		Metrics:        m,
+		StaleBound:     cfg.StaleBound,
+		LeaseTTL:       cfg.WSLeaseTTL,
 	})
 	store.Observe(hub)
+	feed := store.NewChangeFeed(cfg.ListenDatabaseURL, log)
 
 	draining := new(atomic.Bool)
 	ready := func(ctx context.Context) error {
@@ -137,7 +143,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		WebSocket: hub,
 		OpenAPI:   keyhubspec.OpenAPI,
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, touchers: []*auth.Toucher{keyUsage, userSeen}, draining: draining, Metrics: m}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}, draining: draining, Metrics: m}, nil
 }
 
 // countFailures counts the failed batches of a last-used writer.
@@ -158,8 +164,14 @@ var errDraining = keyhub.Errorf(keyhub.CodeNotReady, "the server is shutting dow
 // balancers stop sending requests before the listener closes.
 func (a *App) Drain() { a.draining.Store(true) }
 
-// Start runs the background work (batched last-used writes) until ctx ends.
+// Start runs the background work (the change feed, batched last-used
+// writes, WebSocket housekeeping) until ctx ends.
 func (a *App) Start(ctx context.Context) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.Feed.Run(ctx)
+	}()
 	for _, t := range a.touchers {
 		a.wg.Add(1)
 		go func() {

@@ -42,8 +42,18 @@ type Config struct {
 
 	TrustedProxies []netip.Prefix
 
+	// ListenDatabaseURL is where the change feed LISTENs: DATABASE_URL
+	// unless a pooler in front of the database needs a direct address.
+	ListenDatabaseURL string
+	// StaleBound is the oldest a cached credential may be while the change
+	// feed is down.
+	StaleBound time.Duration
+
 	WSTicketSecret string
 	WSAuthTimeout  time.Duration
+	// WSLeaseTTL is how long a WebSocket's cluster-wide lease outlives the
+	// last heartbeat of its process (a process killed without cleanup).
+	WSLeaseTTL     time.Duration
 	AllowedOrigins []string
 	// CORSMaxAge is how long browsers may cache a CORS preflight answer.
 	CORSMaxAge time.Duration
@@ -92,8 +102,12 @@ func Load(getenv func(string) string) (Config, error) {
 
 		TrustedProxies: p.prefixes("TRUSTED_PROXIES"),
 
+		ListenDatabaseURL: p.str("DATABASE_LISTEN_URL", ""),
+		StaleBound:        p.duration("CHANGE_FEED_STALE_BOUND", 5*time.Second),
+
 		WSTicketSecret: p.str("WS_TICKET_SECRET", ""),
 		WSAuthTimeout:  p.duration("WS_AUTH_TIMEOUT", 10*time.Second),
+		WSLeaseTTL:     p.duration("WS_LEASE_TTL", 30*time.Second),
 		AllowedOrigins: p.list("ALLOWED_ORIGINS"),
 		CORSMaxAge:     p.duration("CORS_MAX_AGE", 10*time.Minute),
 
@@ -110,6 +124,14 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return Config{}, fmt.Errorf("DATABASE_URL must be a postgres:// URL")
+	}
+	if c.ListenDatabaseURL == "" {
+		c.ListenDatabaseURL = c.DatabaseURL
+	} else if u, err := url.Parse(c.ListenDatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return Config{}, fmt.Errorf("DATABASE_LISTEN_URL must be a postgres:// URL")
+	}
+	if c.StaleBound < 100*time.Millisecond || c.StaleBound > time.Minute {
+		return Config{}, fmt.Errorf("CHANGE_FEED_STALE_BOUND must be between 100ms and 1m, got %s", c.StaleBound)
 	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		return Config{}, fmt.Errorf("LISTEN_ADDR must be host:port or :port, got %q", c.ListenAddr)
@@ -147,6 +169,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.WSTicketSecret != "" && len(c.WSTicketSecret) < 32 {
 		return Config{}, fmt.Errorf("WS_TICKET_SECRET must be at least 32 characters")
+	}
+	if c.WSLeaseTTL < time.Second || c.WSLeaseTTL > 10*time.Minute {
+		return Config{}, fmt.Errorf("WS_LEASE_TTL must be between 1s and 10m, got %s", c.WSLeaseTTL)
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

@@ -65,7 +65,7 @@ func (h *Hub) Upgrade() http.Handler {
 			httpjson.Error(w, r, err)
 			return
 		}
-		release, err := h.reserve(p)
+		id, release, err := h.reserve(r.Context(), p)
 		if err != nil {
 			httpjson.Error(w, r, err)
 			return
@@ -75,7 +75,7 @@ func (h *Hub) Upgrade() http.Handler {
 		if err != nil {
 			return // Accept has answered the request
 		}
-		h.serve(r.Context(), h.newConn(ws, r, p, "", ""))
+		h.serve(r.Context(), h.newConn(id, ws, r, p, "", ""))
 	})
 }
 
@@ -97,9 +97,9 @@ func (h *Hub) acceptOptions() *websocket.AcceptOptions {
 	return &websocket.AcceptOptions{OriginPatterns: h.allowedOrigins}
 }
 
-func (h *Hub) newConn(ws *websocket.Conn, r *http.Request, p *keyhub.Principal, machineID, hostname string) *conn {
+func (h *Hub) newConn(id uuid.UUID, ws *websocket.Conn, r *http.Request, p *keyhub.Principal, machineID, hostname string) *conn {
 	c := &conn{
-		id:          uuid.New(),
+		id:          id,
 		ws:          ws,
 		principal:   *p,
 		machineID:   machineID,
@@ -108,7 +108,9 @@ func (h *Hub) newConn(ws *websocket.Conn, r *http.Request, p *keyhub.Principal, 
 		connectedAt: time.Now(),
 		events:      make(chan keyhub.Event, eventBacklog),
 		closeReqs:   make(chan closeRequest, 1),
+		updates:     make(chan struct{}, 1),
 	}
+	c.tier.Store(p.Tier)
 	c.touch()
 	return c
 }
@@ -146,32 +148,28 @@ func (h *Hub) redeemTicket(ctx context.Context, raw string) (*keyhub.Principal, 
 	if !claimed {
 		return nil, errInvalidTicket
 	}
+	// The principal comes from the one resolver (caches, revoked and
+	// expiry rules) that headers and first messages use too.
+	var p *keyhub.Principal
 	if t.KeyID != uuid.Nil {
-		key, err := h.store.KeyForAuthByID(ctx, t.KeyID)
-		if keyhub.ErrorCode(err) == keyhub.CodeNotFound {
-			return nil, errInvalidTicket
-		}
-		if err != nil {
-			return nil, err
-		}
-		p := key.Principal
-		if p.OwnerID != t.OwnerID || p.UserID != t.UserID {
-			return nil, errInvalidTicket
-		}
-		if key.RevokedAt != nil {
-			return nil, errRevoked
-		}
-		return &p, nil
+		p, err = h.auth.ResolveKeyID(ctx, t.KeyID)
+	} else {
+		p, err = h.auth.ResolveUser(ctx, t.UserID)
 	}
-	p, _, err := h.store.ProvisionUser(ctx, t.UserID, "")
+	if keyhub.ErrorCode(err) == keyhub.CodeUnknownAPIKey {
+		return nil, errInvalidTicket
+	}
 	if err != nil {
 		return nil, err
 	}
-	if p.OwnerID != t.OwnerID {
+	copied := *p // the cache's copy is shared: never modify it
+	if copied.OwnerID != t.OwnerID || copied.UserID != t.UserID {
 		return nil, errInvalidTicket
 	}
-	p.ExpiresAt = t.CredentialExpiresAt
-	return &p, nil
+	if t.KeyID == uuid.Nil {
+		copied.ExpiresAt = t.CredentialExpiresAt
+	}
+	return &copied, nil
 }
 
 // authMessage is the first message of a connection without credentials:
@@ -231,7 +229,7 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
 		h.metrics.WSClosed(int(code))
 		return
 	}
-	release, err := h.reserve(p)
+	id, release, err := h.reserve(r.Context(), p)
 	if err != nil {
 		ws.Close(closeCodeOf(err), closeReason(err))
 		h.metrics.WSClosed(int(closeCodeOf(err)))
@@ -239,7 +237,7 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	stopWaiting() // serve registers it instead
-	h.serve(r.Context(), h.newConn(ws, r, p, truncate(msg.MachineID), truncate(msg.Hostname)))
+	h.serve(r.Context(), h.newConn(id, ws, r, p, truncate(msg.MachineID), truncate(msg.Hostname)))
 }
 
 var errBadAuthMessage = errors.New("expected an auth message")
