@@ -114,6 +114,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	session(ws, map[string]any{"type": "auth", "api_key": key.Secret})
+	call("DELETE", "/v1/keys/"+key.ID, jwt, "") // a change-feed notice
 
 	var text string
 	samples := map[string]float64{}
@@ -128,7 +129,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		text = string(body)
 		samples = parseSamples(text)
 		// The server counts a close when its side of the socket has ended.
-		if samples[`keyhub_ws_closes_total{code="1000"}`] >= 3 || time.Now().After(deadline) {
+		if (samples[`keyhub_ws_closes_total{code="1000"}`] >= 3 && samples[`keyhub_changefeed_notifications_total{kind="key"}`] >= 1) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -167,6 +168,8 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		`keyhub_ws_closes_total{code="1000"}`:                                                 3,
 		`keyhub_ws_messages_total{direction="in"}`:                                            3,
 		`keyhub_ws_messages_total{direction="out"}`:                                           6,
+		`keyhub_changefeed_notifications_total{kind="key"}`:                                   1,
+		`keyhub_changefeed_lag_seconds_count`:                                                 1,
 	}
 	for series, want := range atLeast {
 		if got := samples[series]; got < want {

@@ -115,6 +115,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	})
 	store.Observe(hub)
 	feed := store.NewChangeFeed(cfg.ListenDatabaseURL, log)
+	feed.OnNotice, feed.OnReconnect = m.ChangeFeedNotice, m.ChangeFeedReconnected
 
 	draining := new(atomic.Bool)
 	ready := func(ctx context.Context) error {

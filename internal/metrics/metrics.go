@@ -15,6 +15,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -53,9 +54,9 @@ type Metrics struct {
 	// RedisErrors counts failed Redis calls, by operation:
 	// keyhub_redis_errors_total{operation}.
 	RedisErrors *prometheus.CounterVec
-	// ChangeFeedNotifications counts change-feed notifications received:
-	// keyhub_changefeed_notifications_total.
-	ChangeFeedNotifications prometheus.Counter
+	// ChangeFeedNotifications counts change-feed notifications received,
+	// by kind: keyhub_changefeed_notifications_total{kind}.
+	ChangeFeedNotifications *prometheus.CounterVec
 	// ChangeFeedLag is the time from a change's commit to its notification
 	// being handled here: keyhub_changefeed_lag_seconds.
 	ChangeFeedLag prometheus.Histogram
@@ -124,7 +125,7 @@ func New() *Metrics {
 
 	m.RateLimitRejections = f.counterVec("keyhub_ratelimit_rejections_total", "Requests refused by a rate limiter, by limiter.", "limiter")
 	m.RedisErrors = f.counterVec("keyhub_redis_errors_total", "Failed Redis calls, by operation.", "operation")
-	m.ChangeFeedNotifications = f.counter("keyhub_changefeed_notifications_total", "Change-feed notifications received.")
+	m.ChangeFeedNotifications = f.counterVec("keyhub_changefeed_notifications_total", "Change-feed notifications received, by kind.", "kind")
 	m.ChangeFeedLag = f.histogram("keyhub_changefeed_lag_seconds", "Time from a change's commit to its notification being handled by this process.", lagBuckets)
 	m.ChangeFeedReconnects = f.counter("keyhub_changefeed_reconnects_total", "Reconnects of the change-feed listener (caches are flushed after each).")
 
@@ -217,6 +218,23 @@ func (m *Metrics) WSMessageOut() {
 func (m *Metrics) LastUsedFlushFailed(table string) {
 	if m != nil {
 		m.lastUsedFlushFailures.WithLabelValues(table).Inc() // rare: no cached child
+	}
+}
+
+// ChangeFeedNotice records a change-feed notice of kind and its lag from
+// the sender's commit; it has the shape of postgres.ChangeFeed.OnNotice.
+func (m *Metrics) ChangeFeedNotice(kind string, lag time.Duration) {
+	if m != nil {
+		m.ChangeFeedNotifications.WithLabelValues(kind).Inc()
+		m.ChangeFeedLag.Observe(lag.Seconds())
+	}
+}
+
+// ChangeFeedReconnected records a lost change-feed connection; it has the
+// shape of postgres.ChangeFeed.OnReconnect.
+func (m *Metrics) ChangeFeedReconnected() {
+	if m != nil {
+		m.ChangeFeedReconnects.Inc()
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -30,14 +31,13 @@ func TestCollectorsForLaterWiring(t *testing.T) {
 	m := metrics.New()
 	m.RateLimitRejections.WithLabelValues("ip_failed_auth").Inc()
 	m.RedisErrors.WithLabelValues("allow").Inc()
-	m.ChangeFeedNotifications.Inc()
-	m.ChangeFeedLag.Observe(0.02)
-	m.ChangeFeedReconnects.Inc()
+	m.ChangeFeedNotice("key", 20*time.Millisecond)
+	m.ChangeFeedReconnected()
 	text := scrape(t, m)
 	for _, want := range []string{
 		`keyhub_ratelimit_rejections_total{limiter="ip_failed_auth"} 1`,
 		`keyhub_redis_errors_total{operation="allow"} 1`,
-		`keyhub_changefeed_notifications_total 1`,
+		`keyhub_changefeed_notifications_total{kind="key"} 1`,
 		`keyhub_changefeed_lag_seconds_bucket{le="0.025"} 1`,
 		`keyhub_changefeed_reconnects_total 1`,
 	} {
@@ -98,6 +98,8 @@ func TestNilMetricsIsANoOp(t *testing.T) {
 	m.WSMessageIn()
 	m.WSMessageOut()
 	m.LastUsedFlushFailed("users")
+	m.ChangeFeedNotice("key", time.Second)
+	m.ChangeFeedReconnected()
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
 	if got := m.Middleware(h); got == nil {
 		t.Fatal("nil Middleware dropped the handler")

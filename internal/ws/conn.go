@@ -350,6 +350,8 @@ func closeCodeOf(err error) websocket.StatusCode {
 			return websocket.StatusGoingAway
 		case keyhub.CodeKeyRevoked:
 			return StatusKeyRevoked
+		case keyhub.CodeUnavailable:
+			return websocket.StatusTryAgainLater
 		}
 	}
 	return websocket.StatusPolicyViolation

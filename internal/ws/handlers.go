@@ -223,7 +223,7 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		code := websocket.StatusPolicyViolation
 		if keyhub.ErrorCode(err) == keyhub.CodeUnavailable {
-			code = websocket.StatusTryAgainLater // the database is away: not the client's fault
+			code = closeCodeOf(err) // the database is away: not the client's fault
 		}
 		ws.Close(code, closeReason(err))
 		h.metrics.WSClosed(int(code))
