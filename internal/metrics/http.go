@@ -8,9 +8,51 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 )
 
-type requestLabels struct {
-	route, method string
-	status        int
+// requestKey finds a request's histogram child without building its
+// route pattern: chi's RoutePattern joins the matched sub-patterns into a
+// new string on every call, so the key holds the (constant) sub-patterns
+// themselves, and the pattern is built once per label set.
+type requestKey struct {
+	patterns [maxPatterns]string
+	n        int
+	method   string
+	status   int
+}
+
+// maxPatterns is the deepest nesting of routers the key holds; deeper
+// routes (none today) pay RoutePattern's allocation.
+const maxPatterns = 4
+
+func requestKeyOf(r *http.Request, status int) requestKey {
+	k := requestKey{method: methodLabel(r.Method), status: status}
+	rc := chi.RouteContext(r.Context())
+	if rc == nil {
+		return k
+	}
+	if len(rc.RoutePatterns) > maxPatterns {
+		k.patterns[0], k.n = rc.RoutePattern(), -1
+		return k
+	}
+	k.n = copy(k.patterns[:], rc.RoutePatterns)
+	return k
+}
+
+// route is the pattern chi matched ("/v1/keys/{id}"), never the path: ids
+// in labels would explode the series and leak data.
+func (k requestKey) route() string {
+	var pattern string
+	switch {
+	case k.n < 0:
+		pattern = k.patterns[0]
+	case k.n > 0:
+		rc := chi.NewRouteContext()
+		rc.RoutePatterns = k.patterns[:k.n]
+		pattern = rc.RoutePattern()
+	}
+	if pattern == "" {
+		return "unmatched"
+	}
+	return pattern
 }
 
 // Middleware observes each request's duration by chi route pattern,
@@ -36,19 +78,8 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 		case 0:
 			status = http.StatusOK // nothing written
 		}
-		m.requests.get(requestLabels{route: routeOf(r), method: methodLabel(r.Method), status: status}).Observe(time.Since(start).Seconds())
+		m.requests.get(requestKeyOf(r, status)).Observe(time.Since(start).Seconds())
 	})
-}
-
-// routeOf is the pattern chi matched ("/v1/keys/{id}"), never the path:
-// ids in labels would explode the series and leak data.
-func routeOf(r *http.Request) string {
-	if rc := chi.RouteContext(r.Context()); rc != nil {
-		if p := rc.RoutePattern(); p != "" {
-			return p
-		}
-	}
-	return "unmatched"
 }
 
 // methodLabel keeps the method label to the standard methods: a client

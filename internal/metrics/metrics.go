@@ -29,7 +29,7 @@ type Metrics struct {
 	registry *prometheus.Registry
 
 	requestDuration *prometheus.HistogramVec
-	requests        children[requestLabels, prometheus.Observer]
+	requests        children[requestKey, prometheus.Observer]
 
 	authOutcomes *prometheus.CounterVec
 	auths        children[authLabels, prometheus.Counter]
@@ -82,8 +82,8 @@ func New() *Metrics {
 	m.requestDuration = f.histogramVec("keyhub_http_request_duration_seconds",
 		"HTTP requests by chi route pattern (never the raw path), method and status; WebSocket sessions are not requests and are left out.",
 		requestBuckets, "route", "method", "status")
-	m.requests.make = func(l requestLabels) prometheus.Observer {
-		return m.requestDuration.WithLabelValues(l.route, l.method, strconv.Itoa(l.status))
+	m.requests.make = func(k requestKey) prometheus.Observer {
+		return m.requestDuration.WithLabelValues(k.route(), k.method, strconv.Itoa(k.status))
 	}
 
 	m.authOutcomes = f.counterVec("keyhub_auth_outcomes_total",
