@@ -49,10 +49,12 @@ type Metrics struct {
 
 	// RateLimitRejections counts requests refused by a rate limiter, by
 	// limiter name (e.g. "key", "user", "ip_failed_auth", "ws_pending"):
-	// keyhub_ratelimit_rejections_total{limiter}.
+	// keyhub_ratelimit_rejections_total{limiter}. RateLimitRejected records
+	// one without allocating; limiter names must be constants.
 	RateLimitRejections *prometheus.CounterVec
+	rateLimiters        children[string, prometheus.Counter]
 	// RedisErrors counts failed Redis calls, by operation:
-	// keyhub_redis_errors_total{operation}.
+	// keyhub_redis_errors_total{operation}; see RedisError.
 	RedisErrors *prometheus.CounterVec
 	// ChangeFeedNotifications counts change-feed notifications received,
 	// by kind: keyhub_changefeed_notifications_total{kind}.
@@ -124,6 +126,7 @@ func New() *Metrics {
 	}
 
 	m.RateLimitRejections = f.counterVec("keyhub_ratelimit_rejections_total", "Requests refused by a rate limiter, by limiter.", "limiter")
+	m.rateLimiters.make = func(limiter string) prometheus.Counter { return m.RateLimitRejections.WithLabelValues(limiter) }
 	m.RedisErrors = f.counterVec("keyhub_redis_errors_total", "Failed Redis calls, by operation.", "operation")
 	m.ChangeFeedNotifications = f.counterVec("keyhub_changefeed_notifications_total", "Change-feed notifications received, by kind.", "kind")
 	m.ChangeFeedLag = f.histogram("keyhub_changefeed_lag_seconds", "Time from a change's commit to its notification being handled by this process.", lagBuckets)
@@ -235,6 +238,20 @@ func (m *Metrics) ChangeFeedNotice(kind string, lag time.Duration) {
 func (m *Metrics) ChangeFeedReconnected() {
 	if m != nil {
 		m.ChangeFeedReconnects.Inc()
+	}
+}
+
+// RateLimitRejected records a request refused by limiter.
+func (m *Metrics) RateLimitRejected(limiter string) {
+	if m != nil {
+		m.rateLimiters.get(limiter).Inc()
+	}
+}
+
+// RedisError records a failed Redis call of operation.
+func (m *Metrics) RedisError(operation string) {
+	if m != nil {
+		m.RedisErrors.WithLabelValues(operation).Inc() // rare: no cached child
 	}
 }
 

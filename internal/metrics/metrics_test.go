@@ -30,8 +30,8 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 // feed) are registered and show what is recorded through them.
 func TestCollectorsForLaterWiring(t *testing.T) {
 	m := metrics.New()
-	m.RateLimitRejections.WithLabelValues("ip_failed_auth").Inc()
-	m.RedisErrors.WithLabelValues("allow").Inc()
+	m.RateLimitRejected("ip_failed_auth")
+	m.RedisError("allow")
 	m.ChangeFeedNotice("key", 20*time.Millisecond)
 	m.ChangeFeedReconnected()
 	text := scrape(t, m)
@@ -101,6 +101,8 @@ func TestNilMetricsIsANoOp(t *testing.T) {
 	m.LastUsedFlushFailed("users")
 	m.ChangeFeedNotice("key", time.Second)
 	m.ChangeFeedReconnected()
+	m.RateLimitRejected("key")
+	m.RedisError("allow")
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
 	if got := m.Middleware(h); got == nil {
 		t.Fatal("nil Middleware dropped the handler")
@@ -118,6 +120,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 	m.AuthOutcome("api_key", errUnknown)
 	m.AuthOutcome("jwt", nil)
 	m.WSClosed(1000)
+	m.RateLimitRejected("key")
 	allocs := testing.AllocsPerRun(1000, func() {
 		m.AuthOutcome("api_key", errUnknown)
 		m.AuthOutcome("jwt", nil)
@@ -126,6 +129,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		m.WSEnded(keyhub.TierPro)
 		m.WSClosed(1000)
 		m.WSMessageIn()
+		m.RateLimitRejected("key")
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per run", allocs)
