@@ -161,9 +161,21 @@ func TestGracefulShutdownDrainsFirst(t *testing.T) {
 	if s.get("/healthz") != 0 {
 		t.Fatal("the listener is still open after shutdown")
 	}
+	// Durations are logged in milliseconds, never as nanosecond integers.
 	logs := s.logs.String()
-	if !strings.Contains(logs, `"drain_delay_ms":1500`) {
-		t.Errorf("the drain is not logged in milliseconds:\n%s", logs)
+	if !strings.Contains(logs, `"drain_delay_ms":1500`) || !strings.Contains(logs, `"timeout_ms":15000`) {
+		t.Errorf("the shutdown is not logged in milliseconds:\n%s", logs)
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, `"msg":"websocket closed"`) && !strings.Contains(line, `"duration_ms":`) {
+			t.Errorf("websocket duration not in milliseconds: %s", line)
+		}
+		if strings.Contains(line, `"duration":`) || strings.Contains(line, `"timeout":`) {
+			t.Errorf("a duration logged without its unit: %s", line)
+		}
+	}
+	if !strings.Contains(logs, `"msg":"websocket closed"`) {
+		t.Error("the WebSocket's end was not logged")
 	}
 }
 
