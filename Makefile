@@ -57,7 +57,7 @@ check-generated: $(SQLC)
 
 ## bench: the benchmarks recorded in BENCHMARKS.md
 bench:
-	@db/pgcluster.sh throwaway -- $(GO) test -run='^$$' -bench=. -benchmem ./internal/apikey/ ./internal/jwtverify/ ./internal/auth/
+	@db/pgcluster.sh throwaway -- $(GO) test -run='^$$' -bench=. -benchmem ./internal/apikey/ ./internal/jwtverify/ ./internal/auth/ ./internal/metrics/
 
 ## measure-propagation: revoke on one process → refused and sockets closed on another, p50/p99 over 100 revokes (BENCHMARKS.md)
 measure-propagation:
