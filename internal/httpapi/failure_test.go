@@ -155,8 +155,8 @@ func TestBodyErrors(t *testing.T) {
 	for _, path := range []string{"/v1/keys", "/api/v1/auth/api-keys"} {
 		env.Post(t, path, jwt, big).Want(t, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE")
 	}
-	goNames := []string{"int64", "int", "string", "time.Time", "[]", "*", "api.", "struct", "bool", "float"}
-	for _, body := range []string{`{"name":5}`, `{"name":"k","expires_in":"soon"}`, `{"name":"k","expires_in":1e30}`, `{"name":"k","expires_in":1.5}`, `{"name":"k","scopes":"keys:read"}`, `{"name":"k","scopes":[1]}`, `[]`, `"k"`} {
+	goNames := []string{"int64", "int", "string", "time.Time", "Time", "UnmarshalJSON", "[]", "*", "api.", "struct", "bool", "float", "2006"}
+	for _, body := range []string{`{"name":5}`, `{"name":"k","expires_in":"soon"}`, `{"name":"k","expires_in":1e30}`, `{"name":"k","expires_in":1.5}`, `{"name":"k","scopes":"keys:read"}`, `{"name":"k","scopes":[1]}`, `[]`, `"k"`, `{"name":"k","expires_at":5}`, `{"name":"k","expires_at":"tomorrow"}`} {
 		resp := env.Post(t, "/v1/keys", jwt, body).Want(t, http.StatusBadRequest, "INVALID_JSON")
 		var e struct {
 			Error struct{ Message string } `json:"error"`
@@ -164,7 +164,7 @@ func TestBodyErrors(t *testing.T) {
 		resp.JSON(t, &e)
 		for _, name := range goNames {
 			// "a string" and "an integer" are JSON's words; Go's are bare.
-			msg := strings.NewReplacer("a string", "", "an integer", "", "not string", "").Replace(e.Error.Message)
+			msg := strings.NewReplacer("a string", "", "an integer", "", "not string", "", "RFC 3339 strings", "").Replace(e.Error.Message)
 			if strings.Contains(msg, name) {
 				t.Errorf("%s: message names Go's %q: %s", body, name, e.Error.Message)
 			}

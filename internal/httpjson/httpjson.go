@@ -171,7 +171,9 @@ func describeJSONError(err error) string {
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
 	}
-	return "malformed JSON"
+	// What is left is a value's own decoder refusing it; the only one in
+	// the API is time.Time's, whose text names Go's types.
+	return "a value has the wrong type or format: dates are RFC 3339 strings such as 2030-01-01T00:00:00Z"
 }
 
 // jsonTypeOf names what JSON value decodes into t.
