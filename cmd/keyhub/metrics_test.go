@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +16,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyhub/keyhub/internal/apikey"
+	"github.com/keyhub/keyhub/internal/apitest"
+	"github.com/keyhub/keyhub/internal/devissuer"
 	"github.com/keyhub/keyhub/internal/pgtest"
 )
 
@@ -25,11 +28,26 @@ import (
 func TestMetricsAfterTraffic(t *testing.T) {
 	t.Parallel()
 	_, dbURL := pgtest.NewDB(t)
+	// Tokens of a Supabase-like issuer whose JWKS keyhub fetches over HTTP.
+	issuer, err := devissuer.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := httptest.NewServer(issuer.JWKSHandler())
+	defer jwks.Close()
 	metricsAddr := freeAddr(t)
-	s := startServe(t, dbURL, map[string]string{"METRICS_ADDR": metricsAddr})
+	s := startServe(t, dbURL, map[string]string{
+		"METRICS_ADDR":      metricsAddr,
+		"KEYHUB_DEV":        "0",
+		"SUPABASE_JWKS_URL": jwks.URL + "/auth/v1/.well-known/jwks.json",
+		"JWT_ISSUER":        apitest.Issuer,
+	})
 	s.waitFor(t, "/readyz", http.StatusOK, 15*time.Second)
 	base := "http://" + s.addr
-	jwt := s.devToken(t, "alice@example.com")
+	jwt, err := issuer.Token(apitest.Issuer, "alice@example.com", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	call := func(method, path, cred, body string) (int, []byte) {
 		t.Helper()

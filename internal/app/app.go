@@ -43,6 +43,8 @@ type App struct {
 	Feed *postgres.ChangeFeed
 
 	touchers []*auth.Toucher
+	cfg      config.Config
+	log      *slog.Logger
 	wg       sync.WaitGroup
 	// draining is set when shutdown begins: readiness fails from then on.
 	draining *atomic.Bool
@@ -60,6 +62,12 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 
 	var devJWKS http.Handler
 	var devTokens func(email string, ttl time.Duration) (string, error)
+	tokenKeys := jwtverify.Config{
+		JWKSURL:        cfg.JWKSURL,
+		ES256PublicKey: cfg.JWTPublicKey,
+		RSAPublicKey:   cfg.JWTRSAPublicKey,
+		HS256Secret:    cfg.JWTSecret,
+	}
 	if cfg.Dev {
 		issuer, err := devissuer.LoadOrCreate(DevKeyDir(cfg))
 		if err != nil {
@@ -67,20 +75,21 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		}
 		devJWKS = issuer.JWKSHandler()
 		devTokens = func(email string, ttl time.Duration) (string, error) { return issuer.Token(cfg.JWTIssuer, email, ttl) }
+		// The issuer's key is handed to the verifier directly: fetching
+		// our own JWKS over HTTP before we listen could only fail (and warn).
+		// The JWKS stays served for other verifiers of dev tokens.
+		tokenKeys = jwtverify.Config{ES256PublicKey: string(issuer.JWKS())}
+		tokenKeys.UnknownKeyHint = "dev mode verifies tokens signed by the key in " + DevKeyDir(cfg) +
+			": mint a new one with `make token` or POST /dev/token"
 		log.Warn("DEV MODE: keyhub is its own JWT issuer; tokens come from `keyhub dev token`. Never use this in production.",
 			"issuer", cfg.JWTIssuer, "jwks", cfg.JWKSURL)
 	}
-	tokens, err := jwtverify.New(ctx, jwtverify.Config{
-		JWKSURL:        cfg.JWKSURL,
-		ES256PublicKey: cfg.JWTPublicKey,
-		RSAPublicKey:   cfg.JWTRSAPublicKey,
-		HS256Secret:    cfg.JWTSecret,
-		Issuer:         cfg.JWTIssuer,
-		Audience:       cfg.JWTAudience,
-		Leeway:         cfg.JWTLeeway,
-		HTTPClient:     &http.Client{Transport: m.InstrumentJWKS(http.DefaultTransport)},
-		Logger:         log,
-	})
+	tokenKeys.Issuer = cfg.JWTIssuer
+	tokenKeys.Audience = cfg.JWTAudience
+	tokenKeys.Leeway = cfg.JWTLeeway
+	tokenKeys.Logger = log
+	tokenKeys.HTTPClient = &http.Client{Transport: m.InstrumentJWKS(http.DefaultTransport)}
+	tokens, err := jwtverify.New(ctx, tokenKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +153,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		WebSocket: hub,
 		OpenAPI:   keyhubspec.OpenAPI,
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}, draining: draining, Metrics: m}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log, draining: draining, Metrics: m}, nil
 }
 
 // countFailures counts the failed batches of a last-used writer.
@@ -172,6 +181,11 @@ func (a *App) Start(ctx context.Context) {
 	go func() {
 		defer a.wg.Done()
 		a.Feed.Run(ctx)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.Store.RunExpirySweeper(ctx, a.cfg.ExpirySweepInterval, a.log)
 	}()
 	for _, t := range a.touchers {
 		a.wg.Add(1)

@@ -39,6 +39,9 @@ type Config struct {
 	NegativeCacheTTL      time.Duration
 	NegativeCacheSize     int
 	LastUsedFlushInterval time.Duration
+	// ExpirySweepInterval is how often expired keys get their `expired`
+	// audit event.
+	ExpirySweepInterval time.Duration
 
 	TrustedProxies []netip.Prefix
 
@@ -99,6 +102,7 @@ func Load(getenv func(string) string) (Config, error) {
 		NegativeCacheTTL:      p.duration("API_KEY_NEGATIVE_CACHE_TTL", 30*time.Second),
 		NegativeCacheSize:     p.positiveInt("API_KEY_NEGATIVE_CACHE_SIZE", 10_000),
 		LastUsedFlushInterval: p.duration("LAST_USED_FLUSH_INTERVAL", 5*time.Second),
+		ExpirySweepInterval:   p.duration("EXPIRY_SWEEP_INTERVAL", 30*time.Second),
 
 		TrustedProxies: p.prefixes("TRUSTED_PROXIES"),
 
@@ -172,6 +176,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.WSLeaseTTL < time.Second || c.WSLeaseTTL > 10*time.Minute {
 		return Config{}, fmt.Errorf("WS_LEASE_TTL must be between 1s and 10m, got %s", c.WSLeaseTTL)
+	}
+	if c.ExpirySweepInterval < 100*time.Millisecond {
+		return Config{}, fmt.Errorf("EXPIRY_SWEEP_INTERVAL must be at least 100ms, got %s", c.ExpirySweepInterval)
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

@@ -49,6 +49,7 @@ type conn struct {
 	hostname    string
 	remoteAddr  string
 	connectedAt time.Time
+	release     func() // gives the connection's slot back (idempotent)
 
 	lastActivity atomic.Int64 // unix nanoseconds
 	subscribed   atomic.Bool
@@ -156,6 +157,9 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 		return
 	}
 	defer h.unregister(c)
+	// Deferred after unregister, so it runs first: once a connection is
+	// gone from the list, its slot is free on every process.
+	defer c.release()
 	h.metrics.WSOpened(c.principal.Tier)
 	defer h.metrics.WSEnded(c.principal.Tier)
 	closedWith := websocket.StatusAbnormalClosure // until a close frame is sent or received
@@ -187,7 +191,7 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 		},
 		ExpiresAt: sessionEnd.UTC(),
 	}
-	if err := h.writeJSON(ctx, c.ws, welcome); err != nil {
+	if err := h.send(ctx, c.ws, welcome); err != nil {
 		c.ws.CloseNow()
 		return
 	}
@@ -233,7 +237,7 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 			sessionEnd, endCode, endReason = c.sessionEnd(limits, expiresAt)
 			session.Reset(time.Until(sessionEnd))
 		case e := <-c.events:
-			if err := h.writeJSON(ctx, c.ws, eventMessage{Type: "event", Event: api.EventFrom(e)}); err != nil {
+			if err := h.send(ctx, c.ws, eventMessage{Type: "event", Event: api.EventFrom(e)}); err != nil {
 				endedBy = "write failed"
 				c.ws.CloseNow()
 				<-readDone
@@ -294,7 +298,7 @@ func (h *Hub) readLoop(ctx context.Context, c *conn, limiter *rate.Limiter) erro
 				c.kill(websocket.StatusPolicyViolation, "rate limit exceeded")
 				continue // keep reading so that the close handshake completes
 			}
-			if err := h.writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeRateLimited, Message: "too many messages", RetryAfterMs: max(delay.Milliseconds(), 1)}); err != nil {
+			if err := h.send(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeRateLimited, Message: "too many messages", RetryAfterMs: max(delay.Milliseconds(), 1)}); err != nil {
 				return err
 			}
 			continue
@@ -310,35 +314,40 @@ func (h *Hub) readLoop(ctx context.Context, c *conn, limiter *rate.Limiter) erro
 func (h *Hub) answer(ctx context.Context, c *conn, data []byte) error {
 	var msg clientMessage
 	if err := json.Unmarshal(data, &msg); err != nil {
-		return h.writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInvalidJSON, Message: "messages must be JSON objects with a \"type\""})
+		return h.send(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInvalidJSON, Message: "messages must be JSON objects with a \"type\""})
 	}
 	switch msg.Type {
 	case "ping":
-		return h.writeJSON(ctx, c.ws, pongMessage{Type: "pong", ID: msg.ID})
+		return h.send(ctx, c.ws, pongMessage{Type: "pong", ID: msg.ID})
 	case "whoami":
 		p := c.currentPrincipal()
-		return h.writeJSON(ctx, c.ws, whoamiMessage{Type: "whoami", Me: api.MeFrom(&p)})
+		return h.send(ctx, c.ws, whoamiMessage{Type: "whoami", Me: api.MeFrom(&p)})
 	case "subscribe", "unsubscribe":
 		if msg.Topic != "events" {
-			return h.writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownTopic, Message: "the only topic is \"events\""})
+			return h.send(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownTopic, Message: "the only topic is \"events\""})
 		}
 		// The audit trail is what events:read guards over REST.
 		if !c.principal.Scopes.Has(keyhub.ScopeEventsRead) {
-			return h.writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInsufficientScope, Message: "subscribing to events needs the events:read scope"})
+			return h.send(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInsufficientScope, Message: "subscribing to events needs the events:read scope"})
 		}
 		c.subscribed.Store(msg.Type == "subscribe")
-		return h.writeJSON(ctx, c.ws, topicMessage{Type: msg.Type + "d", Topic: msg.Topic})
+		return h.send(ctx, c.ws, topicMessage{Type: msg.Type + "d", Topic: msg.Topic})
 	default:
-		return h.writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownType, Message: "unknown message type"})
+		return h.send(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownType, Message: "unknown message type"})
 	}
 }
 
 // writeJSON sends v, giving up on a peer that does not read.
-func (h *Hub) writeJSON(ctx context.Context, ws *websocket.Conn, v any) error {
+func writeJSON(ctx context.Context, ws *websocket.Conn, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
-	h.metrics.WSMessageOut()
 	return wsjson.Write(ctx, ws, v)
+}
+
+// send is writeJSON on an authenticated connection, counted.
+func (h *Hub) send(ctx context.Context, ws *websocket.Conn, v any) error {
+	h.metrics.WSMessageOut()
+	return writeJSON(ctx, ws, v)
 }
 
 // closeCodeOf is the close code for an error after the upgrade.
