@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+	"github.com/google/uuid"
 
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/apikey"
@@ -85,6 +86,20 @@ func TestDatabaseOutageIs503AndRecovers(t *testing.T) {
 		resp := env.Do(t, req)
 		if resp.Status != http.StatusServiceUnavailable || resp.ErrorCode() != "UNAVAILABLE" || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("%s %s during the outage: %d %s (Retry-After %q)", req.Method, req.Path, resp.Status, resp.Body, resp.Header.Get("Retry-After"))
+		}
+	}
+	// Nothing else answers 500 either.
+	for _, req := range []apitest.Request{
+		{Method: http.MethodGet, Path: "/v1/keys/" + cached.ID.String() + "/events", Cred: alice},
+		{Method: http.MethodPost, Path: "/v1/ws/tickets", Cred: alice},
+		{Method: http.MethodGet, Path: "/v1/ws/connections", Cred: alice},
+		{Method: http.MethodDelete, Path: "/v1/ws/connections/" + uuid.NewString(), Cred: alice},
+		{Method: http.MethodPost, Path: "/api/v1/auth/api-keys/refresh", Cred: bob},
+		{Method: http.MethodDelete, Path: "/api/v1/auth/api-keys", Cred: bob},
+		{Method: http.MethodGet, Path: "/healthz"},
+	} {
+		if resp := env.Do(t, req); resp.Status >= 500 && resp.Status != http.StatusServiceUnavailable {
+			t.Errorf("%s %s during the outage: %d %s", req.Method, req.Path, resp.Status, resp.Body)
 		}
 	}
 	if resp := env.Get(t, "/readyz", ""); resp.Status != http.StatusServiceUnavailable {
