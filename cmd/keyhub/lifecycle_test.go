@@ -220,3 +220,19 @@ func TestServeGivesUpOnAMissingDatabase(t *testing.T) {
 		t.Errorf("the wait was not logged:\n%s", s.logs.String())
 	}
 }
+
+// migrate waits for its database too.
+func TestMigrateWaitsForTheDatabase(t *testing.T) {
+	t.Parallel()
+	proxy, dbURL := pgtest.NewProxy(t, pgtest.NewDatabase(t))
+	proxy.Block()
+	time.AfterFunc(time.Second, proxy.Unblock)
+	out := &apitest.LogBuffer{}
+	env := map[string]string{"DATABASE_URL": dbURL, "DATABASE_WAIT": "30s"}
+	if err := run(context.Background(), []string{"migrate", "up"}, func(k string) string { return env[k] }, out, out); err != nil {
+		t.Fatalf("migrate up: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "waiting for the database") || !strings.Contains(out.String(), "applied") {
+		t.Fatalf("migrate output:\n%s", out.String())
+	}
+}

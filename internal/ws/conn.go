@@ -160,10 +160,12 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 	// Deferred after unregister, so it runs first: once a connection is
 	// gone from the list, its slot is free on every process.
 	defer c.release()
-	h.metrics.WSOpened(c.principal.Tier)
-	defer h.metrics.WSEnded(c.principal.Tier)
 	closedWith := websocket.StatusAbnormalClosure // until a close frame is sent or received
 	defer func() { h.metrics.WSClosed(int(closedWith)) }()
+	// Ends before the close is counted: a scrape that sees the close sees
+	// the connection gone.
+	h.metrics.WSOpened(c.principal.Tier)
+	defer h.metrics.WSEnded(c.principal.Tier)
 	endedBy := "peer" // what ended the connection, for the log line
 	defer func() {
 		httpjson.Logger(ctx).Info("websocket closed",
