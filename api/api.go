@@ -147,6 +147,7 @@ type Event struct {
 	ID          int64           `json:"id"`
 	KeyID       uuid.UUID       `json:"key_id"`
 	ActorUserID *uuid.UUID      `json:"actor_user_id"`
+	ActorKeyID  *uuid.UUID      `json:"actor_key_id"`
 	Type        string          `json:"type"`
 	IPAddress   *string         `json:"ip_address"`
 	UserAgent   *string         `json:"user_agent"`
@@ -160,6 +161,7 @@ func EventFrom(e keyhub.Event) Event {
 		ID:          e.ID,
 		KeyID:       e.KeyID,
 		ActorUserID: e.ActorUserID,
+		ActorKeyID:  e.ActorKeyID,
 		Type:        string(e.Type),
 		Details:     e.Details,
 		CreatedAt:   e.CreatedAt.UTC(),
