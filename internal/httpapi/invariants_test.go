@@ -373,6 +373,22 @@ func TestKeyLifetimeNeverOutlivesCreator(t *testing.T) {
 	if out.NewKey.ExpiresAt == nil || out.NewKey.ExpiresAt.After(limit) {
 		t.Fatalf("self-refresh expires %v, after %v", out.NewKey.ExpiresAt, limit)
 	}
+	// The bound is the acting key's expiry in the database, not in a cache:
+	// an expiry moved earlier behind the caches' back still caps.
+	var cached api.CreatedKey
+	env.Post(t, "/v1/keys", jwt, map[string]any{"name": "cached"}).Want(t, http.StatusCreated, "").JSON(t, &cached)
+	env.Get(t, "/v1/me", cached.Secret).Want(t, http.StatusOK, "")
+	changeBehindCachesBack(t, env.Pool, "UPDATE api_keys SET expires_at = now() + interval '1 hour' WHERE id = $1", cached.ID)
+	var dbExpiry time.Time
+	if err := env.Pool.QueryRow(context.Background(), "SELECT expires_at FROM api_keys WHERE id = $1", cached.ID).Scan(&dbExpiry); err != nil {
+		t.Fatal(err)
+	}
+	var fromCached api.CreatedKey
+	env.Post(t, "/v1/keys", cached.Secret, map[string]any{"name": "from cached"}).Want(t, http.StatusCreated, "").JSON(t, &fromCached)
+	if fromCached.ExpiresAt == nil || !fromCached.ExpiresAt.Equal(dbExpiry) {
+		t.Fatalf("made by a key expiring %v: expires %v", dbExpiry, fromCached.ExpiresAt)
+	}
+
 	// A dashboard user is not bound: its refresh keeps the key's lifetime.
 	env.Post(t, "/v1/keys/"+out.NewKey.ID.String()+"/refresh", jwt, nil).Want(t, http.StatusCreated, "").JSON(t, &out)
 	if out.NewKey.ExpiresAt == nil || !out.NewKey.ExpiresAt.After(limit) {

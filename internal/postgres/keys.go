@@ -112,6 +112,7 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 	var events []keyhub.Event
 	var changes []keyhub.KeyChange
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		out, events, changes = keyhub.Refreshed{}, nil, nil // a retried transaction starts afresh
 		a, oldRow, err := s.lockTarget(ctx, tx, p, keyID)
 		if err != nil {
 			return err
@@ -196,6 +197,7 @@ func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 	var events []keyhub.Event
 	var changes []keyhub.KeyChange
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		key, alreadyRevoked, events, changes = keyhub.Key{}, false, nil, nil // a retried transaction starts afresh
 		a, row, err := s.lockTarget(ctx, tx, p, keyID)
 		if err != nil {
 			return err
