@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -509,4 +511,47 @@ func TestRevokeRacesTheRevokedKeysWrites(t *testing.T) {
 	if writes != int(created.Load()) {
 		t.Fatalf("%d answers 201, %d created events", created.Load(), writes)
 	}
+}
+
+// The report: with chained refreshes a free user held a socket per
+// working key. A predecessor whose grace ends closes its sockets at once
+// (4001), like any revoked key.
+func TestEndedGraceClosesThePredecessorsSockets(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, nil)
+	jwt := env.Token(t, "sockets@example.com")
+	setTier(t, env, jwt, "free")
+	var first api.CreatedKey
+	env.Post(t, "/v1/keys", jwt, map[string]any{"name": "daemon"}).Want(t, http.StatusCreated, "").JSON(t, &first)
+	firstConn := dialWithKey(t, env, first.Secret)
+	var second, third api.Refreshed
+	env.Post(t, "/v1/keys/"+first.ID.String()+"/refresh", first.Secret, map[string]any{"grace_period": 3600}).Want(t, http.StatusCreated, "").JSON(t, &second)
+	dialWithKey(t, env, second.NewKey.Secret)
+	env.Post(t, "/v1/keys/"+second.NewKey.ID.String()+"/refresh", second.NewKey.Secret, map[string]any{"grace_period": 3600}).Want(t, http.StatusCreated, "").JSON(t, &third)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if _, _, err := firstConn.Read(ctx); err != nil {
+			if status := websocket.CloseStatus(err); status != 4001 {
+				t.Fatalf("the first key's socket ended with %d (%v), want 4001", status, err)
+			}
+			return
+		}
+	}
+}
+
+func dialWithKey(t *testing.T, env *apitest.Env, secret string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(env.URL, "http")+"/v1/ws", &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + secret}},
+		HTTPClient: env.Server.Client(),
+	})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
 }
