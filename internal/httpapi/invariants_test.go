@@ -307,7 +307,9 @@ func TestConcurrentWritesKeepTierLimit(t *testing.T) {
 						t.Errorf("refresh: %d %s", res.Status, res.Body)
 					}
 				default:
-					env.Delete(t, "/v1/keys/"+id.String(), jwt).Want(t, http.StatusOK, "")
+					if res := env.Delete(t, "/v1/keys/"+id.String(), jwt); res.Status != http.StatusOK {
+						t.Errorf("revoke: %d %s", res.Status, res.Body)
+					}
 					replace(id, uuid.Nil)
 				}
 			}
