@@ -32,6 +32,8 @@ type App struct {
 	Keys    *auth.ApiKeyCache
 	// WebSocket is the registry of open WebSocket connections.
 	WebSocket *ws.Hub
+	// Feed hears the changes every process commits (LISTEN/NOTIFY).
+	Feed *postgres.ChangeFeed
 
 	touchers []*auth.Toucher
 	wg       sync.WaitGroup
@@ -81,9 +83,10 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		Size:         cfg.KeyCacheSize,
 		NegativeTTL:  cfg.NegativeCacheTTL,
 		NegativeSize: cfg.NegativeCacheSize,
+		StaleBound:   cfg.StaleBound,
 	}, keyUsage)
-	store.Observe(keys)
-	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen})
+	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, StaleBound: cfg.StaleBound})
+	store.Observe(authn)
 
 	hub := ws.New(ws.Config{
 		Auth:           authn,
@@ -93,8 +96,10 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		AuthTimeout:    cfg.WSAuthTimeout,
 		AllowedOrigins: cfg.AllowedOrigins,
 		TrustedProxies: cfg.TrustedProxies,
+		StaleBound:     cfg.StaleBound,
 	})
 	store.Observe(hub)
+	feed := store.NewChangeFeed(cfg.ListenDatabaseURL, log)
 
 	handler := httpapi.NewServer(httpapi.Deps{
 		Keys:           store,
@@ -114,11 +119,17 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		WebSocket: hub,
 		OpenAPI:   keyhubspec.OpenAPI,
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, touchers: []*auth.Toucher{keyUsage, userSeen}}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}}, nil
 }
 
-// Start runs the background work (batched last-used writes) until ctx ends.
+// Start runs the background work (the change feed, batched last-used
+// writes, WebSocket housekeeping) until ctx ends.
 func (a *App) Start(ctx context.Context) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.Feed.Run(ctx)
+	}()
 	for _, t := range a.touchers {
 		a.wg.Add(1)
 		go func() {

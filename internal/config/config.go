@@ -42,6 +42,13 @@ type Config struct {
 
 	TrustedProxies []netip.Prefix
 
+	// ListenDatabaseURL is where the change feed LISTENs: DATABASE_URL
+	// unless a pooler in front of the database needs a direct address.
+	ListenDatabaseURL string
+	// StaleBound is the oldest a cached credential may be while the change
+	// feed is down.
+	StaleBound time.Duration
+
 	WSTicketSecret string
 	WSAuthTimeout  time.Duration
 	AllowedOrigins []string
@@ -79,6 +86,9 @@ func Load(getenv func(string) string) (Config, error) {
 
 		TrustedProxies: p.prefixes("TRUSTED_PROXIES"),
 
+		ListenDatabaseURL: p.str("DATABASE_LISTEN_URL", ""),
+		StaleBound:        p.duration("CHANGE_FEED_STALE_BOUND", 5*time.Second),
+
 		WSTicketSecret: p.str("WS_TICKET_SECRET", ""),
 		WSAuthTimeout:  p.duration("WS_AUTH_TIMEOUT", 10*time.Second),
 		AllowedOrigins: p.list("ALLOWED_ORIGINS"),
@@ -92,6 +102,14 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return Config{}, fmt.Errorf("DATABASE_URL must be a postgres:// URL")
+	}
+	if c.ListenDatabaseURL == "" {
+		c.ListenDatabaseURL = c.DatabaseURL
+	} else if u, err := url.Parse(c.ListenDatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return Config{}, fmt.Errorf("DATABASE_LISTEN_URL must be a postgres:// URL")
+	}
+	if c.StaleBound < 100*time.Millisecond || c.StaleBound > time.Minute {
+		return Config{}, fmt.Errorf("CHANGE_FEED_STALE_BOUND must be between 100ms and 1m, got %s", c.StaleBound)
 	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		return Config{}, fmt.Errorf("LISTEN_ADDR must be host:port or :port, got %q", c.ListenAddr)

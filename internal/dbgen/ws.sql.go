@@ -53,3 +53,75 @@ func (q *Queries) GetKeyHashByID(ctx context.Context, db DBTX, id uuid.UUID) (st
 	err := row.Scan(&key_hash)
 	return key_hash, err
 }
+
+const keyStates = `-- name: KeyStates :many
+SELECT k.id, k.owner_id, k.user_id, k.key_hash, k.revoked_at, k.expires_at
+FROM api_keys k
+WHERE k.id = ANY ($1::uuid[])
+`
+
+type KeyStatesRow struct {
+	ID        uuid.UUID
+	OwnerID   uuid.UUID
+	UserID    uuid.UUID
+	KeyHash   string
+	RevokedAt *time.Time
+	ExpiresAt *time.Time
+}
+
+// What open connections need to re-check after the change feed was down.
+func (q *Queries) KeyStates(ctx context.Context, db DBTX, ids []uuid.UUID) ([]KeyStatesRow, error) {
+	rows, err := db.Query(ctx, keyStates, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []KeyStatesRow
+	for rows.Next() {
+		var i KeyStatesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.OwnerID,
+			&i.UserID,
+			&i.KeyHash,
+			&i.RevokedAt,
+			&i.ExpiresAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const ownerTiers = `-- name: OwnerTiers :many
+SELECT id, tier FROM owners WHERE id = ANY ($1::uuid[])
+`
+
+type OwnerTiersRow struct {
+	ID   uuid.UUID
+	Tier string
+}
+
+func (q *Queries) OwnerTiers(ctx context.Context, db DBTX, ids []uuid.UUID) ([]OwnerTiersRow, error) {
+	rows, err := db.Query(ctx, ownerTiers, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []OwnerTiersRow
+	for rows.Next() {
+		var i OwnerTiersRow
+		if err := rows.Scan(&i.ID, &i.Tier); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

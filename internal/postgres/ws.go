@@ -31,14 +31,46 @@ func (s *Store) DeleteExpiredWSTickets(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// KeyForAuthByID looks a key up by id, whatever its status, as KeyForAuth
-// does by hash: a WebSocket ticket names its key by id and must see the
-// key as it is now (revoked, expired, re-scoped, tier changed). Two
-// indexed lookups, once per connection, keep one row-to-principal path.
-func (s *Store) KeyForAuthByID(ctx context.Context, keyID uuid.UUID) (keyhub.AuthKey, error) {
+// KeyHashByID returns the stored hash of a key, whatever its status: a
+// WebSocket ticket names its key by id, and the hash leads to the same
+// cache and verification as a presented key.
+func (s *Store) KeyHashByID(ctx context.Context, keyID uuid.UUID) (string, error) {
 	keyHash, err := s.q.GetKeyHashByID(ctx, s.pool, keyID)
 	if err != nil {
-		return keyhub.AuthKey{}, dbError(err, "key")
+		return "", dbError(err, "key")
 	}
-	return s.KeyForAuth(ctx, keyHash)
+	return keyHash, nil
+}
+
+// KeyStates returns the current state of the keys with the given ids as
+// key changes (revoked or expired keys are Ended), for connections that
+// must re-check their keys after the change feed was down.
+func (s *Store) KeyStates(ctx context.Context, keyIDs []uuid.UUID) ([]keyhub.KeyChange, error) {
+	rows, err := s.q.KeyStates(ctx, s.pool, keyIDs)
+	if err != nil {
+		return nil, dbError(err, "key states")
+	}
+	now := time.Now()
+	changes := make([]keyhub.KeyChange, 0, len(rows))
+	for _, r := range rows {
+		changes = append(changes, keyhub.KeyChange{
+			KeyID: r.ID, OwnerID: r.OwnerID, UserID: r.UserID, KeyHash: r.KeyHash,
+			Ended:     r.RevokedAt != nil || (r.ExpiresAt != nil && !r.ExpiresAt.After(now)),
+			ExpiresAt: r.ExpiresAt,
+		})
+	}
+	return changes, nil
+}
+
+// OwnerTiers returns the current tier of each given owner.
+func (s *Store) OwnerTiers(ctx context.Context, ownerIDs []uuid.UUID) (map[uuid.UUID]keyhub.Tier, error) {
+	rows, err := s.q.OwnerTiers(ctx, s.pool, ownerIDs)
+	if err != nil {
+		return nil, dbError(err, "owner tiers")
+	}
+	tiers := make(map[uuid.UUID]keyhub.Tier, len(rows))
+	for _, r := range rows {
+		tiers[r.ID] = keyhub.Tier(r.Tier)
+	}
+	return tiers, nil
 }

@@ -106,7 +106,9 @@ func (h *Hub) newConn(ws *websocket.Conn, r *http.Request, p *keyhub.Principal, 
 		connectedAt: time.Now(),
 		events:      make(chan keyhub.Event, eventBacklog),
 		closeReqs:   make(chan closeRequest, 1),
+		updates:     make(chan struct{}, 1),
 	}
+	c.tier.Store(p.Tier)
 	c.touch()
 	return c
 }
@@ -144,32 +146,28 @@ func (h *Hub) redeemTicket(ctx context.Context, raw string) (*keyhub.Principal, 
 	if !claimed {
 		return nil, errInvalidTicket
 	}
+	// The principal comes from the one resolver (caches, revoked and
+	// expiry rules) that headers and first messages use too.
+	var p *keyhub.Principal
 	if t.KeyID != uuid.Nil {
-		key, err := h.store.KeyForAuthByID(ctx, t.KeyID)
-		if keyhub.ErrorCode(err) == keyhub.CodeNotFound {
-			return nil, errInvalidTicket
-		}
-		if err != nil {
-			return nil, err
-		}
-		p := key.Principal
-		if p.OwnerID != t.OwnerID || p.UserID != t.UserID {
-			return nil, errInvalidTicket
-		}
-		if key.RevokedAt != nil {
-			return nil, errRevoked
-		}
-		return &p, nil
+		p, err = h.auth.ResolveKeyID(ctx, t.KeyID)
+	} else {
+		p, err = h.auth.ResolveUser(ctx, t.UserID)
 	}
-	p, _, err := h.store.ProvisionUser(ctx, t.UserID, "")
+	if keyhub.ErrorCode(err) == keyhub.CodeUnknownAPIKey {
+		return nil, errInvalidTicket
+	}
 	if err != nil {
 		return nil, err
 	}
-	if p.OwnerID != t.OwnerID {
+	copied := *p // the cache's copy is shared: never modify it
+	if copied.OwnerID != t.OwnerID || copied.UserID != t.UserID {
 		return nil, errInvalidTicket
 	}
-	p.ExpiresAt = t.CredentialExpiresAt
-	return &p, nil
+	if t.KeyID == uuid.Nil {
+		copied.ExpiresAt = t.CredentialExpiresAt
+	}
+	return &copied, nil
 }
 
 // authMessage is the first message of a connection without credentials:
