@@ -14,7 +14,7 @@ import (
 )
 
 const getEvent = `-- name: GetEvent :one
-SELECT id, api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details, created_at FROM api_key_events WHERE id = $1
+SELECT id, api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details, created_at, actor_key_id FROM api_key_events WHERE id = $1
 `
 
 func (q *Queries) GetEvent(ctx context.Context, db DBTX, id int64) (ApiKeyEvent, error) {
@@ -30,6 +30,7 @@ func (q *Queries) GetEvent(ctx context.Context, db DBTX, id int64) (ApiKeyEvent,
 		&i.UserAgent,
 		&i.Details,
 		&i.CreatedAt,
+		&i.ActorKeyID,
 	)
 	return i, err
 }
