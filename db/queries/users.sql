@@ -24,7 +24,7 @@ INSERT INTO users (id, email, default_owner_id) VALUES (@id, @email, @default_ow
 -- transactions locking the same pair cannot deadlock. Returns each
 -- owner's tier as it is now, not as a cached principal remembers it; a
 -- user missing from the answer no longer exists.
-SELECT u.id, o.tier
+SELECT u.id, u.default_owner_id, o.tier
 FROM users u
 JOIN owners o ON o.id = u.default_owner_id
 WHERE u.id = ANY (@ids::uuid[])

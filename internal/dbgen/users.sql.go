@@ -84,7 +84,7 @@ func (q *Queries) LockUserProvisioning(ctx context.Context, db DBTX, userID uuid
 }
 
 const lockUsersForKeys = `-- name: LockUsersForKeys :many
-SELECT u.id, o.tier
+SELECT u.id, u.default_owner_id, o.tier
 FROM users u
 JOIN owners o ON o.id = u.default_owner_id
 WHERE u.id = ANY ($1::uuid[])
@@ -93,8 +93,9 @@ FOR UPDATE OF u
 `
 
 type LockUsersForKeysRow struct {
-	ID   uuid.UUID
-	Tier string
+	ID             uuid.UUID
+	DefaultOwnerID uuid.UUID
+	Tier           string
 }
 
 // Taken by every transaction that changes keys (create, refresh, revoke)
@@ -113,7 +114,7 @@ func (q *Queries) LockUsersForKeys(ctx context.Context, db DBTX, ids []uuid.UUID
 	var items []LockUsersForKeysRow
 	for rows.Next() {
 		var i LockUsersForKeysRow
-		if err := rows.Scan(&i.ID, &i.Tier); err != nil {
+		if err := rows.Scan(&i.ID, &i.DefaultOwnerID, &i.Tier); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

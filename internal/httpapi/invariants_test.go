@@ -114,6 +114,20 @@ func TestStaleCacheCannotWrite(t *testing.T) {
 			t.Fatalf("a deleted user created %d key(s)", n)
 		}
 	})
+	t.Run("user moved to another owner", func(t *testing.T) {
+		moved := env.Token(t, "moved@example.com")
+		var movedMe api.Me
+		env.Get(t, "/v1/me", moved).Want(t, http.StatusOK, "").JSON(t, &movedMe)
+		var newOwner uuid.UUID
+		if err := env.Pool.QueryRow(context.Background(), "INSERT INTO owners (name) VALUES ('elsewhere') RETURNING id").Scan(&newOwner); err != nil {
+			t.Fatal(err)
+		}
+		changeBehindCachesBack(t, env.Pool, "UPDATE users SET default_owner_id = $2 WHERE id = $1", movedMe.UserID, newOwner)
+		env.Post(t, "/v1/keys", moved, map[string]any{"name": "astray"}).Want(t, http.StatusUnauthorized, "INVALID_TOKEN")
+		if n := countKeys(t, env.Pool, movedMe.OwnerID) + countKeys(t, env.Pool, newOwner); n != 0 {
+			t.Fatalf("a moved user created %d key(s)", n)
+		}
+	})
 	// The writer, untouched, still writes.
 	env.Post(t, "/v1/keys", writer.Secret, map[string]any{"name": "fine"}).Want(t, http.StatusCreated, "")
 }

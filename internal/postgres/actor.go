@@ -34,6 +34,7 @@ var (
 	errActingKeyRevoked = keyhub.Errorf(keyhub.CodeKeyRevoked, "API key has been revoked")
 	errActingKeyExpired = keyhub.Errorf(keyhub.CodeKeyExpired, "API key has expired")
 	errActingUserGone   = keyhub.Errorf(keyhub.CodeInvalidToken, "the user of this session no longer exists: sign in again")
+	errActingUserMoved  = keyhub.Errorf(keyhub.CodeInvalidToken, "the user of this session now belongs to another owner: send the request again")
 )
 
 // lockActor starts every key write: it locks the rows of the acting user
@@ -55,14 +56,23 @@ func (s *Store) lockActor(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, k
 		return actor{}, err
 	}
 	a := actor{principal: p, tiers: make(map[uuid.UUID]keyhub.Tier, len(rows))}
+	var actingOwner uuid.UUID
 	for _, r := range rows {
 		a.tiers[r.ID] = keyhub.Tier(r.Tier)
+		if r.ID == p.UserID {
+			actingOwner = r.DefaultOwnerID
+		}
 	}
 	if _, ok := a.tiers[p.UserID]; !ok {
 		if p.IsKey() {
 			return actor{}, errActingKeyUnknown
 		}
 		return actor{}, errActingUserGone
+	}
+	// A dashboard user acts for its default owner; a key, for the owner it
+	// belongs to, whatever its user's default is now.
+	if !p.IsKey() && actingOwner != p.OwnerID {
+		return actor{}, errActingUserMoved
 	}
 	if _, ok := a.tiers[keysOf]; !ok {
 		return actor{}, keyhub.Errorf(keyhub.CodeNotFound, "key not found")
