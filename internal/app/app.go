@@ -49,6 +49,12 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 
 	var devJWKS http.Handler
 	var devTokens func(email string, ttl time.Duration) (string, error)
+	tokenKeys := jwtverify.Config{
+		JWKSURL:        cfg.JWKSURL,
+		ES256PublicKey: cfg.JWTPublicKey,
+		RSAPublicKey:   cfg.JWTRSAPublicKey,
+		HS256Secret:    cfg.JWTSecret,
+	}
 	if cfg.Dev {
 		issuer, err := devissuer.LoadOrCreate(DevKeyDir(cfg))
 		if err != nil {
@@ -56,19 +62,20 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		}
 		devJWKS = issuer.JWKSHandler()
 		devTokens = func(email string, ttl time.Duration) (string, error) { return issuer.Token(cfg.JWTIssuer, email, ttl) }
+		// The issuer's key is handed to the verifier directly: fetching
+		// our own JWKS over HTTP before we listen could only fail (and warn).
+		// The JWKS stays served for other verifiers of dev tokens.
+		tokenKeys = jwtverify.Config{ES256PublicKey: string(issuer.JWKS())}
+		tokenKeys.UnknownKeyHint = "dev mode verifies tokens signed by the key in " + DevKeyDir(cfg) +
+			": mint a new one with `make token` or POST /dev/token"
 		log.Warn("DEV MODE: keyhub is its own JWT issuer; tokens come from `keyhub dev token`. Never use this in production.",
 			"issuer", cfg.JWTIssuer, "jwks", cfg.JWKSURL)
 	}
-	tokens, err := jwtverify.New(ctx, jwtverify.Config{
-		JWKSURL:        cfg.JWKSURL,
-		ES256PublicKey: cfg.JWTPublicKey,
-		RSAPublicKey:   cfg.JWTRSAPublicKey,
-		HS256Secret:    cfg.JWTSecret,
-		Issuer:         cfg.JWTIssuer,
-		Audience:       cfg.JWTAudience,
-		Leeway:         cfg.JWTLeeway,
-		Logger:         log,
-	})
+	tokenKeys.Issuer = cfg.JWTIssuer
+	tokenKeys.Audience = cfg.JWTAudience
+	tokenKeys.Leeway = cfg.JWTLeeway
+	tokenKeys.Logger = log
+	tokens, err := jwtverify.New(ctx, tokenKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +104,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		AllowedOrigins: cfg.AllowedOrigins,
 		TrustedProxies: cfg.TrustedProxies,
 		StaleBound:     cfg.StaleBound,
+		LeaseTTL:       cfg.WSLeaseTTL,
 	})
 	store.Observe(hub)
 	feed := store.NewChangeFeed(cfg.ListenDatabaseURL, log)

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -79,39 +80,51 @@ func refusedWith(t *testing.T, env *apitest.Env, secret, code string) func() str
 type socket struct {
 	conn   *websocket.Conn
 	closed chan websocket.StatusCode
-	mu     sync.Mutex
-	msgs   []map[string]any
+	// closedAt is when the reader saw the close; set before closed is sent.
+	closedAt time.Time
+	mu       sync.Mutex
+	msgs     []map[string]any
 }
 
 // connect opens a WebSocket on env with the key in the headers, reads the
 // welcome, and keeps reading in the background.
 func connect(t *testing.T, env *apitest.Env, secret string) *socket {
 	t.Helper()
+	s, status, body := connectURL(t, env.URL, secret)
+	if s == nil {
+		t.Fatalf("dial: %d %s", status, body)
+	}
+	return s
+}
+
+// connectURL is connect on any server; a refused upgrade returns nil with
+// its status and body.
+func connectURL(t *testing.T, baseURL, secret string) (s *socket, status int, body string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	wsURL := "ws" + strings.TrimPrefix(env.URL, "http") + "/v1/ws"
+	wsURL := "ws" + strings.TrimPrefix(baseURL, "http") + "/v1/ws"
 	c, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{
 		HTTPHeader: http.Header{"Authorization": {"Bearer " + secret}},
-		HTTPClient: env.Server.Client(),
 	})
 	if err != nil {
-		body := ""
-		if resp != nil {
-			raw, _ := io.ReadAll(resp.Body)
-			body = string(raw)
+		if resp == nil {
+			t.Fatalf("dial: %v", err)
 		}
-		t.Fatalf("dial: %v %s", err, body)
+		raw, _ := io.ReadAll(resp.Body)
+		return nil, resp.StatusCode, string(raw)
 	}
 	t.Cleanup(func() { c.CloseNow() })
 	var welcome map[string]any
 	if err := wsjson.Read(ctx, c, &welcome); err != nil || welcome["type"] != "welcome" {
 		t.Fatalf("welcome: %v %v", welcome, err)
 	}
-	s := &socket{conn: c, closed: make(chan websocket.StatusCode, 1)}
+	s = &socket{conn: c, closed: make(chan websocket.StatusCode, 1)}
 	go func() {
 		for {
 			var m map[string]any
 			if err := wsjson.Read(context.Background(), c, &m); err != nil {
+				s.closedAt = time.Now()
 				s.closed <- websocket.CloseStatus(err)
 				return
 			}
@@ -120,7 +133,7 @@ func connect(t *testing.T, env *apitest.Env, secret string) *socket {
 			s.mu.Unlock()
 		}
 	}()
-	return s
+	return s, http.StatusSwitchingProtocols, ""
 }
 
 // expectClose waits for the socket's close code.
@@ -234,6 +247,25 @@ func TestChangesMadeInSQLPropagate(t *testing.T) {
 	eventually(t, 2*time.Second, refusedWith(t, b, key.Secret, "KEY_REVOKED"))
 	eventually(t, 2*time.Second, refusedWith(t, a, key.Secret, "KEY_REVOKED"))
 	sock.expectClose(t, 4001, 2*time.Second)
+}
+
+// upgrade moves every owner to the pro tier, in SQL, and waits until the
+// processes see it on the key.
+func upgrade(t *testing.T, secret string, envs ...*apitest.Env) {
+	t.Helper()
+	if _, err := envs[0].Pool.Exec(context.Background(), "UPDATE owners SET tier = 'pro'"); err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range envs {
+		eventually(t, 2*time.Second, func() string {
+			var me api.Me
+			env.Get(t, "/v1/me", secret).Want(t, http.StatusOK, "").JSON(t, &me)
+			if me.Tier != "pro" {
+				return "the process does not see the pro tier"
+			}
+			return ""
+		})
+	}
 }
 
 // listenerPIDs are the backends of the change feeds on env's database.
@@ -400,6 +432,7 @@ func TestGracePeriodEndClosesSocketsOnEveryProcess(t *testing.T) {
 	t.Parallel()
 	a, b, jwt := cluster(t, nil)
 	key := createKey(t, a, jwt, map[string]any{"name": "daemon", "scopes": []string{"keys:read", "ws:connect"}})
+	upgrade(t, key.Secret, a, b) // one socket per process: the free tier allows one in all
 	onA, onB := connect(t, a, key.Secret), connect(t, b, key.Secret)
 
 	const grace = 2
@@ -415,19 +448,9 @@ func TestGracePeriodEndClosesSocketsOnEveryProcess(t *testing.T) {
 func TestLoweredTierClosesNewestSocketsFirst(t *testing.T) {
 	t.Parallel()
 	a, b, jwt := cluster(t, nil)
-	key := createKey(t, a, jwt, map[string]any{"name": "daemon", "scopes": []string{"ws:connect"}})
+	key := createKey(t, a, jwt, map[string]any{"name": "daemon", "scopes": []string{"keys:read", "ws:connect"}})
+	upgrade(t, key.Secret, a, b)
 	ctx := context.Background()
-	if _, err := a.Pool.Exec(ctx, "UPDATE owners SET tier = 'pro'"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 2*time.Second, func() string {
-		var me api.Me
-		b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "").JSON(t, &me)
-		if me.Tier != "pro" {
-			return "B does not see the pro tier"
-		}
-		return ""
-	})
 	oldest := connect(t, b, key.Secret)
 	time.Sleep(10 * time.Millisecond)
 	newer := connect(t, b, key.Secret)
@@ -443,4 +466,82 @@ func TestLoweredTierClosesNewestSocketsFirst(t *testing.T) {
 		t.Fatalf("the remaining socket's tier is %q", tier)
 	}
 	oldest.expectOpen(t)
+}
+
+// liveLeases counts the leases of the key in ws_connections.
+func liveLeases(t *testing.T, env *apitest.Env, keyID string) int {
+	t.Helper()
+	var n int
+	if err := env.Pool.QueryRow(context.Background(), "SELECT count(*) FROM ws_connections WHERE slot_id = $1 AND expires_at > now()", keyID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestConnectionCapHoldsAcrossProcesses: the free tier's one connection is
+// one in the whole cluster, however many processes and attempts; a process
+// killed with SIGKILL frees its connections' slots when their leases
+// expire.
+func TestConnectionCapHoldsAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	const leaseTTL = 2 * time.Second
+	a := apitest.New(t, map[string]string{"WS_TICKET_SECRET": ticketSecret, "WS_LEASE_TTL": leaseTTL.String()})
+	other := startChild(t, map[string]string{
+		"DATABASE_URL": a.Config.DatabaseURL, "WS_TICKET_SECRET": ticketSecret, "WS_LEASE_TTL": leaseTTL.String(),
+	})
+	jwt := a.Token(t, "alice@example.com")
+	key := createKey(t, a, jwt, map[string]any{"name": "daemon", "scopes": []string{"ws:connect"}})
+
+	// 50 concurrent attempts, half on each process.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var opened []*socket
+	statuses := map[int]int{}
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			base := a.URL
+			if i%2 == 1 {
+				base = other.URL
+			}
+			s, status, body := connectURL(t, base, key.Secret)
+			mu.Lock()
+			defer mu.Unlock()
+			statuses[status]++
+			if s != nil {
+				opened = append(opened, s)
+			} else if status != http.StatusTooManyRequests || !strings.Contains(body, "TOO_MANY_CONNECTIONS") {
+				t.Errorf("refusal: %d %s", status, body)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(opened) != 1 {
+		t.Fatalf("%d connections opened with a free key, want 1 (statuses %v)", len(opened), statuses)
+	}
+	t.Logf("50 concurrent attempts on 2 processes: %v", statuses)
+	opened[0].conn.Close(websocket.StatusNormalClosure, "")
+	eventually(t, 3*time.Second, func() string {
+		if n := liveLeases(t, a, key.ID.String()); n != 0 {
+			return "the closed connection's lease is still live"
+		}
+		return ""
+	})
+
+	// The other process holds the connection and dies without cleanup.
+	if s, status, body := connectURL(t, other.URL, key.Secret); s == nil {
+		t.Fatalf("connect to the other process: %d %s", status, body)
+	}
+	other.kill()
+	if s, status, _ := connectURL(t, a.URL, key.Secret); s != nil || status != http.StatusTooManyRequests {
+		t.Fatalf("right after the kill: want 429 while the lease lives, got %d", status)
+	}
+	took := eventually(t, leaseTTL+3*time.Second, func() string {
+		if s, status, body := connectURL(t, a.URL, key.Secret); s == nil {
+			return fmt.Sprintf("still refused: %d %s", status, body)
+		}
+		return ""
+	})
+	t.Logf("a new connection succeeded %v after the holder was killed (lease TTL %v)", took, leaseTTL)
 }

@@ -51,6 +51,9 @@ type Config struct {
 
 	WSTicketSecret string
 	WSAuthTimeout  time.Duration
+	// WSLeaseTTL is how long a WebSocket's cluster-wide lease outlives the
+	// last heartbeat of its process (a process killed without cleanup).
+	WSLeaseTTL     time.Duration
 	AllowedOrigins []string
 	// CORSMaxAge is how long browsers may cache a CORS preflight answer.
 	CORSMaxAge time.Duration
@@ -91,6 +94,7 @@ func Load(getenv func(string) string) (Config, error) {
 
 		WSTicketSecret: p.str("WS_TICKET_SECRET", ""),
 		WSAuthTimeout:  p.duration("WS_AUTH_TIMEOUT", 10*time.Second),
+		WSLeaseTTL:     p.duration("WS_LEASE_TTL", 30*time.Second),
 		AllowedOrigins: p.list("ALLOWED_ORIGINS"),
 		CORSMaxAge:     p.duration("CORS_MAX_AGE", 10*time.Minute),
 	}
@@ -147,6 +151,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.WSTicketSecret != "" && len(c.WSTicketSecret) < 32 {
 		return Config{}, fmt.Errorf("WS_TICKET_SECRET must be at least 32 characters")
+	}
+	if c.WSLeaseTTL < time.Second || c.WSLeaseTTL > 10*time.Minute {
+		return Config{}, fmt.Errorf("WS_LEASE_TTL must be between 1s and 10m, got %s", c.WSLeaseTTL)
 	}
 	if c.LastUsedFlushInterval < time.Second {
 		return Config{}, fmt.Errorf("LAST_USED_FLUSH_INTERVAL must be at least 1s")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/keyhub/keyhub/internal/dbgen"
 	"github.com/keyhub/keyhub/internal/keyhub"
@@ -73,4 +74,57 @@ func (s *Store) OwnerTiers(ctx context.Context, ownerIDs []uuid.UUID) (map[uuid.
 		tiers[r.ID] = keyhub.Tier(r.Tier)
 	}
 	return tiers, nil
+}
+
+// AcquireWSLease admits a WebSocket connection to a slot (a key, or a user
+// for JWT connections) unless limit live leases of that slot exist on any
+// process. The advisory lock serialises admissions to the slot across
+// processes, so concurrent attempts cannot exceed the limit.
+func (s *Store) AcquireWSLease(ctx context.Context, id, slotID, ownerID, processID uuid.UUID, limit int, ttl time.Duration) (bool, error) {
+	admitted := false
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := s.q.LockWSSlot(ctx, tx, slotID.String()); err != nil {
+			return err
+		}
+		live, err := s.q.CountWSLeases(ctx, tx, slotID)
+		if err != nil {
+			return err
+		}
+		if live >= int64(limit) {
+			return nil
+		}
+		admitted = true
+		return s.q.InsertWSLease(ctx, tx, dbgen.InsertWSLeaseParams{
+			ID: id, SlotID: slotID, OwnerID: ownerID, ProcessID: processID, TtlSeconds: ttl.Seconds(),
+		})
+	})
+	if err != nil {
+		return false, dbError(err, "websocket lease")
+	}
+	return admitted, nil
+}
+
+// ReleaseWSLease ends a connection's lease.
+func (s *Store) ReleaseWSLease(ctx context.Context, id uuid.UUID) error {
+	if err := s.q.DeleteWSLease(ctx, s.pool, id); err != nil {
+		return dbError(err, "websocket lease")
+	}
+	return nil
+}
+
+// RenewWSLeases extends every lease of a process by ttl from now.
+func (s *Store) RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration) error {
+	if _, err := s.q.RenewWSLeases(ctx, s.pool, dbgen.RenewWSLeasesParams{ProcessID: processID, TtlSeconds: ttl.Seconds()}); err != nil {
+		return dbError(err, "websocket leases")
+	}
+	return nil
+}
+
+// DeleteExpiredWSLeases forgets the leases of processes that died.
+func (s *Store) DeleteExpiredWSLeases(ctx context.Context) (int64, error) {
+	n, err := s.q.DeleteExpiredWSLeases(ctx, s.pool)
+	if err != nil {
+		return 0, dbError(err, "websocket leases")
+	}
+	return n, nil
 }

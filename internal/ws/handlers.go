@@ -63,7 +63,7 @@ func (h *Hub) Upgrade() http.Handler {
 			httpjson.Error(w, r, err)
 			return
 		}
-		release, err := h.reserve(p)
+		id, release, err := h.reserve(r.Context(), p)
 		if err != nil {
 			httpjson.Error(w, r, err)
 			return
@@ -73,7 +73,7 @@ func (h *Hub) Upgrade() http.Handler {
 		if err != nil {
 			return // Accept has answered the request
 		}
-		h.serve(r.Context(), h.newConn(ws, r, p, "", ""))
+		h.serve(r.Context(), h.newConn(id, ws, r, p, "", ""))
 	})
 }
 
@@ -95,9 +95,9 @@ func (h *Hub) acceptOptions() *websocket.AcceptOptions {
 	return &websocket.AcceptOptions{OriginPatterns: h.allowedOrigins}
 }
 
-func (h *Hub) newConn(ws *websocket.Conn, r *http.Request, p *keyhub.Principal, machineID, hostname string) *conn {
+func (h *Hub) newConn(id uuid.UUID, ws *websocket.Conn, r *http.Request, p *keyhub.Principal, machineID, hostname string) *conn {
 	c := &conn{
-		id:          uuid.New(),
+		id:          id,
 		ws:          ws,
 		principal:   *p,
 		machineID:   machineID,
@@ -216,14 +216,14 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
 		ws.Close(websocket.StatusPolicyViolation, closeReason(err))
 		return
 	}
-	release, err := h.reserve(p)
+	id, release, err := h.reserve(r.Context(), p)
 	if err != nil {
 		ws.Close(closeCodeOf(err), closeReason(err))
 		return
 	}
 	defer release()
 	stopWaiting() // serve registers it instead
-	h.serve(r.Context(), h.newConn(ws, r, p, truncate(msg.MachineID), truncate(msg.Hostname)))
+	h.serve(r.Context(), h.newConn(id, ws, r, p, truncate(msg.MachineID), truncate(msg.Hostname)))
 }
 
 var errBadAuthMessage = errors.New("expected an auth message")

@@ -35,6 +35,10 @@ type Store interface {
 	DeleteExpiredWSTickets(ctx context.Context) (int64, error)
 	KeyStates(ctx context.Context, keyIDs []uuid.UUID) ([]keyhub.KeyChange, error)
 	OwnerTiers(ctx context.Context, ownerIDs []uuid.UUID) (map[uuid.UUID]keyhub.Tier, error)
+	AcquireWSLease(ctx context.Context, id, slotID, ownerID, processID uuid.UUID, limit int, ttl time.Duration) (bool, error)
+	ReleaseWSLease(ctx context.Context, id uuid.UUID) error
+	RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration) error
+	DeleteExpiredWSLeases(ctx context.Context) (int64, error)
 }
 
 // Config assembles a Hub.
@@ -60,6 +64,9 @@ type Config struct {
 	// StaleBound is how often open connections re-check their credentials
 	// in the database while the change feed is down (default 5s).
 	StaleBound time.Duration
+	// LeaseTTL is how long a connection's lease (the cluster-wide count of
+	// connections) outlives its process's last heartbeat (default 30s).
+	LeaseTTL time.Duration
 }
 
 // Hub is the registry of open connections. It implements
@@ -74,6 +81,9 @@ type Hub struct {
 	allowedOrigins []string
 	trustedProxies []netip.Prefix
 	staleBound     time.Duration
+	leaseTTL       time.Duration
+	// processID names this process's leases in ws_connections.
+	processID uuid.UUID
 
 	// recheck asks Run to re-read the state of every open connection's
 	// credential (the change feed was down, or an owner changed).
@@ -121,6 +131,9 @@ func New(cfg Config) *Hub {
 	if cfg.StaleBound <= 0 {
 		cfg.StaleBound = 5 * time.Second
 	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 30 * time.Second
+	}
 	secret := cfg.TicketSecret
 	if len(secret) == 0 {
 		secret = make([]byte, 32)
@@ -137,6 +150,8 @@ func New(cfg Config) *Hub {
 		allowedOrigins: cfg.AllowedOrigins,
 		trustedProxies: cfg.TrustedProxies,
 		staleBound:     cfg.StaleBound,
+		leaseTTL:       cfg.LeaseTTL,
+		processID:      uuid.New(),
 		recheck:        make(chan struct{}, 1),
 		conns:          make(map[uuid.UUID]*conn),
 		byOwner:        make(map[uuid.UUID]map[*conn]struct{}),
@@ -151,9 +166,55 @@ var (
 	errRevoked      = keyhub.Errorf(keyhub.CodeKeyRevoked, "the API key has been revoked")
 )
 
-// reserve takes one of p's connection slots, or refuses with
-// TOO_MANY_CONNECTIONS. release gives it back; calling it twice is safe.
-func (h *Hub) reserve(p *keyhub.Principal) (release func(), err error) {
+// reserve takes one of p's connection slots on every process, or refuses
+// with TOO_MANY_CONNECTIONS: first in this process (no database round trip
+// for a refusal), then as a lease in the database, which counts the
+// connections of all processes. It returns the connection's id (its
+// lease's). release gives the slot back; calling it twice is safe.
+func (h *Hub) reserve(ctx context.Context, p *keyhub.Principal) (id uuid.UUID, release func(), err error) {
+	releaseLocal, err := h.reserveLocal(p)
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	key := slotKeyOf(p)
+	slotID := key.keyID
+	if slotID == uuid.Nil {
+		slotID = key.userID
+	}
+	limit := p.Tier.Limits().WSConnections
+	id = uuid.New()
+	admitted, err := h.store.AcquireWSLease(ctx, id, slotID, p.OwnerID, h.processID, limit, h.leaseTTL)
+	if err != nil || !admitted {
+		releaseLocal()
+		if err == nil {
+			err = tooManyConnections(p, limit)
+		}
+		return uuid.Nil, nil, err
+	}
+	var once sync.Once
+	return id, func() {
+		once.Do(func() {
+			releaseLocal()
+			// The request's context may be gone: the lease must go anyway.
+			releaseCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := h.store.ReleaseWSLease(releaseCtx, id); err != nil {
+				h.log.Warn("websocket: release lease (it expires on its own)", "connection_id", id, "err", err)
+			}
+		})
+	}, nil
+}
+
+func tooManyConnections(p *keyhub.Principal, limit int) error {
+	who := "API key"
+	if !p.IsKey() {
+		who = "user"
+	}
+	return keyhub.Errorf(keyhub.CodeTooManyConnections, "this %s already has %d open connection(s), the limit of the %s tier", who, limit, p.Tier)
+}
+
+// reserveLocal counts p's connections on this process.
+func (h *Hub) reserveLocal(p *keyhub.Principal) (release func(), err error) {
 	key := slotKeyOf(p)
 	limit := p.Tier.Limits().WSConnections
 	h.mu.Lock()
@@ -162,11 +223,7 @@ func (h *Hub) reserve(p *keyhub.Principal) (release func(), err error) {
 		return nil, errShuttingDown
 	}
 	if h.slots[key] >= limit {
-		who := "API key"
-		if !p.IsKey() {
-			who = "user"
-		}
-		return nil, keyhub.Errorf(keyhub.CodeTooManyConnections, "this %s already has %d open connection(s), the limit of the %s tier", who, limit, p.Tier)
+		return nil, tooManyConnections(p, limit)
 	}
 	h.slots[key]++
 	var once sync.Once
@@ -455,6 +512,8 @@ func (h *Hub) Run(ctx context.Context) {
 	defer tick.Stop()
 	stale := time.NewTicker(h.staleBound)
 	defer stale.Stop()
+	heartbeat := time.NewTicker(h.leaseTTL / 3)
+	defer heartbeat.Stop()
 	recheck := func() {
 		checkCtx, cancel := context.WithTimeout(ctx, h.staleBound)
 		defer cancel()
@@ -472,9 +531,18 @@ func (h *Hub) Run(ctx context.Context) {
 			if h.feedDown.Load() {
 				recheck()
 			}
+		case <-heartbeat.C:
+			beatCtx, cancel := context.WithTimeout(ctx, h.leaseTTL/3)
+			if err := h.store.RenewWSLeases(beatCtx, h.processID, h.leaseTTL); err != nil && ctx.Err() == nil {
+				h.log.Warn("websocket: renew connection leases", "err", err)
+			}
+			cancel()
 		case <-tick.C:
 			if _, err := h.store.DeleteExpiredWSTickets(ctx); err != nil && ctx.Err() == nil {
 				h.log.Warn("sweep ws tickets", "err", err)
+			}
+			if _, err := h.store.DeleteExpiredWSLeases(ctx); err != nil && ctx.Err() == nil {
+				h.log.Warn("sweep ws leases", "err", err)
 			}
 		}
 	}
