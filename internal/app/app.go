@@ -36,6 +36,8 @@ type App struct {
 	Feed *postgres.ChangeFeed
 
 	touchers []*auth.Toucher
+	cfg      config.Config
+	log      *slog.Logger
 	wg       sync.WaitGroup
 }
 
@@ -127,7 +129,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		WebSocket: hub,
 		OpenAPI:   keyhubspec.OpenAPI,
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log}, nil
 }
 
 // Start runs the background work (the change feed, batched last-used
@@ -137,6 +139,11 @@ func (a *App) Start(ctx context.Context) {
 	go func() {
 		defer a.wg.Done()
 		a.Feed.Run(ctx)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.Store.RunExpirySweeper(ctx, a.cfg.ExpirySweepInterval, a.log)
 	}()
 	for _, t := range a.touchers {
 		a.wg.Add(1)

@@ -39,6 +39,9 @@ type Config struct {
 	NegativeCacheTTL      time.Duration
 	NegativeCacheSize     int
 	LastUsedFlushInterval time.Duration
+	// ExpirySweepInterval is how often expired keys get their `expired`
+	// audit event.
+	ExpirySweepInterval time.Duration
 
 	TrustedProxies []netip.Prefix
 
@@ -86,6 +89,7 @@ func Load(getenv func(string) string) (Config, error) {
 		NegativeCacheTTL:      p.duration("API_KEY_NEGATIVE_CACHE_TTL", 30*time.Second),
 		NegativeCacheSize:     p.positiveInt("API_KEY_NEGATIVE_CACHE_SIZE", 10_000),
 		LastUsedFlushInterval: p.duration("LAST_USED_FLUSH_INTERVAL", 5*time.Second),
+		ExpirySweepInterval:   p.duration("EXPIRY_SWEEP_INTERVAL", 30*time.Second),
 
 		TrustedProxies: p.prefixes("TRUSTED_PROXIES"),
 
@@ -154,6 +158,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.WSLeaseTTL < time.Second || c.WSLeaseTTL > 10*time.Minute {
 		return Config{}, fmt.Errorf("WS_LEASE_TTL must be between 1s and 10m, got %s", c.WSLeaseTTL)
+	}
+	if c.ExpirySweepInterval < 100*time.Millisecond {
+		return Config{}, fmt.Errorf("EXPIRY_SWEEP_INTERVAL must be at least 100ms, got %s", c.ExpirySweepInterval)
 	}
 	if c.LastUsedFlushInterval < time.Second {
 		return Config{}, fmt.Errorf("LAST_USED_FLUSH_INTERVAL must be at least 1s")

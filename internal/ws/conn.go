@@ -49,6 +49,7 @@ type conn struct {
 	hostname    string
 	remoteAddr  string
 	connectedAt time.Time
+	release     func() // gives the connection's slot back (idempotent)
 
 	lastActivity atomic.Int64 // unix nanoseconds
 	subscribed   atomic.Bool
@@ -155,6 +156,9 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 		return
 	}
 	defer h.unregister(c)
+	// Deferred after unregister, so it runs first: once a connection is
+	// gone from the list, its slot is free on every process.
+	defer c.release()
 	endedBy := "peer" // what ended the connection, for the log line
 	defer func() {
 		httpjson.Logger(ctx).Info("websocket closed",
