@@ -30,11 +30,8 @@ type actor struct {
 
 // Errors of the re-check, worded like the authenticator's.
 var (
-	errActingKeyUnknown = keyhub.Errorf(keyhub.CodeUnknownAPIKey, "API key is not known")
-	errActingKeyRevoked = keyhub.Errorf(keyhub.CodeKeyRevoked, "API key has been revoked")
-	errActingKeyExpired = keyhub.Errorf(keyhub.CodeKeyExpired, "API key has expired")
-	errActingUserGone   = keyhub.Errorf(keyhub.CodeInvalidToken, "the user of this session no longer exists: sign in again")
-	errActingUserMoved  = keyhub.Errorf(keyhub.CodeInvalidToken, "the user of this session now belongs to another owner: send the request again")
+	errActingUserGone  = keyhub.Errorf(keyhub.CodeInvalidToken, "the user of this session no longer exists: sign in again")
+	errActingUserMoved = keyhub.Errorf(keyhub.CodeInvalidToken, "the user of this session now belongs to another owner: send the request again")
 )
 
 // lockActor starts every key write: it locks the rows of the acting user
@@ -65,7 +62,7 @@ func (s *Store) lockActor(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, k
 	}
 	if _, ok := a.tiers[p.UserID]; !ok {
 		if p.IsKey() {
-			return actor{}, errActingKeyUnknown
+			return actor{}, keyhub.ErrUnknownKey
 		}
 		return actor{}, errActingUserGone
 	}
@@ -83,7 +80,7 @@ func (s *Store) lockActor(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, k
 	}
 	row, err := s.q.GetKey(ctx, tx, dbgen.GetKeyParams{ID: p.KeyID, OwnerID: p.OwnerID})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return actor{}, errActingKeyUnknown
+		return actor{}, keyhub.ErrUnknownKey
 	}
 	if err != nil {
 		return actor{}, err
@@ -91,11 +88,11 @@ func (s *Store) lockActor(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, k
 	key := keyFromRow(row)
 	switch {
 	case key.UserID != p.UserID:
-		return actor{}, errActingKeyUnknown
+		return actor{}, keyhub.ErrUnknownKey
 	case key.Status(time.Now()) == keyhub.KeyRevoked:
-		return actor{}, errActingKeyRevoked
+		return actor{}, keyhub.ErrKeyRevoked
 	case key.Status(time.Now()) == keyhub.KeyExpired:
-		return actor{}, errActingKeyExpired
+		return actor{}, keyhub.ErrKeyExpired
 	case !key.Scopes.Has(keyhub.ScopeKeysWrite):
 		return actor{}, keyhub.Errorf(keyhub.CodeInsufficientScope, "this API key lacks the keys:write scope")
 	}
