@@ -99,7 +99,7 @@ func (c *ApiKeyCache) Verify(ctx context.Context, key string) (*keyhub.Principal
 func (c *ApiKeyCache) VerifyID(ctx context.Context, keyID uuid.UUID) (*keyhub.Principal, error) {
 	keyHashHex, err := c.store.KeyHashByID(ctx, keyID)
 	if keyhub.ErrorCode(err) == keyhub.CodeNotFound {
-		return nil, errUnknownKey
+		return nil, keyhub.ErrUnknownKey
 	}
 	if err != nil {
 		return nil, err
@@ -122,7 +122,7 @@ func (c *ApiKeyCache) verifyHash(ctx context.Context, keyHash [32]byte) (*keyhub
 	} else {
 		if _, unknown := c.unknown.Get(keyHash); unknown {
 			c.metrics.KeyCacheNegativeHit()
-			return nil, errUnknownKey
+			return nil, keyhub.ErrUnknownKey
 		}
 		c.metrics.KeyCacheMiss()
 		var err error
@@ -137,9 +137,6 @@ func (c *ApiKeyCache) verifyHash(ctx context.Context, keyHash [32]byte) (*keyhub
 var (
 	errMalformedKey = keyhub.Errorf(keyhub.CodeInvalidAPIKey, "API key is malformed: expected mk_ followed by 43 base64url characters")
 	errBadChecksum  = keyhub.Errorf(keyhub.CodeInvalidAPIKey, "API key checksum does not match: the key was mistyped or truncated")
-	errUnknownKey   = keyhub.Errorf(keyhub.CodeUnknownAPIKey, "API key is not known")
-	errKeyRevoked   = keyhub.Errorf(keyhub.CodeKeyRevoked, "API key has been revoked")
-	errKeyExpired   = keyhub.Errorf(keyhub.CodeKeyExpired, "API key has expired")
 )
 
 func (c *ApiKeyCache) load(ctx context.Context, keyHash [32]byte, now time.Time) (*cachedKey, error) {
@@ -147,7 +144,7 @@ func (c *ApiKeyCache) load(ctx context.Context, keyHash [32]byte, now time.Time)
 	found, err := c.store.KeyForAuth(ctx, apikey.HexOfHash(keyHash))
 	if keyhub.ErrorCode(err) == keyhub.CodeNotFound {
 		c.keep(gen, func() { c.unknown.Add(keyHash, struct{}{}) }, func() { c.unknown.Remove(keyHash) })
-		return nil, errUnknownKey
+		return nil, keyhub.ErrUnknownKey
 	}
 	if err != nil {
 		return nil, err
@@ -177,10 +174,10 @@ func (c *ApiKeyCache) keep(gen uint64, add, remove func()) {
 // a matter of the clock, not of the cache.
 func (c *ApiKeyCache) admit(entry *cachedKey, now time.Time) (*keyhub.Principal, error) {
 	if entry.revoked {
-		return nil, errKeyRevoked
+		return nil, keyhub.ErrKeyRevoked
 	}
 	if entry.principal.Expired(now) {
-		return nil, errKeyExpired
+		return nil, keyhub.ErrKeyExpired
 	}
 	if c.usage != nil {
 		sec := now.Unix()
