@@ -110,7 +110,8 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	case status >= 500 && status != http.StatusServiceUnavailable:
 		Logger(r.Context()).Error("request failed", "code", code, "err", err)
 	}
-	if status == http.StatusServiceUnavailable {
+	if code == keyhub.CodeUnavailable || code == keyhub.CodeNotReady {
+		// Not AUTH_NOT_CONFIGURED: retrying will not configure sign-in.
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
 	}
 	if status == http.StatusUnauthorized {
