@@ -115,6 +115,9 @@ func TestNilMetricsIsANoOp(t *testing.T) {
 // Recording on the hot path allocates nothing once a label set has been
 // seen.
 func TestHotPathDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are noise under -race; run without it (go test ./internal/metrics/)")
+	}
 	m := metrics.New()
 	errUnknown := keyhub.Errorf(keyhub.CodeUnknownAPIKey, "unknown")
 	m.AuthOutcome("api_key", errUnknown)
@@ -171,6 +174,9 @@ func routerFor(m *metrics.Metrics) http.Handler {
 
 // Observing a request allocates nothing beyond what the router does.
 func TestMiddlewareAddsNoAllocation(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are noise under -race; run without it (go test ./internal/metrics/)")
+	}
 	allocs := func(m *metrics.Metrics) float64 {
 		h := routerFor(m)
 		req := httptest.NewRequest(http.MethodGet, "/v1/keys/3f0d6a9e", nil)
