@@ -173,7 +173,12 @@ func start(t testing.TB, cfg config.Config, pool *pgxpool.Pool, srv *httptest.Se
 		cancel()
 		a.Wait()
 	})
-	return &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Config: cfg, Logs: logs}
+	e := &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Config: cfg, Logs: logs}
+	// Changes made before the feed listens are never heard (by design: its
+	// caches start empty), but a test that subscribes to live events must
+	// not race the feed's first connection.
+	e.WaitListening(t)
+	return e
 }
 
 // LogBuffer holds what the server logged (JSON lines), for tests about
@@ -235,8 +240,6 @@ func (e *Env) Replica(t testing.TB, mods ...func(*config.Config)) *Env {
 	t.Cleanup(pool.Close)
 	r := start(t, cfg, pool, httptest.NewUnstartedServer(nil), nil)
 	r.Issuer, r.TokenIssuer = e.Issuer, e.TokenIssuer
-	e.WaitListening(t)
-	r.WaitListening(t)
 	return r
 }
 
