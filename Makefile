@@ -20,9 +20,9 @@ run: build
 	$(BIN)/keyhub migrate up; \
 	$(BIN)/keyhub serve
 
-## test: go vet, gofmt, sqlc drift check and go test -race against a throwaway PostgreSQL
+## test: go vet, gofmt, sqlc drift check and go test -race against a throwaway PostgreSQL and Redis
 test: $(SQLC) chromium
-	@db/pgcluster.sh throwaway -- $(MAKE) --no-print-directory test-in-cluster
+	@db/pgcluster.sh throwaway -- db/redis.sh throwaway -- $(MAKE) --no-print-directory test-in-cluster
 
 test-in-cluster:
 	$(GO) vet ./...

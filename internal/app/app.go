@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	keyhubspec "github.com/keyhub/keyhub"
 	"github.com/keyhub/keyhub/internal/auth"
@@ -22,6 +23,7 @@ import (
 	"github.com/keyhub/keyhub/internal/httpapi"
 	"github.com/keyhub/keyhub/internal/jwtverify"
 	"github.com/keyhub/keyhub/internal/postgres"
+	"github.com/keyhub/keyhub/internal/ratelimit"
 	"github.com/keyhub/keyhub/internal/ws"
 )
 
@@ -35,6 +37,7 @@ type App struct {
 
 	touchers []*auth.Toucher
 	wg       sync.WaitGroup
+	redis    *redis.Client // nil without REDIS_URL
 }
 
 // DevKeyDir is where dev mode keeps its signing key.
@@ -93,8 +96,15 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		AuthTimeout:    cfg.WSAuthTimeout,
 		AllowedOrigins: cfg.AllowedOrigins,
 		TrustedProxies: cfg.TrustedProxies,
+		MaxPending:     cfg.WSPendingMax,
+		PendingPerIP:   cfg.WSPendingPerIP,
 	})
 	store.Observe(hub)
+
+	limits, redisClient, err := newRateLimits(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 
 	handler := httpapi.NewServer(httpapi.Deps{
 		Keys:           store,
@@ -113,8 +123,36 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		}),
 		WebSocket: hub,
 		OpenAPI:   keyhubspec.OpenAPI,
+
+		RateLimits: limits,
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, touchers: []*auth.Toucher{keyUsage, userSeen}}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, touchers: []*auth.Toucher{keyUsage, userSeen}, redis: redisClient}, nil
+}
+
+// newRateLimits builds the rate-limit policy: in Redis when REDIS_URL is
+// set (global across processes), else in this process. The Redis client
+// connects lazily: a Redis that is down at start is an outage like any
+// other (failed open or closed per limit), not a reason to refuse to start.
+func newRateLimits(cfg config.Config, log *slog.Logger) (*ratelimit.Limits, *redis.Client, error) {
+	rlCfg := ratelimit.Config{
+		TierRPM:      cfg.RateLimitTierRPM,
+		AuthFailures: ratelimit.Limit{Rate: cfg.AuthFailureRate, Burst: cfg.AuthFailureBurst, Period: time.Minute},
+		Size:         cfg.RateLimitMemoryKeys,
+		Log:          log,
+	}
+	if cfg.RedisURL == "" {
+		return ratelimit.New(rlCfg), nil, nil
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	// A limit check must never hold a request long: fail fast, then fail
+	// open or closed.
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, 500*time.Millisecond, 500*time.Millisecond
+	opts.MaxRetries = -1
+	rlCfg.Redis = redis.NewClient(opts)
+	return ratelimit.New(rlCfg), rlCfg.Redis, nil
 }
 
 // Start runs the background work (batched last-used writes) until ctx ends.
@@ -131,6 +169,14 @@ func (a *App) Start(ctx context.Context) {
 		defer a.wg.Done()
 		a.WebSocket.Run(ctx)
 	}()
+	if a.redis != nil {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			<-ctx.Done()
+			_ = a.redis.Close() // nothing to flush: limits live in Redis
+		}()
+	}
 }
 
 // Shutdown closes every WebSocket connection with 1001 (going away) and

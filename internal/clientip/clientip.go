@@ -55,3 +55,16 @@ func isTrusted(addr netip.Addr, trusted []netip.Prefix) bool {
 	}
 	return false
 }
+
+// Block is the address block limits count a client by: its IPv4 address
+// alone, or the /64 of an IPv6 address, the smallest block a host is
+// usually given (per address, one IPv6 host could take 2^64 allowances).
+func Block(addr netip.Addr) netip.Prefix {
+	addr = addr.Unmap()
+	bits := addr.BitLen()
+	if addr.Is6() {
+		bits = 64
+	}
+	p, _ := addr.Prefix(bits) // only errors for an invalid address: the zero Prefix
+	return p
+}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
 // Config is every setting of the server.
@@ -47,6 +49,21 @@ type Config struct {
 	AllowedOrigins []string
 	// CORSMaxAge is how long browsers may cache a CORS preflight answer.
 	CORSMaxAge time.Duration
+
+	// RedisURL, when set, makes every rate limit global across processes.
+	RedisURL string
+	// RateLimitTierRPM overrides the tier table's requests per minute.
+	RateLimitTierRPM map[keyhub.Tier]int
+	// AuthFailureRate and AuthFailureBurst limit failed authentications
+	// per client IP (per minute, and at once).
+	AuthFailureRate  int
+	AuthFailureBurst int
+	// RateLimitMemoryKeys bounds the rate-limit keys kept in process.
+	RateLimitMemoryKeys int
+	// WSPendingMax and WSPendingPerIP cap unauthenticated WebSocket
+	// connections, in all and per client IP.
+	WSPendingMax   int
+	WSPendingPerIP int
 }
 
 // Load reads the configuration through getenv.
@@ -83,6 +100,14 @@ func Load(getenv func(string) string) (Config, error) {
 		WSAuthTimeout:  p.duration("WS_AUTH_TIMEOUT", 10*time.Second),
 		AllowedOrigins: p.list("ALLOWED_ORIGINS"),
 		CORSMaxAge:     p.duration("CORS_MAX_AGE", 10*time.Minute),
+
+		RedisURL:            p.str("REDIS_URL", ""),
+		RateLimitTierRPM:    p.tierInts("RATE_LIMIT_TIER_RPM"),
+		AuthFailureRate:     p.positiveInt("AUTH_FAILURE_RATE_LIMIT", 20),
+		AuthFailureBurst:    p.positiveInt("AUTH_FAILURE_BURST", 10),
+		RateLimitMemoryKeys: p.positiveInt("RATE_LIMIT_MEMORY_KEYS", 100_000),
+		WSPendingMax:        p.positiveInt("WS_PENDING_MAX", 1024),
+		WSPendingPerIP:      p.positiveInt("WS_PENDING_PER_IP", 16),
 	}
 	if p.err != nil {
 		return Config{}, p.err
@@ -129,6 +154,11 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.WSTicketSecret != "" && len(c.WSTicketSecret) < 32 {
 		return Config{}, fmt.Errorf("WS_TICKET_SECRET must be at least 32 characters")
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			return Config{}, fmt.Errorf("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+		}
 	}
 	if c.LastUsedFlushInterval < time.Second {
 		return Config{}, fmt.Errorf("LAST_USED_FLUSH_INTERVAL must be at least 1s")
@@ -223,6 +253,22 @@ func (p *parser) list(name string) []string {
 		if part = strings.TrimSpace(part); part != "" {
 			out = append(out, part)
 		}
+	}
+	return out
+}
+
+// tierInts reads "free=60,pro=600": a positive integer per named tier.
+func (p *parser) tierInts(name string) map[keyhub.Tier]int {
+	out := map[keyhub.Tier]int{}
+	for _, part := range p.list(name) {
+		tier, value, _ := strings.Cut(part, "=")
+		n, err := strconv.Atoi(strings.TrimSpace(value))
+		if t := keyhub.Tier(strings.TrimSpace(tier)); t.Valid() && err == nil && n > 0 {
+			out[t] = n
+			continue
+		}
+		p.fail(name, "must be a comma-separated list of tier=number (tiers: free, pro, team, enterprise), got %q", part)
+		return nil
 	}
 	return out
 }

@@ -187,7 +187,7 @@ type authMessage struct {
 // serveFirstMessage accepts a connection without credentials and waits
 // for it to authenticate. Every refusal from here on is a close with 1008.
 func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
-	track, stopWaiting, err := h.reservePending()
+	track, stopWaiting, err := h.reservePending(clientip.Of(r, h.trustedProxies))
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/clientip"
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
@@ -55,6 +56,10 @@ type Config struct {
 	// TrustedProxies are believed about X-Forwarded-For when the connection
 	// list shows a client's address.
 	TrustedProxies []netip.Prefix
+	// MaxPending caps connections waiting to authenticate (default 1024);
+	// PendingPerIP caps them per client address block (default 16).
+	MaxPending   int
+	PendingPerIP int
 }
 
 // Hub is the registry of open connections. It implements
@@ -77,7 +82,10 @@ type Hub struct {
 	slots        map[slotKey]int
 	pending      map[*websocket.Conn]struct{} // accepted, not yet authenticated
 	pendingCount int                          // reserved or accepted, not yet authenticated
+	pendingByIP  map[netip.Prefix]int         // pendingCount per clientip.Block
 	endedKeys    map[uuid.UUID]time.Time      // keys that stopped working lately
+	maxPending   int
+	pendingPerIP int
 	shuttingDown bool
 	active       sync.WaitGroup // registered and pending connections
 }
@@ -104,6 +112,12 @@ func New(cfg Config) *Hub {
 	if cfg.AuthTimeout <= 0 {
 		cfg.AuthTimeout = 10 * time.Second
 	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = defaultMaxPending
+	}
+	if cfg.PendingPerIP <= 0 {
+		cfg.PendingPerIP = defaultPendingPerIP
+	}
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 30 * time.Second
 	}
@@ -126,6 +140,9 @@ func New(cfg Config) *Hub {
 		byOwner:        make(map[uuid.UUID]map[*conn]struct{}),
 		slots:          make(map[slotKey]int),
 		pending:        make(map[*websocket.Conn]struct{}),
+		pendingByIP:    make(map[netip.Prefix]int),
+		maxPending:     cfg.MaxPending,
+		pendingPerIP:   cfg.PendingPerIP,
 		endedKeys:      make(map[uuid.UUID]time.Time),
 	}
 }
@@ -203,25 +220,35 @@ func (h *Hub) unregister(c *conn) {
 	h.active.Done()
 }
 
-// maxPending caps connections that have not authenticated yet: each may
-// sit for WS_AUTH_TIMEOUT without proving anything, so they are the cheap
-// way to exhaust the server.
-const maxPending = 1024
+// Defaults of the caps on connections that have not authenticated yet:
+// each may sit for WS_AUTH_TIMEOUT without proving anything, so they are
+// the cheap way to exhaust the server. The per-IP cap keeps one client
+// from taking every slot the daemons rely on.
+const (
+	defaultMaxPending   = 1024
+	defaultPendingPerIP = 16
+)
 
-// reservePending counts a connection without credentials before it is
-// accepted, or refuses it when too many are waiting or the server is
-// shutting down. track registers the accepted socket (so that shutdown
-// closes it); release ends the wait, once.
-func (h *Hub) reservePending() (track func(*websocket.Conn), release func(), err error) {
+// reservePending counts a connection without credentials from client
+// before it is accepted, or refuses it when too many are waiting (in all,
+// or from client's address block) or the server is shutting down. track
+// registers the accepted socket (so that shutdown closes it); release ends
+// the wait, once.
+func (h *Hub) reservePending(client netip.Addr) (track func(*websocket.Conn), release func(), err error) {
+	block := clientip.Block(client)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.shuttingDown {
 		return nil, nil, errShuttingDown
 	}
-	if h.pendingCount >= maxPending {
+	if h.pendingCount >= h.maxPending {
 		return nil, nil, keyhub.Errorf(keyhub.CodeTooManyConnections, "too many connections are waiting to authenticate; send credentials in the headers or retry later")
 	}
+	if h.pendingByIP[block] >= h.pendingPerIP {
+		return nil, nil, keyhub.Errorf(keyhub.CodeTooManyConnections, "too many connections from this address are waiting to authenticate; authenticate the open ones or retry later")
+	}
 	h.pendingCount++
+	h.pendingByIP[block]++
 	h.active.Add(1)
 	var tracked *websocket.Conn
 	track = func(ws *websocket.Conn) {
@@ -242,6 +269,9 @@ func (h *Hub) reservePending() (track func(*websocket.Conn), release func(), err
 				delete(h.pending, tracked)
 			}
 			h.pendingCount--
+			if h.pendingByIP[block]--; h.pendingByIP[block] <= 0 {
+				delete(h.pendingByIP, block)
+			}
 			h.active.Done()
 		})
 	}

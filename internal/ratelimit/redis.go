@@ -1,0 +1,106 @@
+package ratelimit
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// redisKeyPrefix namespaces keyhub's buckets (redis_rate adds "rate:").
+const redisKeyPrefix = "keyhub:"
+
+// errorLogInterval spaces the WARN lines of a Redis outage: one per
+// interval, with the number of failures since the last one.
+const errorLogInterval = 10 * time.Second
+
+// Redis is the Limiter shared by every process using the same Redis: each
+// Allow is one round trip running redis_rate's GCRA script, so buckets are
+// exact across processes. Refusals are also remembered in this process
+// until their retry time, so a client that keeps knocking after a 429 costs
+// no round trip (Blocked, and Allow answers from memory): the trade is that
+// a bucket refilled early by another process is seen here only when the
+// remembered refusal expires, which GCRA never does.
+type Redis struct {
+	limiter *redis_rate.Limiter
+	refused *lru.Cache[string, int64] // key → unix nanos until which it is refused
+	now     func() time.Time
+	log     *slog.Logger
+	onError func()
+
+	failures atomic.Int64 // since the last log line
+	lastLog  atomic.Int64 // unix nanos
+}
+
+// RedisConfig assembles a Redis limiter.
+type RedisConfig struct {
+	Client *redis.Client
+	// RefusedSize bounds the refusals remembered in this process.
+	RefusedSize int
+	Log         *slog.Logger
+	// OnError, if set, is called on every failed round trip (for a metric).
+	OnError func()
+}
+
+// NewRedis returns a Redis-backed limiter.
+func NewRedis(cfg RedisConfig) *Redis {
+	refused, _ := lru.New[string, int64](max(cfg.RefusedSize, 1)) // only errors on size ≤ 0
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Redis{limiter: redis_rate.NewLimiter(cfg.Client), refused: refused, now: time.Now, log: log, onError: cfg.OnError}
+}
+
+// Allow implements Limiter. An error means Redis could not answer; the
+// caller decides whether that fails open or closed.
+func (r *Redis) Allow(ctx context.Context, key string, limit Limit) (Result, error) {
+	if wait, blocked := r.Blocked(key, limit); blocked {
+		return Result{RetryAfter: wait, ResetAfter: limit.Window()}, nil
+	}
+	res, err := r.limiter.Allow(ctx, redisKeyPrefix+key, redis_rate.Limit{Rate: limit.Rate, Burst: limit.Burst, Period: limit.Period})
+	if err != nil {
+		r.failed(err)
+		return Result{}, err
+	}
+	out := Result{Allowed: res.Allowed > 0, Remaining: res.Remaining, ResetAfter: max(res.ResetAfter, 0)}
+	if !out.Allowed {
+		out.RetryAfter = max(res.RetryAfter, time.Millisecond)
+		r.refused.Add(key, r.now().Add(out.RetryAfter).UnixNano())
+	}
+	return out, nil
+}
+
+// Blocked implements Limiter from the refusals this process has seen.
+func (r *Redis) Blocked(key string, _ Limit) (time.Duration, bool) {
+	until, ok := r.refused.Get(key)
+	if !ok {
+		return 0, false
+	}
+	wait := time.Duration(until - r.now().UnixNano())
+	if wait <= 0 {
+		r.refused.Remove(key)
+		return 0, false
+	}
+	return wait, true
+}
+
+// failed counts a Redis error and logs at most one WARN per
+// errorLogInterval, so an outage cannot flood the log.
+func (r *Redis) failed(err error) {
+	if r.onError != nil {
+		r.onError()
+	}
+	n := r.failures.Add(1)
+	now := r.now().UnixNano()
+	last := r.lastLog.Load()
+	if now-last < int64(errorLogInterval) || !r.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	r.failures.Add(-n)
+	r.log.Warn("rate limit: Redis unavailable", "failures", n, "err", err)
+}
