@@ -164,3 +164,34 @@ func TestShutdownCloses1001(t *testing.T) {
 	}()
 	expectClose(t, c, websocket.StatusGoingAway, 2*time.Second)
 }
+
+// Connections waiting to authenticate by first message are capped per
+// client address (after TRUSTED_PROXIES), so one client cannot take the
+// slots every daemon relies on; other addresses still get theirs, and a
+// slot comes back when its connection ends.
+func TestPendingCapPerClientIP(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32", "WS_PENDING_PER_IP": "2"})
+	from := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {ip}} }
+
+	first := mustDial(t, env, "/v1/ws", from("203.0.113.7"))
+	mustDial(t, env, "/v1/ws", from("203.0.113.7"))
+	_, status, body := dial(t, env, "/v1/ws", from("203.0.113.7"))
+	if status != http.StatusTooManyRequests || errorCode(t, body) != "TOO_MANY_CONNECTIONS" {
+		t.Fatalf("third pending connection from one address: %d %s, want 429 TOO_MANY_CONNECTIONS", status, body)
+	}
+	mustDial(t, env, "/v1/ws", from("203.0.113.8"))
+
+	first.Close(websocket.StatusNormalClosure, "")
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		c, status, _ := dial(t, env, "/v1/ws", from("203.0.113.7"))
+		if c != nil {
+			break
+		}
+		if status != http.StatusTooManyRequests || time.Now().After(deadline) {
+			t.Fatalf("after a pending connection ended: %d", status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
