@@ -57,7 +57,7 @@ check-generated: $(SQLC)
 
 ## bench: the benchmarks recorded in BENCHMARKS.md
 bench:
-	@db/pgcluster.sh throwaway -- $(GO) test -run='^$$' -bench=. -benchmem ./internal/apikey/ ./internal/jwtverify/ ./internal/auth/
+	@db/pgcluster.sh throwaway -- db/redis.sh throwaway -- $(GO) test -run='^$$' -bench=. -benchmem ./internal/apikey/ ./internal/jwtverify/ ./internal/auth/ ./internal/ratelimit/
 
 ## token: print a dev-mode access token (EMAIL=you@example.com)
 token:

@@ -44,6 +44,20 @@ func TestDevMode(t *testing.T) {
 	}
 }
 
+// Rate limits: tier overrides are read per tier; the rest keep the tier table.
+func TestRateLimitSettings(t *testing.T) {
+	c, err := load(map[string]string{"DATABASE_URL": db, "RATE_LIMIT_TIER_RPM": " pro=1000 , free=30", "REDIS_URL": "redis://cache:6379/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.RateLimitTierRPM) != 2 || c.RateLimitTierRPM["pro"] != 1000 || c.RateLimitTierRPM["free"] != 30 || c.RedisURL != "redis://cache:6379/0" {
+		t.Fatalf("%v %q", c.RateLimitTierRPM, c.RedisURL)
+	}
+	if c.AuthFailureRate != 20 || c.AuthFailureBurst != 10 || c.WSPendingPerIP != 16 || c.WSPendingMax != 1024 {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
 // Each bad value stops the process with one line naming its variable.
 func TestErrorsNameTheVariable(t *testing.T) {
 	cases := map[string]map[string]string{
@@ -59,6 +73,10 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"LAST_USED_FLUSH_INTERVAL":   {"DATABASE_URL": db, "LAST_USED_FLUSH_INTERVAL": "10ms"},
 		"SUPABASE_JWKS_URL":          {"DATABASE_URL": db, "SUPABASE_JWKS_URL": "ftp://x"},
 		"API_KEY_NEGATIVE_CACHE_TTL": {"DATABASE_URL": db, "API_KEY_NEGATIVE_CACHE_TTL": "0s"},
+		"REDIS_URL":                  {"DATABASE_URL": db, "REDIS_URL": "localhost:6379"},
+		"RATE_LIMIT_TIER_RPM":        {"DATABASE_URL": db, "RATE_LIMIT_TIER_RPM": "free=60,gold=5"},
+		"AUTH_FAILURE_BURST":         {"DATABASE_URL": db, "AUTH_FAILURE_BURST": "0"},
+		"WS_PENDING_PER_IP":          {"DATABASE_URL": db, "WS_PENDING_PER_IP": "many"},
 	}
 	for name, vars := range cases {
 		_, err := load(vars)

@@ -2,10 +2,12 @@ package ratelimit
 
 import (
 	"context"
+	"encoding/hex"
 	"log/slog"
 	"net/netip"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keyhub/keyhub/internal/clientip"
@@ -97,9 +99,11 @@ func (l *Limits) TierLimit(t keyhub.Tier) Limit {
 // allowed, and Err says why.
 func (l *Limits) Principal(ctx context.Context, p *keyhub.Principal) Decision {
 	lim := l.TierLimit(p.Tier)
-	key := "user:" + p.UserID.String()
+	var key string
 	if p.IsKey() {
-		key = "key:" + p.KeyID.String()
+		key = bucketName("key:", p.KeyID)
+	} else {
+		key = bucketName("user:", p.UserID)
 	}
 	res, err := l.limiter.Allow(ctx, key, lim)
 	if err != nil {
@@ -136,6 +140,15 @@ func (l *Limits) AuthBlocked(ip netip.Addr) (Decision, bool) {
 	}
 	l.rejected(LimiterAuthFailure)
 	return Decision{Result: Result{RetryAfter: wait, ResetAfter: l.authFailures.Window()}, Policy: AuthFailurePolicy, Limit: l.authFailures}, true
+}
+
+// bucketName is prefix + id in hex, built with one allocation: it is on
+// every authenticated request.
+func bucketName(prefix string, id uuid.UUID) string {
+	var buf [8 + 2*len(uuid.UUID{})]byte
+	n := copy(buf[:8], prefix)
+	n += hex.Encode(buf[n:], id[:])
+	return string(buf[:n])
 }
 
 func (l *Limits) rejected(limiter string) {

@@ -166,3 +166,29 @@ func BenchmarkRedisAllow(b *testing.B) {
 		}
 	})
 }
+
+// benchmarkPrincipal is the whole per-request policy check for an API key
+// (building its bucket name included), from parallel goroutines with one
+// key each.
+func benchmarkPrincipal(b *testing.B, limits *Limits) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		p := &keyhub.Principal{UserID: uuid.New(), KeyID: uuid.New(), Tier: keyhub.TierEnterprise, Method: keyhub.AuthAPIKey}
+		ctx := context.Background()
+		for pb.Next() {
+			if d := limits.Principal(ctx, p); d.Err != nil {
+				b.Fatal(d.Err)
+			}
+		}
+	})
+}
+
+// BenchmarkPrincipalLocal: per-process limits (no REDIS_URL).
+func BenchmarkPrincipalLocal(b *testing.B) {
+	benchmarkPrincipal(b, New(Config{TierRPM: map[keyhub.Tier]int{keyhub.TierEnterprise: 1 << 30}}))
+}
+
+// BenchmarkPrincipalRedis: global limits, one Redis round trip each.
+func BenchmarkPrincipalRedis(b *testing.B) {
+	benchmarkPrincipal(b, New(Config{TierRPM: map[keyhub.Tier]int{keyhub.TierEnterprise: 1 << 30}, Redis: redistest.Client(b)}))
+}
