@@ -88,6 +88,11 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	store.Observe(keys)
 	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen})
 
+	limits, redisClient, err := newRateLimits(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+
 	hub := ws.New(ws.Config{
 		Auth:           authn,
 		Store:          store,
@@ -98,13 +103,9 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		TrustedProxies: cfg.TrustedProxies,
 		MaxPending:     cfg.WSPendingMax,
 		PendingPerIP:   cfg.WSPendingPerIP,
+		RateLimits:     limits,
 	})
 	store.Observe(hub)
-
-	limits, redisClient, err := newRateLimits(cfg, log)
-	if err != nil {
-		return nil, err
-	}
 
 	handler := httpapi.NewServer(httpapi.Deps{
 		Keys:           store,

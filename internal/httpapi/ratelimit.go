@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/clientip"
@@ -10,30 +9,6 @@ import (
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/ratelimit"
 )
-
-// Rate-limit headers follow draft-ietf-httpapi-ratelimit-headers-10
-// (structured fields): RateLimit-Policy names the policy with its quota q
-// and window w in seconds; RateLimit gives what remains (r) and the
-// seconds until the quota is whole again (t). Retry-After (RFC 9110)
-// accompanies every 429.
-const (
-	headerPolicy     = "RateLimit-Policy"
-	headerRateLimit  = "RateLimit"
-	headerRetryAfter = "Retry-After"
-)
-
-// authFailureCodes are the answers that count as a failed authentication:
-// a credential was presented and it was wrong.
-var authFailureCodes = map[keyhub.Code]bool{
-	keyhub.CodeInvalidToken:   true,
-	keyhub.CodeExpiredToken:   true,
-	keyhub.CodeNotUserSession: true,
-	keyhub.CodeInvalidAPIKey:  true,
-	keyhub.CodeUnknownAPIKey:  true,
-	keyhub.CodeKeyRevoked:     true,
-	keyhub.CodeKeyExpired:     true,
-	keyhub.CodeInvalidTicket:  true,
-}
 
 // refuseBlockedClients answers 429 at once to a request carrying
 // credentials from an address over its failed-authentication limit, before
@@ -47,7 +22,7 @@ func (s *server) refuseBlockedClients(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if auth.HasCredentials(r.Header) {
 			if d, blocked := limits.AuthBlocked(clientip.Of(r, s.trustedProxies)); blocked {
-				writeRateLimited(w, r, d, "too many failed authentications from this address")
+				writeRateLimited(w, r, d, ratelimit.AuthFailureMessage)
 				return
 			}
 		}
@@ -64,9 +39,9 @@ func (s *server) countAuthFailures(fail auth.ErrorWriter) auth.ErrorWriter {
 		return fail
 	}
 	return func(w http.ResponseWriter, r *http.Request, err error) {
-		if authFailureCodes[keyhub.ErrorCode(err)] {
+		if ratelimit.IsAuthFailure(err) {
 			if d := limits.AuthFailure(r.Context(), clientip.Of(r, s.trustedProxies)); !d.Allowed {
-				writeRateLimited(w, r, d, "too many failed authentications from this address")
+				writeRateLimited(w, r, d, ratelimit.AuthFailureMessage)
 				return
 			}
 		}
@@ -82,9 +57,9 @@ func (s *server) limitPrincipals(next http.Handler) http.Handler {
 	if limits == nil {
 		return next
 	}
-	policies := map[string]string{} // built once: the header value per tier
+	policies := map[string][]string{} // built once: the header value per tier
 	for _, tier := range []keyhub.Tier{keyhub.TierFree, keyhub.TierPro, keyhub.TierTeam, keyhub.TierEnterprise} {
-		policies[string(tier)] = policyHeader(string(tier), limits.TierLimit(tier))
+		policies[string(tier)] = []string{ratelimit.PolicyHeader(string(tier), limits.TierLimit(tier))}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := auth.FromContext(r.Context())
@@ -101,11 +76,11 @@ func (s *server) limitPrincipals(next http.Handler) http.Handler {
 		}
 		h := w.Header()
 		if v, ok := policies[d.Policy]; ok {
-			h[headerPolicy] = []string{v}
+			h[ratelimit.HeaderPolicy] = v // never modified downstream: shared safely
 		} else {
-			h[headerPolicy] = []string{policyHeader(d.Policy, d.Limit)}
+			h.Set(ratelimit.HeaderPolicy, ratelimit.PolicyHeader(d.Policy, d.Limit))
 		}
-		h[headerRateLimit] = []string{rateLimitHeader(d)}
+		h[ratelimit.HeaderRateLimit] = []string{d.RateLimitHeader()}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -120,32 +95,6 @@ func principalNoun(p *keyhub.Principal) string {
 // writeRateLimited answers 429 RATE_LIMITED with Retry-After and the
 // RateLimit headers of the policy that refused.
 func writeRateLimited(w http.ResponseWriter, r *http.Request, d ratelimit.Decision, why string) {
-	h := w.Header()
-	retry := d.RetryAfterSeconds()
-	h.Set(headerRetryAfter, strconv.FormatInt(retry, 10))
-	h.Set(headerPolicy, policyHeader(d.Policy, d.Limit))
-	h.Set(headerRateLimit, rateLimitHeader(d))
-	httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeRateLimited, "%s; retry in %d s", why, retry))
-}
-
-// policyHeader is `"<name>";q=<burst>;w=<seconds>`.
-func policyHeader(name string, l ratelimit.Limit) string {
-	b := make([]byte, 0, 48)
-	b = strconv.AppendQuote(b, name)
-	b = append(b, ";q="...)
-	b = strconv.AppendInt(b, int64(l.Burst), 10)
-	b = append(b, ";w="...)
-	b = strconv.AppendInt(b, int64((l.Window()+999_999_999)/1_000_000_000), 10)
-	return string(b)
-}
-
-// rateLimitHeader is `"<name>";r=<remaining>;t=<seconds>`.
-func rateLimitHeader(d ratelimit.Decision) string {
-	var buf [64]byte
-	b := strconv.AppendQuote(buf[:0], d.Policy)
-	b = append(b, ";r="...)
-	b = strconv.AppendInt(b, int64(d.Remaining), 10)
-	b = append(b, ";t="...)
-	b = strconv.AppendInt(b, d.ResetSeconds(), 10)
-	return string(b)
+	ratelimit.SetRefusalHeaders(w.Header(), d)
+	httpjson.Error(w, r, ratelimit.RefusalError(d, why))
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/keyhub/keyhub/internal/clientip"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
@@ -16,9 +16,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/clientip"
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/origin"
+	"github.com/keyhub/keyhub/internal/ratelimit"
 )
 
 // preAuthReadLimit is the largest message read before authentication:
@@ -46,17 +48,31 @@ func (h *Hub) Upgrade() http.Handler {
 			return
 		}
 		var p *keyhub.Principal
-		if fromHeaders := auth.FromContext(r.Context()); fromHeaders != nil {
+		fromHeaders := auth.FromContext(r.Context())
+		client := clientip.Of(r, h.trustedProxies)
+		if fromHeaders == nil && h.limits != nil {
+			// A ticket or a first message is still to be checked: an address
+			// over its failed-authentication limit gets no further.
+			if d, blocked := h.limits.AuthBlocked(client); blocked {
+				refuseRateLimited(w, r, d)
+				return
+			}
+		}
+		if fromHeaders != nil {
 			copied := *fromHeaders // the cache's copy is shared: never modify it
 			p = &copied
 		} else if ticket := r.URL.Query().Get("ticket"); ticket != "" {
 			var err error
 			if p, err = h.redeemTicket(r.Context(), ticket); err != nil {
+				if d, refused := h.countAuthFailure(r.Context(), client, err); refused {
+					refuseRateLimited(w, r, d)
+					return
+				}
 				httpjson.Error(w, r, err)
 				return
 			}
 		} else {
-			h.serveFirstMessage(w, r)
+			h.serveFirstMessage(w, r, client)
 			return
 		}
 		if err := checkPrincipal(p); err != nil {
@@ -75,6 +91,24 @@ func (h *Hub) Upgrade() http.Handler {
 		}
 		h.serve(r.Context(), h.newConn(ws, r, p, "", ""))
 	})
+}
+
+// countAuthFailure spends one unit of client's failed-authentication
+// bucket when err is a failed authentication, and reports whether the
+// bucket refused it.
+func (h *Hub) countAuthFailure(ctx context.Context, client netip.Addr, err error) (ratelimit.Decision, bool) {
+	if h.limits == nil || !ratelimit.IsAuthFailure(err) {
+		return ratelimit.Decision{}, false
+	}
+	d := h.limits.AuthFailure(ctx, client)
+	return d, !d.Allowed
+}
+
+// refuseRateLimited answers an upgrade with 429 RATE_LIMITED and the
+// headers of the failed-authentication limit.
+func refuseRateLimited(w http.ResponseWriter, r *http.Request, d ratelimit.Decision) {
+	ratelimit.SetRefusalHeaders(w.Header(), d)
+	httpjson.Error(w, r, ratelimit.RefusalError(d, ratelimit.AuthFailureMessage))
 }
 
 // checkPrincipal refuses principals that may not open a connection.
@@ -186,8 +220,8 @@ type authMessage struct {
 
 // serveFirstMessage accepts a connection without credentials and waits
 // for it to authenticate. Every refusal from here on is a close with 1008.
-func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
-	track, stopWaiting, err := h.reservePending(clientip.Of(r, h.trustedProxies))
+func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client netip.Addr) {
+	track, stopWaiting, err := h.reservePending(client)
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -215,6 +249,9 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
 		err = checkPrincipal(p)
 	}
 	if err != nil {
+		if _, refused := h.countAuthFailure(r.Context(), client, err); refused {
+			err = keyhub.Errorf(keyhub.CodeRateLimited, ratelimit.AuthFailureMessage)
+		}
 		ws.Close(websocket.StatusPolicyViolation, closeReason(err))
 		return
 	}

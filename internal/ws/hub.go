@@ -19,6 +19,7 @@ import (
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/clientip"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/ratelimit"
 )
 
 // Close codes of the application range (4000–4999) that clients branch on.
@@ -60,6 +61,9 @@ type Config struct {
 	// PendingPerIP caps them per client address block (default 16).
 	MaxPending   int
 	PendingPerIP int
+	// RateLimits counts failed ticket and first-message authentications
+	// per client address, like the REST API's; nil disables that.
+	RateLimits *ratelimit.Limits
 }
 
 // Hub is the registry of open connections. It implements
@@ -73,6 +77,7 @@ type Hub struct {
 	pingInterval   time.Duration
 	allowedOrigins []string
 	trustedProxies []netip.Prefix
+	limits         *ratelimit.Limits
 
 	// mu guards everything below. Slots are reserved under it before the
 	// upgrade, so concurrent attempts can never exceed a limit.
@@ -136,6 +141,7 @@ func New(cfg Config) *Hub {
 		pingInterval:   cfg.PingInterval,
 		allowedOrigins: cfg.AllowedOrigins,
 		trustedProxies: cfg.TrustedProxies,
+		limits:         cfg.RateLimits,
 		conns:          make(map[uuid.UUID]*conn),
 		byOwner:        make(map[uuid.UUID]map[*conn]struct{}),
 		slots:          make(map[slotKey]int),
