@@ -151,7 +151,7 @@ func newRateLimits(cfg config.Config, log *slog.Logger) (*ratelimit.Limits, *red
 	// A limit check must never hold a request long: fail fast, then fail
 	// open or closed.
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, 500*time.Millisecond, 500*time.Millisecond
-	opts.MaxRetries = -1
+	opts.MaxRetries, opts.DialerRetries = -1, 1
 	rlCfg.Redis = redis.NewClient(opts)
 	return ratelimit.New(rlCfg), rlCfg.Redis, nil
 }

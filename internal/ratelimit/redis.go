@@ -2,7 +2,10 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +16,16 @@ import (
 
 // redisKeyPrefix namespaces keyhub's buckets (redis_rate adds "rate:").
 const redisKeyPrefix = "keyhub:"
+
+// pauseAfterError is how long after a failed round trip Redis is not
+// asked at all: during an outage (a Redis that hangs rather than refuses
+// costs a whole timeout per request) only one request per pause waits for
+// it; the others are answered as an outage at once.
+const pauseAfterError = time.Second
+
+// ErrRedisPaused is the error of a check not sent because Redis failed
+// within the last pauseAfterError.
+var ErrRedisPaused = errors.New("rate limit: Redis failed moments ago; not asked")
 
 // errorLogInterval spaces the WARN lines of a Redis outage: one per
 // interval, with the number of failures since the last one.
@@ -32,8 +45,9 @@ type Redis struct {
 	log     *slog.Logger
 	onError func()
 
-	failures atomic.Int64 // since the last log line
-	lastLog  atomic.Int64 // unix nanos
+	failures    atomic.Int64 // since the last log line
+	lastLog     atomic.Int64 // unix nanos
+	pausedUntil atomic.Int64 // unix nanos; see pauseAfterError
 }
 
 // RedisConfig assembles a Redis limiter.
@@ -46,8 +60,21 @@ type RedisConfig struct {
 	OnError func()
 }
 
+// quietRedisLog sends go-redis's own log lines (one per failed dial, on
+// every request of an outage) to the default slog logger at DEBUG: the
+// outage is reported by failed's rate-limited WARN instead. go-redis has
+// one process-wide logger, hence the Once.
+var quietRedisLog sync.Once
+
+type debugLogger struct{}
+
+func (debugLogger) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
+
 // NewRedis returns a Redis-backed limiter.
 func NewRedis(cfg RedisConfig) *Redis {
+	quietRedisLog.Do(func() { redis.SetLogger(debugLogger{}) })
 	refused, _ := lru.New[string, int64](max(cfg.RefusedSize, 1)) // only errors on size ≤ 0
 	log := cfg.Log
 	if log == nil {
@@ -62,8 +89,13 @@ func (r *Redis) Allow(ctx context.Context, key string, limit Limit) (Result, err
 	if wait, blocked := r.Blocked(key, limit); blocked {
 		return Result{RetryAfter: wait, ResetAfter: limit.Window()}, nil
 	}
+	if r.now().UnixNano() < r.pausedUntil.Load() {
+		r.failed(ErrRedisPaused)
+		return Result{}, ErrRedisPaused
+	}
 	res, err := r.limiter.Allow(ctx, redisKeyPrefix+key, redis_rate.Limit{Rate: limit.Rate, Burst: limit.Burst, Period: limit.Period})
 	if err != nil {
+		r.pausedUntil.Store(r.now().Add(pauseAfterError).UnixNano())
 		r.failed(err)
 		return Result{}, err
 	}

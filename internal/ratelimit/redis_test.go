@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"strconv"
@@ -78,7 +79,7 @@ func TestRedisRemembersRefusals(t *testing.T) {
 // downClient is a client of a Redis that is not there.
 func downClient(t testing.TB) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1, DialerRetries: 1})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -90,13 +91,22 @@ func TestRedisDownErrorsCountedAndLoggedOnce(t *testing.T) {
 	var logBuf bytes.Buffer
 	var failures atomic.Int64
 	l := NewRedis(RedisConfig{Client: downClient(t), RefusedSize: 10, Log: slog.New(slog.NewTextHandler(&logBuf, nil)), OnError: func() { failures.Add(1) }})
-	for range 5 {
-		if _, err := l.Allow(context.Background(), "k", PerMinute(10)); err == nil {
+	for i := range 5 {
+		_, err := l.Allow(context.Background(), "k", PerMinute(10))
+		if err == nil {
 			t.Fatal("Allow against a Redis that is down must fail")
 		}
+		// After the first failure, Redis is not asked for a moment.
+		if paused := errors.Is(err, ErrRedisPaused); paused != (i > 0) {
+			t.Fatalf("check %d: %v", i+1, err)
+		}
 	}
-	if failures.Load() != 5 {
-		t.Fatalf("OnError called %d times, want 5", failures.Load())
+	l.now = func() time.Time { return time.Now().Add(pauseAfterError) }
+	if _, err := l.Allow(context.Background(), "k", PerMinute(10)); err == nil || errors.Is(err, ErrRedisPaused) {
+		t.Fatalf("after the pause Redis is asked again: %v", err)
+	}
+	if failures.Load() != 6 {
+		t.Fatalf("OnError called %d times, want 6", failures.Load())
 	}
 	if n := bytes.Count(logBuf.Bytes(), []byte("Redis unavailable")); n != 1 {
 		t.Fatalf("%d WARN lines, want 1:\n%s", n, logBuf.String())
