@@ -83,6 +83,10 @@ func TestRateLimitPerKey(t *testing.T) {
 		key := createKey(t, env, jwt)
 		for i := range 5 {
 			r := env.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "")
+			var me api.Me
+			if r.JSON(t, &me); me.Limits.RequestsPerMinute != 5 {
+				t.Fatalf("/v1/me limits.requests_per_minute = %d, want the configured 5", me.Limits.RequestsPerMinute)
+			}
 			wantHeader(t, r, "RateLimit-Policy", `"free";q=5;w=60`)
 			wantHeader(t, r, "RateLimit", fmt.Sprintf(`"free";r=%d;t=%d`, 4-i, 12*(i+1)))
 		}

@@ -252,7 +252,11 @@ func (h *Hub) answer(ctx context.Context, c *conn, data []byte) error {
 	case "ping":
 		return writeJSON(ctx, c.ws, pongMessage{Type: "pong", ID: msg.ID})
 	case "whoami":
-		return writeJSON(ctx, c.ws, whoamiMessage{Type: "whoami", Me: api.MeFrom(&c.principal)})
+		me := api.MeFrom(&c.principal)
+		if h.limits != nil { // the figure this server enforces
+			me.Limits.RequestsPerMinute = h.limits.TierLimit(c.principal.Tier).Rate
+		}
+		return writeJSON(ctx, c.ws, whoamiMessage{Type: "whoami", Me: me})
 	case "subscribe", "unsubscribe":
 		if msg.Topic != "events" {
 			return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownTopic, Message: "the only topic is \"events\""})
