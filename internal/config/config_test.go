@@ -85,3 +85,26 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRateLimitTierRPM: whatever RATE_LIMIT_TIER_RPM holds, Load either
+// refuses it naming the variable or returns known tiers with positive
+// figures.
+func FuzzRateLimitTierRPM(f *testing.F) {
+	for _, seed := range []string{"free=60", "pro=600, team=3000", "free=", "=5", "gold=1", "free=-1", "free=1,free=2", ",,", "free=9999999999999999999"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		c, err := load(map[string]string{"DATABASE_URL": db, "RATE_LIMIT_TIER_RPM": value})
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "RATE_LIMIT_TIER_RPM") {
+				t.Fatalf("%q: error does not name the variable: %v", value, err)
+			}
+			return
+		}
+		for tier, n := range c.RateLimitTierRPM {
+			if !tier.Valid() || n <= 0 {
+				t.Fatalf("%q: accepted %s=%d", value, tier, n)
+			}
+		}
+	})
+}

@@ -18,6 +18,7 @@ import (
 const (
 	LimiterPrincipal   = "principal"    // requests per API key or user session
 	LimiterAuthFailure = "auth_failure" // failed authentications per client IP
+	LimiterWSPending   = "ws_pending"   // WebSocket connections waiting to authenticate (in all or per IP)
 )
 
 // AuthFailurePolicy names the failed-authentication policy in headers.
@@ -37,7 +38,8 @@ type Config struct {
 	// remembered refusals with it).
 	Size int
 	Log  *slog.Logger
-	// OnReject, if set, is called with the limiter's name on every refusal.
+	// OnReject, if set, is called with the limiter's name on every refusal
+	// (keep it quick: a caller may hold a lock).
 	OnReject func(limiter string)
 	// OnRedisError, if set, is called on every failed Redis round trip.
 	OnRedisError func()
@@ -150,6 +152,10 @@ func bucketName(prefix string, id uuid.UUID) string {
 	n += hex.Encode(buf[n:], id[:])
 	return string(buf[:n])
 }
+
+// Rejected reports a refusal decided outside Limits (the WebSocket
+// pending caps) to OnReject.
+func (l *Limits) Rejected(limiter string) { l.rejected(limiter) }
 
 func (l *Limits) rejected(limiter string) {
 	if l.onReject != nil {

@@ -2,11 +2,16 @@ package ratelimit
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
 // fakeClock is a settable clock for the in-process limiter.
@@ -136,4 +141,21 @@ func BenchmarkLocalAllow(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Refusals reach OnReject with the limiter's name: the hook metrics use.
+func TestLimitsReportRejections(t *testing.T) {
+	t.Parallel()
+	var rejected []string
+	limits := New(Config{TierRPM: map[keyhub.Tier]int{keyhub.TierPro: 2}, AuthFailures: PerMinute(1), OnReject: func(name string) { rejected = append(rejected, name) }})
+	p := &keyhub.Principal{UserID: uuid.New(), KeyID: uuid.New(), Tier: keyhub.TierPro, Method: keyhub.AuthAPIKey}
+	for i, want := range []bool{true, true, false} {
+		if d := limits.Principal(context.Background(), p); d.Allowed != want || d.Policy != "pro" || d.Limit.Burst != 2 {
+			t.Fatalf("request %d: %+v", i+1, d)
+		}
+	}
+	limits.Rejected(LimiterWSPending)
+	if !slices.Equal(rejected, []string{LimiterPrincipal, LimiterWSPending}) {
+		t.Fatalf("OnReject got %v", rejected)
+	}
 }

@@ -248,9 +248,11 @@ func (h *Hub) reservePending(client netip.Addr) (track func(*websocket.Conn), re
 		return nil, nil, errShuttingDown
 	}
 	if h.pendingCount >= h.maxPending {
+		h.pendingRejected()
 		return nil, nil, keyhub.Errorf(keyhub.CodeTooManyConnections, "too many connections are waiting to authenticate; send credentials in the headers or retry later")
 	}
 	if h.pendingByIP[block] >= h.pendingPerIP {
+		h.pendingRejected()
 		return nil, nil, keyhub.Errorf(keyhub.CodeTooManyConnections, "too many connections from this address are waiting to authenticate; authenticate the open ones or retry later")
 	}
 	h.pendingCount++
@@ -282,6 +284,14 @@ func (h *Hub) reservePending(client netip.Addr) (track func(*websocket.Conn), re
 		})
 	}
 	return track, release, nil
+}
+
+// pendingRejected counts a refused pending connection (rate-limit
+// rejections by limiter, for metrics).
+func (h *Hub) pendingRejected() {
+	if h.limits != nil {
+		h.limits.Rejected(ratelimit.LimiterWSPending)
+	}
 }
 
 // endedKeyMemory is how long a revoked key is remembered for register's
