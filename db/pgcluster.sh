@@ -5,6 +5,7 @@
 #
 #   db/pgcluster.sh start DIR        init (first time) and start; prints the URL
 #   db/pgcluster.sh stop DIR         stop it (the data stays for the next run)
+#   db/pgcluster.sh status DIR       exit 0 when it is running
 #   db/pgcluster.sh throwaway -- CMD start a cluster in a temp folder, run CMD with
 #                                    KEYHUB_TEST_DATABASE_URL set, then remove it
 set -euo pipefail
@@ -87,6 +88,12 @@ stop() {
   fi
 }
 
+status() {
+  local dir=$1
+  BINDIR=$(find_bindir)
+  [ -f "$dir/data/PG_VERSION" ] && as_owner "$BINDIR/pg_ctl" -D "$dir/data" status >/dev/null 2>&1
+}
+
 THROWAWAY_DIR=""
 throwaway() {
   THROWAWAY_DIR=$(mktemp -d "${TMPDIR:-/tmp}/keyhub-pg.XXXXXX")
@@ -101,6 +108,7 @@ cmd=${1:-}
 case "$cmd" in
   start) start "${2:?usage: $0 start DIR}" ;;
   stop) stop "${2:?usage: $0 stop DIR}" ;;
+  status) status "${2:?usage: $0 status DIR}" ;;
   throwaway) shift; [ "${1:-}" = "--" ] && shift; throwaway "$@" ;;
-  *) echo "usage: $0 start DIR | stop DIR | throwaway -- CMD..." >&2; exit 2 ;;
+  *) echo "usage: $0 start DIR | stop DIR | status DIR | throwaway -- CMD..." >&2; exit 2 ;;
 esac

@@ -14,3 +14,6 @@ WHERE owner_id = @owner_id
        OR (created_at, id) < (sqlc.narg(after_created_at)::timestamptz, sqlc.narg(after_id)::bigint))
 ORDER BY created_at DESC, id DESC
 LIMIT @max_rows;
+
+-- name: GetEvent :one
+SELECT * FROM api_key_events WHERE id = @id;

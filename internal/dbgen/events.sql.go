@@ -13,6 +13,27 @@ import (
 	"github.com/sqlc-dev/pqtype"
 )
 
+const getEvent = `-- name: GetEvent :one
+SELECT id, api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details, created_at FROM api_key_events WHERE id = $1
+`
+
+func (q *Queries) GetEvent(ctx context.Context, db DBTX, id int64) (ApiKeyEvent, error) {
+	row := db.QueryRow(ctx, getEvent, id)
+	var i ApiKeyEvent
+	err := row.Scan(
+		&i.ID,
+		&i.ApiKeyID,
+		&i.OwnerID,
+		&i.ActorUserID,
+		&i.EventType,
+		&i.IpAddress,
+		&i.UserAgent,
+		&i.Details,
+		&i.CreatedAt,
+	)
+	return i, err
+}
+
 const insertEvent = `-- name: InsertEvent :one
 INSERT INTO api_key_events (api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details)
 VALUES ($1, $2, $3, $4, $5, $6, $7)

@@ -53,6 +53,15 @@ type User struct {
 	LastSeenAt     time.Time
 }
 
+type WsConnection struct {
+	ID        uuid.UUID
+	SlotID    uuid.UUID
+	OwnerID   uuid.UUID
+	ProcessID uuid.UUID
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
 type WsTicket struct {
 	ID        uuid.UUID
 	ExpiresAt time.Time

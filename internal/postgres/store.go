@@ -35,17 +35,26 @@ func (s *Store) Observe(o keyhub.ChangeObserver) {
 	s.observers = append(s.observers, o)
 }
 
-func (s *Store) notify(changes []keyhub.KeyChange, events []keyhub.Event) {
+// notify hands this process's own committed key changes to the observers
+// at once, so that the API is read-your-writes: the revoke answered 204 is
+// refused by the next request to this process. The change feed delivers
+// the same change again a moment later (observers are idempotent). Events
+// reach observers through the feed only, so that nobody hears one twice.
+func (s *Store) notify(changes []keyhub.KeyChange, _ []keyhub.Event) {
+	s.each(func(o keyhub.ChangeObserver) {
+		for _, c := range changes {
+			o.KeyChanged(c)
+		}
+	})
+}
+
+// each calls fn for every observer.
+func (s *Store) each(fn func(keyhub.ChangeObserver)) {
 	s.mu.RLock()
 	obs := s.observers
 	s.mu.RUnlock()
 	for _, o := range obs {
-		for _, c := range changes {
-			o.KeyChanged(c)
-		}
-		for _, e := range events {
-			o.EventWritten(e)
-		}
+		fn(o)
 	}
 }
 
