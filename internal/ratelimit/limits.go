@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -52,6 +53,11 @@ type Limits struct {
 	tiers        map[keyhub.Tier]Limit
 	authFailures Limit
 	onReject     func(string)
+	// failuresUntil (unix nanos) is a window after the last failed
+	// authentication this process saw: past it no address can be blocked,
+	// so AuthBlocked, on every request with credentials, skips the lookup.
+	failuresUntil atomic.Int64
+	now           func() time.Time
 }
 
 // Decision is the answer for one request, with what its RateLimit
@@ -72,7 +78,7 @@ func New(cfg Config) *Limits {
 	if size <= 0 {
 		size = 100_000
 	}
-	l := &Limits{tiers: make(map[keyhub.Tier]Limit), authFailures: cfg.AuthFailures, onReject: cfg.OnReject}
+	l := &Limits{tiers: make(map[keyhub.Tier]Limit), authFailures: cfg.AuthFailures, onReject: cfg.OnReject, now: time.Now}
 	for _, tier := range []keyhub.Tier{keyhub.TierFree, keyhub.TierPro, keyhub.TierTeam, keyhub.TierEnterprise} {
 		rpm := tier.Limits().RequestsPerMinute
 		if n, ok := cfg.TierRPM[tier]; ok && n > 0 {
@@ -121,6 +127,11 @@ func (l *Limits) Principal(ctx context.Context, p *keyhub.Principal) Decision {
 // outage fails closed: the failure is refused as if over the limit, since
 // the point of this limit is that guessing can never run unchecked.
 func (l *Limits) AuthFailure(ctx context.Context, ip netip.Addr) Decision {
+	// A bucket drained now refills within one window: until then
+	// AuthBlocked must look.
+	until := l.now().Add(l.authFailures.Window()).UnixNano()
+	for prev := l.failuresUntil.Load(); prev < until && !l.failuresUntil.CompareAndSwap(prev, until); prev = l.failuresUntil.Load() {
+	}
 	res, err := l.limiter.Allow(ctx, ipKey(ip), l.authFailures)
 	if err != nil {
 		// One emission interval: when Redis is back, the client may try again.
@@ -136,6 +147,9 @@ func (l *Limits) AuthFailure(ctx context.Context, ip netip.Addr) Decision {
 // failed-authentication limit as far as this process knows: such a
 // client's credentials are not even looked at, so guessing costs nothing.
 func (l *Limits) AuthBlocked(ip netip.Addr) (Decision, bool) {
+	if l.now().UnixNano() >= l.failuresUntil.Load() {
+		return Decision{}, false // no failure lately: nobody is blocked
+	}
 	wait, blocked := l.limiter.Blocked(ipKey(ip), l.authFailures)
 	if !blocked {
 		return Decision{}, false
@@ -165,7 +179,10 @@ func (l *Limits) rejected(limiter string) {
 
 // ipKey is the failed-authentication bucket of a client address (its
 // clientip.Block).
-func ipKey(ip netip.Addr) string { return "authfail:" + clientip.Block(ip).String() }
+func ipKey(ip netip.Addr) string {
+	var buf [64]byte // "authfail:" and the longest IPv6 prefix fit
+	return string(clientip.Block(ip).AppendTo(append(buf[:0], "authfail:"...)))
+}
 
 // retrySeconds rounds a wait up to whole seconds, as Retry-After and the
 // RateLimit headers count them.

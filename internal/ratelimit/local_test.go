@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -157,5 +158,32 @@ func TestLimitsReportRejections(t *testing.T) {
 	limits.Rejected(LimiterWSPending)
 	if !slices.Equal(rejected, []string{LimiterPrincipal, LimiterWSPending}) {
 		t.Fatalf("OnReject got %v", rejected)
+	}
+}
+
+// BenchmarkAuthBlockedNoFailures is the check every request with
+// credentials makes when no authentication failed lately: no lookup.
+func BenchmarkAuthBlockedNoFailures(b *testing.B) {
+	limits := New(Config{AuthFailures: PerMinute(20)})
+	ip := netip.MustParseAddr("192.0.2.1")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, blocked := limits.AuthBlocked(ip); blocked {
+			b.Fatal("blocked")
+		}
+	}
+}
+
+// BenchmarkAuthBlockedAfterFailures is the same check while failures are
+// recent: a lookup of the address's bucket.
+func BenchmarkAuthBlockedAfterFailures(b *testing.B) {
+	limits := New(Config{AuthFailures: PerMinute(20)})
+	limits.AuthFailure(context.Background(), netip.MustParseAddr("192.0.2.2"))
+	ip := netip.MustParseAddr("192.0.2.1")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, blocked := limits.AuthBlocked(ip); blocked {
+			b.Fatal("blocked")
+		}
 	}
 }
