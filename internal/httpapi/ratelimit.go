@@ -76,11 +76,11 @@ func (s *server) limitPrincipals(next http.Handler) http.Handler {
 		}
 		h := w.Header()
 		if v, ok := policies[d.Policy]; ok {
-			h[ratelimit.HeaderPolicy] = v // never modified downstream: shared safely
+			h[ratelimit.HeaderKeyPolicy] = v // never modified downstream: shared safely
 		} else {
 			h.Set(ratelimit.HeaderPolicy, ratelimit.PolicyHeader(d.Policy, d.Limit))
 		}
-		h[ratelimit.HeaderRateLimit] = []string{d.RateLimitHeader()}
+		h[ratelimit.HeaderKeyRateLimit] = []string{d.RateLimitHeader()}
 		next.ServeHTTP(w, r)
 	})
 }

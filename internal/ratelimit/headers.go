@@ -17,6 +17,14 @@ const (
 	HeaderRetryAfter = "Retry-After"
 )
 
+// The header names as Go's http.Header keys them (Header.Set would
+// canonicalise to these), for handlers that assign the map directly to
+// skip the canonicalisation; on the wire header names are case-insensitive.
+var (
+	HeaderKeyPolicy    = http.CanonicalHeaderKey(HeaderPolicy)
+	HeaderKeyRateLimit = http.CanonicalHeaderKey(HeaderRateLimit)
+)
+
 // PolicyHeader is the RateLimit-Policy value of a policy:
 // `"<name>";q=<burst>;w=<seconds>`.
 func PolicyHeader(name string, l Limit) string {
