@@ -383,6 +383,19 @@ func (p *tcpProxy) cut() {
 
 func (p *tcpProxy) resume() { p.listen(p.addr) }
 
+// cutFeedOf cuts the proxy that env's change feed listens through and
+// waits until the feed knows it is down.
+func (p *tcpProxy) cutFeedOf(t *testing.T, env *apitest.Env) {
+	t.Helper()
+	p.cut()
+	eventually(t, 5*time.Second, func() string {
+		if env.App.Feed.Listening() {
+			return "the feed still listens"
+		}
+		return ""
+	})
+}
+
 // proxied starts a proxy to dbURL's server and returns it with dbURL
 // pointing at it.
 func proxied(t *testing.T, dbURL string) (*tcpProxy, string) {
@@ -407,13 +420,7 @@ func TestStaleBoundWhileTheFeedIsDown(t *testing.T) {
 	sock := connect(t, b, key.Secret)
 
 	// B's feed loses its connection and cannot get it back.
-	proxy.cut()
-	eventually(t, 5*time.Second, func() string {
-		if b.App.Feed.Listening() {
-			return "B's feed still listens"
-		}
-		return ""
-	})
+	proxy.cutFeedOf(t, b)
 	a.Delete(t, "/v1/keys/"+key.ID.String(), jwt).Want(t, http.StatusOK, "")
 	// B heard nothing, but serves its cached verification for at most the
 	// stale bound, and its sockets re-check as often.

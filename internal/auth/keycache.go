@@ -95,7 +95,7 @@ func (c *ApiKeyCache) Verify(ctx context.Context, key string) (*keyhub.Principal
 func (c *ApiKeyCache) VerifyID(ctx context.Context, keyID uuid.UUID) (*keyhub.Principal, error) {
 	keyHashHex, err := c.store.KeyHashByID(ctx, keyID)
 	if keyhub.ErrorCode(err) == keyhub.CodeNotFound {
-		return nil, errUnknownKey
+		return nil, keyhub.ErrUnknownKey
 	}
 	if err != nil {
 		return nil, err
@@ -115,7 +115,7 @@ func (c *ApiKeyCache) verifyHash(ctx context.Context, keyHash [32]byte) (*keyhub
 	}
 	if !ok {
 		if _, unknown := c.unknown.Get(keyHash); unknown {
-			return nil, errUnknownKey
+			return nil, keyhub.ErrUnknownKey
 		}
 		var err error
 		if entry, err = c.load(ctx, keyHash, now); err != nil {
@@ -129,9 +129,6 @@ func (c *ApiKeyCache) verifyHash(ctx context.Context, keyHash [32]byte) (*keyhub
 var (
 	errMalformedKey = keyhub.Errorf(keyhub.CodeInvalidAPIKey, "API key is malformed: expected mk_ followed by 43 base64url characters")
 	errBadChecksum  = keyhub.Errorf(keyhub.CodeInvalidAPIKey, "API key checksum does not match: the key was mistyped or truncated")
-	errUnknownKey   = keyhub.Errorf(keyhub.CodeUnknownAPIKey, "API key is not known")
-	errKeyRevoked   = keyhub.Errorf(keyhub.CodeKeyRevoked, "API key has been revoked")
-	errKeyExpired   = keyhub.Errorf(keyhub.CodeKeyExpired, "API key has expired")
 )
 
 func (c *ApiKeyCache) load(ctx context.Context, keyHash [32]byte, now time.Time) (*cachedKey, error) {
@@ -139,7 +136,7 @@ func (c *ApiKeyCache) load(ctx context.Context, keyHash [32]byte, now time.Time)
 	found, err := c.store.KeyForAuth(ctx, apikey.HexOfHash(keyHash))
 	if keyhub.ErrorCode(err) == keyhub.CodeNotFound {
 		c.keep(gen, func() { c.unknown.Add(keyHash, struct{}{}) }, func() { c.unknown.Remove(keyHash) })
-		return nil, errUnknownKey
+		return nil, keyhub.ErrUnknownKey
 	}
 	if err != nil {
 		return nil, err
@@ -169,10 +166,10 @@ func (c *ApiKeyCache) keep(gen uint64, add, remove func()) {
 // a matter of the clock, not of the cache.
 func (c *ApiKeyCache) admit(entry *cachedKey, now time.Time) (*keyhub.Principal, error) {
 	if entry.revoked {
-		return nil, errKeyRevoked
+		return nil, keyhub.ErrKeyRevoked
 	}
 	if entry.principal.Expired(now) {
-		return nil, errKeyExpired
+		return nil, keyhub.ErrKeyExpired
 	}
 	if c.usage != nil {
 		sec := now.Unix()

@@ -75,6 +75,7 @@ type Event struct {
 	KeyID       uuid.UUID
 	OwnerID     uuid.UUID
 	ActorUserID *uuid.UUID
+	ActorKeyID  *uuid.UUID // the key that acted; nil for a dashboard user or the system
 	Type        EventType
 	IP          netip.Addr // zero when unknown
 	UserAgent   string

@@ -184,7 +184,7 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 			MaxMessageBytes:   limits.WSMaxMessageBytes,
 			SessionSeconds:    int64(limits.WSSession / time.Second),
 		},
-		ExpiresAt: sessionEnd.UTC(),
+		ExpiresAt: api.Timestamp(sessionEnd),
 	}
 	if err := writeJSON(ctx, c.ws, welcome); err != nil {
 		c.ws.CloseNow()

@@ -15,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
+	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/clientip"
 	"github.com/keyhub/keyhub/internal/httpjson"
@@ -422,8 +423,8 @@ func (h *Hub) ListConnections() http.Handler {
 				MachineID:      c.machineID,
 				Hostname:       c.hostname,
 				RemoteAddr:     c.remoteAddr,
-				ConnectedAt:    c.connectedAt.UTC(),
-				LastActivityAt: time.Unix(0, c.lastActivity.Load()).UTC(),
+				ConnectedAt:    api.Timestamp(c.connectedAt),
+				LastActivityAt: api.Timestamp(time.Unix(0, c.lastActivity.Load())),
 			})
 		}
 		h.mu.Unlock()
