@@ -80,7 +80,9 @@ func (s *server) limitPrincipals(next http.Handler) http.Handler {
 		} else {
 			h.Set(ratelimit.HeaderPolicy, ratelimit.PolicyHeader(d.Policy, d.Limit))
 		}
-		h[ratelimit.HeaderKeyRateLimit] = []string{d.RateLimitHeader()}
+		if d.Err == nil { // without Redis's answer, nothing is known to remain
+			h[ratelimit.HeaderKeyRateLimit] = []string{d.RateLimitHeader()}
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -165,7 +165,9 @@ func TestRateLimitRedisDown(t *testing.T) {
 	key := createKey(t, up, up.Token(t, uniqueEmail("outage")))
 	down := up.Another(t, map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0", "RATE_LIMIT_TIER_RPM": "free=1"})
 	for range 3 {
-		down.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "")
+		r := down.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "")
+		wantHeader(t, r, "RateLimit-Policy", `"free";q=1;w=60`)
+		wantHeader(t, r, "RateLimit", "") // what remains is unknown
 	}
 	wantRateLimited(t, down.Get(t, "/v1/me", "mk_nonsense"), `"auth_failures";q=10;w=30`, 3)
 	// Without credentials nothing is limited.
