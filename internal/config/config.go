@@ -186,6 +186,9 @@ func Load(getenv func(string) string) (Config, error) {
 			return Config{}, fmt.Errorf("REDIS_URL must be a redis://, rediss:// or unix:// URL")
 		}
 	}
+	if c.AuthFailureRate > maxRPM || c.AuthFailureBurst > maxRPM {
+		return Config{}, fmt.Errorf("AUTH_FAILURE_RATE_LIMIT and AUTH_FAILURE_BURST must be at most %d", maxRPM)
+	}
 	if c.WSLeaseTTL < time.Second || c.WSLeaseTTL > 10*time.Minute {
 		return Config{}, fmt.Errorf("WS_LEASE_TTL must be between 1s and 10m, got %s", c.WSLeaseTTL)
 	}
@@ -289,17 +292,22 @@ func (p *parser) list(name string) []string {
 	return out
 }
 
-// tierInts reads "free=60,pro=600": a positive integer per named tier.
+// maxRPM bounds a configured requests-per-minute figure: far above any
+// real need, far below where the limiter's arithmetic would degrade.
+const maxRPM = 100_000_000
+
+// tierInts reads "free=60,pro=600": a positive integer (≤ maxRPM) per
+// named tier.
 func (p *parser) tierInts(name string) map[keyhub.Tier]int {
 	out := map[keyhub.Tier]int{}
 	for _, part := range p.list(name) {
 		tier, value, _ := strings.Cut(part, "=")
 		n, err := strconv.Atoi(strings.TrimSpace(value))
-		if t := keyhub.Tier(strings.TrimSpace(tier)); t.Valid() && err == nil && n > 0 {
+		if t := keyhub.Tier(strings.TrimSpace(tier)); t.Valid() && err == nil && n > 0 && n <= maxRPM {
 			out[t] = n
 			continue
 		}
-		p.fail(name, "must be a comma-separated list of tier=number (tiers: free, pro, team, enterprise), got %q", part)
+		p.fail(name, "must be a comma-separated list of tier=number (tiers: free, pro, team, enterprise; 1 to %d), got %q", maxRPM, part)
 		return nil
 	}
 	return out

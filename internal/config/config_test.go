@@ -76,6 +76,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"REDIS_URL":                  {"DATABASE_URL": db, "REDIS_URL": "localhost:6379"},
 		"RATE_LIMIT_TIER_RPM":        {"DATABASE_URL": db, "RATE_LIMIT_TIER_RPM": "free=60,gold=5"},
 		"AUTH_FAILURE_BURST":         {"DATABASE_URL": db, "AUTH_FAILURE_BURST": "0"},
+		"AUTH_FAILURE_RATE_LIMIT":    {"DATABASE_URL": db, "AUTH_FAILURE_RATE_LIMIT": "1000000000"},
 		"WS_PENDING_PER_IP":          {"DATABASE_URL": db, "WS_PENDING_PER_IP": "many"},
 	}
 	for name, vars := range cases {
@@ -102,7 +103,7 @@ func FuzzRateLimitTierRPM(f *testing.F) {
 			return
 		}
 		for tier, n := range c.RateLimitTierRPM {
-			if !tier.Valid() || n <= 0 {
+			if !tier.Valid() || n <= 0 || n > 100_000_000 {
 				t.Fatalf("%q: accepted %s=%d", value, tier, n)
 			}
 		}

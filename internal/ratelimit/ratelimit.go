@@ -24,8 +24,9 @@ func PerMinute(rate int) Limit { return Limit{Rate: rate, Burst: rate, Period: t
 // Valid reports whether l can be enforced.
 func (l Limit) Valid() bool { return l.Rate > 0 && l.Burst > 0 && l.Period > 0 }
 
-// emission is the time one unit takes to come back.
-func (l Limit) emission() time.Duration { return l.Period / time.Duration(l.Rate) }
+// emission is the time one unit takes to come back (at least 1 ns, so an
+// absurd rate cannot divide by zero).
+func (l Limit) emission() time.Duration { return max(l.Period/time.Duration(l.Rate), 1) }
 
 // Window is how long a drained bucket takes to fill again: the w of the
 // RateLimit-Policy header.
