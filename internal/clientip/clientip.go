@@ -1,5 +1,6 @@
 // Package clientip finds the address of the client behind a request, for
-// the audit trail and the WebSocket connection list.
+// the audit trail, the WebSocket connection list and the per-address
+// limits.
 package clientip
 
 import (
