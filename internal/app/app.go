@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -22,6 +24,8 @@ import (
 	"github.com/keyhub/keyhub/internal/devissuer"
 	"github.com/keyhub/keyhub/internal/httpapi"
 	"github.com/keyhub/keyhub/internal/jwtverify"
+	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/metrics"
 	"github.com/keyhub/keyhub/internal/postgres"
 	"github.com/keyhub/keyhub/internal/ratelimit"
 	"github.com/keyhub/keyhub/internal/ws"
@@ -34,6 +38,9 @@ type App struct {
 	Keys    *auth.ApiKeyCache
 	// WebSocket is the registry of open WebSocket connections.
 	WebSocket *ws.Hub
+	// Metrics holds the Prometheus collectors; Metrics.Handler serves them
+	// (on METRICS_ADDR, see cmd/keyhub).
+	Metrics *metrics.Metrics
 	// Feed hears the changes every process commits (LISTEN/NOTIFY).
 	Feed *postgres.ChangeFeed
 
@@ -42,6 +49,8 @@ type App struct {
 	log      *slog.Logger
 	wg       sync.WaitGroup
 	redis    *redis.Client // nil without REDIS_URL
+	// draining is set when shutdown begins: readiness fails from then on.
+	draining *atomic.Bool
 }
 
 // DevKeyDir is where dev mode keeps its signing key.
@@ -51,6 +60,8 @@ func DevKeyDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "de
 // JWKS refresh); Start runs the rest.
 func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (*App, error) {
 	store := postgres.NewStore(pool)
+	m := metrics.New()
+	m.Register(metrics.NewPoolCollector(pool))
 
 	var devJWKS http.Handler
 	var devTokens func(email string, ttl time.Duration) (string, error)
@@ -80,6 +91,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	tokenKeys.Audience = cfg.JWTAudience
 	tokenKeys.Leeway = cfg.JWTLeeway
 	tokenKeys.Logger = log
+	tokenKeys.HTTPClient = &http.Client{Transport: m.InstrumentJWKS(http.DefaultTransport)}
 	tokens, err := jwtverify.New(ctx, tokenKeys)
 	if err != nil {
 		return nil, err
@@ -88,19 +100,20 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		log.Warn("no JWT key source configured (SUPABASE_URL, SUPABASE_JWT_*): dashboard sign-in answers AUTH_NOT_CONFIGURED")
 	}
 
-	keyUsage := auth.NewToucher("api_keys.last_used_at", store.TouchKeys, cfg.LastUsedFlushInterval, log)
-	userSeen := auth.NewToucher("users.last_seen_at", store.TouchUsers, cfg.LastUsedFlushInterval, log)
+	keyUsage := auth.NewToucher("api_keys.last_used_at", countFailures(m, "api_keys", store.TouchKeys), cfg.LastUsedFlushInterval, log)
+	userSeen := auth.NewToucher("users.last_seen_at", countFailures(m, "users", store.TouchUsers), cfg.LastUsedFlushInterval, log)
 	keys := auth.NewApiKeyCache(store, auth.KeyCacheConfig{
 		TTL:          cfg.KeyCacheTTL,
 		Size:         cfg.KeyCacheSize,
 		NegativeTTL:  cfg.NegativeCacheTTL,
 		NegativeSize: cfg.NegativeCacheSize,
+		Metrics:      m,
 		StaleBound:   cfg.StaleBound,
 	}, keyUsage)
-	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, StaleBound: cfg.StaleBound})
+	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, StaleBound: cfg.StaleBound, Metrics: m})
 	store.Observe(authn)
 
-	limits, redisClient, err := newRateLimits(cfg, log)
+	limits, redisClient, err := newRateLimits(cfg, log, m)
 	if err != nil {
 		return nil, err
 	}
@@ -116,15 +129,24 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		MaxPending:     cfg.WSPendingMax,
 		PendingPerIP:   cfg.WSPendingPerIP,
 		RateLimits:     limits,
+		Metrics:        m,
 		StaleBound:     cfg.StaleBound,
 		LeaseTTL:       cfg.WSLeaseTTL,
 	})
 	store.Observe(hub)
 	feed := store.NewChangeFeed(cfg.ListenDatabaseURL, log)
+	feed.OnNotice, feed.OnReconnect = m.ChangeFeedNotice, m.ChangeFeedReconnected
 
+	draining := new(atomic.Bool)
+	ready := func(ctx context.Context) error {
+		if draining.Load() {
+			return errDraining
+		}
+		return store.Ping(ctx)
+	}
 	handler := httpapi.NewServer(httpapi.Deps{
 		Keys:           store,
-		Ready:          store.Ping,
+		Ready:          ready,
 		Auth:           authn,
 		Log:            log,
 		TrustedProxies: cfg.TrustedProxies,
@@ -132,6 +154,8 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		DevTokens:      devTokens,
 		AllowedOrigins: cfg.AllowedOrigins,
 		CORSMaxAge:     cfg.CORSMaxAge,
+		RequestTimeout: cfg.RequestTimeout,
+		Metrics:        m,
 		Dashboard: dashboard.Handler(dashboard.Config{
 			DevSignIn:       cfg.Dev,
 			SupabaseURL:     cfg.SupabaseURL,
@@ -142,19 +166,21 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 
 		RateLimits: limits,
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log, redis: redisClient}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log, draining: draining, Metrics: m, redis: redisClient}, nil
 }
 
 // newRateLimits builds the rate-limit policy: in Redis when REDIS_URL is
 // set (global across processes), else in this process. The Redis client
 // connects lazily: a Redis that is down at start is an outage like any
 // other (failed open or closed per limit), not a reason to refuse to start.
-func newRateLimits(cfg config.Config, log *slog.Logger) (*ratelimit.Limits, *redis.Client, error) {
+func newRateLimits(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*ratelimit.Limits, *redis.Client, error) {
 	rlCfg := ratelimit.Config{
 		TierRPM:      cfg.RateLimitTierRPM,
 		AuthFailures: ratelimit.Limit{Rate: cfg.AuthFailureRate, Burst: cfg.AuthFailureBurst, Period: time.Minute},
 		Size:         cfg.RateLimitMemoryKeys,
 		Log:          log,
+		OnReject:     m.RateLimitRejected,
+		OnRedisError: func() { m.RedisError("ratelimit") },
 	}
 	if cfg.RedisURL == "" {
 		return ratelimit.New(rlCfg), nil, nil
@@ -170,6 +196,24 @@ func newRateLimits(cfg config.Config, log *slog.Logger) (*ratelimit.Limits, *red
 	rlCfg.Redis = redis.NewClient(opts)
 	return ratelimit.New(rlCfg), rlCfg.Redis, nil
 }
+
+// countFailures counts the failed batches of a last-used writer.
+func countFailures(m *metrics.Metrics, table string, write func(context.Context, []uuid.UUID, []time.Time) error) func(context.Context, []uuid.UUID, []time.Time) error {
+	return func(ctx context.Context, ids []uuid.UUID, at []time.Time) error {
+		err := write(ctx, ids, at)
+		if err != nil {
+			m.LastUsedFlushFailed(table)
+		}
+		return err
+	}
+}
+
+var errDraining = keyhub.Errorf(keyhub.CodeNotReady, "the server is shutting down")
+
+// Drain makes /readyz answer 503 from now on, while everything else is
+// still served: the first step of a graceful shutdown, so that load
+// balancers stop sending requests before the listener closes.
+func (a *App) Drain() { a.draining.Store(true) }
 
 // Start runs the background work (the change feed, batched last-used
 // writes, WebSocket housekeeping) until ctx ends.

@@ -78,6 +78,10 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"AUTH_FAILURE_BURST":         {"DATABASE_URL": db, "AUTH_FAILURE_BURST": "0"},
 		"AUTH_FAILURE_RATE_LIMIT":    {"DATABASE_URL": db, "AUTH_FAILURE_RATE_LIMIT": "1000000000"},
 		"WS_PENDING_PER_IP":          {"DATABASE_URL": db, "WS_PENDING_PER_IP": "many"},
+		"DATABASE_WAIT":              {"DATABASE_URL": db, "DATABASE_WAIT": "-1s"},
+		"SHUTDOWN_DRAIN_DELAY":       {"DATABASE_URL": db, "SHUTDOWN_DRAIN_DELAY": "soon"},
+		"REQUEST_TIMEOUT":            {"DATABASE_URL": db, "REQUEST_TIMEOUT": "0"},
+		"METRICS_ADDR":               {"DATABASE_URL": db, "METRICS_ADDR": "9090"},
 	}
 	for name, vars := range cases {
 		_, err := load(vars)
@@ -108,4 +112,22 @@ func FuzzRateLimitTierRPM(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Waits and delays may be switched off with 0; their defaults hold otherwise.
+func TestOperationalDurations(t *testing.T) {
+	c, err := load(map[string]string{"DATABASE_URL": db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseWait != 30*time.Second || c.ShutdownDrainDelay != 5*time.Second || c.RequestTimeout != 30*time.Second || c.MetricsAddr != "" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	c, err = load(map[string]string{"DATABASE_URL": db, "DATABASE_WAIT": "0", "SHUTDOWN_DRAIN_DELAY": "0s", "METRICS_ADDR": "localhost:9090"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseWait != 0 || c.ShutdownDrainDelay != 0 || c.MetricsAddr != "localhost:9090" {
+		t.Fatalf("zeroes: %+v", c)
+	}
 }

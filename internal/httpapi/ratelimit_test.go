@@ -54,6 +54,17 @@ func wantHeader(t *testing.T, r apitest.Response, name, want string) {
 	}
 }
 
+// grepLines keeps the lines of text that contain substr.
+func grepLines(text, substr string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, substr) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // wantRateLimit checks the RateLimit header: exactly what remains, and
 // the reset time within the few seconds a slow test run may have taken
 // since the bucket was last spent (the refill runs on the clock).
@@ -108,6 +119,10 @@ func TestRateLimitPerKey(t *testing.T) {
 		wantRateLimit(t, r, "free", 0, 60)
 		// Every route of the key is limited, not only /v1/me.
 		wantRateLimited(t, env.Get(t, "/v1/keys", key.Secret), `"free";q=5;w=60`, 12)
+		// Both refusals are counted for Prometheus.
+		if scrape := scrapeMetrics(t, env); !strings.Contains(scrape, `keyhub_ratelimit_rejections_total{limiter="principal"} 2`) {
+			t.Fatalf("rejections not counted:\n%s", grepLines(scrape, "keyhub_ratelimit"))
+		}
 		// The session's bucket is its own (one request spent creating the key).
 		wantRateLimit(t, env.Get(t, "/v1/me", jwt).Want(t, http.StatusOK, ""), "free", 3, 24)
 		// Anonymous public routes carry no rate-limit headers.
@@ -159,6 +174,9 @@ func TestRateLimitFailedAuthPerClientIP(t *testing.T) {
 		from(guesser, "not.a.jwt").Want(t, http.StatusUnauthorized, "INVALID_TOKEN")
 		r := from(guesser, unknown.Secret)
 		wantRateLimited(t, r, `"auth_failures";q=4;w=12`, 3)
+		if scrape := scrapeMetrics(t, env); !strings.Contains(scrape, `keyhub_ratelimit_rejections_total{limiter="auth_failure"} 1`) {
+			t.Fatalf("rejection not counted:\n%s", grepLines(scrape, "keyhub_ratelimit"))
+		}
 		// Now even a good key from that address waits.
 		wantRateLimited(t, from(guesser, good.Secret), `"auth_failures";q=4;w=12`, 3)
 
@@ -183,6 +201,9 @@ func TestRateLimitRedisDown(t *testing.T) {
 		wantHeader(t, r, "RateLimit", "") // what remains is unknown
 	}
 	wantRateLimited(t, down.Get(t, "/v1/me", "mk_nonsense"), `"auth_failures";q=10;w=30`, 3)
+	if scrape := scrapeMetrics(t, down); !strings.Contains(scrape, `keyhub_redis_errors_total{operation="ratelimit"} 4`) {
+		t.Fatalf("Redis errors not counted (3 fail-open checks, 1 fail-closed):\n%s", grepLines(scrape, "keyhub_redis"))
+	}
 	// Without credentials nothing is limited.
 	down.Get(t, "/v1/me", "").Want(t, http.StatusUnauthorized, "MISSING_CREDENTIALS")
 }

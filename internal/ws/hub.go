@@ -21,6 +21,7 @@ import (
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/clientip"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/metrics"
 	"github.com/keyhub/keyhub/internal/ratelimit"
 )
 
@@ -70,6 +71,9 @@ type Config struct {
 	// RateLimits counts failed ticket and first-message authentications
 	// per client address, like the REST API's; nil disables that.
 	RateLimits *ratelimit.Limits
+	// Metrics counts connections, closes, messages and the ticket and
+	// first-message authentications; may be nil.
+	Metrics *metrics.Metrics
 	// StaleBound is how often open connections re-check their credentials
 	// in the database while the change feed is down (default 5s).
 	StaleBound time.Duration
@@ -90,6 +94,7 @@ type Hub struct {
 	allowedOrigins []string
 	trustedProxies []netip.Prefix
 	limits         *ratelimit.Limits
+	metrics        *metrics.Metrics
 	staleBound     time.Duration
 	leaseTTL       time.Duration
 	// processID names this process's leases in ws_connections.
@@ -169,6 +174,7 @@ func New(cfg Config) *Hub {
 		allowedOrigins: cfg.AllowedOrigins,
 		trustedProxies: cfg.TrustedProxies,
 		limits:         cfg.RateLimits,
+		metrics:        cfg.Metrics,
 		staleBound:     cfg.StaleBound,
 		leaseTTL:       cfg.LeaseTTL,
 		processID:      uuid.New(),
