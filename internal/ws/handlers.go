@@ -82,6 +82,13 @@ func (h *Hub) Upgrade() http.Handler {
 			httpjson.Error(w, r, err)
 			return
 		}
+		if fromHeaders == nil { // header credentials were counted by the REST middleware
+			if d, refused := h.spendRequest(r.Context(), p); refused {
+				ratelimit.SetRefusalHeaders(w.Header(), d)
+				httpjson.Error(w, r, ratelimit.RefusalError(d, whyPrincipalLimit))
+				return
+			}
+		}
 		id, release, err := h.reserve(r.Context(), p)
 		if err != nil {
 			httpjson.Error(w, r, err)
@@ -104,6 +111,22 @@ func (h *Hub) countAuthFailure(ctx context.Context, client netip.Addr, err error
 		return ratelimit.Decision{}, false
 	}
 	d := h.limits.AuthFailure(ctx, client)
+	return d, !d.Allowed
+}
+
+// whyPrincipalLimit says why a connection over its key's or user's
+// request limit is refused.
+const whyPrincipalLimit = "too many requests for this API key or user"
+
+// spendRequest spends one request of p's bucket for a connection whose
+// credential did not pass the REST middleware (a ticket, a first message),
+// so opening connections counts like any other request; it reports
+// whether the bucket refused. A Redis outage fails open, as for REST.
+func (h *Hub) spendRequest(ctx context.Context, p *keyhub.Principal) (ratelimit.Decision, bool) {
+	if h.limits == nil {
+		return ratelimit.Decision{}, false
+	}
+	d := h.limits.Principal(ctx, p)
 	return d, !d.Allowed
 }
 
@@ -299,6 +322,11 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client n
 		h.metrics.AuthOutcome("first_message", errBadAuthOutcome)
 	} else {
 		h.metrics.AuthOutcome("first_message", err)
+	}
+	if err == nil {
+		if d, refused := h.spendRequest(r.Context(), p); refused {
+			err = ratelimit.RefusalError(d, whyPrincipalLimit)
+		}
 	}
 	if err != nil {
 		if _, refused := h.countAuthFailure(r.Context(), client, err); refused {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyhub/keyhub/internal/apitest"
 	"github.com/keyhub/keyhub/internal/redistest"
+	"github.com/keyhub/keyhub/internal/ws"
 )
 
 // Fifty simultaneous upgrades with a free key (one connection allowed):
@@ -270,5 +271,37 @@ func TestFailedFirstMessageAuthSharedAcrossProcesses(t *testing.T) {
 	}
 	if _, status, _ := dial(t, b, "/v1/ws", http.Header{"X-Forwarded-For": {ip}}); status != http.StatusTooManyRequests {
 		t.Fatalf("after its refusal the other process refuses at once: %d", status)
+	}
+}
+
+// A connection authenticated by first message or ticket spends a request
+// of its key's bucket like a REST request (headers are counted by the REST
+// middleware): past it, the first message is closed with RATE_LIMITED and
+// a ticket's upgrade is 429.
+func TestConnectionsSpendTheKeysRequests(t *testing.T) {
+	t.Parallel()
+	env, _, key := setup(t, map[string]string{"RATE_LIMIT_TIER_RPM": "free=3"})
+	var ticket ws.TicketResponse
+	// The 1st request of the key.
+	env.Do(t, apitest.Request{Method: http.MethodPost, Path: "/v1/ws/tickets", Headers: map[string]string{"X-API-Key": key.Secret}}).Want(t, http.StatusCreated, "").JSON(t, &ticket)
+	// The 2nd: a connection by first message holds the free tier's one slot.
+	first := mustDial(t, env, "/v1/ws", nil)
+	send(t, first, map[string]string{"type": "auth", "api_key": key.Secret})
+	readWelcome(t, first)
+	// The 3rd: within the limit, refused by the connection cap.
+	second := mustDial(t, env, "/v1/ws", nil)
+	send(t, second, map[string]string{"type": "auth", "api_key": key.Secret})
+	if reason := closeReasonOf(t, second); reason != "TOO_MANY_CONNECTIONS" {
+		t.Fatalf("within the request limit: closed %q", reason)
+	}
+	// The 4th: over the request limit.
+	third := mustDial(t, env, "/v1/ws", nil)
+	send(t, third, map[string]string{"type": "auth", "api_key": key.Secret})
+	if reason := closeReasonOf(t, third); reason != "RATE_LIMITED" {
+		t.Fatalf("over the request limit: closed %q, want RATE_LIMITED", reason)
+	}
+	_, status, body := dial(t, env, "/v1/ws?ticket="+ticket.Ticket, nil)
+	if status != http.StatusTooManyRequests || errorCode(t, body) != "RATE_LIMITED" {
+		t.Fatalf("ticket over the request limit: %d %s", status, body)
 	}
 }
