@@ -11,8 +11,8 @@ import (
 )
 
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) != 1 {
-		return fmt.Errorf("usage: keyhub migrate up|down|status")
+	if len(args) != 1 || (args[0] != "up" && args[0] != "down" && args[0] != "status") {
+		return usageError("usage: keyhub migrate up|down|status")
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -23,6 +23,11 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer pool.Close()
+	// A migration job often starts with its database (compose, a deploy
+	// pipeline): it waits like serve does.
+	if err := postgres.WaitReady(ctx, pool, cfg.DatabaseWait, newLogger(cfg, stdout)); err != nil {
+		return err
+	}
 	p, err := postgres.Migrator(pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return err

@@ -1,6 +1,6 @@
 -- name: InsertEvent :one
-INSERT INTO api_key_events (api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details)
-VALUES (@api_key_id, @owner_id, @actor_user_id, @event_type, @ip_address, @user_agent, @details)
+INSERT INTO api_key_events (api_key_id, owner_id, actor_user_id, actor_key_id, event_type, ip_address, user_agent, details)
+VALUES (@api_key_id, @owner_id, @actor_user_id, @actor_key_id, @event_type, @ip_address, @user_agent, @details)
 RETURNING *;
 
 -- name: ListEvents :many

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,12 +40,37 @@ type Env struct {
 	// TokenIssuer is the iss of the tokens Token mints.
 	TokenIssuer string
 	Config      config.Config
+
+	vars map[string]string // the configuration New read
+	// Logs is everything the server logged, at every level.
+	Logs *LogBuffer
 }
 
 // New starts a keyhub. env overrides configuration variables.
 func New(t testing.TB, env map[string]string) *Env {
 	t.Helper()
 	pool, dbURL := pgtest.NewDB(t)
+	return newEnv(t, env, pool, dbURL)
+}
+
+// NewBehindProxy starts a keyhub whose database connections go through a
+// pgtest.Proxy, so the test can take the database away and bring it back.
+func NewBehindProxy(t testing.TB, env map[string]string) (*Env, *pgtest.Proxy) {
+	t.Helper()
+	_, directURL := pgtest.NewDB(t)
+	proxy, dbURL := pgtest.NewProxy(t, directURL)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("open database through proxy: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return newEnv(t, env, pool, dbURL), proxy
+}
+
+func newEnv(t testing.TB, env map[string]string, pool *pgxpool.Pool, dbURL string) *Env {
+	t.Helper()
 	issuer, err := devissuer.LoadOrCreate(t.TempDir())
 	if err != nil {
 		t.Fatalf("dev issuer: %v", err)
@@ -64,8 +90,30 @@ func New(t testing.TB, env map[string]string) *Env {
 	cfg := loadConfig(t, vars)
 	srv := httptest.NewUnstartedServer(nil)
 	e := start(t, cfg, pool, srv, nil)
-	e.Issuer, e.TokenIssuer = issuer, Issuer
+	e.Issuer, e.TokenIssuer, e.vars = issuer, Issuer, vars
 	return e
+}
+
+// Another starts a second keyhub process on e's database, trusting the
+// same issuer, as a second replica behind a load balancer would be. env
+// overrides e's configuration variables. Only for Envs made by New.
+func (e *Env) Another(t testing.TB, env map[string]string) *Env {
+	t.Helper()
+	if e.vars == nil {
+		t.Fatal("Another needs an Env made by New")
+	}
+	vars := map[string]string{"KEYHUB_DATA_DIR": t.TempDir()}
+	for k, v := range e.vars {
+		if k != "KEYHUB_DATA_DIR" {
+			vars[k] = v
+		}
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	other := start(t, loadConfig(t, vars), e.Pool, httptest.NewUnstartedServer(nil), nil)
+	other.Issuer, other.TokenIssuer, other.vars = e.Issuer, e.TokenIssuer, vars
+	return other
 }
 
 // NewDev starts a keyhub in dev mode, as `make run` does: it is its own
@@ -111,10 +159,12 @@ func loadConfig(t testing.TB, vars map[string]string) config.Config {
 func start(t testing.TB, cfg config.Config, pool *pgxpool.Pool, srv *httptest.Server, early http.Handler) *Env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	logs := &LogBuffer{}
+	var logTo io.Writer = logs
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		logTo = io.MultiWriter(logs, testWriter{t})
 	}
+	log := slog.New(slog.NewJSONHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var ready atomic.Pointer[http.Handler]
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h := ready.Load(); h != nil {
@@ -147,7 +197,50 @@ func start(t testing.TB, cfg config.Config, pool *pgxpool.Pool, srv *httptest.Se
 		cancel()
 		a.Wait()
 	})
-	return &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Config: cfg}
+	e := &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Config: cfg, Logs: logs}
+	// Changes made before the feed listens are never heard (by design: its
+	// caches start empty), but a test that subscribes to live events must
+	// not race the feed's first connection.
+	e.WaitListening(t)
+	return e
+}
+
+// LogBuffer holds what the server logged (JSON lines), for tests about
+// logging; safe for the server's goroutines.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything logged so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Lines returns the log lines decoded, in order.
+func (b *LogBuffer) Lines(t testing.TB) []map[string]any {
+	t.Helper()
+	raw := b.String()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(raw), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // Replica starts a second keyhub process on e's database, as a second
@@ -171,8 +264,6 @@ func (e *Env) Replica(t testing.TB, mods ...func(*config.Config)) *Env {
 	t.Cleanup(pool.Close)
 	r := start(t, cfg, pool, httptest.NewUnstartedServer(nil), nil)
 	r.Issuer, r.TokenIssuer = e.Issuer, e.TokenIssuer
-	e.WaitListening(t)
-	r.WaitListening(t)
 	return r
 }
 

@@ -10,9 +10,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	keyhubspec "github.com/keyhub/keyhub"
 	"github.com/keyhub/keyhub/internal/auth"
@@ -21,7 +24,10 @@ import (
 	"github.com/keyhub/keyhub/internal/devissuer"
 	"github.com/keyhub/keyhub/internal/httpapi"
 	"github.com/keyhub/keyhub/internal/jwtverify"
+	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/metrics"
 	"github.com/keyhub/keyhub/internal/postgres"
+	"github.com/keyhub/keyhub/internal/ratelimit"
 	"github.com/keyhub/keyhub/internal/ws"
 )
 
@@ -32,11 +38,19 @@ type App struct {
 	Keys    *auth.ApiKeyCache
 	// WebSocket is the registry of open WebSocket connections.
 	WebSocket *ws.Hub
+	// Metrics holds the Prometheus collectors; Metrics.Handler serves them
+	// (on METRICS_ADDR, see cmd/keyhub).
+	Metrics *metrics.Metrics
 	// Feed hears the changes every process commits (LISTEN/NOTIFY).
 	Feed *postgres.ChangeFeed
 
 	touchers []*auth.Toucher
+	cfg      config.Config
+	log      *slog.Logger
 	wg       sync.WaitGroup
+	redis    *redis.Client // nil without REDIS_URL
+	// draining is set when shutdown begins: readiness fails from then on.
+	draining *atomic.Bool
 }
 
 // DevKeyDir is where dev mode keeps its signing key.
@@ -46,9 +60,17 @@ func DevKeyDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "de
 // JWKS refresh); Start runs the rest.
 func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (*App, error) {
 	store := postgres.NewStore(pool)
+	m := metrics.New()
+	m.Register(metrics.NewPoolCollector(pool))
 
 	var devJWKS http.Handler
 	var devTokens func(email string, ttl time.Duration) (string, error)
+	tokenKeys := jwtverify.Config{
+		JWKSURL:        cfg.JWKSURL,
+		ES256PublicKey: cfg.JWTPublicKey,
+		RSAPublicKey:   cfg.JWTRSAPublicKey,
+		HS256Secret:    cfg.JWTSecret,
+	}
 	if cfg.Dev {
 		issuer, err := devissuer.LoadOrCreate(DevKeyDir(cfg))
 		if err != nil {
@@ -56,19 +78,21 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		}
 		devJWKS = issuer.JWKSHandler()
 		devTokens = func(email string, ttl time.Duration) (string, error) { return issuer.Token(cfg.JWTIssuer, email, ttl) }
+		// The issuer's key is handed to the verifier directly: fetching
+		// our own JWKS over HTTP before we listen could only fail (and warn).
+		// The JWKS stays served for other verifiers of dev tokens.
+		tokenKeys = jwtverify.Config{ES256PublicKey: string(issuer.JWKS())}
+		tokenKeys.UnknownKeyHint = "dev mode verifies tokens signed by the key in " + DevKeyDir(cfg) +
+			": mint a new one with `make token` or POST /dev/token"
 		log.Warn("DEV MODE: keyhub is its own JWT issuer; tokens come from `keyhub dev token`. Never use this in production.",
 			"issuer", cfg.JWTIssuer, "jwks", cfg.JWKSURL)
 	}
-	tokens, err := jwtverify.New(ctx, jwtverify.Config{
-		JWKSURL:        cfg.JWKSURL,
-		ES256PublicKey: cfg.JWTPublicKey,
-		RSAPublicKey:   cfg.JWTRSAPublicKey,
-		HS256Secret:    cfg.JWTSecret,
-		Issuer:         cfg.JWTIssuer,
-		Audience:       cfg.JWTAudience,
-		Leeway:         cfg.JWTLeeway,
-		Logger:         log,
-	})
+	tokenKeys.Issuer = cfg.JWTIssuer
+	tokenKeys.Audience = cfg.JWTAudience
+	tokenKeys.Leeway = cfg.JWTLeeway
+	tokenKeys.Logger = log
+	tokenKeys.HTTPClient = &http.Client{Transport: m.InstrumentJWKS(http.DefaultTransport)}
+	tokens, err := jwtverify.New(ctx, tokenKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -76,18 +100,24 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		log.Warn("no JWT key source configured (SUPABASE_URL, SUPABASE_JWT_*): dashboard sign-in answers AUTH_NOT_CONFIGURED")
 	}
 
-	keyUsage := auth.NewToucher("api_keys.last_used_at", store.TouchKeys, cfg.LastUsedFlushInterval, log)
-	userSeen := auth.NewToucher("users.last_seen_at", store.TouchUsers, cfg.LastUsedFlushInterval, log)
+	keyUsage := auth.NewToucher("api_keys.last_used_at", countFailures(m, "api_keys", store.TouchKeys), cfg.LastUsedFlushInterval, log)
+	userSeen := auth.NewToucher("users.last_seen_at", countFailures(m, "users", store.TouchUsers), cfg.LastUsedFlushInterval, log)
 	keys := auth.NewApiKeyCache(store, auth.KeyCacheConfig{
 		TTL:          cfg.KeyCacheTTL,
 		Size:         cfg.KeyCacheSize,
 		NegativeTTL:  cfg.NegativeCacheTTL,
 		NegativeSize: cfg.NegativeCacheSize,
+		Metrics:      m,
 		StaleBound:   cfg.StaleBound,
 	}, keyUsage)
-	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, StaleBound: cfg.StaleBound,
+	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, StaleBound: cfg.StaleBound, Metrics: m,
 		TokenCacheSize: cfg.JWTCacheSize})
 	store.Observe(authn)
+
+	limits, redisClient, err := newRateLimits(cfg, log, m)
+	if err != nil {
+		return nil, err
+	}
 
 	hub := ws.New(ws.Config{
 		Auth:           authn,
@@ -97,15 +127,27 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		AuthTimeout:    cfg.WSAuthTimeout,
 		AllowedOrigins: cfg.AllowedOrigins,
 		TrustedProxies: cfg.TrustedProxies,
+		MaxPending:     cfg.WSPendingMax,
+		PendingPerIP:   cfg.WSPendingPerIP,
+		RateLimits:     limits,
+		Metrics:        m,
 		StaleBound:     cfg.StaleBound,
 		LeaseTTL:       cfg.WSLeaseTTL,
 	})
 	store.Observe(hub)
 	feed := store.NewChangeFeed(cfg.ListenDatabaseURL, log)
+	feed.OnNotice, feed.OnReconnect = m.ChangeFeedNotice, m.ChangeFeedReconnected
 
+	draining := new(atomic.Bool)
+	ready := func(ctx context.Context) error {
+		if draining.Load() {
+			return errDraining
+		}
+		return store.Ping(ctx)
+	}
 	handler := httpapi.NewServer(httpapi.Deps{
 		Keys:           store,
-		Ready:          store.Ping,
+		Ready:          ready,
 		Auth:           authn,
 		Log:            log,
 		TrustedProxies: cfg.TrustedProxies,
@@ -113,6 +155,8 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		DevTokens:      devTokens,
 		AllowedOrigins: cfg.AllowedOrigins,
 		CORSMaxAge:     cfg.CORSMaxAge,
+		RequestTimeout: cfg.RequestTimeout,
+		Metrics:        m,
 		Dashboard: dashboard.Handler(dashboard.Config{
 			DevSignIn:       cfg.Dev,
 			SupabaseURL:     cfg.SupabaseURL,
@@ -120,9 +164,57 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		}),
 		WebSocket: hub,
 		OpenAPI:   keyhubspec.OpenAPI,
+
+		RateLimits: limits,
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log, draining: draining, Metrics: m, redis: redisClient}, nil
 }
+
+// newRateLimits builds the rate-limit policy: in Redis when REDIS_URL is
+// set (global across processes), else in this process. The Redis client
+// connects lazily: a Redis that is down at start is an outage like any
+// other (failed open or closed per limit), not a reason to refuse to start.
+func newRateLimits(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*ratelimit.Limits, *redis.Client, error) {
+	rlCfg := ratelimit.Config{
+		TierRPM:      cfg.RateLimitTierRPM,
+		AuthFailures: ratelimit.Limit{Rate: cfg.AuthFailureRate, Burst: cfg.AuthFailureBurst, Period: time.Minute},
+		Size:         cfg.RateLimitMemoryKeys,
+		Log:          log,
+		OnReject:     m.RateLimitRejected,
+		OnRedisError: func() { m.RedisError("ratelimit") },
+	}
+	if cfg.RedisURL == "" {
+		return ratelimit.New(rlCfg), nil, nil
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	// A limit check must never hold a request long: fail fast, then fail
+	// open or closed.
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, 500*time.Millisecond, 500*time.Millisecond
+	opts.MaxRetries, opts.DialerRetries = -1, 1
+	rlCfg.Redis = redis.NewClient(opts)
+	return ratelimit.New(rlCfg), rlCfg.Redis, nil
+}
+
+// countFailures counts the failed batches of a last-used writer.
+func countFailures(m *metrics.Metrics, table string, write func(context.Context, []uuid.UUID, []time.Time) error) func(context.Context, []uuid.UUID, []time.Time) error {
+	return func(ctx context.Context, ids []uuid.UUID, at []time.Time) error {
+		err := write(ctx, ids, at)
+		if err != nil {
+			m.LastUsedFlushFailed(table)
+		}
+		return err
+	}
+}
+
+var errDraining = keyhub.Errorf(keyhub.CodeNotReady, "the server is shutting down")
+
+// Drain makes /readyz answer 503 from now on, while everything else is
+// still served: the first step of a graceful shutdown, so that load
+// balancers stop sending requests before the listener closes.
+func (a *App) Drain() { a.draining.Store(true) }
 
 // Start runs the background work (the change feed, batched last-used
 // writes, WebSocket housekeeping) until ctx ends.
@@ -131,6 +223,11 @@ func (a *App) Start(ctx context.Context) {
 	go func() {
 		defer a.wg.Done()
 		a.Feed.Run(ctx)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.Store.RunExpirySweeper(ctx, a.cfg.ExpirySweepInterval, a.log)
 	}()
 	for _, t := range a.touchers {
 		a.wg.Add(1)
@@ -144,6 +241,14 @@ func (a *App) Start(ctx context.Context) {
 		defer a.wg.Done()
 		a.WebSocket.Run(ctx)
 	}()
+	if a.redis != nil {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			<-ctx.Done()
+			_ = a.redis.Close() // nothing to flush: limits live in Redis
+		}()
+	}
 }
 
 // Shutdown closes every WebSocket connection with 1001 (going away) and

@@ -25,6 +25,7 @@ import (
 	"github.com/keyhub/keyhub/internal/apikey"
 	"github.com/keyhub/keyhub/internal/jwtverify"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/metrics"
 )
 
 // TokenVerifier checks Supabase access tokens.
@@ -43,6 +44,7 @@ type Authenticator struct {
 	// verified caches the claims of verified tokens; nil when tokens is.
 	verified *tokenCache
 	users    *userCache
+	metrics  *metrics.Metrics
 }
 
 // Config assembles an Authenticator.
@@ -53,6 +55,8 @@ type Config struct {
 	UserTTL   time.Duration // how long a provisioned user is cached (default 1 minute)
 	UserSize  int           // how many users are cached (default 10,000)
 	SeenUsers *Toucher      // receives users' last_seen_at; may be nil
+	// Metrics counts the outcomes of header authentication; may be nil.
+	Metrics *metrics.Metrics
 	// StaleBound is the oldest a cached user may be while the change feed
 	// is down (see KeyCacheConfig.StaleBound).
 	StaleBound time.Duration
@@ -72,7 +76,7 @@ func New(cfg Config) *Authenticator {
 	if cfg.TokenCacheSize <= 0 {
 		cfg.TokenCacheSize = 10_000
 	}
-	a := &Authenticator{keys: cfg.Keys, tokens: cfg.Tokens, users: newUserCache(cfg.Users, cfg.UserSize, cfg.UserTTL, cfg.StaleBound, cfg.SeenUsers)}
+	a := &Authenticator{keys: cfg.Keys, tokens: cfg.Tokens, users: newUserCache(cfg.Users, cfg.UserSize, cfg.UserTTL, cfg.StaleBound, cfg.SeenUsers), metrics: cfg.Metrics}
 	if cfg.Tokens != nil {
 		a.verified = newTokenCache(cfg.Tokens, cfg.TokenCacheSize)
 	}
@@ -125,10 +129,20 @@ var (
 // never silently anonymous.
 func (a *Authenticator) Authenticate(r *http.Request) (*keyhub.Principal, error) {
 	cred, err := extract(r.Header)
-	if err != nil || cred == "" {
+	if err != nil {
+		a.metrics.AuthOutcome("unknown", err)
 		return nil, err
 	}
-	return a.Resolve(r.Context(), cred)
+	if cred == "" {
+		return nil, nil
+	}
+	p, err := a.Resolve(r.Context(), cred)
+	method := keyhub.AuthJWT
+	if apikey.LooksLikeKey(cred) {
+		method = keyhub.AuthAPIKey
+	}
+	a.metrics.AuthOutcome(string(method), err)
+	return p, err
 }
 
 // HasCredentials reports whether the request carries any credential header.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyhub/keyhub/internal/apikey"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/metrics"
 )
 
 // KeyStore is the database side of key verification.
@@ -20,10 +21,11 @@ type KeyStore interface {
 
 // KeyCacheConfig sizes the ApiKeyCache.
 type KeyCacheConfig struct {
-	TTL          time.Duration // how long a verified key is trusted without the database
-	Size         int           // verified keys kept
-	NegativeTTL  time.Duration // how long an unknown hash is answered without the database
-	NegativeSize int           // unknown hashes kept
+	TTL          time.Duration    // how long a verified key is trusted without the database
+	Size         int              // verified keys kept
+	NegativeTTL  time.Duration    // how long an unknown hash is answered without the database
+	NegativeSize int              // unknown hashes kept
+	Metrics      *metrics.Metrics // hits, misses and negative hits; may be nil
 	// StaleBound is the oldest a cached verification may be while the
 	// change feed is down (notices may be missed); 0 means the feed is
 	// trusted without limit (no feed: a single process).
@@ -40,6 +42,7 @@ type ApiKeyCache struct {
 	known   *expirable.LRU[[32]byte, *cachedKey]
 	unknown *expirable.LRU[[32]byte, struct{}]
 	usage   *Toucher
+	metrics *metrics.Metrics
 	now     func() time.Time
 	// generation counts invalidations. A lookup that started before an
 	// invalidation must not keep what it read: it may be the state the
@@ -73,6 +76,7 @@ func NewApiKeyCache(store KeyStore, cfg KeyCacheConfig, usage *Toucher) *ApiKeyC
 		usage:      usage,
 		now:        time.Now,
 		staleBound: cfg.StaleBound,
+		metrics:    cfg.Metrics,
 	}
 }
 
@@ -86,6 +90,7 @@ func (c *ApiKeyCache) Verify(ctx context.Context, key string) (*keyhub.Principal
 	if len(key) == apikey.Length {
 		now := c.now()
 		if entry, ok := c.cached(apikey.Hash(key), now); ok {
+			c.metrics.KeyCacheHit()
 			return c.admit(entry, now)
 		}
 	}
@@ -105,7 +110,7 @@ func (c *ApiKeyCache) Verify(ctx context.Context, key string) (*keyhub.Principal
 func (c *ApiKeyCache) VerifyID(ctx context.Context, keyID uuid.UUID) (*keyhub.Principal, error) {
 	keyHashHex, err := c.store.KeyHashByID(ctx, keyID)
 	if keyhub.ErrorCode(err) == keyhub.CodeNotFound {
-		return nil, errUnknownKey
+		return nil, keyhub.ErrUnknownKey
 	}
 	if err != nil {
 		return nil, err
@@ -120,10 +125,14 @@ func (c *ApiKeyCache) VerifyID(ctx context.Context, keyID uuid.UUID) (*keyhub.Pr
 func (c *ApiKeyCache) verifyHash(ctx context.Context, keyHash [32]byte) (*keyhub.Principal, error) {
 	now := c.now()
 	entry, ok := c.cached(keyHash, now)
-	if !ok {
+	if ok {
+		c.metrics.KeyCacheHit()
+	} else {
 		if _, unknown := c.unknown.Get(keyHash); unknown {
-			return nil, errUnknownKey
+			c.metrics.KeyCacheNegativeHit()
+			return nil, keyhub.ErrUnknownKey
 		}
+		c.metrics.KeyCacheMiss()
 		var err error
 		if entry, err = c.load(ctx, keyHash, now); err != nil {
 			return nil, err
@@ -146,9 +155,6 @@ func (c *ApiKeyCache) cached(keyHash [32]byte, now time.Time) (*cachedKey, bool)
 var (
 	errMalformedKey = keyhub.Errorf(keyhub.CodeInvalidAPIKey, "API key is malformed: expected mk_ followed by 43 base64url characters")
 	errBadChecksum  = keyhub.Errorf(keyhub.CodeInvalidAPIKey, "API key checksum does not match: the key was mistyped or truncated")
-	errUnknownKey   = keyhub.Errorf(keyhub.CodeUnknownAPIKey, "API key is not known")
-	errKeyRevoked   = keyhub.Errorf(keyhub.CodeKeyRevoked, "API key has been revoked")
-	errKeyExpired   = keyhub.Errorf(keyhub.CodeKeyExpired, "API key has expired")
 )
 
 func (c *ApiKeyCache) load(ctx context.Context, keyHash [32]byte, now time.Time) (*cachedKey, error) {
@@ -156,7 +162,7 @@ func (c *ApiKeyCache) load(ctx context.Context, keyHash [32]byte, now time.Time)
 	found, err := c.store.KeyForAuth(ctx, apikey.HexOfHash(keyHash))
 	if keyhub.ErrorCode(err) == keyhub.CodeNotFound {
 		c.keep(gen, func() { c.unknown.Add(keyHash, struct{}{}) }, func() { c.unknown.Remove(keyHash) })
-		return nil, errUnknownKey
+		return nil, keyhub.ErrUnknownKey
 	}
 	if err != nil {
 		return nil, err
@@ -186,10 +192,10 @@ func (c *ApiKeyCache) keep(gen uint64, add, remove func()) {
 // a matter of the clock, not of the cache.
 func (c *ApiKeyCache) admit(entry *cachedKey, now time.Time) (*keyhub.Principal, error) {
 	if entry.revoked {
-		return nil, errKeyRevoked
+		return nil, keyhub.ErrKeyRevoked
 	}
 	if entry.principal.Expired(now) {
-		return nil, errKeyExpired
+		return nil, keyhub.ErrKeyExpired
 	}
 	if c.usage != nil {
 		sec := now.Unix()

@@ -36,6 +36,7 @@ type ApiKeyEvent struct {
 	UserAgent   *string
 	Details     pqtype.NullRawMessage
 	CreatedAt   time.Time
+	ActorKeyID  uuid.NullUUID
 }
 
 type Owner struct {

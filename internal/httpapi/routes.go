@@ -24,7 +24,7 @@ func routes(d Deps) http.Handler {
 	scope := func(sc keyhub.Scopes) func(http.Handler) http.Handler { return auth.RequireScope(sc, fail) }
 
 	r := chi.NewRouter()
-	r.Use(limitRequestTime, logRequests(d.Log), recoverPanics, corsFor(d.AllowedOrigins, d.CORSMaxAge))
+	r.Use(limitRequestTime(d.RequestTimeout), logRequests(d.Log), d.Metrics.Middleware, recoverPanics, corsFor(d.AllowedOrigins, d.CORSMaxAge))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
 	})
@@ -54,7 +54,7 @@ func routes(d Deps) http.Handler {
 	// Everything else runs the extractor chain: invalid credentials are
 	// refused even where a principal is optional.
 	r.Group(func(r chi.Router) {
-		r.Use(d.Auth.Middleware(fail))
+		r.Use(s.refuseBlockedClients, d.Auth.Middleware(s.countAuthFailures(fail)), s.limitPrincipals)
 
 		r.Route("/v1", func(r chi.Router) {
 			r.With(auth.Require(fail)).Get("/me", s.handleMe)
@@ -85,6 +85,9 @@ func routes(d Deps) http.Handler {
 		})
 		if ws := d.WebSocket; ws != nil {
 			r.Method(http.MethodGet, "/ws/daemon", ws.Upgrade())
+			// The seed ws-ticket service: a ticket for X-API-Key, redeemed at /ws.
+			r.With(scope(keyhub.ScopeWSConnect)).Method(http.MethodPost, "/api/ws-ticket", ws.IssueSeedTicket())
+			r.Method(http.MethodGet, "/ws", ws.Upgrade())
 		}
 	})
 	return r

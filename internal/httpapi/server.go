@@ -12,6 +12,8 @@ import (
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/clientip"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/metrics"
+	"github.com/keyhub/keyhub/internal/ratelimit"
 )
 
 // Deps is what the API needs.
@@ -32,24 +34,37 @@ type Deps struct {
 	AllowedOrigins []string
 	// CORSMaxAge is how long browsers may cache a preflight answer.
 	CORSMaxAge time.Duration
+	// RequestTimeout bounds reading and answering one request, until a
+	// WebSocket upgrade (default 30s).
+	RequestTimeout time.Duration
+	// Metrics observes every request (route pattern, method, status); may
+	// be nil.
+	Metrics *metrics.Metrics
 	// Dashboard serves the web dashboard's files under /dashboard/; nil
 	// leaves / and /dashboard/ unrouted.
 	Dashboard http.Handler
 	// WebSocket serves /v1/ws and its companions; nil disables them.
 	WebSocket WebSocketRoutes
 	OpenAPI   []byte
+	// RateLimits limits requests per key, user and failed authentications
+	// per client address; nil disables rate limiting.
+	RateLimits *ratelimit.Limits
 }
 
 // WebSocketRoutes are the WebSocket endpoint's handlers, mounted by routes.go.
 type WebSocketRoutes interface {
-	Upgrade() http.Handler         // GET /v1/ws and the seed's GET /ws/daemon
+	Upgrade() http.Handler         // GET /v1/ws and the seed's GET /ws/daemon and GET /ws
 	IssueTicket() http.Handler     // POST /v1/ws/tickets
+	IssueSeedTicket() http.Handler // the seed's POST /api/ws-ticket
 	ListConnections() http.Handler // GET /v1/ws/connections
 	CloseConnection() http.Handler // DELETE /v1/ws/connections/{id}
 }
 
 // NewServer returns the complete HTTP handler.
 func NewServer(d Deps) http.Handler {
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = 30 * time.Second
+	}
 	return routes(d)
 }
 

@@ -46,6 +46,10 @@ const (
 
 	CodeNotReady        Code = "NOT_READY"
 	CodeUpgradeRequired Code = "UPGRADE_REQUIRED"
+
+	// CodeUnavailable means a dependency (the database) did not answer:
+	// the request may succeed if retried after Retry-After.
+	CodeUnavailable Code = "UNAVAILABLE"
 )
 
 // Error is the one error type that crosses layers. Message is safe to show
@@ -76,6 +80,12 @@ func Internal(err error) *Error {
 	return &Error{Code: CodeInternal, Message: "internal error", Err: err}
 }
 
+// Unavailable wraps a failure to reach a dependency (the database): the
+// client sees 503 UNAVAILABLE and may retry, the logs see err.
+func Unavailable(err error) *Error {
+	return &Error{Code: CodeUnavailable, Message: "the service is temporarily unavailable; retry later", Err: err}
+}
+
 // ErrorCode returns the code of err, or CodeInternal for any error that is
 // not an *Error.
 func ErrorCode(err error) Code {
@@ -95,3 +105,12 @@ func ErrorMessage(err error) string {
 	}
 	return "internal error"
 }
+
+// The answers to a key that stopped working, shared by verification (the
+// cache) and by writes, which re-check the acting key in their transaction.
+// Built once: the rejection path must stay cheap under a flood.
+var (
+	ErrUnknownKey = Errorf(CodeUnknownAPIKey, "API key is not known")
+	ErrKeyRevoked = Errorf(CodeKeyRevoked, "API key has been revoked")
+	ErrKeyExpired = Errorf(CodeKeyExpired, "API key has expired")
+)

@@ -82,6 +82,13 @@ type AuthKey struct {
 // KeyService is the key lifecycle and its audit trail: what the REST API
 // does with keys. Every change writes its audit event in the same
 // transaction as the change.
+//
+// The principal p of CreateKey, RefreshKey and RevokeKey is the acting
+// credential as the caller's cache remembers it. Writes never trust it:
+// they re-read the acting key (or user) inside their own transaction and
+// refuse one that is revoked, expired or gone (KEY_REVOKED, KEY_EXPIRED,
+// UNKNOWN_API_KEY, INVALID_TOKEN), and apply the invariants on keys
+// (README, "Invariants") to what the database holds, not to p.
 type KeyService interface {
 	CreateKey(ctx context.Context, p *Principal, in CreateKeyInput, meta RequestMeta) (NewKey, error)
 	RefreshKey(ctx context.Context, p *Principal, keyID uuid.UUID, in RefreshInput, meta RequestMeta) (Refreshed, error)

@@ -48,6 +48,7 @@ type conn struct {
 	hostname    string
 	remoteAddr  string
 	connectedAt time.Time
+	release     func()       // gives the connection's slot back (idempotent)
 	log         *slog.Logger // the upgrade request's, with its id
 
 	lastActivity atomic.Int64 // unix nanoseconds
@@ -73,6 +74,10 @@ type conn struct {
 	session   *time.Timer // ends the connection at the session's end
 	pinger    *time.Timer
 	endedBy   string // what ended the connection, for the log line
+	// closedWith is the close code sent or received, for the metrics;
+	// abnormal until a close frame is.
+	closedWith websocket.StatusCode
+	closeSent  bool // closedWith is the server's own
 
 	// closing is set by the first of kill (a close handshake, in its own
 	// goroutine) and the reader's end; closed is done when kill's
@@ -136,7 +141,9 @@ func (c *conn) kill(code websocket.StatusCode, reason string) {
 	if !c.closing.CompareAndSwap(false, true) {
 		return
 	}
-	c.setEndedBy(reason)
+	c.mu.Lock()
+	c.endedBy, c.closedWith, c.closeSent = reason, code, true
+	c.mu.Unlock()
 	go func() {
 		defer close(c.closed)
 		c.ws.Close(code, reason)
@@ -150,6 +157,15 @@ func (c *conn) fail(reason string) {
 		c.setEndedBy(reason)
 		c.ws.CloseNow()
 		close(c.closed)
+	}
+}
+
+// closeCode records the peer's close code, unless the server sent its own.
+func (c *conn) closeCode(code websocket.StatusCode) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closeSent {
+		c.closedWith = code
 	}
 }
 
@@ -217,10 +233,10 @@ type clientMessage struct {
 }
 
 // serve runs an authenticated connection until it ends, whichever way,
-// then gives its slot back (release). It runs on a goroutine of its own:
+// then gives its slot back (c.release). It runs on a goroutine of its own:
 // the upgrade's handler returns, and with it net/http's goroutine and the
 // deep stack it grew serving the request.
-func (h *Hub) serve(c *conn, release func()) {
+func (h *Hub) serve(c *conn) {
 	limits := c.currentTier().Limits()
 	c.ws.SetReadLimit(limits.WSMaxMessageBytes)
 	c.mu.Lock()
@@ -230,21 +246,32 @@ func (h *Hub) serve(c *conn, release func()) {
 	c.mu.Unlock()
 	defer c.session.Stop()
 	if err := h.register(c); err != nil {
-		release()
+		c.release()
 		c.ws.Close(closeCodeOf(err), string(keyhub.ErrorCode(err)))
+		h.metrics.WSClosed(int(closeCodeOf(err)))
 		return
 	}
 	defer h.unregister(c)
-	// Deferred after unregister, so it runs before: once a connection is no
-	// longer listed, its slot is free for the next one.
-	defer release()
+	// Deferred after unregister, so it runs first: once a connection is
+	// gone from the list, its slot is free on every process.
+	defer c.release()
+	defer func() {
+		c.mu.Lock()
+		closedWith := c.closedWith
+		c.mu.Unlock()
+		h.metrics.WSClosed(int(closedWith))
+	}()
+	// Ends before the close is counted: a scrape that sees the close sees
+	// the connection gone.
+	h.metrics.WSOpened(c.principal.Tier)
+	defer h.metrics.WSEnded(c.principal.Tier)
 	defer func() {
 		c.mu.Lock()
 		endedBy := c.endedBy
 		c.mu.Unlock()
 		c.log.Info("websocket closed",
 			"connection_id", c.id, "owner_id", c.principal.OwnerID, "auth_method", c.principal.Method,
-			"key_prefix", c.principal.KeyPrefix, "duration", time.Since(c.connectedAt), "ended_by", endedBy)
+			"key_prefix", c.principal.KeyPrefix, "duration_ms", time.Since(c.connectedAt).Milliseconds(), "ended_by", endedBy)
 	}()
 
 	// The connection's own context: the request's ends with the handler.
@@ -260,9 +287,9 @@ func (h *Hub) serve(c *conn, release func()) {
 			MaxMessageBytes:   limits.WSMaxMessageBytes,
 			SessionSeconds:    int64(limits.WSSession / time.Second),
 		},
-		ExpiresAt: sessionEnd.UTC(),
+		ExpiresAt: api.Timestamp(sessionEnd),
 	}
-	if err := writeJSON(ctx, c.ws, welcome); err != nil {
+	if err := h.send(ctx, c.ws, welcome); err != nil {
 		c.fail("write failed")
 		return
 	}
@@ -276,7 +303,10 @@ func (h *Hub) serve(c *conn, release func()) {
 		c.mu.Unlock()
 	}()
 
-	h.readLoop(ctx, c)
+	readErr := h.readLoop(ctx, c)
+	if code := websocket.CloseStatus(readErr); code != -1 {
+		c.closeCode(code) // the peer's, unless the server closed first
+	}
 	// Whatever ended the reader, a close handshake kill started finishes
 	// before the connection is dropped.
 	if !c.closing.CompareAndSwap(false, true) {
@@ -304,13 +334,13 @@ func (h *Hub) ping(ctx context.Context, c *conn) {
 }
 
 // writeEvents sends the events of a subscribed connection until it ends.
-func (c *conn) writeEvents(ctx context.Context) {
+func (h *Hub) writeEvents(ctx context.Context, c *conn) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case e := <-c.events:
-			if err := writeJSON(ctx, c.ws, eventMessage{Type: "event", Event: api.EventFrom(*e)}); err != nil {
+			if err := h.send(ctx, c.ws, eventMessage{Type: "event", Event: api.EventFrom(*e)}); err != nil {
 				c.fail("write failed")
 				return
 			}
@@ -352,6 +382,7 @@ func (h *Hub) readLoop(ctx context.Context, c *conn) error {
 		if err != nil {
 			return err
 		}
+		h.metrics.WSMessageIn()
 		c.touch()
 		now := time.Now()
 		if res := limiter.ReserveN(now, 1); !res.OK() || res.DelayFrom(now) > 0 {
@@ -361,7 +392,7 @@ func (h *Hub) readLoop(ctx context.Context, c *conn) error {
 				c.kill(websocket.StatusPolicyViolation, "rate limit exceeded")
 				continue // keep reading so that the close handshake completes
 			}
-			if err := writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeRateLimited, Message: "too many messages", RetryAfterMs: max(delay.Milliseconds(), 1)}); err != nil {
+			if err := h.send(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeRateLimited, Message: "too many messages", RetryAfterMs: max(delay.Milliseconds(), 1)}); err != nil {
 				return err
 			}
 			continue
@@ -377,30 +408,34 @@ func (h *Hub) readLoop(ctx context.Context, c *conn) error {
 func (h *Hub) answer(ctx context.Context, c *conn, data []byte) error {
 	var msg clientMessage
 	if err := json.Unmarshal(data, &msg); err != nil {
-		return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInvalidJSON, Message: "messages must be JSON objects with a \"type\""})
+		return h.send(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInvalidJSON, Message: "messages must be JSON objects with a \"type\""})
 	}
 	switch msg.Type {
 	case "ping":
-		return writeJSON(ctx, c.ws, pongMessage{Type: "pong", ID: msg.ID})
+		return h.send(ctx, c.ws, pongMessage{Type: "pong", ID: msg.ID})
 	case "whoami":
 		p := c.currentPrincipal()
-		return writeJSON(ctx, c.ws, whoamiMessage{Type: "whoami", Me: api.MeFrom(&p)})
+		me := api.MeFrom(&p)
+		if h.limits != nil { // the figure this server enforces
+			me.Limits.RequestsPerMinute = h.limits.TierLimit(p.Tier).Rate
+		}
+		return h.send(ctx, c.ws, whoamiMessage{Type: "whoami", Me: me})
 	case "subscribe", "unsubscribe":
 		if msg.Topic != "events" {
-			return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownTopic, Message: "the only topic is \"events\""})
+			return h.send(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownTopic, Message: "the only topic is \"events\""})
 		}
 		// The audit trail is what events:read guards over REST.
 		if !c.principal.Scopes.Has(keyhub.ScopeEventsRead) {
-			return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInsufficientScope, Message: "subscribing to events needs the events:read scope"})
+			return h.send(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInsufficientScope, Message: "subscribing to events needs the events:read scope"})
 		}
 		if msg.Type == "subscribe" && c.events == nil {
 			c.events = make(chan *keyhub.Event, eventBacklog)
-			go c.writeEvents(ctx)
+			go h.writeEvents(ctx, c)
 		}
 		c.subscribed.Store(msg.Type == "subscribe")
-		return writeJSON(ctx, c.ws, topicMessage{Type: msg.Type + "d", Topic: msg.Topic})
+		return h.send(ctx, c.ws, topicMessage{Type: msg.Type + "d", Topic: msg.Topic})
 	default:
-		return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownType, Message: "unknown message type"})
+		return h.send(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownType, Message: "unknown message type"})
 	}
 }
 
@@ -409,6 +444,12 @@ func writeJSON(ctx context.Context, ws *websocket.Conn, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	return wsjson.Write(ctx, ws, v)
+}
+
+// send is writeJSON on an authenticated connection, counted.
+func (h *Hub) send(ctx context.Context, ws *websocket.Conn, v any) error {
+	h.metrics.WSMessageOut()
+	return writeJSON(ctx, ws, v)
 }
 
 // closeCodeOf is the close code for an error after the upgrade.
@@ -420,6 +461,8 @@ func closeCodeOf(err error) websocket.StatusCode {
 			return websocket.StatusGoingAway
 		case keyhub.CodeKeyRevoked:
 			return StatusKeyRevoked
+		case keyhub.CodeUnavailable:
+			return websocket.StatusTryAgainLater
 		}
 	}
 	return websocket.StatusPolicyViolation

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/keyhub/keyhub/internal/clientip"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
@@ -15,10 +15,13 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
+	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/clientip"
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/origin"
+	"github.com/keyhub/keyhub/internal/ratelimit"
 )
 
 // preAuthReadLimit is the largest message read before authentication:
@@ -46,22 +49,45 @@ func (h *Hub) Upgrade() http.Handler {
 			return
 		}
 		var p *keyhub.Principal
-		if fromHeaders := auth.FromContext(r.Context()); fromHeaders != nil {
+		fromHeaders := auth.FromContext(r.Context())
+		client := clientip.Of(r, h.trustedProxies)
+		if fromHeaders == nil && h.limits != nil {
+			// A ticket or a first message is still to be checked: an address
+			// over its failed-authentication limit gets no further.
+			if d, blocked := h.limits.AuthBlocked(client); blocked {
+				refuseRateLimited(w, r, d)
+				return
+			}
+		}
+		if fromHeaders != nil {
 			copied := *fromHeaders // the cache's copy is shared: never modify it
 			p = &copied
 		} else if ticket := r.URL.Query().Get("ticket"); ticket != "" {
 			var err error
-			if p, err = h.redeemTicket(r.Context(), ticket); err != nil {
+			p, err = h.redeemTicket(r.Context(), ticket)
+			h.metrics.AuthOutcome("ticket", err)
+			if err != nil {
+				if d, refused := h.countAuthFailure(r.Context(), client, err); refused {
+					refuseRateLimited(w, r, d)
+					return
+				}
 				httpjson.Error(w, r, err)
 				return
 			}
 		} else {
-			h.serveFirstMessage(w, r)
+			h.serveFirstMessage(w, r, client)
 			return
 		}
 		if err := checkPrincipal(p); err != nil {
 			httpjson.Error(w, r, err)
 			return
+		}
+		if fromHeaders == nil { // header credentials were counted by the REST middleware
+			if d, refused := h.spendRequest(r.Context(), p); refused {
+				ratelimit.SetRefusalHeaders(w.Header(), d)
+				httpjson.Error(w, r, ratelimit.RefusalError(d, whyPrincipalLimit))
+				return
+			}
 		}
 		id, release, err := h.reserve(r.Context(), p)
 		if err != nil {
@@ -73,8 +99,42 @@ func (h *Hub) Upgrade() http.Handler {
 			release()
 			return // Accept has answered the request
 		}
-		go h.serve(h.newConn(id, ws, r, p, "", ""), release)
+		go h.serve(h.newConn(id, release, ws, r, p, "", ""))
 	})
+}
+
+// countAuthFailure spends one unit of client's failed-authentication
+// bucket when err is a failed authentication, and reports whether the
+// bucket refused it.
+func (h *Hub) countAuthFailure(ctx context.Context, client netip.Addr, err error) (ratelimit.Decision, bool) {
+	if h.limits == nil || !ratelimit.IsAuthFailure(err) {
+		return ratelimit.Decision{}, false
+	}
+	d := h.limits.AuthFailure(ctx, client)
+	return d, !d.Allowed
+}
+
+// whyPrincipalLimit says why a connection over its key's or user's
+// request limit is refused.
+const whyPrincipalLimit = "too many requests for this API key or user"
+
+// spendRequest spends one request of p's bucket for a connection whose
+// credential did not pass the REST middleware (a ticket, a first message),
+// so opening connections counts like any other request; it reports
+// whether the bucket refused. A Redis outage fails open, as for REST.
+func (h *Hub) spendRequest(ctx context.Context, p *keyhub.Principal) (ratelimit.Decision, bool) {
+	if h.limits == nil {
+		return ratelimit.Decision{}, false
+	}
+	d := h.limits.Principal(ctx, p)
+	return d, !d.Allowed
+}
+
+// refuseRateLimited answers an upgrade with 429 RATE_LIMITED and the
+// headers of the failed-authentication limit.
+func refuseRateLimited(w http.ResponseWriter, r *http.Request, d ratelimit.Decision) {
+	ratelimit.SetRefusalHeaders(w.Header(), d)
+	httpjson.Error(w, r, ratelimit.RefusalError(d, ratelimit.AuthFailureMessage))
 }
 
 // checkPrincipal refuses principals that may not open a connection.
@@ -95,9 +155,10 @@ func (h *Hub) acceptOptions() *websocket.AcceptOptions {
 	return &websocket.AcceptOptions{OriginPatterns: h.allowedOrigins}
 }
 
-func (h *Hub) newConn(id uuid.UUID, ws *websocket.Conn, r *http.Request, p *keyhub.Principal, machineID, hostname string) *conn {
+func (h *Hub) newConn(id uuid.UUID, release func(), ws *websocket.Conn, r *http.Request, p *keyhub.Principal, machineID, hostname string) *conn {
 	c := &conn{
 		id:          id,
+		release:     release,
 		ws:          ws,
 		principal:   *p,
 		machineID:   machineID,
@@ -107,6 +168,7 @@ func (h *Hub) newConn(id uuid.UUID, ws *websocket.Conn, r *http.Request, p *keyh
 		log:         httpjson.Logger(r.Context()),
 		closed:      make(chan struct{}),
 		endedBy:     "peer",
+		closedWith:  websocket.StatusAbnormalClosure,
 	}
 	c.tier.Store(p.Tier)
 	c.touch()
@@ -171,21 +233,65 @@ func (h *Hub) redeemTicket(ctx context.Context, raw string) (*keyhub.Principal, 
 }
 
 // authMessage is the first message of a connection without credentials:
-// {"type":"auth","api_key"|"token":...} or the seed daemon's
-// {"type":"authenticate","apiKey":...,"machineId":...,"hostname":...}.
+// {"type":"auth","api_key"|"token":...}, the seed daemon's
+// {"type":"authenticate","apiKey":...,"machineId":...,"hostname":...}, or
+// the seed tiered service's {"api_key":...,"client_info":{...}} (no type).
 type authMessage struct {
-	Type      string `json:"type"`
-	APIKey    string `json:"api_key"`
-	Token     string `json:"token"`
-	DaemonKey string `json:"apiKey"`
-	MachineID string `json:"machineId"`
+	Type       string          `json:"type"`
+	APIKey     string          `json:"api_key"`
+	Token      string          `json:"token"`
+	DaemonKey  string          `json:"apiKey"`
+	MachineID  string          `json:"machineId"`
+	Hostname   string          `json:"hostname"`
+	ClientInfo *seedClientInfo `json:"client_info"`
+}
+
+// seedClientInfo is what a seed tiered client says about itself.
+type seedClientInfo struct {
+	MachineID string `json:"machine_id"`
 	Hostname  string `json:"hostname"`
+}
+
+// seedTiered reports whether the message is the seed tiered service's,
+// whose clients expect its result message before the protocol goes on.
+func (m authMessage) seedTiered() bool { return m.Type == "" && m.APIKey != "" }
+
+// identity is the machine id and hostname the client sent, either way.
+func (m authMessage) identity() (machineID, hostname string) {
+	if m.ClientInfo != nil {
+		return truncate(m.ClientInfo.MachineID), truncate(m.ClientInfo.Hostname)
+	}
+	return truncate(m.MachineID), truncate(m.Hostname)
+}
+
+// seedResult is the seed tiered service's answer to its auth message.
+type seedResult struct {
+	Success            bool        `json:"success"`
+	ConnectionID       *uuid.UUID  `json:"connection_id,omitempty"`
+	Tier               keyhub.Tier `json:"tier,omitempty"`
+	RateLimit          int         `json:"rate_limit,omitempty"` // messages per minute
+	SessionTimeoutSecs int64       `json:"session_timeout_secs,omitempty"`
+	Error              string      `json:"error,omitempty"`
+}
+
+// refuseFirstMessage closes a connection whose auth message was refused,
+// first telling a seed tiered client in its own shape.
+func refuseFirstMessage(ctx context.Context, ws *websocket.Conn, msg authMessage, err error, code websocket.StatusCode) {
+	if msg.seedTiered() {
+		text := err.Error()
+		var kerr *keyhub.Error
+		if errors.As(err, &kerr) {
+			text = kerr.Message // never the internal cause
+		}
+		_ = writeJSON(ctx, ws, seedResult{Success: false, Error: text})
+	}
+	ws.Close(code, closeReason(err))
 }
 
 // serveFirstMessage accepts a connection without credentials and waits
 // for it to authenticate. Every refusal from here on is a close with 1008.
-func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
-	track, stopWaiting, err := h.reservePending()
+func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client netip.Addr) {
+	track, stopWaiting, err := h.reservePending(client)
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -211,27 +317,63 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
 	})
 	_, data, err := ws.Read(r.Context())
 	if !timer.Stop() || err != nil {
+		h.metrics.AuthOutcome("first_message", errNoAuthMessage)
 		return
 	}
 	p, msg, err := h.authenticateFirstMessage(r.Context(), data)
 	if err == nil {
 		err = checkPrincipal(p)
 	}
+	if errors.Is(err, errBadAuthMessage) {
+		h.metrics.AuthOutcome("first_message", errBadAuthOutcome)
+	} else {
+		h.metrics.AuthOutcome("first_message", err)
+	}
+	if err == nil {
+		if d, refused := h.spendRequest(r.Context(), p); refused {
+			err = ratelimit.RefusalError(d, whyPrincipalLimit)
+		}
+	}
 	if err != nil {
-		ws.Close(websocket.StatusPolicyViolation, closeReason(err))
+		if _, refused := h.countAuthFailure(r.Context(), client, err); refused {
+			err = keyhub.Errorf(keyhub.CodeRateLimited, ratelimit.AuthFailureMessage)
+		}
+		code := websocket.StatusPolicyViolation
+		if keyhub.ErrorCode(err) == keyhub.CodeUnavailable {
+			code = closeCodeOf(err) // the database is away: not the client's fault
+		}
+		refuseFirstMessage(r.Context(), ws, msg, err, code)
+		h.metrics.WSClosed(int(code))
 		return
 	}
 	id, release, err := h.reserve(r.Context(), p)
 	if err != nil {
-		ws.Close(closeCodeOf(err), closeReason(err))
+		refuseFirstMessage(r.Context(), ws, msg, err, closeCodeOf(err))
+		h.metrics.WSClosed(int(closeCodeOf(err)))
 		return
 	}
+	if msg.seedTiered() {
+		limits := p.Tier.Limits()
+		result := seedResult{Success: true, ConnectionID: &id, Tier: p.Tier, RateLimit: limits.WSMessagesPerMinute, SessionTimeoutSecs: int64(limits.WSSession / time.Second)}
+		if err := writeJSON(r.Context(), ws, result); err != nil {
+			release()
+			return
+		}
+	}
 	stopWaiting() // serve registers it instead
+	machineID, hostname := msg.identity()
 	handedOver = true
-	go h.serve(h.newConn(id, ws, r, p, truncate(msg.MachineID), truncate(msg.Hostname)), release)
+	go h.serve(h.newConn(id, release, ws, r, p, machineID, hostname))
 }
 
 var errBadAuthMessage = errors.New("expected an auth message")
+
+// Outcomes of first-message authentication that are not API errors, as
+// the auth metrics label them.
+var (
+	errNoAuthMessage  = keyhub.Errorf("NO_AUTH_MESSAGE", "no auth message in time")
+	errBadAuthOutcome = keyhub.Errorf("BAD_AUTH_MESSAGE", "expected an auth message")
+)
 
 func (h *Hub) authenticateFirstMessage(ctx context.Context, data []byte) (*keyhub.Principal, authMessage, error) {
 	var msg authMessage
@@ -247,6 +389,8 @@ func (h *Hub) authenticateFirstMessage(ctx context.Context, data []byte) (*keyhu
 		p, err = h.auth.ResolveToken(ctx, msg.Token)
 	case msg.Type == "authenticate" && msg.DaemonKey != "":
 		p, err = h.auth.ResolveKey(ctx, msg.DaemonKey)
+	case msg.seedTiered() && msg.Token == "":
+		p, err = h.auth.ResolveKey(ctx, msg.APIKey)
 	default:
 		return nil, msg, errBadAuthMessage
 	}
@@ -283,16 +427,24 @@ type TicketResponse struct {
 // IssueTicket serves POST /v1/ws/tickets: a 30-second, single-use ticket
 // for clients that cannot set headers on the upgrade (browsers).
 func (h *Hub) IssueTicket() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := auth.FromContext(r.Context())
-		t := Ticket{ID: uuid.New(), UserID: p.UserID, OwnerID: p.OwnerID, ExpiresAt: time.Now().Add(TicketTTL)}
-		if p.IsKey() {
-			t.KeyID = p.KeyID // re-read when used: the key's state then counts
-		} else {
-			t.CredentialExpiresAt = p.ExpiresAt
-		}
-		httpjson.Write(w, http.StatusCreated, TicketResponse{Ticket: h.tickets.Sign(t), ExpiresIn: int(TicketTTL / time.Second)})
-	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.issueTicket(w, r, http.StatusCreated) })
+}
+
+// IssueSeedTicket serves the seed ws-ticket service's POST /api/ws-ticket:
+// the same ticket, answered 200 as that service did.
+func (h *Hub) IssueSeedTicket() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.issueTicket(w, r, http.StatusOK) })
+}
+
+func (h *Hub) issueTicket(w http.ResponseWriter, r *http.Request, status int) {
+	p := auth.FromContext(r.Context())
+	t := Ticket{ID: uuid.New(), UserID: p.UserID, OwnerID: p.OwnerID, ExpiresAt: time.Now().Add(TicketTTL)}
+	if p.IsKey() {
+		t.KeyID = p.KeyID // re-read when used: the key's state then counts
+	} else {
+		t.CredentialExpiresAt = p.ExpiresAt
+	}
+	httpjson.Write(w, status, TicketResponse{Ticket: h.tickets.Sign(t), ExpiresIn: int(TicketTTL / time.Second)})
 }
 
 // Connection describes an open connection in GET /v1/ws/connections.
@@ -327,8 +479,8 @@ func (h *Hub) ListConnections() http.Handler {
 				MachineID:      c.machineID,
 				Hostname:       c.hostname,
 				RemoteAddr:     c.remoteAddr,
-				ConnectedAt:    c.connectedAt.UTC(),
-				LastActivityAt: time.Unix(0, c.lastActivity.Load()).UTC(),
+				ConnectedAt:    api.Timestamp(c.connectedAt),
+				LastActivityAt: api.Timestamp(time.Unix(0, c.lastActivity.Load())),
 			})
 		}
 		h.mu.Unlock()
