@@ -13,10 +13,11 @@ import (
 // WebSocket library keeps for the connection's life: 8 KiB of an idle
 // daemon's ~23 KiB. Messages here are small (a welcome, pongs, events of a
 // few hundred bytes), and bufio passes larger reads and writes straight
-// through, so 1 KiB each costs an extra syscall only for the rare bigger
-// message.
+// through, so small buffers cost an extra syscall only for the rare bigger
+// message. Clients send less than the server (pings, whoami), hence the
+// smaller reader.
 const (
-	readBufferSize  = 1 << 10
+	readBufferSize  = 512
 	writeBufferSize = 1 << 10
 )
 

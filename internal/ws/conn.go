@@ -84,6 +84,7 @@ type conn struct {
 	// handshake has returned.
 	closing atomic.Bool
 	closed  chan struct{}
+	ended   chan struct{} // closed when serve returns
 }
 
 // update applies the tier and key expiry the hub stored: a new tier's
@@ -274,9 +275,13 @@ func (h *Hub) serve(c *conn) {
 			"key_prefix", c.principal.KeyPrefix, "duration_ms", time.Since(c.connectedAt).Milliseconds(), "ended_by", endedBy)
 	}()
 
-	// The connection's own context: the request's ends with the handler.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	// Not the request's context, which ends with the handler; and not a
+	// cancellable one either: the library registers a callback on the
+	// context of every blocked Read, and for a cancellable context that is
+	// ≈1 KiB per idle connection. The connection ends by being closed;
+	// ended tells the timers and the event writer.
+	ctx := context.Background()
+	defer close(c.ended)
 	welcome := welcomeMessage{
 		Type:         "welcome",
 		ConnectionID: c.id,
@@ -295,7 +300,7 @@ func (h *Hub) serve(c *conn) {
 	}
 
 	c.mu.Lock()
-	c.pinger = time.AfterFunc(h.pingInterval, func() { h.ping(ctx, c) })
+	c.pinger = time.AfterFunc(h.pingInterval, func() { h.ping(c) })
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -317,19 +322,29 @@ func (h *Hub) serve(c *conn) {
 
 // ping checks that the peer still answers, and re-arms itself; a peer that
 // does not answer within the interval is disconnected.
-func (h *Hub) ping(ctx context.Context, c *conn) {
-	pingCtx, cancel := context.WithTimeout(ctx, h.pingInterval)
+func (h *Hub) ping(c *conn) {
+	pingCtx, cancel := context.WithTimeout(context.Background(), h.pingInterval)
 	defer cancel()
 	if err := c.ws.Ping(pingCtx); err != nil {
-		if ctx.Err() == nil {
+		if !c.hasEnded() {
 			c.kill(websocket.StatusPolicyViolation, "ping timeout")
 		}
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if ctx.Err() == nil {
+	if !c.hasEnded() {
 		c.pinger.Reset(h.pingInterval)
+	}
+}
+
+// hasEnded reports whether serve has finished with the connection.
+func (c *conn) hasEnded() bool {
+	select {
+	case <-c.ended:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -337,7 +352,7 @@ func (h *Hub) ping(ctx context.Context, c *conn) {
 func (h *Hub) writeEvents(ctx context.Context, c *conn) {
 	for {
 		select {
-		case <-ctx.Done():
+		case <-c.ended:
 			return
 		case e := <-c.events:
 			if err := h.send(ctx, c.ws, eventMessage{Type: "event", Event: api.EventFrom(*e)}); err != nil {

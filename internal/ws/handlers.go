@@ -167,6 +167,7 @@ func (h *Hub) newConn(id uuid.UUID, release func(), ws *websocket.Conn, r *http.
 		connectedAt: time.Now(),
 		log:         httpjson.Logger(r.Context()),
 		closed:      make(chan struct{}),
+		ended:       make(chan struct{}),
 		endedBy:     "peer",
 		closedWith:  websocket.StatusAbnormalClosure,
 	}
