@@ -16,6 +16,7 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/pressly/goose/v3 v3.29.0
 	github.com/sqlc-dev/pqtype v0.3.0
+	go.uber.org/goleak v1.3.0
 	golang.org/x/time v0.15.0
 )
 

@@ -10,9 +10,11 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,6 +40,9 @@ type Env struct {
 	// TokenIssuer is the iss of the tokens Token mints.
 	TokenIssuer string
 	Config      config.Config
+
+	early http.Handler // what the listener serves until the app is ready
+	stop  func()       // shuts the app and its listener down, once
 }
 
 // New starts a keyhub. env overrides configuration variables.
@@ -135,7 +140,7 @@ func start(t testing.TB, cfg config.Config, pool *pgxpool.Pool, srv *httptest.Se
 	}
 	ready.Store(&a.Handler)
 	a.Start(ctx)
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		// Close sockets first, so no connection goroutine outlives the test.
 		shutdownCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
 		defer stop()
@@ -146,7 +151,26 @@ func start(t testing.TB, cfg config.Config, pool *pgxpool.Pool, srv *httptest.Se
 		cancel()
 		a.Wait()
 	})
-	return &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Config: cfg}
+	t.Cleanup(stop)
+	return &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Config: cfg, early: early, stop: stop}
+}
+
+// Restart shuts keyhub down as a deploy would (open WebSockets are closed
+// with 1001) and starts a new one on the same address and database: what
+// a client that reconnects sees.
+func (e *Env) Restart(t testing.TB) {
+	t.Helper()
+	e.stop()
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Listener.Close()
+	addr := e.Server.Listener.Addr().String()
+	var err error
+	// The old listener is closed; the port is free at once (SO_REUSEADDR).
+	if srv.Listener, err = net.Listen("tcp", addr); err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	next := start(t, e.Config, e.Pool, srv, e.early)
+	e.Server, e.App, e.stop = next.Server, next.App, next.stop
 }
 
 type testWriter struct{ t testing.TB }

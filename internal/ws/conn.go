@@ -85,12 +85,7 @@ type (
 		Limits       limitsFields `json:"limits"`
 		ExpiresAt    time.Time    `json:"expires_at"`
 	}
-	limitsFields struct {
-		MaxConnections    int   `json:"max_connections"`
-		MessagesPerMinute int   `json:"messages_per_minute"`
-		MaxMessageBytes   int64 `json:"max_message_bytes"`
-		SessionSeconds    int64 `json:"session_seconds"`
-	}
+	limitsFields = api.WSLimits
 	errorMessage struct {
 		Type         string      `json:"type"`
 		Code         keyhub.Code `json:"code"`
