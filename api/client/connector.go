@@ -78,10 +78,13 @@ type ConnectorOptions struct {
 	// random time in [0, min(MaxBackoff, MinBackoff·2ⁿ)) ("full jitter").
 	MinBackoff, MaxBackoff time.Duration
 
+	// The callbacks are called one at a time, from the goroutine that
+	// called Run, so they need no locking among themselves; they should
+	// not block for long (reading waits for them).
+
 	// OnWelcome is called on each new session with the server's welcome.
 	OnWelcome func(api.WSWelcome)
-	// OnMessage is called with every message after the welcome, in order,
-	// from the connector's goroutine: it should not block for long.
+	// OnMessage is called with every message after the welcome, in order.
 	OnMessage func(api.WSMessage)
 	// OnDisconnect is called when a session ends (or a connection attempt
 	// fails) and the connector will try again after retryIn.

@@ -51,19 +51,21 @@ func (m *cli) events(ctx context.Context, args []string) error {
 	if p.Until, err = parseWhen("--until", *until); err != nil {
 		return err
 	}
-	var keyID uuid.UUID
+	var keyID *uuid.UUID
 	if *keyFlag != "" {
-		if keyID, err = uuid.Parse(*keyFlag); err != nil {
+		id, err := uuid.Parse(*keyFlag)
+		if err != nil {
 			return usageErrorf("--key %q is not a key ID", *keyFlag)
 		}
+		keyID = &id
 	}
 	c, err := m.client()
 	if err != nil {
 		return err
 	}
 	list := func(ctx context.Context) (api.EventList, error) {
-		if keyID != uuid.Nil {
-			return c.ListKeyEvents(ctx, keyID, p)
+		if keyID != nil {
+			return c.ListKeyEvents(ctx, *keyID, p)
 		}
 		return c.ListEvents(ctx, p)
 	}
@@ -76,7 +78,7 @@ func (m *cli) events(ctx context.Context, args []string) error {
 		})
 	}
 	return m.followEvents(ctx, c, list, func(e api.Event) bool {
-		return (keyID == uuid.Nil || e.KeyID == keyID) && (len(p.Types) == 0 || slices.Contains(p.Types, e.Type))
+		return (keyID == nil || e.KeyID == *keyID) && (len(p.Types) == 0 || slices.Contains(p.Types, e.Type))
 	})
 }
 

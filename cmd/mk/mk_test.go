@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,6 +36,7 @@ func TestMain(m *testing.M) {
 //	mode PERM FILE              check a file's permission bits (e.g. 0600)
 //	setjson VAR PATH            set $VAR to a field of the last stdout's JSON (PATH: a.b.0.c)
 //	waitconns N                 wait until the user has N open WebSocket connections
+//	waitfor FILE REGEXP         wait until FILE (written by a background command) matches
 func TestScripts(t *testing.T) {
 	env := apitest.New(t, nil)
 	testscript.Run(t, testscript.Params{
@@ -59,6 +61,7 @@ func TestScripts(t *testing.T) {
 			"mode":      cmdMode,
 			"setjson":   cmdSetJSON,
 			"waitconns": cmdWaitConns,
+			"waitfor":   cmdWaitFor,
 		},
 	})
 }
@@ -142,6 +145,25 @@ func cmdWaitConns(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		if time.Now().After(deadline) {
 			ts.Fatalf("%d open connections, want %d", len(list.Data), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitfor FILE REGEXP")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		raw, _ := os.ReadFile(ts.MkAbs(args[0])) // not there yet is fine
+		if re.Match(raw) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s does not match %q:\n%s", args[0], args[1], raw)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
