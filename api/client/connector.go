@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -416,6 +417,13 @@ func (k *Connector) dial(ctx context.Context) (*websocket.Conn, error) {
 			// coder/websocket keeps the first KiB of a refusal's body.
 			body, _ := io.ReadAll(resp.Body)
 			return nil, decodeError(resp, body)
+		}
+		// The URL without its query: a ticket is a credential. The
+		// innermost network error says what happened without the layers.
+		u.RawQuery = ""
+		var netErr *net.OpError
+		if errors.As(err, &netErr) {
+			err = netErr
 		}
 		return nil, fmt.Errorf("connect to %s: %w", u.Redacted(), err)
 	}

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"sync"
 	"testing"
@@ -450,4 +451,35 @@ func TestConnectorStopsOnCancel(t *testing.T) {
 	if n := len(d.reconnects()); n != 0 {
 		t.Errorf("%d reconnects", n)
 	}
+}
+
+// TestConnectorRetriesNetworkErrors: with nothing listening, the
+// connector keeps trying, and its error names the endpoint without the
+// query (a ticket there would be a credential).
+func TestConnectorRetriesNetworkErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	leaks := noLeaks(t)
+	c, err := client.New("http://"+addr, client.WithAPIKey("mk_unused"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, c, client.ConnectorOptions{MachineID: "m-secret", MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	for deadline := time.Now().Add(waitLimit); len(d.reconnects()) < 3; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no retries")
+		}
+	}
+	if err := d.stop(t); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	got := d.reconnects()[0].err.Error()
+	if want := "connect to ws://" + addr + "/v1/ws: dial tcp " + addr + ": connect: connection refused"; got != want {
+		t.Errorf("error %q, want %q", got, want)
+	}
+	leaks()
 }

@@ -54,7 +54,7 @@ func (c *Client) Me(ctx context.Context) (api.Me, error) {
 
 // ListKeysParams filters GET /v1/keys. Zero values are left out.
 type ListKeysParams struct {
-	// Status is active (the server's default), revoked, expired or all.
+	// Status is active, revoked, expired or all (the server's default).
 	Status string
 	Limit  int
 	// Cursor is a previous page's NextCursor.

@@ -17,8 +17,8 @@ import (
 const keysHelp = `usage: mk keys <command> [flags]
 
 commands:
-  list [--status active|revoked|expired|all] [--limit N] [--cursor C]
-                         the account's keys, newest first
+  list [--status active|revoked|expired|all] [--limit N] [--cursor C] [-q]
+                         the account's keys, newest first (-q: IDs only)
   get ID                 one key
   create --name NAME [--scopes S,S] [--expires-in DURATION | --expires-at TIME] [--out FILE]
                          a new key; its secret is shown once
@@ -36,18 +36,21 @@ func (m *cli) keys(ctx context.Context, args []string) error {
 	})
 }
 
-const keysListHelp = `usage: mk keys list [--status active|revoked|expired|all] [--limit N] [--cursor C] [--json]
+const keysListHelp = `usage: mk keys list [--status active|revoked|expired|all] [--limit N] [--cursor C] [-q] [--json]
 
 Lists the account's keys, newest first (GET /v1/keys). When there are
 more, the command for the next page is printed on standard error.
+-q prints only the IDs, one per line: mk keys get $(mk keys list -q --limit 1)
+Without --status, every key is listed (all).
 `
 
 func (m *cli) keysList(ctx context.Context, args []string) error {
 	fs := m.flags("mk keys list", keysListHelp)
 	var p client.ListKeysParams
-	fs.StringVar(&p.Status, "status", "", "active (default), revoked, expired or all")
+	fs.StringVar(&p.Status, "status", "", "active, revoked, expired or all (default)")
 	fs.IntVar(&p.Limit, "limit", 0, "keys per page (server default 20)")
 	fs.StringVar(&p.Cursor, "cursor", "", "the next page's cursor")
+	quiet := quietFlag(fs)
 	if _, err := m.parse(fs, args); err != nil {
 		return err
 	}
@@ -56,6 +59,12 @@ func (m *cli) keysList(ctx context.Context, args []string) error {
 		return err
 	}
 	return call(ctx, m, func(ctx context.Context) (api.KeyList, error) { return c.ListKeys(ctx, p) }, func(list api.KeyList) {
+		if *quiet {
+			for _, k := range list.Data {
+				fmt.Fprintln(m.stdout, k.ID)
+			}
+			return
+		}
 		rows := make([][]string, 0, len(list.Data))
 		for _, k := range list.Data {
 			rows = append(rows, []string{k.ID.String(), k.Name, k.Prefix, k.Status, strings.Join(k.Scopes, ","), when(&k.CreatedAt), when(k.ExpiresAt), when(k.LastUsedAt)})

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -26,6 +27,11 @@ func call[T any](ctx context.Context, m *cli, do func(context.Context) (T, error
 	}
 	human(out)
 	return nil
+}
+
+// quietFlag adds -q: print only the IDs of a list, for $(...) in scripts.
+func quietFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("q", false, "print only the IDs")
 }
 
 // printJSON prints one JSON document on its own line.

@@ -13,7 +13,7 @@ import (
 const wsHelp = `usage: mk ws <command> [flags]
 
 commands:
-  connections            the account's open WebSocket connections
+  connections [-q]       the account's open WebSocket connections (-q: IDs only)
   close ID               close one (the daemon gets close code 4002 and stops)
 
 Both need the ws:connect scope. Add --json for the API's JSON.
@@ -25,14 +25,16 @@ func (m *cli) ws(ctx context.Context, args []string) error {
 	})
 }
 
-const wsConnectionsHelp = `usage: mk ws connections [--json]
+const wsConnectionsHelp = `usage: mk ws connections [-q] [--json]
 
 Lists the account's open WebSocket connections, oldest first
-(GET /v1/ws/connections).
+(GET /v1/ws/connections). -q prints only the IDs, one per line.
 `
 
 func (m *cli) wsConnections(ctx context.Context, args []string) error {
-	if _, err := m.parse(m.flags("mk ws connections", wsConnectionsHelp), args); err != nil {
+	fs := m.flags("mk ws connections", wsConnectionsHelp)
+	quiet := quietFlag(fs)
+	if _, err := m.parse(fs, args); err != nil {
 		return err
 	}
 	c, err := m.client()
@@ -40,6 +42,12 @@ func (m *cli) wsConnections(ctx context.Context, args []string) error {
 		return err
 	}
 	return call(ctx, m, c.ListWSConnections, func(list api.WSConnectionList) {
+		if *quiet {
+			for _, w := range list.Data {
+				fmt.Fprintln(m.stdout, w.ID)
+			}
+			return
+		}
 		rows := make([][]string, 0, len(list.Data))
 		for _, w := range list.Data {
 			rows = append(rows, []string{w.ID.String(), w.AuthMethod, orDash(w.KeyPrefix), orDash(w.MachineID), orDash(w.Hostname), w.RemoteAddr, when(&w.ConnectedAt), when(&w.LastActivityAt)})
