@@ -73,9 +73,6 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 // BaseURL is the server's address as given to New.
 func (c *Client) BaseURL() string { return c.base.String() }
 
-// HasCredential reports whether requests carry a credential.
-func (c *Client) HasCredential() bool { return c.credential != "" }
-
 // Error is an error answer of the API: the stable Code (e.g. KEY_REVOKED),
 // the HTTP status, the server's message and, on 429 and 503, how long to
 // wait before retrying (zero when the server did not say).

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -481,5 +482,129 @@ func TestConnectorRetriesNetworkErrors(t *testing.T) {
 	if want := "connect to ws://" + addr + "/v1/ws: dial tcp " + addr + ": connect: connection refused"; got != want {
 		t.Errorf("error %q, want %q", got, want)
 	}
+	leaks()
+}
+
+// blackhole forwards TCP connections to target until freeze, after
+// which the connections it holds swallow everything, both ways, without
+// closing: a peer gone silent, as behind a dead NAT. New connections
+// are forwarded normally.
+type blackhole struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []*holeConn
+	wg     sync.WaitGroup
+}
+
+type holeConn struct {
+	client, server net.Conn
+	frozen         atomic.Bool
+}
+
+func newBlackhole(t *testing.T, target string) *blackhole {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &blackhole{ln: ln, target: target}
+	b.wg.Add(1)
+	go b.accept()
+	t.Cleanup(b.close)
+	return b
+}
+
+func (b *blackhole) accept() {
+	defer b.wg.Done()
+	for {
+		c, err := b.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", b.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		hc := &holeConn{client: c, server: s}
+		b.mu.Lock()
+		b.conns = append(b.conns, hc)
+		b.mu.Unlock()
+		b.wg.Add(2)
+		go b.pipe(hc, c, s)
+		go b.pipe(hc, s, c)
+	}
+}
+
+func (b *blackhole) pipe(hc *holeConn, from, to net.Conn) {
+	defer b.wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := from.Read(buf)
+		if err != nil {
+			to.Close()
+			return
+		}
+		if !hc.frozen.Load() {
+			if _, err := to.Write(buf[:n]); err != nil {
+				from.Close()
+				return
+			}
+		}
+	}
+}
+
+// freeze silences every connection open now.
+func (b *blackhole) freeze() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, c := range b.conns {
+		c.frozen.Store(true)
+	}
+}
+
+func (b *blackhole) close() {
+	b.ln.Close()
+	b.mu.Lock()
+	for _, c := range b.conns {
+		c.client.Close()
+		c.server.Close()
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+// TestConnectorDetectsSilentPeer: when the server stops answering (the
+// network swallows everything), the connector's unanswered ping ends the
+// session within about one PingInterval, and it reconnects.
+func TestConnectorDetectsSilentPeer(t *testing.T) {
+	env := apitest.New(t, nil)
+	// A team owner may hold several connections per key: the silenced
+	// one stays registered until the server's own ping gives up on it.
+	_, _, key, tr := keyClient(t, env, "silent@example.com", "ws:connect")
+	if _, err := env.Pool.Exec(context.Background(), "UPDATE owners SET tier = 'team'"); err != nil {
+		t.Fatal(err)
+	}
+	leaks := noLeaks(t, tr)
+	hole := newBlackhole(t, env.Server.Listener.Addr().String())
+	viaHole, err := client.New("http://"+hole.ln.Addr().String(), client.WithHTTPClient(&http.Client{Transport: tr}), client.WithAPIKey(key.Secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, viaHole, client.ConnectorOptions{PingInterval: 100 * time.Millisecond})
+	first := d.welcome(t)
+	hole.freeze()
+	second := d.welcome(t)
+	if second.ConnectionID == first.ConnectionID {
+		t.Fatal("no new session")
+	}
+	gone := d.reconnects()
+	if len(gone) == 0 {
+		t.Fatal("no disconnect reported")
+	}
+	if err := d.stop(t); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	hole.close()
 	leaks()
 }
