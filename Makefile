@@ -6,17 +6,27 @@ SQLC_VERSION := v1.31.1
 SQLC := $(BIN)/sqlc-$(SQLC_VERSION)
 PG_DIR := .keyhub/pg
 
-.PHONY: run test test-in-cluster build generate check-generated bench fuzz token chromium
+.PHONY: run test test-in-cluster build generate check-generated bench fuzz token chromium measure-propagation
 
 ## run: serve on localhost:8080 with a local PostgreSQL (or $$DATABASE_URL) and, without SUPABASE_URL, dev-mode sign-in
+# The address is checked before anything starts, and the cluster is stopped
+# on exit only by the run that started it: a second `make run` must neither
+# fail half-way nor stop the first one's database. Ctrl-C reaches keyhub,
+# which shuts down gracefully and exits 0; the recipe then stops the cluster
+# and exits 0 too (no trap turns the signal into an error).
 run: build
 	@set -e; \
+	export LISTEN_ADDR=$${LISTEN_ADDR:-localhost:8080}; \
+	host=$${LISTEN_ADDR%:*}; port=$${LISTEN_ADDR##*:}; \
+	if (exec 3<>"/dev/tcp/$${host:-127.0.0.1}/$$port") 2>/dev/null; then \
+	  echo "make run: $$LISTEN_ADDR is already in use (another make run?). Stop it, or run a second server with LISTEN_ADDR=localhost:8081 make run" >&2; \
+	  exit 1; \
+	fi; \
 	if [ -z "$$DATABASE_URL" ]; then \
+	  if ! db/pgcluster.sh status $(PG_DIR); then trap 'db/pgcluster.sh stop $(PG_DIR)' EXIT; fi; \
 	  DATABASE_URL=$$(db/pgcluster.sh start $(PG_DIR)); export DATABASE_URL; \
-	  trap 'db/pgcluster.sh stop $(PG_DIR)' EXIT; trap 'exit 130' INT TERM; \
 	fi; \
 	if [ -z "$$SUPABASE_URL$$SUPABASE_JWKS_URL" ]; then export KEYHUB_DEV=1; fi; \
-	export LISTEN_ADDR=$${LISTEN_ADDR:-localhost:8080}; \
 	$(BIN)/keyhub migrate up; \
 	$(BIN)/keyhub serve
 
@@ -58,6 +68,10 @@ check-generated: $(SQLC)
 ## bench: the benchmarks recorded in BENCHMARKS.md
 bench:
 	@db/pgcluster.sh throwaway -- $(GO) test -run='^$$' -bench=. -benchmem ./internal/apikey/ ./internal/jwtverify/ ./internal/auth/
+
+## measure-propagation: revoke on one process → refused and sockets closed on another, p50/p99 over 100 revokes (BENCHMARKS.md)
+measure-propagation:
+	@db/pgcluster.sh throwaway -- env KEYHUB_MEASURE=1 $(GO) test -count=1 -run '^TestRevocationPropagation$$' -v ./internal/app/ | grep -E '^\s+propagation_test.go|^(ok|FAIL|---)'
 
 ## token: print a dev-mode access token (EMAIL=you@example.com)
 token:

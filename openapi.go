@@ -1,5 +1,7 @@
-// Package keyhub, at the module root, only embeds openapi.yaml so that the
-// binary serves the same contract the repository documents.
+// Package keyhub, at the module root, only embeds the documents the binary
+// serves or prints: openapi.yaml, so that it serves the same contract the
+// repository documents, and README.md, whose configuration table is the
+// one description of the settings (`keyhub serve --help` prints it).
 package keyhub
 
 import _ "embed"
@@ -8,3 +10,8 @@ import _ "embed"
 //
 //go:embed openapi.yaml
 var OpenAPI []byte
+
+// Readme is README.md.
+//
+//go:embed README.md
+var Readme []byte

@@ -62,7 +62,7 @@ func MeFrom(p *keyhub.Principal) Me {
 		me.KeyPrefix = p.KeyPrefix
 	}
 	if !p.ExpiresAt.IsZero() {
-		t := p.ExpiresAt.UTC()
+		t := Timestamp(p.ExpiresAt)
 		me.ExpiresAt = &t
 	}
 	return me
@@ -92,7 +92,7 @@ func KeyFrom(k keyhub.Key, now time.Time) Key {
 		Prefix:     k.Prefix,
 		Scopes:     k.Scopes.Strings(),
 		Status:     string(k.Status(now)),
-		CreatedAt:  k.CreatedAt.UTC(),
+		CreatedAt:  Timestamp(k.CreatedAt),
 		ExpiresAt:  utc(k.ExpiresAt),
 		LastUsedAt: utc(k.LastUsedAt),
 		RevokedAt:  utc(k.RevokedAt),
@@ -147,6 +147,7 @@ type Event struct {
 	ID          int64           `json:"id"`
 	KeyID       uuid.UUID       `json:"key_id"`
 	ActorUserID *uuid.UUID      `json:"actor_user_id"`
+	ActorKeyID  *uuid.UUID      `json:"actor_key_id"`
 	Type        string          `json:"type"`
 	IPAddress   *string         `json:"ip_address"`
 	UserAgent   *string         `json:"user_agent"`
@@ -160,9 +161,10 @@ func EventFrom(e keyhub.Event) Event {
 		ID:          e.ID,
 		KeyID:       e.KeyID,
 		ActorUserID: e.ActorUserID,
+		ActorKeyID:  e.ActorKeyID,
 		Type:        string(e.Type),
 		Details:     e.Details,
-		CreatedAt:   e.CreatedAt.UTC(),
+		CreatedAt:   Timestamp(e.CreatedAt),
 	}
 	if out.Details == nil {
 		out.Details = json.RawMessage("{}")
@@ -189,11 +191,16 @@ type Health struct {
 	Status string `json:"status"`
 }
 
+// Timestamp is how every time leaves keyhub, over REST and WebSocket
+// alike: RFC 3339 in UTC with at most microsecond precision (PostgreSQL's),
+// trailing zeros omitted as RFC 3339 allows; 2026-12-02T14:03:03.997123Z.
+func Timestamp(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
 func utc(t *time.Time) *time.Time {
 	if t == nil {
 		return nil
 	}
-	u := t.UTC()
+	u := Timestamp(*t)
 	return &u
 }
 

@@ -21,7 +21,7 @@ type SeedKeyInfo struct {
 
 // SeedKeyInfoFrom describes a key the seed's way.
 func SeedKeyInfoFrom(k keyhub.Key) SeedKeyInfo {
-	return SeedKeyInfo{ID: k.ID, Prefix: k.Prefix, Name: k.Name, LastUsedAt: utc(k.LastUsedAt), CreatedAt: k.CreatedAt.UTC()}
+	return SeedKeyInfo{ID: k.ID, Prefix: k.Prefix, Name: k.Name, LastUsedAt: utc(k.LastUsedAt), CreatedAt: Timestamp(k.CreatedAt)}
 }
 
 // SeedCreatedKey answers POST /api/v1/auth/api-keys.
@@ -35,7 +35,7 @@ type SeedCreatedKey struct {
 
 // SeedCreatedKeyFrom describes a new key with its secret.
 func SeedCreatedKeyFrom(k keyhub.Key, secret string) SeedCreatedKey {
-	return SeedCreatedKey{ID: k.ID, Key: secret, Prefix: k.Prefix, Name: k.Name, CreatedAt: k.CreatedAt.UTC()}
+	return SeedCreatedKey{ID: k.ID, Key: secret, Prefix: k.Prefix, Name: k.Name, CreatedAt: Timestamp(k.CreatedAt)}
 }
 
 // SeedRefreshedKey answers POST /api/v1/auth/api-keys/refresh.

@@ -5,6 +5,7 @@
 #
 #   db/pgcluster.sh start DIR        init (first time) and start; prints the URL
 #   db/pgcluster.sh stop DIR         stop it (the data stays for the next run)
+#   db/pgcluster.sh status DIR       exit 0 when it is running
 #   db/pgcluster.sh throwaway -- CMD start a cluster in a temp folder, run CMD with
 #                                    KEYHUB_TEST_DATABASE_URL set, then remove it
 set -euo pipefail
@@ -39,12 +40,15 @@ as_owner() {
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Ports below Linux's ephemeral range (32768–60999): a port in it can be
+# held by a TIME-WAIT socket that a connect test does not see, and the
+# server then fails to bind.
 pick_port() {
   local p
-  for p in $(seq 54320 54420) ; do
+  for p in $(seq 15432 15532) ; do
     if port_free "$p"; then echo "$p"; return; fi
   done
-  log "no free port between 54320 and 54420"; exit 1
+  log "no free port between 15432 and 15532"; exit 1
 }
 
 start() {
@@ -87,6 +91,12 @@ stop() {
   fi
 }
 
+status() {
+  local dir=$1
+  BINDIR=$(find_bindir)
+  [ -f "$dir/data/PG_VERSION" ] && as_owner "$BINDIR/pg_ctl" -D "$dir/data" status >/dev/null 2>&1
+}
+
 THROWAWAY_DIR=""
 throwaway() {
   THROWAWAY_DIR=$(mktemp -d "${TMPDIR:-/tmp}/keyhub-pg.XXXXXX")
@@ -101,6 +111,7 @@ cmd=${1:-}
 case "$cmd" in
   start) start "${2:?usage: $0 start DIR}" ;;
   stop) stop "${2:?usage: $0 stop DIR}" ;;
+  status) status "${2:?usage: $0 status DIR}" ;;
   throwaway) shift; [ "${1:-}" = "--" ] && shift; throwaway "$@" ;;
-  *) echo "usage: $0 start DIR | stop DIR | throwaway -- CMD..." >&2; exit 2 ;;
+  *) echo "usage: $0 start DIR | stop DIR | status DIR | throwaway -- CMD..." >&2; exit 2 ;;
 esac

@@ -119,17 +119,8 @@ func TestClientCoversEveryOperation(t *testing.T) {
 	_, err = user.ListEvents(ctx, client.EventParams{Types: []string{"deleted"}})
 	wantAPIError(t, err, http.StatusBadRequest, "VALIDATION_FAILED")
 
-	revoked, err := user.RevokeKey(ctx, refreshed.NewKey.ID)
-	if err != nil || revoked.Status != "revoked" || revoked.AlreadyRevoked {
-		t.Fatalf("revoke: %+v %v", revoked, err)
-	}
-	if again, err := user.RevokeKey(ctx, refreshed.NewKey.ID); err != nil || !again.AlreadyRevoked {
-		t.Fatalf("revoke again: %+v %v", again, err)
-	}
-	_, err = newClient(t, env, rec, client.WithAPIKey(refreshed.NewKey.Secret)).Me(ctx)
-	wantAPIError(t, err, http.StatusUnauthorized, "KEY_REVOKED")
-
-	// The WebSocket's REST companions; the upgrade itself is the Connector's.
+	// The WebSocket's REST companions and the upgrade (the Connector's),
+	// while the first key still works (its grace ends with its successor).
 	ticket, err := user.IssueWSTicket(ctx)
 	if err != nil || ticket.ExpiresIn != 30 {
 		t.Fatalf("ticket: %+v %v", ticket, err)
@@ -141,6 +132,16 @@ func TestClientCoversEveryOperation(t *testing.T) {
 	err = user.CloseWSConnection(ctx, uuid.NewString())
 	wantAPIError(t, err, http.StatusNotFound, "NOT_FOUND")
 	coverWebSocket(t, env, rec, created.Secret, user)
+
+	revoked, err := user.RevokeKey(ctx, refreshed.NewKey.ID)
+	if err != nil || revoked.Status != "revoked" || revoked.AlreadyRevoked {
+		t.Fatalf("revoke: %+v %v", revoked, err)
+	}
+	if again, err := user.RevokeKey(ctx, refreshed.NewKey.ID); err != nil || !again.AlreadyRevoked {
+		t.Fatalf("revoke again: %+v %v", again, err)
+	}
+	_, err = newClient(t, env, rec, client.WithAPIKey(refreshed.NewKey.Secret)).Me(ctx)
+	wantAPIError(t, err, http.StatusUnauthorized, "KEY_REVOKED")
 
 	// The seed service's single-key API, for another user.
 	seedTok, err := anon.DevToken(ctx, "seed@example.com")

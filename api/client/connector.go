@@ -66,7 +66,8 @@ const (
 // ConnectorOptions configure a Connector. Zero values mean the defaults.
 type ConnectorOptions struct {
 	Auth AuthMode
-	// Path is the endpoint: /v1/ws (default) or the seed's /ws/daemon.
+	// Path is the endpoint: /v1/ws (default), or the seed services'
+	// /ws/daemon or /ws (the same endpoint).
 	Path string
 	// MachineID and Hostname describe this daemon (sent as the upgrade's
 	// machine_id and hostname parameters, and in the first message); the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -89,6 +90,7 @@ func (d *daemon) welcome(t *testing.T) api.WSWelcome {
 	case w := <-d.welcomes:
 		return w
 	case err := <-d.done:
+		d.done <- err // for stop
 		t.Fatalf("Run returned before a welcome: %v", err)
 	case <-time.After(waitLimit):
 		t.Fatal("no welcome")
@@ -202,10 +204,36 @@ func coverWebSocket(t *testing.T, env *apitest.Env, rec http.RoundTripper, key s
 		t.Errorf("reconnected %d times after 4002", n)
 	}
 
-	seed := startDaemon(t, c, client.ConnectorOptions{Auth: client.AuthTicket, Path: "/ws/daemon"})
-	seed.welcome(t)
-	if err := seed.stop(t); err != nil {
-		t.Errorf("Run after cancel: %v", err)
+	// The seed services' paths (the same endpoint).
+	for _, path := range []string{"/ws/daemon", "/ws"} {
+		seed := startDaemon(t, c, client.ConnectorOptions{Auth: client.AuthTicket, Path: path})
+		seed.welcome(t)
+		if err := seed.stop(t); err != nil {
+			t.Errorf("%s: Run after cancel: %v", path, err)
+		}
+		waitNoConnections(t, user)
+	}
+	ticket, err := c.SeedIssueWSTicket(ctx)
+	if err != nil || !strings.HasPrefix(ticket.Ticket, "wst_") || ticket.ExpiresIn != 30 {
+		t.Fatalf("seed ticket: %+v %v", ticket, err)
+	}
+}
+
+// waitNoConnections waits until the server has unregistered the owner's
+// connections (just after they close), so the next one is not one too many.
+func waitNoConnections(t *testing.T, user *client.Client) {
+	t.Helper()
+	for deadline := time.Now().Add(waitLimit); ; time.Sleep(10 * time.Millisecond) {
+		conns, err := user.ListWSConnections(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(conns.Data) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still connected: %+v", conns)
+		}
 	}
 }
 
@@ -437,18 +465,7 @@ func TestConnectorStopsOnCancel(t *testing.T) {
 	if err := d.stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	for deadline := time.Now().Add(waitLimit); ; time.Sleep(10 * time.Millisecond) {
-		conns, err := user.ListWSConnections(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(conns.Data) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still connected: %+v", conns)
-		}
-	}
+	waitNoConnections(t, user)
 	if n := len(d.reconnects()); n != 0 {
 		t.Errorf("%d reconnects", n)
 	}

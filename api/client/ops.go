@@ -130,6 +130,12 @@ func (c *Client) IssueWSTicket(ctx context.Context) (api.WSTicket, error) {
 	return call[api.WSTicket](ctx, c, request{method: http.MethodPost, path: "/v1/ws/tickets", want: http.StatusCreated})
 }
 
+// SeedIssueWSTicket is POST /api/ws-ticket (issueSeedWSTicket): the seed
+// ws-ticket service's way to get the same ticket, redeemed at GET /ws.
+func (c *Client) SeedIssueWSTicket(ctx context.Context) (api.WSTicket, error) {
+	return call[api.WSTicket](ctx, c, request{method: http.MethodPost, path: "/api/ws-ticket", want: http.StatusOK})
+}
+
 // ListWSConnections is GET /v1/ws/connections (listWSConnections): the
 // owner's open WebSocket connections, oldest first.
 func (c *Client) ListWSConnections(ctx context.Context) (api.WSConnectionList, error) {

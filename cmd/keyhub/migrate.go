@@ -11,8 +11,8 @@ import (
 )
 
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) != 1 {
-		return fmt.Errorf("usage: keyhub migrate up|down|status")
+	if len(args) != 1 || (args[0] != "up" && args[0] != "down" && args[0] != "status") {
+		return usageError("usage: keyhub migrate up|down|status")
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {

@@ -1,6 +1,6 @@
 -- name: InsertEvent :one
-INSERT INTO api_key_events (api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details)
-VALUES (@api_key_id, @owner_id, @actor_user_id, @event_type, @ip_address, @user_agent, @details)
+INSERT INTO api_key_events (api_key_id, owner_id, actor_user_id, actor_key_id, event_type, ip_address, user_agent, details)
+VALUES (@api_key_id, @owner_id, @actor_user_id, @actor_key_id, @event_type, @ip_address, @user_agent, @details)
 RETURNING *;
 
 -- name: ListEvents :many
@@ -14,3 +14,6 @@ WHERE owner_id = @owner_id
        OR (created_at, id) < (sqlc.narg(after_created_at)::timestamptz, sqlc.narg(after_id)::bigint))
 ORDER BY created_at DESC, id DESC
 LIMIT @max_rows;
+
+-- name: GetEvent :one
+SELECT * FROM api_key_events WHERE id = @id;

@@ -21,6 +21,14 @@ SELECT * FROM api_keys WHERE id = @id AND owner_id = @owner_id;
 -- name: GetKeyForUpdate :one
 SELECT * FROM api_keys WHERE id = @id AND owner_id = @owner_id FOR UPDATE;
 
+-- name: GetPredecessorInGraceForUpdate :one
+-- The key that the given key replaced, while it still works (its grace
+-- period): at most one, by the unique index on replaced_by.
+SELECT * FROM api_keys
+WHERE replaced_by = @id::uuid AND owner_id = @owner_id
+  AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+FOR UPDATE;
+
 -- name: GetActiveKeyOfUser :one
 -- The newest active key of a user, for the single-key (seed) API.
 SELECT * FROM api_keys

@@ -16,14 +16,19 @@ RETURNING id, tier;
 -- name: InsertUser :exec
 INSERT INTO users (id, email, default_owner_id) VALUES (@id, @email, @default_owner_id);
 
--- name: LockUserForKeys :one
--- Taken by every transaction that adds to a user's active keys, so that
--- counting them and inserting one cannot interleave. Returns the owner's
--- tier as it is now, not as a cached principal remembers it.
-SELECT o.tier
+-- name: LockUsersForKeys :many
+-- Taken by every transaction that changes keys (create, refresh, revoke)
+-- on the acting user and on the user whose keys change, so that checking
+-- the acting credential, counting keys and changing them cannot
+-- interleave with another change. Rows are locked in id order, so two
+-- transactions locking the same pair cannot deadlock. Returns each
+-- owner's tier as it is now, not as a cached principal remembers it; a
+-- user missing from the answer no longer exists.
+SELECT u.id, u.default_owner_id, o.tier
 FROM users u
 JOIN owners o ON o.id = u.default_owner_id
-WHERE u.id = $1
+WHERE u.id = ANY (@ids::uuid[])
+ORDER BY u.id
 FOR UPDATE OF u;
 
 -- name: TouchUsers :exec

@@ -8,3 +8,33 @@ DELETE FROM ws_tickets WHERE expires_at < now();
 
 -- name: GetKeyHashByID :one
 SELECT key_hash FROM api_keys WHERE id = $1;
+
+-- name: KeyStates :many
+-- What open connections need to re-check after the change feed was down.
+SELECT k.id, k.owner_id, k.user_id, k.key_hash, k.revoked_at, k.expires_at
+FROM api_keys k
+WHERE k.id = ANY (@ids::uuid[]);
+
+-- name: OwnerTiers :many
+SELECT id, tier FROM owners WHERE id = ANY (@ids::uuid[]);
+
+-- name: LockWSSlot :exec
+-- Serialises admissions to one slot across processes until the transaction ends.
+SELECT pg_advisory_xact_lock(hashtextextended(sqlc.arg(slot_id)::text, 0));
+
+-- name: CountWSLeases :one
+SELECT count(*) FROM ws_connections WHERE slot_id = @slot_id AND expires_at > now();
+
+-- name: InsertWSLease :exec
+INSERT INTO ws_connections (id, slot_id, owner_id, process_id, expires_at)
+VALUES (@id, @slot_id, @owner_id, @process_id, now() + make_interval(secs => @ttl_seconds::float8));
+
+-- name: RenewWSLeases :execrows
+UPDATE ws_connections SET expires_at = now() + make_interval(secs => @ttl_seconds::float8)
+WHERE process_id = @process_id;
+
+-- name: DeleteWSLease :exec
+DELETE FROM ws_connections WHERE id = @id;
+
+-- name: DeleteExpiredWSLeases :execrows
+DELETE FROM ws_connections WHERE expires_at < now();

@@ -25,6 +25,7 @@ import (
 	"github.com/keyhub/keyhub/internal/config"
 	"github.com/keyhub/keyhub/internal/devissuer"
 	"github.com/keyhub/keyhub/internal/pgtest"
+	"github.com/keyhub/keyhub/internal/postgres"
 )
 
 // Issuer is the iss of test tokens.
@@ -171,6 +172,45 @@ func (e *Env) Restart(t testing.TB) {
 	}
 	next := start(t, e.Config, e.Pool, srv, e.early)
 	e.Server, e.App, e.stop = next.Server, next.App, next.stop
+}
+
+// Replica starts a second keyhub process on e's database, as a second
+// `keyhub serve` beside the first: its own pool, change-feed connection,
+// caches and WebSocket hub, the same configuration (secrets included). It
+// waits until both processes' change feeds listen.
+// mods adjust the replica's configuration (say, its own
+// DATABASE_LISTEN_URL).
+func (e *Env) Replica(t testing.TB, mods ...func(*config.Config)) *Env {
+	t.Helper()
+	cfg := e.Config
+	for _, mod := range mods {
+		mod(&cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, e.Config.DatabaseURL)
+	if err != nil {
+		t.Fatalf("open replica pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	r := start(t, cfg, pool, httptest.NewUnstartedServer(nil), nil)
+	r.Issuer, r.TokenIssuer = e.Issuer, e.TokenIssuer
+	e.WaitListening(t)
+	r.WaitListening(t)
+	return r
+}
+
+// WaitListening waits until the change feed of e listens, so that every
+// later change is certain to reach it.
+func (e *Env) WaitListening(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !e.App.Feed.Listening() {
+		if time.Now().After(deadline) {
+			t.Fatal("the change feed did not start listening within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 type testWriter struct{ t testing.TB }

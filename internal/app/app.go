@@ -32,8 +32,12 @@ type App struct {
 	Keys    *auth.ApiKeyCache
 	// WebSocket is the registry of open WebSocket connections.
 	WebSocket *ws.Hub
+	// Feed hears the changes every process commits (LISTEN/NOTIFY).
+	Feed *postgres.ChangeFeed
 
 	touchers []*auth.Toucher
+	cfg      config.Config
+	log      *slog.Logger
 	wg       sync.WaitGroup
 }
 
@@ -47,6 +51,12 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 
 	var devJWKS http.Handler
 	var devTokens func(email string, ttl time.Duration) (string, error)
+	tokenKeys := jwtverify.Config{
+		JWKSURL:        cfg.JWKSURL,
+		ES256PublicKey: cfg.JWTPublicKey,
+		RSAPublicKey:   cfg.JWTRSAPublicKey,
+		HS256Secret:    cfg.JWTSecret,
+	}
 	if cfg.Dev {
 		issuer, err := devissuer.LoadOrCreate(DevKeyDir(cfg))
 		if err != nil {
@@ -54,19 +64,20 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		}
 		devJWKS = issuer.JWKSHandler()
 		devTokens = func(email string, ttl time.Duration) (string, error) { return issuer.Token(cfg.JWTIssuer, email, ttl) }
+		// The issuer's key is handed to the verifier directly: fetching
+		// our own JWKS over HTTP before we listen could only fail (and warn).
+		// The JWKS stays served for other verifiers of dev tokens.
+		tokenKeys = jwtverify.Config{ES256PublicKey: string(issuer.JWKS())}
+		tokenKeys.UnknownKeyHint = "dev mode verifies tokens signed by the key in " + DevKeyDir(cfg) +
+			": mint a new one with `make token` or POST /dev/token"
 		log.Warn("DEV MODE: keyhub is its own JWT issuer; tokens come from `keyhub dev token`. Never use this in production.",
 			"issuer", cfg.JWTIssuer, "jwks", cfg.JWKSURL)
 	}
-	tokens, err := jwtverify.New(ctx, jwtverify.Config{
-		JWKSURL:        cfg.JWKSURL,
-		ES256PublicKey: cfg.JWTPublicKey,
-		RSAPublicKey:   cfg.JWTRSAPublicKey,
-		HS256Secret:    cfg.JWTSecret,
-		Issuer:         cfg.JWTIssuer,
-		Audience:       cfg.JWTAudience,
-		Leeway:         cfg.JWTLeeway,
-		Logger:         log,
-	})
+	tokenKeys.Issuer = cfg.JWTIssuer
+	tokenKeys.Audience = cfg.JWTAudience
+	tokenKeys.Leeway = cfg.JWTLeeway
+	tokenKeys.Logger = log
+	tokens, err := jwtverify.New(ctx, tokenKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -81,9 +92,10 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		Size:         cfg.KeyCacheSize,
 		NegativeTTL:  cfg.NegativeCacheTTL,
 		NegativeSize: cfg.NegativeCacheSize,
+		StaleBound:   cfg.StaleBound,
 	}, keyUsage)
-	store.Observe(keys)
-	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen})
+	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, StaleBound: cfg.StaleBound})
+	store.Observe(authn)
 
 	hub := ws.New(ws.Config{
 		Auth:           authn,
@@ -93,8 +105,11 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		AuthTimeout:    cfg.WSAuthTimeout,
 		AllowedOrigins: cfg.AllowedOrigins,
 		TrustedProxies: cfg.TrustedProxies,
+		StaleBound:     cfg.StaleBound,
+		LeaseTTL:       cfg.WSLeaseTTL,
 	})
 	store.Observe(hub)
+	feed := store.NewChangeFeed(cfg.ListenDatabaseURL, log)
 
 	handler := httpapi.NewServer(httpapi.Deps{
 		Keys:           store,
@@ -114,11 +129,22 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		WebSocket: hub,
 		OpenAPI:   keyhubspec.OpenAPI,
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, touchers: []*auth.Toucher{keyUsage, userSeen}}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log}, nil
 }
 
-// Start runs the background work (batched last-used writes) until ctx ends.
+// Start runs the background work (the change feed, batched last-used
+// writes, WebSocket housekeeping) until ctx ends.
 func (a *App) Start(ctx context.Context) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.Feed.Run(ctx)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.Store.RunExpirySweeper(ctx, a.cfg.ExpirySweepInterval, a.log)
+	}()
 	for _, t := range a.touchers {
 		a.wg.Add(1)
 		go func() {

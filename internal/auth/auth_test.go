@@ -273,3 +273,32 @@ func TestToucherRetriesAfterFailure(t *testing.T) {
 		t.Fatal("mark lost after a failed flush")
 	}
 }
+
+// TestInvalidationDuringLoadIsNotLost: a revoke that commits while a
+// lookup of the same key is between its database read and its insert must
+// not leave the key cached as active (it used to, for the whole TTL).
+func TestInvalidationDuringLoadIsNotLost(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	store := postgres.NewStore(pool)
+	cache := auth.NewApiKeyCache(store, auth.KeyCacheConfig{TTL: time.Hour, Size: 100, NegativeTTL: time.Minute, NegativeSize: 10}, nil)
+	store.Observe(cache)
+	k, p := newKey(t, store, "race@example.com")
+	ctx := context.Background()
+	var once sync.Once
+	auth.SetBeforeAdd(cache, func() {
+		once.Do(func() {
+			if _, _, err := store.RevokeKey(ctx, &p, k.Key.ID, keyhub.RequestMeta{}); err != nil {
+				t.Error(err)
+			}
+		})
+	})
+	// This lookup read the key before the revoke committed: it may answer
+	// with what it read, but must not keep it.
+	if _, err := cache.Verify(ctx, k.Secret); err != nil {
+		t.Fatalf("first verify: %v", err)
+	}
+	if _, err := cache.Verify(ctx, k.Secret); keyhub.ErrorCode(err) != keyhub.CodeKeyRevoked {
+		t.Fatalf("after the revoke: %v, want KEY_REVOKED", err)
+	}
+}

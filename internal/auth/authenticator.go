@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/keyhub/keyhub/internal/apikey"
 	"github.com/keyhub/keyhub/internal/jwtverify"
 	"github.com/keyhub/keyhub/internal/keyhub"
@@ -46,6 +48,9 @@ type Config struct {
 	UserTTL   time.Duration // how long a provisioned user is cached (default 1 minute)
 	UserSize  int           // how many users are cached (default 10,000)
 	SeenUsers *Toucher      // receives users' last_seen_at; may be nil
+	// StaleBound is the oldest a cached user may be while the change feed
+	// is down (see KeyCacheConfig.StaleBound).
+	StaleBound time.Duration
 }
 
 // New returns the extractor chain.
@@ -56,7 +61,35 @@ func New(cfg Config) *Authenticator {
 	if cfg.UserSize <= 0 {
 		cfg.UserSize = 10_000
 	}
-	return &Authenticator{keys: cfg.Keys, tokens: cfg.Tokens, users: newUserCache(cfg.Users, cfg.UserSize, cfg.UserTTL, cfg.SeenUsers)}
+	return &Authenticator{keys: cfg.Keys, tokens: cfg.Tokens, users: newUserCache(cfg.Users, cfg.UserSize, cfg.UserTTL, cfg.StaleBound, cfg.SeenUsers)}
+}
+
+// The Authenticator hears committed changes for both of its caches.
+var _ keyhub.ChangeObserver = (*Authenticator)(nil)
+
+// KeyChanged implements keyhub.ChangeObserver.
+func (a *Authenticator) KeyChanged(change keyhub.KeyChange) { a.keys.KeyChanged(change) }
+
+// PrincipalChanged implements keyhub.ChangeObserver.
+func (a *Authenticator) PrincipalChanged(change keyhub.PrincipalChange) {
+	a.keys.PrincipalChanged(change)
+	a.users.forget(change)
+}
+
+// EventWritten implements keyhub.ChangeObserver.
+func (a *Authenticator) EventWritten(keyhub.Event) {}
+
+// FeedDown implements keyhub.ChangeObserver.
+func (a *Authenticator) FeedDown() {
+	a.keys.FeedDown()
+	a.users.feedDown.Store(true)
+}
+
+// FeedUp implements keyhub.ChangeObserver.
+func (a *Authenticator) FeedUp() {
+	a.keys.FeedUp()
+	a.users.purge()
+	a.users.feedDown.Store(false)
 }
 
 // maxCredentialLen caps what is handed to a parser: no real token or key
@@ -98,6 +131,23 @@ func (a *Authenticator) Resolve(ctx context.Context, cred string) (*keyhub.Princ
 		return a.keys.Verify(ctx, cred)
 	}
 	return a.resolveToken(ctx, cred)
+}
+
+// ResolveKeyID resolves the key a WebSocket ticket names, with the same
+// cache and the same revoked and expiry rules as a presented key.
+func (a *Authenticator) ResolveKeyID(ctx context.Context, keyID uuid.UUID) (*keyhub.Principal, error) {
+	return a.keys.VerifyID(ctx, keyID)
+}
+
+// ResolveUser resolves the user a WebSocket ticket names, through the
+// same user cache as a verified access token. The caller sets ExpiresAt
+// (the session's end).
+func (a *Authenticator) ResolveUser(ctx context.Context, userID uuid.UUID) (*keyhub.Principal, error) {
+	p, err := a.users.principal(ctx, userID, "")
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 // ResolveKey verifies a credential that must be an API key.

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/keyhub/keyhub/internal/apikey"
@@ -14,6 +15,7 @@ import (
 // KeyStore is the database side of key verification.
 type KeyStore interface {
 	KeyForAuth(ctx context.Context, keyHashHex string) (keyhub.AuthKey, error)
+	KeyHashByID(ctx context.Context, keyID uuid.UUID) (string, error)
 }
 
 // KeyCacheConfig sizes the ApiKeyCache.
@@ -22,6 +24,10 @@ type KeyCacheConfig struct {
 	Size         int           // verified keys kept
 	NegativeTTL  time.Duration // how long an unknown hash is answered without the database
 	NegativeSize int           // unknown hashes kept
+	// StaleBound is the oldest a cached verification may be while the
+	// change feed is down (notices may be missed); 0 means the feed is
+	// trusted without limit (no feed: a single process).
+	StaleBound time.Duration
 }
 
 // ApiKeyCache verifies mk_ keys, keeping the principal of each verified key
@@ -36,14 +42,22 @@ type ApiKeyCache struct {
 	usage   *Toucher
 	now     func() time.Time
 	// generation counts invalidations. A lookup that started before an
-	// invalidation must not store what it read: it may be the state the
+	// invalidation must not keep what it read: it may be the state the
 	// invalidation replaced (a revoked key cached as active).
 	generation atomic.Uint64
+	// staleBound and feedDown bound what is served while the change feed
+	// cannot tell us about revocations.
+	staleBound time.Duration
+	feedDown   atomic.Bool
+	// beforeAdd runs between the database read and the insert (tests).
+	beforeAdd func()
 }
 
 type cachedKey struct {
 	principal keyhub.Principal
 	revoked   bool
+	// loadedAt is when the database said so (unix nanoseconds).
+	loadedAt int64
 	// lastMarked is the unix second the key's use was last handed to the
 	// toucher; it keeps the toucher's lock off most requests.
 	lastMarked atomic.Int64
@@ -53,11 +67,12 @@ type cachedKey struct {
 // (for last_used_at) and may be nil.
 func NewApiKeyCache(store KeyStore, cfg KeyCacheConfig, usage *Toucher) *ApiKeyCache {
 	return &ApiKeyCache{
-		store:   store,
-		known:   expirable.NewLRU[[32]byte, *cachedKey](cfg.Size, nil, cfg.TTL),
-		unknown: expirable.NewLRU[[32]byte, struct{}](cfg.NegativeSize, nil, cfg.NegativeTTL),
-		usage:   usage,
-		now:     time.Now,
+		store:      store,
+		known:      expirable.NewLRU[[32]byte, *cachedKey](cfg.Size, nil, cfg.TTL),
+		unknown:    expirable.NewLRU[[32]byte, struct{}](cfg.NegativeSize, nil, cfg.NegativeTTL),
+		usage:      usage,
+		now:        time.Now,
+		staleBound: cfg.StaleBound,
 	}
 }
 
@@ -71,55 +86,90 @@ func (c *ApiKeyCache) Verify(ctx context.Context, key string) (*keyhub.Principal
 	default:
 		return nil, errMalformedKey
 	}
-	keyHash := apikey.Hash(key)
+	return c.verifyHash(ctx, apikey.Hash(key))
+}
+
+// VerifyID returns the principal of the key with this id (a WebSocket
+// ticket names its key by id), through the same cache and rules as a
+// presented key. It costs one indexed read to find the key's hash.
+func (c *ApiKeyCache) VerifyID(ctx context.Context, keyID uuid.UUID) (*keyhub.Principal, error) {
+	keyHashHex, err := c.store.KeyHashByID(ctx, keyID)
+	if keyhub.ErrorCode(err) == keyhub.CodeNotFound {
+		return nil, keyhub.ErrUnknownKey
+	}
+	if err != nil {
+		return nil, err
+	}
+	keyHash, err := apikey.HashFromHex(keyHashHex)
+	if err != nil {
+		return nil, keyhub.Internal(err)
+	}
+	return c.verifyHash(ctx, keyHash)
+}
+
+func (c *ApiKeyCache) verifyHash(ctx context.Context, keyHash [32]byte) (*keyhub.Principal, error) {
+	now := c.now()
 	entry, ok := c.known.Get(keyHash)
+	if ok && c.feedDown.Load() && now.UnixNano()-entry.loadedAt > int64(c.staleBound) {
+		ok = false // the feed may have missed its revocation: ask again
+	}
 	if !ok {
 		if _, unknown := c.unknown.Get(keyHash); unknown {
-			return nil, errUnknownKey
+			return nil, keyhub.ErrUnknownKey
 		}
 		var err error
-		if entry, err = c.load(ctx, keyHash); err != nil {
+		if entry, err = c.load(ctx, keyHash, now); err != nil {
 			return nil, err
 		}
 	}
-	return c.admit(entry)
+	return c.admit(entry, now)
 }
 
 // Errors are built once: the rejection path must stay cheap under a flood.
 var (
 	errMalformedKey = keyhub.Errorf(keyhub.CodeInvalidAPIKey, "API key is malformed: expected mk_ followed by 43 base64url characters")
 	errBadChecksum  = keyhub.Errorf(keyhub.CodeInvalidAPIKey, "API key checksum does not match: the key was mistyped or truncated")
-	errUnknownKey   = keyhub.Errorf(keyhub.CodeUnknownAPIKey, "API key is not known")
-	errKeyRevoked   = keyhub.Errorf(keyhub.CodeKeyRevoked, "API key has been revoked")
-	errKeyExpired   = keyhub.Errorf(keyhub.CodeKeyExpired, "API key has expired")
 )
 
-func (c *ApiKeyCache) load(ctx context.Context, keyHash [32]byte) (*cachedKey, error) {
+func (c *ApiKeyCache) load(ctx context.Context, keyHash [32]byte, now time.Time) (*cachedKey, error) {
 	gen := c.generation.Load()
 	found, err := c.store.KeyForAuth(ctx, apikey.HexOfHash(keyHash))
 	if keyhub.ErrorCode(err) == keyhub.CodeNotFound {
-		c.unknown.Add(keyHash, struct{}{})
-		return nil, errUnknownKey
+		c.keep(gen, func() { c.unknown.Add(keyHash, struct{}{}) }, func() { c.unknown.Remove(keyHash) })
+		return nil, keyhub.ErrUnknownKey
 	}
 	if err != nil {
 		return nil, err
 	}
-	entry := &cachedKey{principal: found.Principal, revoked: found.RevokedAt != nil}
-	if c.generation.Load() == gen {
-		c.known.Add(keyHash, entry)
-	}
+	entry := &cachedKey{principal: found.Principal, revoked: found.RevokedAt != nil, loadedAt: now.UnixNano()}
+	c.keep(gen, func() { c.known.Add(keyHash, entry) }, func() { c.known.Remove(keyHash) })
 	return entry, nil
+}
+
+// keep stores what a lookup read unless an invalidation happened since the
+// lookup began (generation gen). It adds first and checks after: checking
+// first would leave a window in which an invalidation lands between the
+// check and the add, and a revoked key would stay cached as active for the
+// whole TTL. Removing after a late check may drop a newer entry too, which
+// costs one database read, never a wrong answer.
+func (c *ApiKeyCache) keep(gen uint64, add, remove func()) {
+	if c.beforeAdd != nil {
+		c.beforeAdd()
+	}
+	add()
+	if c.generation.Load() != gen {
+		remove()
+	}
 }
 
 // admit checks a known key's state on every use, cached or not: expiry is
 // a matter of the clock, not of the cache.
-func (c *ApiKeyCache) admit(entry *cachedKey) (*keyhub.Principal, error) {
+func (c *ApiKeyCache) admit(entry *cachedKey, now time.Time) (*keyhub.Principal, error) {
 	if entry.revoked {
-		return nil, errKeyRevoked
+		return nil, keyhub.ErrKeyRevoked
 	}
-	now := c.now()
 	if entry.principal.Expired(now) {
-		return nil, errKeyExpired
+		return nil, keyhub.ErrKeyExpired
 	}
 	if c.usage != nil {
 		sec := now.Unix()
@@ -146,8 +196,37 @@ func (c *ApiKeyCache) Invalidate(keyHashHex string) {
 // KeyChanged implements keyhub.ChangeObserver.
 func (c *ApiKeyCache) KeyChanged(change keyhub.KeyChange) { c.Invalidate(change.KeyHash) }
 
+// PrincipalChanged implements keyhub.ChangeObserver: the keys of a changed
+// owner (tier) or user carry a stale principal.
+func (c *ApiKeyCache) PrincipalChanged(change keyhub.PrincipalChange) {
+	c.generation.Add(1)
+	// A full scan, but tier changes are rare and the cache is bounded.
+	for _, keyHash := range c.known.Keys() {
+		entry, ok := c.known.Peek(keyHash)
+		if !ok || entry.principal.OwnerID != change.OwnerID {
+			continue
+		}
+		if change.UserID == uuid.Nil || entry.principal.UserID == change.UserID {
+			c.known.Remove(keyHash)
+		}
+	}
+}
+
 // EventWritten implements keyhub.ChangeObserver.
 func (c *ApiKeyCache) EventWritten(keyhub.Event) {}
+
+// FeedDown implements keyhub.ChangeObserver: from now on a cached key is
+// re-read once it is older than the stale bound.
+func (c *ApiKeyCache) FeedDown() { c.feedDown.Store(true) }
+
+// FeedUp implements keyhub.ChangeObserver: what changed while the feed was
+// down went unheard, so everything cached is dropped.
+func (c *ApiKeyCache) FeedUp() {
+	c.generation.Add(1)
+	c.known.Purge()
+	c.unknown.Purge()
+	c.feedDown.Store(false)
+}
 
 // Len reports how many verified and unknown keys the cache holds.
 func (c *ApiKeyCache) Len() (known, unknown int) { return c.known.Len(), c.unknown.Len() }

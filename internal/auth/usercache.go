@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,29 +25,38 @@ type userCache struct {
 	store UserStore
 	users *expirable.LRU[uuid.UUID, *cachedUser]
 	seen  *Toucher
+	// generation, staleBound and feedDown play the same part as in
+	// ApiKeyCache: a tier change must not be undone by a lookup that read
+	// the old tier, and while the change feed is down entries are re-read
+	// once older than staleBound.
+	generation atomic.Uint64
+	staleBound time.Duration
+	feedDown   atomic.Bool
 }
 
 type cachedUser struct {
 	principal keyhub.Principal
 	lastSeen  time.Time // as last written or handed to the toucher
+	loadedAt  time.Time // when the database said so
 }
 
-func newUserCache(store UserStore, size int, ttl time.Duration, seen *Toucher) *userCache {
-	return &userCache{store: store, users: expirable.NewLRU[uuid.UUID, *cachedUser](size, nil, ttl), seen: seen}
+func newUserCache(store UserStore, size int, ttl, staleBound time.Duration, seen *Toucher) *userCache {
+	return &userCache{store: store, users: expirable.NewLRU[uuid.UUID, *cachedUser](size, nil, ttl), seen: seen, staleBound: staleBound}
 }
 
 // principal returns the user's principal, provisioning the user (and its
 // owner) on first sight.
 func (c *userCache) principal(ctx context.Context, userID uuid.UUID, email string) (keyhub.Principal, error) {
 	now := time.Now()
-	if u, ok := c.users.Get(userID); ok {
+	if u, ok := c.users.Get(userID); ok && !(c.feedDown.Load() && now.Sub(u.loadedAt) > c.staleBound) {
 		if now.Sub(u.lastSeen) >= seenEvery {
 			// Entries are replaced rather than mutated: readers share them.
-			c.users.Add(userID, &cachedUser{principal: u.principal, lastSeen: now})
+			c.users.Add(userID, &cachedUser{principal: u.principal, lastSeen: now, loadedAt: u.loadedAt})
 			c.markSeen(userID, now)
 		}
 		return u.principal, nil
 	}
+	gen := c.generation.Load()
 	p, lastSeen, err := c.store.ProvisionUser(ctx, userID, email)
 	if err != nil {
 		return keyhub.Principal{}, err
@@ -55,8 +65,30 @@ func (c *userCache) principal(ctx context.Context, userID uuid.UUID, email strin
 		c.markSeen(userID, now)
 		lastSeen = now
 	}
-	c.users.Add(userID, &cachedUser{principal: p, lastSeen: lastSeen})
+	c.users.Add(userID, &cachedUser{principal: p, lastSeen: lastSeen, loadedAt: now})
+	if c.generation.Load() != gen { // see ApiKeyCache.keep
+		c.users.Remove(userID)
+	}
 	return p, nil
+}
+
+// forget drops the cached principals of a changed owner or user.
+func (c *userCache) forget(change keyhub.PrincipalChange) {
+	c.generation.Add(1)
+	if change.UserID != uuid.Nil {
+		c.users.Remove(change.UserID)
+		return
+	}
+	for _, userID := range c.users.Keys() {
+		if u, ok := c.users.Peek(userID); ok && u.principal.OwnerID == change.OwnerID {
+			c.users.Remove(userID)
+		}
+	}
+}
+
+func (c *userCache) purge() {
+	c.generation.Add(1)
+	c.users.Purge()
 }
 
 func (c *userCache) markSeen(userID uuid.UUID, at time.Time) {

@@ -39,11 +39,24 @@ type Config struct {
 	NegativeCacheTTL      time.Duration
 	NegativeCacheSize     int
 	LastUsedFlushInterval time.Duration
+	// ExpirySweepInterval is how often expired keys get their `expired`
+	// audit event.
+	ExpirySweepInterval time.Duration
 
 	TrustedProxies []netip.Prefix
 
+	// ListenDatabaseURL is where the change feed LISTENs: DATABASE_URL
+	// unless a pooler in front of the database needs a direct address.
+	ListenDatabaseURL string
+	// StaleBound is the oldest a cached credential may be while the change
+	// feed is down.
+	StaleBound time.Duration
+
 	WSTicketSecret string
 	WSAuthTimeout  time.Duration
+	// WSLeaseTTL is how long a WebSocket's cluster-wide lease outlives the
+	// last heartbeat of its process (a process killed without cleanup).
+	WSLeaseTTL     time.Duration
 	AllowedOrigins []string
 	// CORSMaxAge is how long browsers may cache a CORS preflight answer.
 	CORSMaxAge time.Duration
@@ -76,11 +89,16 @@ func Load(getenv func(string) string) (Config, error) {
 		NegativeCacheTTL:      p.duration("API_KEY_NEGATIVE_CACHE_TTL", 30*time.Second),
 		NegativeCacheSize:     p.positiveInt("API_KEY_NEGATIVE_CACHE_SIZE", 10_000),
 		LastUsedFlushInterval: p.duration("LAST_USED_FLUSH_INTERVAL", 5*time.Second),
+		ExpirySweepInterval:   p.duration("EXPIRY_SWEEP_INTERVAL", 30*time.Second),
 
 		TrustedProxies: p.prefixes("TRUSTED_PROXIES"),
 
+		ListenDatabaseURL: p.str("DATABASE_LISTEN_URL", ""),
+		StaleBound:        p.duration("CHANGE_FEED_STALE_BOUND", 5*time.Second),
+
 		WSTicketSecret: p.str("WS_TICKET_SECRET", ""),
 		WSAuthTimeout:  p.duration("WS_AUTH_TIMEOUT", 10*time.Second),
+		WSLeaseTTL:     p.duration("WS_LEASE_TTL", 30*time.Second),
 		AllowedOrigins: p.list("ALLOWED_ORIGINS"),
 		CORSMaxAge:     p.duration("CORS_MAX_AGE", 10*time.Minute),
 	}
@@ -92,6 +110,14 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return Config{}, fmt.Errorf("DATABASE_URL must be a postgres:// URL")
+	}
+	if c.ListenDatabaseURL == "" {
+		c.ListenDatabaseURL = c.DatabaseURL
+	} else if u, err := url.Parse(c.ListenDatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return Config{}, fmt.Errorf("DATABASE_LISTEN_URL must be a postgres:// URL")
+	}
+	if c.StaleBound < 100*time.Millisecond || c.StaleBound > time.Minute {
+		return Config{}, fmt.Errorf("CHANGE_FEED_STALE_BOUND must be between 100ms and 1m, got %s", c.StaleBound)
 	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		return Config{}, fmt.Errorf("LISTEN_ADDR must be host:port or :port, got %q", c.ListenAddr)
@@ -129,6 +155,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.WSTicketSecret != "" && len(c.WSTicketSecret) < 32 {
 		return Config{}, fmt.Errorf("WS_TICKET_SECRET must be at least 32 characters")
+	}
+	if c.WSLeaseTTL < time.Second || c.WSLeaseTTL > 10*time.Minute {
+		return Config{}, fmt.Errorf("WS_LEASE_TTL must be between 1s and 10m, got %s", c.WSLeaseTTL)
+	}
+	if c.ExpirySweepInterval < 100*time.Millisecond {
+		return Config{}, fmt.Errorf("EXPIRY_SWEEP_INTERVAL must be at least 100ms, got %s", c.ExpirySweepInterval)
 	}
 	if c.LastUsedFlushInterval < time.Second {
 		return Config{}, fmt.Errorf("LAST_USED_FLUSH_INTERVAL must be at least 1s")

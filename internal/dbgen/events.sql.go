@@ -13,16 +13,39 @@ import (
 	"github.com/sqlc-dev/pqtype"
 )
 
+const getEvent = `-- name: GetEvent :one
+SELECT id, api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details, created_at, actor_key_id FROM api_key_events WHERE id = $1
+`
+
+func (q *Queries) GetEvent(ctx context.Context, db DBTX, id int64) (ApiKeyEvent, error) {
+	row := db.QueryRow(ctx, getEvent, id)
+	var i ApiKeyEvent
+	err := row.Scan(
+		&i.ID,
+		&i.ApiKeyID,
+		&i.OwnerID,
+		&i.ActorUserID,
+		&i.EventType,
+		&i.IpAddress,
+		&i.UserAgent,
+		&i.Details,
+		&i.CreatedAt,
+		&i.ActorKeyID,
+	)
+	return i, err
+}
+
 const insertEvent = `-- name: InsertEvent :one
-INSERT INTO api_key_events (api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-RETURNING id, api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details, created_at
+INSERT INTO api_key_events (api_key_id, owner_id, actor_user_id, actor_key_id, event_type, ip_address, user_agent, details)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING id, api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details, created_at, actor_key_id
 `
 
 type InsertEventParams struct {
 	ApiKeyID    uuid.UUID
 	OwnerID     uuid.UUID
 	ActorUserID uuid.NullUUID
+	ActorKeyID  uuid.NullUUID
 	EventType   string
 	IpAddress   pqtype.Inet
 	UserAgent   *string
@@ -34,6 +57,7 @@ func (q *Queries) InsertEvent(ctx context.Context, db DBTX, arg InsertEventParam
 		arg.ApiKeyID,
 		arg.OwnerID,
 		arg.ActorUserID,
+		arg.ActorKeyID,
 		arg.EventType,
 		arg.IpAddress,
 		arg.UserAgent,
@@ -50,12 +74,13 @@ func (q *Queries) InsertEvent(ctx context.Context, db DBTX, arg InsertEventParam
 		&i.UserAgent,
 		&i.Details,
 		&i.CreatedAt,
+		&i.ActorKeyID,
 	)
 	return i, err
 }
 
 const listEvents = `-- name: ListEvents :many
-SELECT id, api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details, created_at FROM api_key_events
+SELECT id, api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details, created_at, actor_key_id FROM api_key_events
 WHERE owner_id = $1
   AND ($2::uuid IS NULL OR api_key_id = $2::uuid)
   AND (cardinality($3::text[]) = 0 OR event_type = ANY ($3::text[]))
@@ -106,6 +131,7 @@ func (q *Queries) ListEvents(ctx context.Context, db DBTX, arg ListEventsParams)
 			&i.UserAgent,
 			&i.Details,
 			&i.CreatedAt,
+			&i.ActorKeyID,
 		); err != nil {
 			return nil, err
 		}

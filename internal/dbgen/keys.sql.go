@@ -154,6 +154,40 @@ func (q *Queries) GetKeyForUpdate(ctx context.Context, db DBTX, arg GetKeyForUpd
 	return i, err
 }
 
+const getPredecessorInGraceForUpdate = `-- name: GetPredecessorInGraceForUpdate :one
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by FROM api_keys
+WHERE replaced_by = $1::uuid AND owner_id = $2
+  AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+FOR UPDATE
+`
+
+type GetPredecessorInGraceForUpdateParams struct {
+	ID      uuid.UUID
+	OwnerID uuid.UUID
+}
+
+// The key that the given key replaced, while it still works (its grace
+// period): at most one, by the unique index on replaced_by.
+func (q *Queries) GetPredecessorInGraceForUpdate(ctx context.Context, db DBTX, arg GetPredecessorInGraceForUpdateParams) (ApiKey, error) {
+	row := db.QueryRow(ctx, getPredecessorInGraceForUpdate, arg.ID, arg.OwnerID)
+	var i ApiKey
+	err := row.Scan(
+		&i.ID,
+		&i.OwnerID,
+		&i.UserID,
+		&i.Name,
+		&i.KeyPrefix,
+		&i.KeyHash,
+		&i.Scopes,
+		&i.ExpiresAt,
+		&i.LastUsedAt,
+		&i.CreatedAt,
+		&i.RevokedAt,
+		&i.ReplacedBy,
+	)
+	return i, err
+}
+
 const insertKey = `-- name: InsertKey :one
 INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7)

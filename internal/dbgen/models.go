@@ -36,6 +36,7 @@ type ApiKeyEvent struct {
 	UserAgent   *string
 	Details     pqtype.NullRawMessage
 	CreatedAt   time.Time
+	ActorKeyID  uuid.NullUUID
 }
 
 type Owner struct {
@@ -51,6 +52,15 @@ type User struct {
 	DefaultOwnerID uuid.UUID
 	CreatedAt      time.Time
 	LastSeenAt     time.Time
+}
+
+type WsConnection struct {
+	ID        uuid.UUID
+	SlotID    uuid.UUID
+	OwnerID   uuid.UUID
+	ProcessID uuid.UUID
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }
 
 type WsTicket struct {

@@ -72,24 +72,6 @@ func (q *Queries) InsertUser(ctx context.Context, db DBTX, arg InsertUserParams)
 	return err
 }
 
-const lockUserForKeys = `-- name: LockUserForKeys :one
-SELECT o.tier
-FROM users u
-JOIN owners o ON o.id = u.default_owner_id
-WHERE u.id = $1
-FOR UPDATE OF u
-`
-
-// Taken by every transaction that adds to a user's active keys, so that
-// counting them and inserting one cannot interleave. Returns the owner's
-// tier as it is now, not as a cached principal remembers it.
-func (q *Queries) LockUserForKeys(ctx context.Context, db DBTX, id uuid.UUID) (string, error) {
-	row := db.QueryRow(ctx, lockUserForKeys, id)
-	var tier string
-	err := row.Scan(&tier)
-	return tier, err
-}
-
 const lockUserProvisioning = `-- name: LockUserProvisioning :exec
 SELECT pg_advisory_xact_lock(hashtextextended(CAST($1::uuid AS text), 0))
 `
@@ -99,6 +81,48 @@ SELECT pg_advisory_xact_lock(hashtextextended(CAST($1::uuid AS text), 0))
 func (q *Queries) LockUserProvisioning(ctx context.Context, db DBTX, userID uuid.UUID) error {
 	_, err := db.Exec(ctx, lockUserProvisioning, userID)
 	return err
+}
+
+const lockUsersForKeys = `-- name: LockUsersForKeys :many
+SELECT u.id, u.default_owner_id, o.tier
+FROM users u
+JOIN owners o ON o.id = u.default_owner_id
+WHERE u.id = ANY ($1::uuid[])
+ORDER BY u.id
+FOR UPDATE OF u
+`
+
+type LockUsersForKeysRow struct {
+	ID             uuid.UUID
+	DefaultOwnerID uuid.UUID
+	Tier           string
+}
+
+// Taken by every transaction that changes keys (create, refresh, revoke)
+// on the acting user and on the user whose keys change, so that checking
+// the acting credential, counting keys and changing them cannot
+// interleave with another change. Rows are locked in id order, so two
+// transactions locking the same pair cannot deadlock. Returns each
+// owner's tier as it is now, not as a cached principal remembers it; a
+// user missing from the answer no longer exists.
+func (q *Queries) LockUsersForKeys(ctx context.Context, db DBTX, ids []uuid.UUID) ([]LockUsersForKeysRow, error) {
+	rows, err := db.Query(ctx, lockUsersForKeys, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LockUsersForKeysRow
+	for rows.Next() {
+		var i LockUsersForKeysRow
+		if err := rows.Scan(&i.ID, &i.DefaultOwnerID, &i.Tier); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const touchUsers = `-- name: TouchUsers :exec

@@ -31,6 +31,29 @@ func (q *Queries) ClaimWSTicket(ctx context.Context, db DBTX, arg ClaimWSTicketP
 	return result.RowsAffected(), nil
 }
 
+const countWSLeases = `-- name: CountWSLeases :one
+SELECT count(*) FROM ws_connections WHERE slot_id = $1 AND expires_at > now()
+`
+
+func (q *Queries) CountWSLeases(ctx context.Context, db DBTX, slotID uuid.UUID) (int64, error) {
+	row := db.QueryRow(ctx, countWSLeases, slotID)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
+const deleteExpiredWSLeases = `-- name: DeleteExpiredWSLeases :execrows
+DELETE FROM ws_connections WHERE expires_at < now()
+`
+
+func (q *Queries) DeleteExpiredWSLeases(ctx context.Context, db DBTX) (int64, error) {
+	result, err := db.Exec(ctx, deleteExpiredWSLeases)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const deleteExpiredWSTickets = `-- name: DeleteExpiredWSTickets :execrows
 DELETE FROM ws_tickets WHERE expires_at < now()
 `
@@ -43,6 +66,15 @@ func (q *Queries) DeleteExpiredWSTickets(ctx context.Context, db DBTX) (int64, e
 	return result.RowsAffected(), nil
 }
 
+const deleteWSLease = `-- name: DeleteWSLease :exec
+DELETE FROM ws_connections WHERE id = $1
+`
+
+func (q *Queries) DeleteWSLease(ctx context.Context, db DBTX, id uuid.UUID) error {
+	_, err := db.Exec(ctx, deleteWSLease, id)
+	return err
+}
+
 const getKeyHashByID = `-- name: GetKeyHashByID :one
 SELECT key_hash FROM api_keys WHERE id = $1
 `
@@ -52,4 +84,128 @@ func (q *Queries) GetKeyHashByID(ctx context.Context, db DBTX, id uuid.UUID) (st
 	var key_hash string
 	err := row.Scan(&key_hash)
 	return key_hash, err
+}
+
+const insertWSLease = `-- name: InsertWSLease :exec
+INSERT INTO ws_connections (id, slot_id, owner_id, process_id, expires_at)
+VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::float8))
+`
+
+type InsertWSLeaseParams struct {
+	ID         uuid.UUID
+	SlotID     uuid.UUID
+	OwnerID    uuid.UUID
+	ProcessID  uuid.UUID
+	TtlSeconds float64
+}
+
+func (q *Queries) InsertWSLease(ctx context.Context, db DBTX, arg InsertWSLeaseParams) error {
+	_, err := db.Exec(ctx, insertWSLease,
+		arg.ID,
+		arg.SlotID,
+		arg.OwnerID,
+		arg.ProcessID,
+		arg.TtlSeconds,
+	)
+	return err
+}
+
+const keyStates = `-- name: KeyStates :many
+SELECT k.id, k.owner_id, k.user_id, k.key_hash, k.revoked_at, k.expires_at
+FROM api_keys k
+WHERE k.id = ANY ($1::uuid[])
+`
+
+type KeyStatesRow struct {
+	ID        uuid.UUID
+	OwnerID   uuid.UUID
+	UserID    uuid.UUID
+	KeyHash   string
+	RevokedAt *time.Time
+	ExpiresAt *time.Time
+}
+
+// What open connections need to re-check after the change feed was down.
+func (q *Queries) KeyStates(ctx context.Context, db DBTX, ids []uuid.UUID) ([]KeyStatesRow, error) {
+	rows, err := db.Query(ctx, keyStates, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []KeyStatesRow
+	for rows.Next() {
+		var i KeyStatesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.OwnerID,
+			&i.UserID,
+			&i.KeyHash,
+			&i.RevokedAt,
+			&i.ExpiresAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const lockWSSlot = `-- name: LockWSSlot :exec
+SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))
+`
+
+// Serialises admissions to one slot across processes until the transaction ends.
+func (q *Queries) LockWSSlot(ctx context.Context, db DBTX, slotID string) error {
+	_, err := db.Exec(ctx, lockWSSlot, slotID)
+	return err
+}
+
+const ownerTiers = `-- name: OwnerTiers :many
+SELECT id, tier FROM owners WHERE id = ANY ($1::uuid[])
+`
+
+type OwnerTiersRow struct {
+	ID   uuid.UUID
+	Tier string
+}
+
+func (q *Queries) OwnerTiers(ctx context.Context, db DBTX, ids []uuid.UUID) ([]OwnerTiersRow, error) {
+	rows, err := db.Query(ctx, ownerTiers, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []OwnerTiersRow
+	for rows.Next() {
+		var i OwnerTiersRow
+		if err := rows.Scan(&i.ID, &i.Tier); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const renewWSLeases = `-- name: RenewWSLeases :execrows
+UPDATE ws_connections SET expires_at = now() + make_interval(secs => $1::float8)
+WHERE process_id = $2
+`
+
+type RenewWSLeasesParams struct {
+	TtlSeconds float64
+	ProcessID  uuid.UUID
+}
+
+func (q *Queries) RenewWSLeases(ctx context.Context, db DBTX, arg RenewWSLeasesParams) (int64, error) {
+	result, err := db.Exec(ctx, renewWSLeases, arg.TtlSeconds, arg.ProcessID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }

@@ -85,6 +85,9 @@ func routes(d Deps) http.Handler {
 		})
 		if ws := d.WebSocket; ws != nil {
 			r.Method(http.MethodGet, "/ws/daemon", ws.Upgrade())
+			// The seed ws-ticket service: a ticket for X-API-Key, redeemed at /ws.
+			r.With(scope(keyhub.ScopeWSConnect)).Method(http.MethodPost, "/api/ws-ticket", ws.IssueSeedTicket())
+			r.Method(http.MethodGet, "/ws", ws.Upgrade())
 		}
 	})
 	return r

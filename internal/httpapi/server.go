@@ -42,8 +42,9 @@ type Deps struct {
 
 // WebSocketRoutes are the WebSocket endpoint's handlers, mounted by routes.go.
 type WebSocketRoutes interface {
-	Upgrade() http.Handler         // GET /v1/ws and the seed's GET /ws/daemon
+	Upgrade() http.Handler         // GET /v1/ws and the seed's GET /ws/daemon and GET /ws
 	IssueTicket() http.Handler     // POST /v1/ws/tickets
+	IssueSeedTicket() http.Handler // the seed's POST /api/ws-ticket
 	ListConnections() http.Handler // GET /v1/ws/connections
 	CloseConnection() http.Handler // DELETE /v1/ws/connections/{id}
 }

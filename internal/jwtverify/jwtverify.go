@@ -75,6 +75,9 @@ type Config struct {
 	RefreshTimeout time.Duration // max time a request waits for an unknown-kid JWKS refresh (default 2s)
 	HTTPClient     *http.Client  // optional, for JWKS fetches
 	Logger         *slog.Logger  // warnings (e.g. a private JWK pasted: private part dropped), JWKS refresh failures
+	// UnknownKeyHint is added to the error of a token whose signing key is
+	// not known (dev mode says where its key lives).
+	UnknownKeyHint string
 }
 
 // Claims are the parts of a verified Supabase access token keyhub uses.
@@ -95,6 +98,11 @@ type Verifier struct {
 	jwks           keyfunc.Keyfunc // nil unless JWKSURL is set
 	refreshTimeout time.Duration
 	configured     bool
+	// issuer, audience and unknownKeyHint make the errors say which check
+	// failed: the expected values are configuration, not secrets.
+	issuer         string
+	audience       string
+	unknownKeyHint string
 }
 
 // staticKey is a public key from the environment; kid is empty unless it
@@ -126,7 +134,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.Leeway < 0 {
 		return nil, fmt.Errorf("jwtverify: negative leeway %s", cfg.Leeway)
 	}
-	v := &Verifier{refreshTimeout: cfg.RefreshTimeout}
+	v := &Verifier{refreshTimeout: cfg.RefreshTimeout, issuer: cfg.Issuer, unknownKeyHint: cfg.UnknownKeyHint}
 	if v.refreshTimeout <= 0 {
 		v.refreshTimeout = defaultRefreshTimeout
 	}
@@ -172,6 +180,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if audience == "" {
 		audience = defaultAudience
 	}
+	v.audience = audience
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(methods),
 		jwt.WithExpirationRequired(),
@@ -261,7 +270,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		// (exp included) can be trusted.
 		if !errors.Is(err, jwt.ErrTokenInvalidClaims) || errors.Is(err, jwt.ErrTokenSignatureInvalid) {
 			if errors.Is(err, jwt.ErrTokenUnverifiable) {
-				return Claims{}, invalid("token signing key is unknown", err)
+				return Claims{}, invalid(v.unknownKeyMessage(err), err)
 			}
 			return Claims{}, invalid("token is invalid", err)
 		}
@@ -275,7 +284,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 			e.Err = err
 			return Claims{}, e
 		}
-		return Claims{}, invalid("token claims are invalid", err)
+		return Claims{}, invalid(v.claimsMessage(err, &tc), err)
 	}
 
 	if notUserSession(&tc) {
@@ -305,6 +314,67 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		ExpiresAt: tc.ExpiresAt.Time, // non-nil: WithExpirationRequired
 	}, nil
 }
+
+// unknownKeyMessage says that no configured key verifies the token, and
+// why when that is safe to say (the alg is refused, the kid is unknown).
+func (v *Verifier) unknownKeyMessage(err error) string {
+	msg := "token signing key is unknown"
+	var unknown *unknownKeyError
+	if errors.As(err, &unknown) {
+		msg = fmt.Sprintf("token signing key is unknown: no %s key with kid %q", unknown.alg, clip(unknown.kid))
+	}
+	if v.unknownKeyHint != "" {
+		msg += " (" + v.unknownKeyHint + ")"
+	}
+	return msg
+}
+
+// claimsMessage says which claim of a validly signed token failed. The
+// expected values are configuration, and the token's own are the caller's:
+// neither is a secret, and both help whoever set the token up.
+func (v *Verifier) claimsMessage(err error, tc *tokenClaims) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return fmt.Sprintf("token iss %q does not match the expected issuer %q", clip(tc.Issuer), v.issuer)
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		got := make([]string, 0, len(tc.Audience))
+		for _, aud := range tc.Audience {
+			got = append(got, clip(aud))
+		}
+		return fmt.Sprintf("token aud %q does not include the expected audience %q", got, v.audience)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "token lacks a required claim (exp)"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return "token is not valid yet (nbf is in the future)"
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "token was issued in the future (iat): check the clocks"
+	}
+	return "token claims are invalid"
+}
+
+// clip bounds a value echoed from a token.
+func clip(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "…"
+	}
+	return s
+}
+
+// unknownKeyError is keyFor's answer when no configured key matches.
+type unknownKeyError struct {
+	alg, kid string
+	cause    error // why the JWKS had none, for the logs
+}
+
+func (e *unknownKeyError) Error() string {
+	msg := fmt.Sprintf("no %s key for kid %q", e.alg, e.kid)
+	if e.cause != nil {
+		msg += ": " + e.cause.Error()
+	}
+	return msg
+}
+
+func (e *unknownKeyError) Unwrap() error { return e.cause }
 
 // keyFor is the jwt.Keyfunc: it returns only keys of the type the token's
 // alg needs, so an HS256 token can never be checked against a public key.
@@ -381,7 +451,7 @@ func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 	}
 	switch len(candidates) {
 	case 0:
-		return nil, errors.Join(fmt.Errorf("no %s key for kid %q", alg, kid), jwksErr)
+		return nil, &unknownKeyError{alg: alg, kid: kid, cause: jwksErr}
 	case 1:
 		return candidates[0], nil
 	default:

@@ -95,3 +95,12 @@ func ErrorMessage(err error) string {
 	}
 	return "internal error"
 }
+
+// The answers to a key that stopped working, shared by verification (the
+// cache) and by writes, which re-check the acting key in their transaction.
+// Built once: the rejection path must stay cheap under a flood.
+var (
+	ErrUnknownKey = Errorf(CodeUnknownAPIKey, "API key is not known")
+	ErrKeyRevoked = Errorf(CodeKeyRevoked, "API key has been revoked")
+	ErrKeyExpired = Errorf(CodeKeyExpired, "API key has expired")
+)

@@ -49,19 +49,21 @@ func (k *Key) Status(now time.Time) KeyStatus {
 // EventType names what happened to a key.
 type EventType string
 
-// Event types, as stored in api_key_events.event_type.
+// Event types, as stored in api_key_events.event_type. The schema also
+// allows "used", which nothing writes: a key's last use is its
+// last_used_at, and an event per request would cost a write per request.
+// "expired" is written by the expiry sweeper (postgres.Store.RecordExpiredKeys).
 const (
 	EventCreated   EventType = "created"
 	EventRefreshed EventType = "refreshed"
 	EventRevoked   EventType = "revoked"
-	EventUsed      EventType = "used"
 	EventExpired   EventType = "expired"
 )
 
 // Valid reports whether t is a known event type.
 func (t EventType) Valid() bool {
 	switch t {
-	case EventCreated, EventRefreshed, EventRevoked, EventUsed, EventExpired:
+	case EventCreated, EventRefreshed, EventRevoked, EventExpired:
 		return true
 	}
 	return false
@@ -73,6 +75,7 @@ type Event struct {
 	KeyID       uuid.UUID
 	OwnerID     uuid.UUID
 	ActorUserID *uuid.UUID
+	ActorKeyID  *uuid.UUID // the key that acted; nil for a dashboard user or the system
 	Type        EventType
 	IP          netip.Addr // zero when unknown
 	UserAgent   string

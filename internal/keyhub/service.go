@@ -82,6 +82,13 @@ type AuthKey struct {
 // KeyService is the key lifecycle and its audit trail: what the REST API
 // does with keys. Every change writes its audit event in the same
 // transaction as the change.
+//
+// The principal p of CreateKey, RefreshKey and RevokeKey is the acting
+// credential as the caller's cache remembers it. Writes never trust it:
+// they re-read the acting key (or user) inside their own transaction and
+// refuse one that is revoked, expired or gone (KEY_REVOKED, KEY_EXPIRED,
+// UNKNOWN_API_KEY, INVALID_TOKEN), and apply the invariants on keys
+// (README, "Invariants") to what the database holds, not to p.
 type KeyService interface {
 	CreateKey(ctx context.Context, p *Principal, in CreateKeyInput, meta RequestMeta) (NewKey, error)
 	RefreshKey(ctx context.Context, p *Principal, keyID uuid.UUID, in RefreshInput, meta RequestMeta) (Refreshed, error)
@@ -103,18 +110,41 @@ type KeyService interface {
 }
 
 // KeyChange tells observers that a key changed in a way that a cached
-// verification of it must not outlive (revoked, replaced, re-dated).
+// verification of it must not outlive (revoked, replaced, re-dated,
+// re-scoped).
 type KeyChange struct {
 	KeyID   uuid.UUID
 	OwnerID uuid.UUID
+	UserID  uuid.UUID
 	KeyHash string // hex, as stored
 	// Ended is true when the key stopped working at once.
 	Ended bool
+	// ExpiresAt is the key's expiry after the change (nil: never), so that
+	// connections opened with it can end on time (a grace period's end).
+	ExpiresAt *time.Time
 }
 
-// ChangeObserver hears about committed changes. Callbacks must be quick:
-// they run on the goroutine that delivers the change.
+// PrincipalChange tells observers that what the principals of an owner (its
+// tier) or of one user hold changed, or that the user or owner is gone.
+type PrincipalChange struct {
+	OwnerID uuid.UUID
+	// UserID is set when one user changed; zero when the whole owner did.
+	UserID uuid.UUID
+}
+
+// ChangeObserver hears about committed changes, from this process and from
+// every other one (the change feed). Callbacks must be quick and
+// idempotent: they run on the goroutine that delivers the change, and a
+// change may be delivered twice (once by the writer, once by the feed).
 type ChangeObserver interface {
 	KeyChanged(KeyChange)
+	PrincipalChanged(PrincipalChange)
 	EventWritten(Event)
+	// FeedDown says that changes may go unheard from now on (the feed's
+	// connection is lost): cached state must be re-read once it is older
+	// than the feed's stale bound.
+	FeedDown()
+	// FeedUp says that the feed listens again. Changes made while it was
+	// down were never heard: drop everything derived from them.
+	FeedUp()
 }

@@ -62,6 +62,10 @@ func eventFromRow(r dbgen.ApiKeyEvent) keyhub.Event {
 		id := r.ActorUserID.UUID
 		e.ActorUserID = &id
 	}
+	if r.ActorKeyID.Valid {
+		id := r.ActorKeyID.UUID
+		e.ActorKeyID = &id
+	}
 	if r.IpAddress.Valid {
 		if ip, ok := netip.AddrFromSlice(r.IpAddress.IPNet.IP); ok {
 			e.IP = ip.Unmap()

@@ -20,17 +20,21 @@ import (
 
 // CreateKey creates a key for the principal's user, within its tier's limit
 // of active keys, and writes its "created" event in the same transaction.
+// The acting credential is re-checked under the user's lock (lockActor);
+// a key made by a key gets at most its creator's scopes and lifetime.
 func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.CreateKeyInput, meta keyhub.RequestMeta) (keyhub.NewKey, error) {
-	if !p.Scopes.Has(in.Scopes) {
-		return keyhub.NewKey{}, keyhub.Errorf(keyhub.CodeInsufficientScope, "a key can only be given scopes its creator holds")
-	}
 	var created keyhub.NewKey
 	var event keyhub.Event
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		tier, err := s.q.LockUserForKeys(ctx, tx, p.UserID)
+		a, err := s.lockActor(ctx, tx, p, p.UserID)
 		if err != nil {
 			return err
 		}
+		if !a.scopes.Has(in.Scopes) {
+			return keyhub.Errorf(keyhub.CodeInsufficientScope, "a key can only be given scopes its creator holds")
+		}
+		// Grace-period predecessors count too: stricter than the invariant
+		// needs, and what the tier's limit has always meant here.
 		active, err := s.q.CountActiveKeysOfUser(ctx, tx, p.UserID)
 		if err != nil {
 			return err
@@ -38,10 +42,11 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 		if in.SingleKey && active > 0 {
 			return keyhub.Errorf(keyhub.CodeKeyAlreadyExists, "you already have an active API key: refresh it, or revoke it first")
 		}
-		if limit := keyhub.Tier(tier).Limits().ActiveKeysPerUser; active >= int64(limit) {
+		tier := a.tiers[p.UserID]
+		if limit := tier.Limits().ActiveKeysPerUser; active >= int64(limit) {
 			return keyhub.Errorf(keyhub.CodeKeyLimitReached, "the %s tier allows %d active key(s) per user: revoke or refresh one", tier, limit)
 		}
-		created, err = s.insertKey(ctx, tx, p.OwnerID, p.UserID, in.Name, in.Scopes, in.ExpiresAt)
+		created, err = s.insertKey(ctx, tx, p.OwnerID, p.UserID, in.Name, in.Scopes, a.capExpiry(in.ExpiresAt))
 		if err != nil {
 			return err
 		}
@@ -75,10 +80,29 @@ func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, ownerID, userID uuid.U
 	return keyhub.NewKey{Key: keyFromRow(row), Secret: secret}, nil
 }
 
+// lockTarget locks the users of a write on keyID (see lockActor) and then
+// the key's row. The key is read once without a lock first, only to learn
+// its user: a key's user never changes.
+func (s *Store) lockTarget(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, keyID uuid.UUID) (actor, dbgen.ApiKey, error) {
+	target, err := s.q.GetKey(ctx, tx, dbgen.GetKeyParams{ID: keyID, OwnerID: p.OwnerID})
+	if err != nil {
+		return actor{}, dbgen.ApiKey{}, err
+	}
+	a, err := s.lockActor(ctx, tx, p, target.UserID)
+	if err != nil {
+		return actor{}, dbgen.ApiKey{}, err
+	}
+	target, err = s.q.GetKeyForUpdate(ctx, tx, dbgen.GetKeyForUpdateParams{ID: keyID, OwnerID: p.OwnerID})
+	return a, target, err
+}
+
 // RefreshKey rotates a key in one transaction: it creates the replacement
-// (same owner, user, scopes and lifetime), links it from the old key and
-// ends the old key, at once or after the grace period. The old row is
-// locked first, so of two concurrent refreshes one wins and the other gets
+// (same owner, user, scopes and lifetime, capped by an acting key's
+// expiry), links it from the old key and ends the old key, at once or
+// after the grace period, never after the replacement expires. A working
+// predecessor of the old key loses its grace at once, so a key never has
+// more than one working predecessor. The old row is locked first, so of
+// two concurrent refreshes one wins and the other gets
 // KEY_ALREADY_REFRESHED.
 func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.UUID, in keyhub.RefreshInput, meta keyhub.RequestMeta) (keyhub.Refreshed, error) {
 	if in.Grace < 0 || in.Grace > keyhub.MaxRefreshGrace {
@@ -86,9 +110,10 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 	}
 	var out keyhub.Refreshed
 	var events []keyhub.Event
-	var oldHash string
+	var changes []keyhub.KeyChange
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		oldRow, err := s.q.GetKeyForUpdate(ctx, tx, dbgen.GetKeyForUpdateParams{ID: keyID, OwnerID: p.OwnerID})
+		out, events, changes = keyhub.Refreshed{}, nil, nil // a retried transaction starts afresh
+		a, oldRow, err := s.lockTarget(ctx, tx, p, keyID)
 		if err != nil {
 			return err
 		}
@@ -100,8 +125,15 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 		case old.Status(now) != keyhub.KeyActive:
 			return keyhub.Errorf(keyhub.CodeKeyNotActive, "only an active key can be refreshed; this one is %s", old.Status(now))
 		}
-		if !p.Scopes.Has(old.Scopes) {
-			return keyhub.Errorf(keyhub.CodeInsufficientScope, "a key can only be given scopes its creator holds")
+		if err := a.mayChange(old); err != nil {
+			return err
+		}
+		change, ended, err := s.endGrace(ctx, tx, a, old, meta, "successor_refreshed")
+		if err != nil {
+			return err
+		}
+		if ended != nil {
+			changes, events = append(changes, *change), append(events, *ended)
 		}
 		name := in.Name
 		if name == "" {
@@ -113,13 +145,17 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 			t := now.Add(old.ExpiresAt.Sub(old.CreatedAt))
 			expiresAt = &t
 		}
-		out.New, err = s.insertKey(ctx, tx, old.OwnerID, old.UserID, name, old.Scopes, expiresAt)
+		out.New, err = s.insertKey(ctx, tx, old.OwnerID, old.UserID, name, old.Scopes, a.capExpiry(expiresAt))
 		if err != nil {
 			return err
 		}
 		var retireAt *time.Time
 		if in.Grace > 0 {
+			// A predecessor never outlives its successor.
 			t := now.Add(in.Grace)
+			if exp := out.New.Key.ExpiresAt; exp != nil && exp.Before(t) {
+				t = *exp
+			}
 			retireAt = &t
 		}
 		oldRow, err = s.q.ReplaceKey(ctx, tx, dbgen.ReplaceKeyParams{
@@ -132,7 +168,7 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 			return fmt.Errorf("replace key: %w", err)
 		}
 		out.Old = keyFromRow(oldRow)
-		oldHash = oldRow.KeyHash
+		changes = append(changes, keyhub.KeyChange{KeyID: out.Old.ID, OwnerID: out.Old.OwnerID, KeyHash: oldRow.KeyHash, Ended: in.Grace == 0})
 		refreshed, err := s.insertEvent(ctx, tx, out.Old, p, keyhub.EventRefreshed, meta, map[string]any{
 			"replaced_by":   out.New.Key.ID,
 			"grace_seconds": int64(in.Grace / time.Second),
@@ -143,45 +179,86 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 		created, err := s.insertEvent(ctx, tx, out.New.Key, p, keyhub.EventCreated, meta, map[string]any{
 			"replaces": out.Old.ID,
 		})
-		events = []keyhub.Event{refreshed, created}
+		events = append(events, refreshed, created)
 		return err
 	})
 	if err != nil {
 		return keyhub.Refreshed{}, dbError(err, "key")
 	}
-	s.notify([]keyhub.KeyChange{{KeyID: out.Old.ID, OwnerID: out.Old.OwnerID, KeyHash: oldHash, Ended: in.Grace == 0}}, events)
+	s.notify(changes, events)
 	return out, nil
 }
 
-// RevokeKey revokes a key of the principal's owner. Revoking a key that is
-// already revoked changes nothing and reports alreadyRevoked.
+// RevokeKey revokes a key of the principal's owner, and the key's
+// predecessor if it is still in its grace period (a predecessor never
+// outlives its successor). Revoking a key that is already revoked changes
+// nothing and reports alreadyRevoked.
 func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.UUID, meta keyhub.RequestMeta) (key keyhub.Key, alreadyRevoked bool, err error) {
-	var event keyhub.Event
-	var keyHash string
+	var events []keyhub.Event
+	var changes []keyhub.KeyChange
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		row, err := s.q.RevokeKey(ctx, tx, dbgen.RevokeKeyParams{ID: keyID, OwnerID: p.OwnerID})
-		if errors.Is(err, pgx.ErrNoRows) {
-			row, err = s.q.GetKey(ctx, tx, dbgen.GetKeyParams{ID: keyID, OwnerID: p.OwnerID})
-			if err != nil {
-				return err
-			}
-			key, alreadyRevoked = keyFromRow(row), true
-			return nil
-		}
+		key, alreadyRevoked, events, changes = keyhub.Key{}, false, nil, nil // a retried transaction starts afresh
+		a, row, err := s.lockTarget(ctx, tx, p, keyID)
 		if err != nil {
 			return err
 		}
-		key, keyHash = keyFromRow(row), row.KeyHash
-		event, err = s.insertEvent(ctx, tx, key, p, keyhub.EventRevoked, meta, nil)
+		key = keyFromRow(row)
+		if err := a.mayChange(key); err != nil {
+			return err
+		}
+		if key.RevokedAt != nil {
+			alreadyRevoked = true
+			return nil
+		}
+		row, err = s.q.RevokeKey(ctx, tx, dbgen.RevokeKeyParams{ID: keyID, OwnerID: p.OwnerID})
+		if err != nil {
+			return err
+		}
+		key = keyFromRow(row)
+		changes = append(changes, keyhub.KeyChange{KeyID: key.ID, OwnerID: key.OwnerID, KeyHash: row.KeyHash, Ended: true})
+		event, err := s.insertEvent(ctx, tx, key, p, keyhub.EventRevoked, meta, nil)
+		if err != nil {
+			return err
+		}
+		events = append(events, event)
+		change, ended, err := s.endGrace(ctx, tx, a, key, meta, "successor_revoked")
+		if ended != nil {
+			changes, events = append(changes, *change), append(events, *ended)
+		}
 		return err
 	})
 	if err != nil {
 		return keyhub.Key{}, false, dbError(err, "key")
 	}
-	if !alreadyRevoked {
-		s.notify([]keyhub.KeyChange{{KeyID: key.ID, OwnerID: key.OwnerID, KeyHash: keyHash, Ended: true}}, []keyhub.Event{event})
-	}
+	s.notify(changes, events)
 	return key, alreadyRevoked, nil
+}
+
+// endGrace revokes the predecessor of successor (the key it replaced)
+// while that still works, with a "revoked" event naming the reason and the
+// successor. It returns nils when there is none.
+func (s *Store) endGrace(ctx context.Context, tx pgx.Tx, a actor, successor keyhub.Key, meta keyhub.RequestMeta, reason string) (*keyhub.KeyChange, *keyhub.Event, error) {
+	row, err := s.q.GetPredecessorInGraceForUpdate(ctx, tx, dbgen.GetPredecessorInGraceForUpdateParams{ID: successor.ID, OwnerID: successor.OwnerID})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("find predecessor of %s: %w", successor.ID, err)
+	}
+	predID := row.ID
+	row, err = s.q.RevokeKey(ctx, tx, dbgen.RevokeKeyParams{ID: predID, OwnerID: row.OwnerID})
+	if err != nil {
+		return nil, nil, fmt.Errorf("end grace of %s: %w", predID, err)
+	}
+	pred := keyFromRow(row)
+	event, err := s.insertEvent(ctx, tx, pred, a.principal, keyhub.EventRevoked, meta, map[string]any{
+		"reason":    reason,
+		"successor": successor.ID,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return &keyhub.KeyChange{KeyID: pred.ID, OwnerID: pred.OwnerID, KeyHash: row.KeyHash, Ended: true}, &event, nil
 }
 
 // GetKey returns a key of the owner; another owner's key is NOT_FOUND,
@@ -304,6 +381,9 @@ func (s *Store) insertEvent(ctx context.Context, tx pgx.Tx, key keyhub.Key, acto
 	}
 	if actor != nil {
 		params.ActorUserID = uuid.NullUUID{UUID: actor.UserID, Valid: true}
+		if actor.IsKey() {
+			params.ActorKeyID = uuid.NullUUID{UUID: actor.KeyID, Valid: true}
+		}
 	}
 	if meta.IP.IsValid() {
 		ip := meta.IP.Unmap()

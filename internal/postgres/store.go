@@ -35,17 +35,26 @@ func (s *Store) Observe(o keyhub.ChangeObserver) {
 	s.observers = append(s.observers, o)
 }
 
-func (s *Store) notify(changes []keyhub.KeyChange, events []keyhub.Event) {
+// notify hands this process's own committed key changes to the observers
+// at once, so that the API is read-your-writes: the revoke answered 204 is
+// refused by the next request to this process. The change feed delivers
+// the same change again a moment later (observers are idempotent). Events
+// reach observers through the feed only, so that nobody hears one twice.
+func (s *Store) notify(changes []keyhub.KeyChange, _ []keyhub.Event) {
+	s.each(func(o keyhub.ChangeObserver) {
+		for _, c := range changes {
+			o.KeyChanged(c)
+		}
+	})
+}
+
+// each calls fn for every observer.
+func (s *Store) each(fn func(keyhub.ChangeObserver)) {
 	s.mu.RLock()
 	obs := s.observers
 	s.mu.RUnlock()
 	for _, o := range obs {
-		for _, c := range changes {
-			o.KeyChanged(c)
-		}
-		for _, e := range events {
-			o.EventWritten(e)
-		}
+		fn(o)
 	}
 }
 
@@ -54,9 +63,24 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.pool.Ping(ctx)
 }
 
-// inTx runs fn in a transaction, committing when it returns nil.
+// maxTxAttempts bounds how often inTx runs a transaction again after
+// PostgreSQL aborted it to break a deadlock.
+const maxTxAttempts = 3
+
+// inTx runs fn in a transaction, committing when it returns nil. A
+// transaction that PostgreSQL chose as the victim of a deadlock (40P01) is
+// run again, up to maxTxAttempts times in all: key writes lock user and key
+// rows in a fixed order, but the batched last-used writes (TouchKeys,
+// TouchUsers) and an operator's SQL lock rows in theirs, so a deadlock is
+// rare but possible. fn must start from scratch each time it runs.
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, fn)
+	for attempt := 1; ; attempt++ {
+		err := pgx.BeginFunc(ctx, s.pool, fn)
+		var pgErr *pgconn.PgError
+		if attempt == maxTxAttempts || !errors.As(err, &pgErr) || pgErr.Code != "40P01" {
+			return err
+		}
+	}
 }
 
 // dbError maps database errors to domain errors in one place.

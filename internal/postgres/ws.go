@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/keyhub/keyhub/internal/dbgen"
 	"github.com/keyhub/keyhub/internal/keyhub"
@@ -31,14 +32,99 @@ func (s *Store) DeleteExpiredWSTickets(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// KeyForAuthByID looks a key up by id, whatever its status, as KeyForAuth
-// does by hash: a WebSocket ticket names its key by id and must see the
-// key as it is now (revoked, expired, re-scoped, tier changed). Two
-// indexed lookups, once per connection, keep one row-to-principal path.
-func (s *Store) KeyForAuthByID(ctx context.Context, keyID uuid.UUID) (keyhub.AuthKey, error) {
+// KeyHashByID returns the stored hash of a key, whatever its status: a
+// WebSocket ticket names its key by id, and the hash leads to the same
+// cache and verification as a presented key.
+func (s *Store) KeyHashByID(ctx context.Context, keyID uuid.UUID) (string, error) {
 	keyHash, err := s.q.GetKeyHashByID(ctx, s.pool, keyID)
 	if err != nil {
-		return keyhub.AuthKey{}, dbError(err, "key")
+		return "", dbError(err, "key")
 	}
-	return s.KeyForAuth(ctx, keyHash)
+	return keyHash, nil
+}
+
+// KeyStates returns the current state of the keys with the given ids as
+// key changes (revoked or expired keys are Ended), for connections that
+// must re-check their keys after the change feed was down.
+func (s *Store) KeyStates(ctx context.Context, keyIDs []uuid.UUID) ([]keyhub.KeyChange, error) {
+	rows, err := s.q.KeyStates(ctx, s.pool, keyIDs)
+	if err != nil {
+		return nil, dbError(err, "key states")
+	}
+	now := time.Now()
+	changes := make([]keyhub.KeyChange, 0, len(rows))
+	for _, r := range rows {
+		changes = append(changes, keyhub.KeyChange{
+			KeyID: r.ID, OwnerID: r.OwnerID, UserID: r.UserID, KeyHash: r.KeyHash,
+			Ended:     r.RevokedAt != nil || (r.ExpiresAt != nil && !r.ExpiresAt.After(now)),
+			ExpiresAt: r.ExpiresAt,
+		})
+	}
+	return changes, nil
+}
+
+// OwnerTiers returns the current tier of each given owner.
+func (s *Store) OwnerTiers(ctx context.Context, ownerIDs []uuid.UUID) (map[uuid.UUID]keyhub.Tier, error) {
+	rows, err := s.q.OwnerTiers(ctx, s.pool, ownerIDs)
+	if err != nil {
+		return nil, dbError(err, "owner tiers")
+	}
+	tiers := make(map[uuid.UUID]keyhub.Tier, len(rows))
+	for _, r := range rows {
+		tiers[r.ID] = keyhub.Tier(r.Tier)
+	}
+	return tiers, nil
+}
+
+// AcquireWSLease admits a WebSocket connection to a slot (a key, or a user
+// for JWT connections) unless limit live leases of that slot exist on any
+// process. The advisory lock serialises admissions to the slot across
+// processes, so concurrent attempts cannot exceed the limit.
+func (s *Store) AcquireWSLease(ctx context.Context, id, slotID, ownerID, processID uuid.UUID, limit int, ttl time.Duration) (bool, error) {
+	admitted := false
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := s.q.LockWSSlot(ctx, tx, slotID.String()); err != nil {
+			return err
+		}
+		live, err := s.q.CountWSLeases(ctx, tx, slotID)
+		if err != nil {
+			return err
+		}
+		if live >= int64(limit) {
+			return nil
+		}
+		admitted = true
+		return s.q.InsertWSLease(ctx, tx, dbgen.InsertWSLeaseParams{
+			ID: id, SlotID: slotID, OwnerID: ownerID, ProcessID: processID, TtlSeconds: ttl.Seconds(),
+		})
+	})
+	if err != nil {
+		return false, dbError(err, "websocket lease")
+	}
+	return admitted, nil
+}
+
+// ReleaseWSLease ends a connection's lease.
+func (s *Store) ReleaseWSLease(ctx context.Context, id uuid.UUID) error {
+	if err := s.q.DeleteWSLease(ctx, s.pool, id); err != nil {
+		return dbError(err, "websocket lease")
+	}
+	return nil
+}
+
+// RenewWSLeases extends every lease of a process by ttl from now.
+func (s *Store) RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration) error {
+	if _, err := s.q.RenewWSLeases(ctx, s.pool, dbgen.RenewWSLeasesParams{ProcessID: processID, TtlSeconds: ttl.Seconds()}); err != nil {
+		return dbError(err, "websocket leases")
+	}
+	return nil
+}
+
+// DeleteExpiredWSLeases forgets the leases of processes that died.
+func (s *Store) DeleteExpiredWSLeases(ctx context.Context) (int64, error) {
+	n, err := s.q.DeleteExpiredWSLeases(ctx, s.pool)
+	if err != nil {
+		return 0, dbError(err, "websocket leases")
+	}
+	return n, nil
 }

@@ -1,6 +1,7 @@
 package ws_test
 
 import (
+	"encoding/hex"
 	"net/http"
 	"net/url"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
+	"github.com/keyhub/keyhub/internal/apikey"
 	"github.com/keyhub/keyhub/internal/ws"
 )
 
@@ -175,4 +177,24 @@ func TestOriginNotAllowed(t *testing.T) {
 		t.Fatalf("want 403 ORIGIN_NOT_ALLOWED, got %d %s", status, body)
 	}
 	readWelcome(t, mustDial(t, env, "/v1/ws", http.Header{"Authorization": {"Bearer " + jwt}, "Origin": {"https://app.example.com"}}))
+}
+
+// TestTicketsGoThroughTheKeyCache: a ticket's key is resolved by the same
+// cache as a key in the headers (it used to read the database directly,
+// with its own copy of the rules), so the change feed and the stale bound
+// govern tickets too.
+func TestTicketsGoThroughTheKeyCache(t *testing.T) {
+	t.Parallel()
+	env, _, key := setup(t, nil)
+	var issued ws.TicketResponse
+	env.Post(t, "/v1/ws/tickets", key.Secret, nil).Want(t, http.StatusCreated, "").JSON(t, &issued)
+	keyHash := apikey.Hash(key.Secret)
+	env.App.Keys.Invalidate(hex.EncodeToString(keyHash[:]))
+	if known, _ := env.App.Keys.Len(); known != 0 {
+		t.Fatalf("%d keys cached after the invalidation", known)
+	}
+	readWelcome(t, mustDial(t, env, "/v1/ws?ticket="+url.QueryEscape(issued.Ticket), nil))
+	if known, _ := env.App.Keys.Len(); known != 1 {
+		t.Fatalf("the ticket's key is not in the key cache (%d cached)", known)
+	}
 }

@@ -49,11 +49,38 @@ type conn struct {
 	hostname    string
 	remoteAddr  string
 	connectedAt time.Time
+	release     func() // gives the connection's slot back (idempotent)
 
 	lastActivity atomic.Int64 // unix nanoseconds
 	subscribed   atomic.Bool
 	events       chan keyhub.Event
 	closeReqs    chan closeRequest
+
+	// The credential's state can change while the socket is open (a
+	// grace period set by a refresh, a tier change): the hub stores the
+	// new state here and signals updates; the connection's loop applies it.
+	tier      atomic.Value // keyhub.Tier
+	keyExpiry atomic.Pointer[time.Time]
+	updates   chan struct{}
+}
+
+// update tells the connection's loop to re-read its tier and key expiry.
+// It never blocks, so the hub can call it under its lock.
+func (c *conn) update() {
+	select {
+	case c.updates <- struct{}{}:
+	default:
+	}
+}
+
+// currentTier is the tier the connection's limits follow now.
+func (c *conn) currentTier() keyhub.Tier { return c.tier.Load().(keyhub.Tier) }
+
+// currentPrincipal is the principal with its tier as it is now.
+func (c *conn) currentPrincipal() keyhub.Principal {
+	p := c.principal
+	p.Tier = c.currentTier()
+	return p
 }
 
 // kill asks the connection to close; the first request wins. It never
@@ -124,6 +151,9 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 		return
 	}
 	defer h.unregister(c)
+	// Deferred after unregister, so it runs first: once a connection is
+	// gone from the list, its slot is free on every process.
+	defer c.release()
 	endedBy := "peer" // what ended the connection, for the log line
 	defer func() {
 		httpjson.Logger(ctx).Info("websocket closed",
@@ -131,16 +161,11 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 			"key_prefix", c.principal.KeyPrefix, "duration", time.Since(c.connectedAt), "ended_by", endedBy)
 	}()
 
-	limits := c.principal.Tier.Limits()
+	limits := c.currentTier().Limits()
 	c.ws.SetReadLimit(limits.WSMaxMessageBytes)
-	sessionEnd := c.connectedAt.Add(limits.WSSession)
-	endCode, endReason := StatusSessionExpired, "session expired"
-	if exp := c.principal.ExpiresAt; !exp.IsZero() && exp.Before(sessionEnd) {
-		sessionEnd = exp
-		if c.principal.IsKey() {
-			endCode, endReason = StatusKeyRevoked, "key expired"
-		}
-	}
+	expiresAt := c.principal.ExpiresAt
+	sessionEnd, endCode, endReason := c.sessionEnd(limits, expiresAt)
+	limiter := newMessageLimiter(limits)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -154,7 +179,7 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 			MaxMessageBytes:   limits.WSMaxMessageBytes,
 			SessionSeconds:    int64(limits.WSSession / time.Second),
 		},
-		ExpiresAt: sessionEnd.UTC(),
+		ExpiresAt: api.Timestamp(sessionEnd),
 	}
 	if err := writeJSON(ctx, c.ws, welcome); err != nil {
 		c.ws.CloseNow()
@@ -162,7 +187,7 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 	}
 
 	readDone := make(chan error, 1)
-	go func() { readDone <- h.readLoop(ctx, c, limits) }()
+	go func() { readDone <- h.readLoop(ctx, c, limiter) }()
 	// Whatever ends the loop, the reader has stopped before serve returns.
 	closeWith := func(code websocket.StatusCode, reason string) {
 		c.ws.Close(code, reason)
@@ -186,6 +211,18 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 			endedBy = endReason
 			closeWith(endCode, endReason)
 			return
+		case <-c.updates:
+			// A new tier's limits apply to the open socket; a key's new
+			// expiry (a grace period) can only bring its end forward.
+			limits = c.currentTier().Limits()
+			c.ws.SetReadLimit(limits.WSMaxMessageBytes)
+			limiter.SetLimit(messageRate(limits))
+			limiter.SetBurst(limits.WSMessagesPerMinute)
+			if exp := c.keyExpiry.Load(); exp != nil && (expiresAt.IsZero() || exp.Before(expiresAt)) {
+				expiresAt = *exp
+			}
+			sessionEnd, endCode, endReason = c.sessionEnd(limits, expiresAt)
+			session.Reset(time.Until(sessionEnd))
 		case e := <-c.events:
 			if err := writeJSON(ctx, c.ws, eventMessage{Type: "event", Event: api.EventFrom(e)}); err != nil {
 				endedBy = "write failed"
@@ -205,11 +242,33 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 	}
 }
 
+// sessionEnd is when the connection must end, and with which code: the
+// tier's session length, or the credential's expiry when that comes first.
+func (c *conn) sessionEnd(limits keyhub.TierLimits, expiresAt time.Time) (time.Time, websocket.StatusCode, string) {
+	end := c.connectedAt.Add(limits.WSSession)
+	if !expiresAt.IsZero() && expiresAt.Before(end) {
+		if c.principal.IsKey() {
+			return expiresAt, StatusKeyRevoked, "key expired"
+		}
+		return expiresAt, StatusSessionExpired, "session expired"
+	}
+	return end, StatusSessionExpired, "session expired"
+}
+
+// newMessageLimiter limits a connection's messages to its tier's rate.
+// rate.Limiter is safe for concurrent use: the loop may change its limits
+// while the reader uses it.
+func newMessageLimiter(limits keyhub.TierLimits) *rate.Limiter {
+	return rate.NewLimiter(messageRate(limits), limits.WSMessagesPerMinute)
+}
+
+func messageRate(limits keyhub.TierLimits) rate.Limit {
+	return rate.Limit(float64(limits.WSMessagesPerMinute) / 60)
+}
+
 // readLoop reads and answers the client's messages until the connection
 // fails or closes.
-func (h *Hub) readLoop(ctx context.Context, c *conn, limits keyhub.TierLimits) error {
-	perMinute := limits.WSMessagesPerMinute
-	limiter := rate.NewLimiter(rate.Limit(float64(perMinute)/60), perMinute)
+func (h *Hub) readLoop(ctx context.Context, c *conn, limiter *rate.Limiter) error {
 	strikes := 0
 	for {
 		_, data, err := c.ws.Read(ctx)
@@ -247,7 +306,8 @@ func (h *Hub) answer(ctx context.Context, c *conn, data []byte) error {
 	case "ping":
 		return writeJSON(ctx, c.ws, pongMessage{Type: "pong", ID: msg.ID})
 	case "whoami":
-		return writeJSON(ctx, c.ws, whoamiMessage{Type: "whoami", Me: api.MeFrom(&c.principal)})
+		p := c.currentPrincipal()
+		return writeJSON(ctx, c.ws, whoamiMessage{Type: "whoami", Me: api.MeFrom(&p)})
 	case "subscribe", "unsubscribe":
 		if msg.Topic != "events" {
 			return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownTopic, Message: "the only topic is \"events\""})

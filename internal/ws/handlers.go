@@ -64,7 +64,7 @@ func (h *Hub) Upgrade() http.Handler {
 			httpjson.Error(w, r, err)
 			return
 		}
-		release, err := h.reserve(p)
+		id, release, err := h.reserve(r.Context(), p)
 		if err != nil {
 			httpjson.Error(w, r, err)
 			return
@@ -76,7 +76,7 @@ func (h *Hub) Upgrade() http.Handler {
 		}
 		// A daemon authenticated by header or ticket names itself in the query.
 		q := r.URL.Query()
-		h.serve(r.Context(), h.newConn(ws, r, p, truncate(q.Get("machine_id")), truncate(q.Get("hostname"))))
+		h.serve(r.Context(), h.newConn(id, release, ws, r, p, truncate(q.Get("machine_id")), truncate(q.Get("hostname"))))
 	})
 }
 
@@ -98,9 +98,10 @@ func (h *Hub) acceptOptions() *websocket.AcceptOptions {
 	return &websocket.AcceptOptions{OriginPatterns: h.allowedOrigins}
 }
 
-func (h *Hub) newConn(ws *websocket.Conn, r *http.Request, p *keyhub.Principal, machineID, hostname string) *conn {
+func (h *Hub) newConn(id uuid.UUID, release func(), ws *websocket.Conn, r *http.Request, p *keyhub.Principal, machineID, hostname string) *conn {
 	c := &conn{
-		id:          uuid.New(),
+		id:          id,
+		release:     release,
 		ws:          ws,
 		principal:   *p,
 		machineID:   machineID,
@@ -109,7 +110,9 @@ func (h *Hub) newConn(ws *websocket.Conn, r *http.Request, p *keyhub.Principal, 
 		connectedAt: time.Now(),
 		events:      make(chan keyhub.Event, eventBacklog),
 		closeReqs:   make(chan closeRequest, 1),
+		updates:     make(chan struct{}, 1),
 	}
+	c.tier.Store(p.Tier)
 	c.touch()
 	return c
 }
@@ -147,44 +150,84 @@ func (h *Hub) redeemTicket(ctx context.Context, raw string) (*keyhub.Principal, 
 	if !claimed {
 		return nil, errInvalidTicket
 	}
+	// The principal comes from the one resolver (caches, revoked and
+	// expiry rules) that headers and first messages use too.
+	var p *keyhub.Principal
 	if t.KeyID != uuid.Nil {
-		key, err := h.store.KeyForAuthByID(ctx, t.KeyID)
-		if keyhub.ErrorCode(err) == keyhub.CodeNotFound {
-			return nil, errInvalidTicket
-		}
-		if err != nil {
-			return nil, err
-		}
-		p := key.Principal
-		if p.OwnerID != t.OwnerID || p.UserID != t.UserID {
-			return nil, errInvalidTicket
-		}
-		if key.RevokedAt != nil {
-			return nil, errRevoked
-		}
-		return &p, nil
+		p, err = h.auth.ResolveKeyID(ctx, t.KeyID)
+	} else {
+		p, err = h.auth.ResolveUser(ctx, t.UserID)
 	}
-	p, _, err := h.store.ProvisionUser(ctx, t.UserID, "")
+	if keyhub.ErrorCode(err) == keyhub.CodeUnknownAPIKey {
+		return nil, errInvalidTicket
+	}
 	if err != nil {
 		return nil, err
 	}
-	if p.OwnerID != t.OwnerID {
+	copied := *p // the cache's copy is shared: never modify it
+	if copied.OwnerID != t.OwnerID || copied.UserID != t.UserID {
 		return nil, errInvalidTicket
 	}
-	p.ExpiresAt = t.CredentialExpiresAt
-	return &p, nil
+	if t.KeyID == uuid.Nil {
+		copied.ExpiresAt = t.CredentialExpiresAt
+	}
+	return &copied, nil
 }
 
 // authMessage is the first message of a connection without credentials:
-// {"type":"auth","api_key"|"token":...} or the seed daemon's
-// {"type":"authenticate","apiKey":...,"machineId":...,"hostname":...}.
+// {"type":"auth","api_key"|"token":...}, the seed daemon's
+// {"type":"authenticate","apiKey":...,"machineId":...,"hostname":...}, or
+// the seed tiered service's {"api_key":...,"client_info":{...}} (no type).
 type authMessage struct {
-	Type      string `json:"type"`
-	APIKey    string `json:"api_key"`
-	Token     string `json:"token"`
-	DaemonKey string `json:"apiKey"`
-	MachineID string `json:"machineId"`
+	Type       string          `json:"type"`
+	APIKey     string          `json:"api_key"`
+	Token      string          `json:"token"`
+	DaemonKey  string          `json:"apiKey"`
+	MachineID  string          `json:"machineId"`
+	Hostname   string          `json:"hostname"`
+	ClientInfo *seedClientInfo `json:"client_info"`
+}
+
+// seedClientInfo is what a seed tiered client says about itself.
+type seedClientInfo struct {
+	MachineID string `json:"machine_id"`
 	Hostname  string `json:"hostname"`
+}
+
+// seedTiered reports whether the message is the seed tiered service's,
+// whose clients expect its result message before the protocol goes on.
+func (m authMessage) seedTiered() bool { return m.Type == "" && m.APIKey != "" }
+
+// identity is the machine id and hostname the client sent, either way.
+func (m authMessage) identity() (machineID, hostname string) {
+	if m.ClientInfo != nil {
+		return truncate(m.ClientInfo.MachineID), truncate(m.ClientInfo.Hostname)
+	}
+	return truncate(m.MachineID), truncate(m.Hostname)
+}
+
+// seedResult is the seed tiered service's answer to its auth message.
+type seedResult struct {
+	Success            bool        `json:"success"`
+	ConnectionID       *uuid.UUID  `json:"connection_id,omitempty"`
+	Tier               keyhub.Tier `json:"tier,omitempty"`
+	RateLimit          int         `json:"rate_limit,omitempty"` // messages per minute
+	SessionTimeoutSecs int64       `json:"session_timeout_secs,omitempty"`
+	Error              string      `json:"error,omitempty"`
+}
+
+// refuseFirstMessage closes a connection whose auth message was refused,
+// first telling a seed tiered client in its own shape.
+func refuseFirstMessage(ctx context.Context, ws *websocket.Conn, msg authMessage, err error, code websocket.StatusCode) {
+	if msg.seedTiered() {
+		text := err.Error()
+		var kerr *keyhub.Error
+		if errors.As(err, &kerr) {
+			text = kerr.Message // never the internal cause
+		}
+		_ = writeJSON(ctx, ws, seedResult{Success: false, Error: text})
+	}
+	ws.Close(code, closeReason(err))
 }
 
 // serveFirstMessage accepts a connection without credentials and waits
@@ -218,17 +261,25 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
 		err = checkPrincipal(p)
 	}
 	if err != nil {
-		ws.Close(websocket.StatusPolicyViolation, closeReason(err))
+		refuseFirstMessage(r.Context(), ws, msg, err, websocket.StatusPolicyViolation)
 		return
 	}
-	release, err := h.reserve(p)
+	id, release, err := h.reserve(r.Context(), p)
 	if err != nil {
-		ws.Close(closeCodeOf(err), closeReason(err))
+		refuseFirstMessage(r.Context(), ws, msg, err, closeCodeOf(err))
 		return
 	}
 	defer release()
+	if msg.seedTiered() {
+		limits := p.Tier.Limits()
+		result := seedResult{Success: true, ConnectionID: &id, Tier: p.Tier, RateLimit: limits.WSMessagesPerMinute, SessionTimeoutSecs: int64(limits.WSSession / time.Second)}
+		if err := writeJSON(r.Context(), ws, result); err != nil {
+			return
+		}
+	}
 	stopWaiting() // serve registers it instead
-	h.serve(r.Context(), h.newConn(ws, r, p, truncate(msg.MachineID), truncate(msg.Hostname)))
+	machineID, hostname := msg.identity()
+	h.serve(r.Context(), h.newConn(id, release, ws, r, p, machineID, hostname))
 }
 
 var errBadAuthMessage = errors.New("expected an auth message")
@@ -247,6 +298,8 @@ func (h *Hub) authenticateFirstMessage(ctx context.Context, data []byte) (*keyhu
 		p, err = h.auth.ResolveToken(ctx, msg.Token)
 	case msg.Type == "authenticate" && msg.DaemonKey != "":
 		p, err = h.auth.ResolveKey(ctx, msg.DaemonKey)
+	case msg.seedTiered() && msg.Token == "":
+		p, err = h.auth.ResolveKey(ctx, msg.APIKey)
 	default:
 		return nil, msg, errBadAuthMessage
 	}
@@ -280,16 +333,24 @@ type TicketResponse = api.WSTicket
 // IssueTicket serves POST /v1/ws/tickets: a 30-second, single-use ticket
 // for clients that cannot set headers on the upgrade (browsers).
 func (h *Hub) IssueTicket() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := auth.FromContext(r.Context())
-		t := Ticket{ID: uuid.New(), UserID: p.UserID, OwnerID: p.OwnerID, ExpiresAt: time.Now().Add(TicketTTL)}
-		if p.IsKey() {
-			t.KeyID = p.KeyID // re-read when used: the key's state then counts
-		} else {
-			t.CredentialExpiresAt = p.ExpiresAt
-		}
-		httpjson.Write(w, http.StatusCreated, TicketResponse{Ticket: h.tickets.Sign(t), ExpiresIn: int(TicketTTL / time.Second)})
-	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.issueTicket(w, r, http.StatusCreated) })
+}
+
+// IssueSeedTicket serves the seed ws-ticket service's POST /api/ws-ticket:
+// the same ticket, answered 200 as that service did.
+func (h *Hub) IssueSeedTicket() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.issueTicket(w, r, http.StatusOK) })
+}
+
+func (h *Hub) issueTicket(w http.ResponseWriter, r *http.Request, status int) {
+	p := auth.FromContext(r.Context())
+	t := Ticket{ID: uuid.New(), UserID: p.UserID, OwnerID: p.OwnerID, ExpiresAt: time.Now().Add(TicketTTL)}
+	if p.IsKey() {
+		t.KeyID = p.KeyID // re-read when used: the key's state then counts
+	} else {
+		t.CredentialExpiresAt = p.ExpiresAt
+	}
+	httpjson.Write(w, status, TicketResponse{Ticket: h.tickets.Sign(t), ExpiresIn: int(TicketTTL / time.Second)})
 }
 
 // Connection describes an open connection in GET /v1/ws/connections.
@@ -313,8 +374,8 @@ func (h *Hub) ListConnections() http.Handler {
 				MachineID:      c.machineID,
 				Hostname:       c.hostname,
 				RemoteAddr:     c.remoteAddr,
-				ConnectedAt:    c.connectedAt.UTC(),
-				LastActivityAt: time.Unix(0, c.lastActivity.Load()).UTC(),
+				ConnectedAt:    api.Timestamp(c.connectedAt),
+				LastActivityAt: api.Timestamp(time.Unix(0, c.lastActivity.Load())),
 			})
 		}
 		h.mu.Unlock()

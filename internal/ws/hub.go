@@ -10,7 +10,9 @@ import (
 	"crypto/rand"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -31,8 +33,12 @@ const (
 type Store interface {
 	ClaimWSTicket(ctx context.Context, ticketID uuid.UUID, expiresAt time.Time) (bool, error)
 	DeleteExpiredWSTickets(ctx context.Context) (int64, error)
-	KeyForAuthByID(ctx context.Context, keyID uuid.UUID) (keyhub.AuthKey, error)
-	ProvisionUser(ctx context.Context, userID uuid.UUID, email string) (keyhub.Principal, time.Time, error)
+	KeyStates(ctx context.Context, keyIDs []uuid.UUID) ([]keyhub.KeyChange, error)
+	OwnerTiers(ctx context.Context, ownerIDs []uuid.UUID) (map[uuid.UUID]keyhub.Tier, error)
+	AcquireWSLease(ctx context.Context, id, slotID, ownerID, processID uuid.UUID, limit int, ttl time.Duration) (bool, error)
+	ReleaseWSLease(ctx context.Context, id uuid.UUID) error
+	RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration) error
+	DeleteExpiredWSLeases(ctx context.Context) (int64, error)
 }
 
 // Config assembles a Hub.
@@ -55,6 +61,12 @@ type Config struct {
 	// TrustedProxies are believed about X-Forwarded-For when the connection
 	// list shows a client's address.
 	TrustedProxies []netip.Prefix
+	// StaleBound is how often open connections re-check their credentials
+	// in the database while the change feed is down (default 5s).
+	StaleBound time.Duration
+	// LeaseTTL is how long a connection's lease (the cluster-wide count of
+	// connections) outlives its process's last heartbeat (default 30s).
+	LeaseTTL time.Duration
 }
 
 // Hub is the registry of open connections. It implements
@@ -68,6 +80,15 @@ type Hub struct {
 	pingInterval   time.Duration
 	allowedOrigins []string
 	trustedProxies []netip.Prefix
+	staleBound     time.Duration
+	leaseTTL       time.Duration
+	// processID names this process's leases in ws_connections.
+	processID uuid.UUID
+
+	// recheck asks Run to re-read the state of every open connection's
+	// credential (the change feed was down, or an owner changed).
+	recheck  chan struct{}
+	feedDown atomic.Bool
 
 	// mu guards everything below. Slots are reserved under it before the
 	// upgrade, so concurrent attempts can never exceed a limit.
@@ -107,6 +128,12 @@ func New(cfg Config) *Hub {
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 30 * time.Second
 	}
+	if cfg.StaleBound <= 0 {
+		cfg.StaleBound = 5 * time.Second
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 30 * time.Second
+	}
 	secret := cfg.TicketSecret
 	if len(secret) == 0 {
 		secret = make([]byte, 32)
@@ -122,6 +149,10 @@ func New(cfg Config) *Hub {
 		pingInterval:   cfg.PingInterval,
 		allowedOrigins: cfg.AllowedOrigins,
 		trustedProxies: cfg.TrustedProxies,
+		staleBound:     cfg.StaleBound,
+		leaseTTL:       cfg.LeaseTTL,
+		processID:      uuid.New(),
+		recheck:        make(chan struct{}, 1),
 		conns:          make(map[uuid.UUID]*conn),
 		byOwner:        make(map[uuid.UUID]map[*conn]struct{}),
 		slots:          make(map[slotKey]int),
@@ -135,9 +166,55 @@ var (
 	errRevoked      = keyhub.Errorf(keyhub.CodeKeyRevoked, "the API key has been revoked")
 )
 
-// reserve takes one of p's connection slots, or refuses with
-// TOO_MANY_CONNECTIONS. release gives it back; calling it twice is safe.
-func (h *Hub) reserve(p *keyhub.Principal) (release func(), err error) {
+// reserve takes one of p's connection slots on every process, or refuses
+// with TOO_MANY_CONNECTIONS: first in this process (no database round trip
+// for a refusal), then as a lease in the database, which counts the
+// connections of all processes. It returns the connection's id (its
+// lease's). release gives the slot back; calling it twice is safe.
+func (h *Hub) reserve(ctx context.Context, p *keyhub.Principal) (id uuid.UUID, release func(), err error) {
+	releaseLocal, err := h.reserveLocal(p)
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	key := slotKeyOf(p)
+	slotID := key.keyID
+	if slotID == uuid.Nil {
+		slotID = key.userID
+	}
+	limit := p.Tier.Limits().WSConnections
+	id = uuid.New()
+	admitted, err := h.store.AcquireWSLease(ctx, id, slotID, p.OwnerID, h.processID, limit, h.leaseTTL)
+	if err != nil || !admitted {
+		releaseLocal()
+		if err == nil {
+			err = tooManyConnections(p, limit)
+		}
+		return uuid.Nil, nil, err
+	}
+	var once sync.Once
+	return id, func() {
+		once.Do(func() {
+			releaseLocal()
+			// The request's context may be gone: the lease must go anyway.
+			releaseCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := h.store.ReleaseWSLease(releaseCtx, id); err != nil {
+				h.log.Warn("websocket: release lease (it expires on its own)", "connection_id", id, "err", err)
+			}
+		})
+	}, nil
+}
+
+func tooManyConnections(p *keyhub.Principal, limit int) error {
+	who := "API key"
+	if !p.IsKey() {
+		who = "user"
+	}
+	return keyhub.Errorf(keyhub.CodeTooManyConnections, "this %s already has %d open connection(s), the limit of the %s tier", who, limit, p.Tier)
+}
+
+// reserveLocal counts p's connections on this process.
+func (h *Hub) reserveLocal(p *keyhub.Principal) (release func(), err error) {
 	key := slotKeyOf(p)
 	limit := p.Tier.Limits().WSConnections
 	h.mu.Lock()
@@ -146,11 +223,7 @@ func (h *Hub) reserve(p *keyhub.Principal) (release func(), err error) {
 		return nil, errShuttingDown
 	}
 	if h.slots[key] >= limit {
-		who := "API key"
-		if !p.IsKey() {
-			who = "user"
-		}
-		return nil, keyhub.Errorf(keyhub.CodeTooManyConnections, "this %s already has %d open connection(s), the limit of the %s tier", who, limit, p.Tier)
+		return nil, tooManyConnections(p, limit)
 	}
 	h.slots[key]++
 	var once sync.Once
@@ -253,23 +326,138 @@ func (h *Hub) reservePending() (track func(*websocket.Conn), release func(), err
 const endedKeyMemory = time.Minute
 
 // KeyChanged implements keyhub.ChangeObserver: a key that stopped working
-// closes its connections with 4001.
+// closes its connections with 4001; a key given an expiry (the grace
+// period of a refresh) ends its connections then.
 func (h *Hub) KeyChanged(change keyhub.KeyChange) {
-	if !change.Ended {
-		return
-	}
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for id, at := range h.endedKeys {
-		if now.Sub(at) > endedKeyMemory {
-			delete(h.endedKeys, id)
+	if change.Ended {
+		for id, at := range h.endedKeys {
+			if now.Sub(at) > endedKeyMemory {
+				delete(h.endedKeys, id)
+			}
+		}
+		h.endedKeys[change.KeyID] = now
+	}
+	for c := range h.byOwner[change.OwnerID] {
+		if !c.principal.IsKey() || c.principal.KeyID != change.KeyID {
+			continue
+		}
+		switch {
+		case change.Ended:
+			c.kill(StatusKeyRevoked, "key revoked")
+		case change.ExpiresAt != nil:
+			c.keyExpiry.Store(change.ExpiresAt)
+			c.update()
 		}
 	}
-	h.endedKeys[change.KeyID] = now
-	for c := range h.byOwner[change.OwnerID] {
-		if c.principal.IsKey() && c.principal.KeyID == change.KeyID {
-			c.kill(StatusKeyRevoked, "key revoked")
+}
+
+// PrincipalChanged implements keyhub.ChangeObserver. A user whose owner
+// changed or who is gone loses its sessions (4000: reconnecting resolves
+// the user afresh); an owner's tier is re-read by Run, off the feed's
+// goroutine.
+func (h *Hub) PrincipalChanged(change keyhub.PrincipalChange) {
+	if change.UserID != uuid.Nil {
+		h.mu.Lock()
+		for c := range h.byOwner[change.OwnerID] {
+			if !c.principal.IsKey() && c.principal.UserID == change.UserID {
+				c.kill(StatusSessionExpired, "user changed")
+			}
+		}
+		h.mu.Unlock()
+	}
+	h.askRecheck()
+}
+
+// FeedDown implements keyhub.ChangeObserver: until the feed is back, Run
+// re-checks open connections every stale bound.
+func (h *Hub) FeedDown() { h.feedDown.Store(true) }
+
+// FeedUp implements keyhub.ChangeObserver: changes made while the feed was
+// down were not heard, so every open connection is checked once.
+func (h *Hub) FeedUp() {
+	h.feedDown.Store(false)
+	h.askRecheck()
+}
+
+func (h *Hub) askRecheck() {
+	select {
+	case h.recheck <- struct{}{}:
+	default:
+	}
+}
+
+// recheckAll reads the state of every open connection's key and owner and
+// applies what changed: ended keys close, new expiries and tiers apply.
+func (h *Hub) recheckAll(ctx context.Context) error {
+	h.mu.Lock()
+	keyIDs := make([]uuid.UUID, 0, len(h.conns))
+	ownerIDs := make([]uuid.UUID, 0, len(h.byOwner))
+	seen := make(map[uuid.UUID]bool)
+	for _, c := range h.conns {
+		if c.principal.IsKey() && !seen[c.principal.KeyID] {
+			seen[c.principal.KeyID] = true
+			keyIDs = append(keyIDs, c.principal.KeyID)
+		}
+	}
+	for ownerID := range h.byOwner {
+		ownerIDs = append(ownerIDs, ownerID)
+	}
+	h.mu.Unlock()
+	if len(ownerIDs) == 0 {
+		return nil
+	}
+	if len(keyIDs) > 0 {
+		states, err := h.store.KeyStates(ctx, keyIDs)
+		if err != nil {
+			return err
+		}
+		for _, change := range states {
+			h.KeyChanged(change)
+		}
+	}
+	tiers, err := h.store.OwnerTiers(ctx, ownerIDs)
+	if err != nil {
+		return err
+	}
+	h.applyTiers(tiers)
+	return nil
+}
+
+// applyTiers gives open connections their owner's current tier. Where a
+// lowered tier allows fewer connections than are open, the newest close
+// first (1008): the longest-standing daemons keep running.
+func (h *Hub) applyTiers(tiers map[uuid.UUID]keyhub.Tier) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ownerID, tier := range tiers {
+		var changed []*conn
+		for c := range h.byOwner[ownerID] {
+			if c.currentTier() != tier {
+				c.tier.Store(tier)
+				c.update()
+				changed = append(changed, c)
+			}
+		}
+		if len(changed) == 0 {
+			continue
+		}
+		bySlot := make(map[slotKey][]*conn)
+		for c := range h.byOwner[ownerID] {
+			key := slotKeyOf(&c.principal)
+			bySlot[key] = append(bySlot[key], c)
+		}
+		limit := tier.Limits().WSConnections
+		for _, conns := range bySlot {
+			if len(conns) <= limit {
+				continue
+			}
+			slices.SortFunc(conns, func(a, b *conn) int { return b.connectedAt.Compare(a.connectedAt) })
+			for _, c := range conns[:len(conns)-limit] {
+				c.kill(websocket.StatusPolicyViolation, "connection limit of the tier lowered")
+			}
 		}
 	}
 }
@@ -316,17 +504,45 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 // deleted.
 const ticketSweepInterval = time.Minute
 
-// Run deletes expired tickets from time to time until ctx ends.
+// Run deletes expired tickets from time to time, and re-checks open
+// connections when asked or, while the change feed is down, every stale
+// bound, until ctx ends.
 func (h *Hub) Run(ctx context.Context) {
 	tick := time.NewTicker(ticketSweepInterval)
 	defer tick.Stop()
+	stale := time.NewTicker(h.staleBound)
+	defer stale.Stop()
+	heartbeat := time.NewTicker(h.leaseTTL / 3)
+	defer heartbeat.Stop()
+	recheck := func() {
+		checkCtx, cancel := context.WithTimeout(ctx, h.staleBound)
+		defer cancel()
+		if err := h.recheckAll(checkCtx); err != nil && ctx.Err() == nil {
+			h.log.Warn("websocket: re-check open connections", "err", err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-h.recheck:
+			recheck()
+		case <-stale.C:
+			if h.feedDown.Load() {
+				recheck()
+			}
+		case <-heartbeat.C:
+			beatCtx, cancel := context.WithTimeout(ctx, h.leaseTTL/3)
+			if err := h.store.RenewWSLeases(beatCtx, h.processID, h.leaseTTL); err != nil && ctx.Err() == nil {
+				h.log.Warn("websocket: renew connection leases", "err", err)
+			}
+			cancel()
 		case <-tick.C:
 			if _, err := h.store.DeleteExpiredWSTickets(ctx); err != nil && ctx.Err() == nil {
 				h.log.Warn("sweep ws tickets", "err", err)
+			}
+			if _, err := h.store.DeleteExpiredWSLeases(ctx); err != nil && ctx.Err() == nil {
+				h.log.Warn("sweep ws leases", "err", err)
 			}
 		}
 	}

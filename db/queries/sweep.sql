@@ -1,0 +1,19 @@
+-- name: TryLockExpirySweep :one
+-- One sweeper at a time in the whole cluster; the others skip their turn.
+SELECT pg_try_advisory_xact_lock(4823601135);
+
+-- name: RecordExpiredKeys :execrows
+-- An `expired` event (no actor: the system writes it) for each key that
+-- expired within the look-back window and has none yet.
+INSERT INTO api_key_events (api_key_id, owner_id, event_type, details)
+SELECT k.id, k.owner_id, 'expired', jsonb_build_object('expired_at', k.expires_at)
+FROM api_keys k
+WHERE k.revoked_at IS NULL
+  AND k.expires_at IS NOT NULL
+  AND k.expires_at <= now()
+  AND k.expires_at > now() - make_interval(secs => @look_back_seconds::float8)
+  AND NOT EXISTS (
+      SELECT 1 FROM api_key_events e
+      WHERE e.api_key_id = k.id AND e.event_type = 'expired')
+ORDER BY k.expires_at
+LIMIT @max_rows;

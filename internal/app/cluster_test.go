@@ -1,0 +1,554 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/keyhub/keyhub/api"
+	"github.com/keyhub/keyhub/internal/apitest"
+	"github.com/keyhub/keyhub/internal/config"
+)
+
+// These tests run two keyhub processes (two complete apps, each with its
+// own pool, change-feed connection, caches and WebSocket hub) on one
+// database, as two `keyhub serve` behind a load balancer would.
+
+const ticketSecret = "cluster-test-ticket-secret-0123456789"
+
+// cluster starts process A and its replica B, with alice signed in.
+func cluster(t *testing.T, env map[string]string, mods ...func(*config.Config)) (a, b *apitest.Env, jwt string) {
+	t.Helper()
+	vars := map[string]string{"WS_TICKET_SECRET": ticketSecret}
+	for k, v := range env {
+		vars[k] = v
+	}
+	a = apitest.New(t, vars)
+	b = a.Replica(t, mods...)
+	return a, b, a.Token(t, "alice@example.com")
+}
+
+func createKey(t *testing.T, env *apitest.Env, cred string, body map[string]any) api.CreatedKey {
+	t.Helper()
+	if body == nil {
+		body = map[string]any{"name": "daemon"}
+	}
+	var k api.CreatedKey
+	env.Post(t, "/v1/keys", cred, body).Want(t, http.StatusCreated, "").JSON(t, &k)
+	return k
+}
+
+// eventually polls check every 5ms until it returns "" or within passes;
+// it fails with check's last complaint.
+func eventually(t *testing.T, within time.Duration, check func() string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		msg := check()
+		if msg == "" {
+			return time.Since(start)
+		}
+		if time.Since(start) > within {
+			t.Fatalf("after %v: %s", within, msg)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// refusedWith is a check that the key's GET /v1/me answers 401 with code.
+func refusedWith(t *testing.T, env *apitest.Env, secret, code string) func() string {
+	return func() string {
+		r := env.Get(t, "/v1/me", secret)
+		if r.Status == http.StatusUnauthorized && r.ErrorCode() == code {
+			return ""
+		}
+		return "GET /v1/me answers " + http.StatusText(r.Status) + " " + string(r.Body)
+	}
+}
+
+// socket is an open WebSocket whose close status is reported on closed.
+type socket struct {
+	conn   *websocket.Conn
+	closed chan websocket.StatusCode
+	// closedAt is when the reader saw the close; set before closed is sent.
+	closedAt time.Time
+	mu       sync.Mutex
+	msgs     []map[string]any
+}
+
+// connect opens a WebSocket on env with the key in the headers, reads the
+// welcome, and keeps reading in the background.
+func connect(t *testing.T, env *apitest.Env, secret string) *socket {
+	t.Helper()
+	s, status, body := connectURL(t, env.URL, secret)
+	if s == nil {
+		t.Fatalf("dial: %d %s", status, body)
+	}
+	return s
+}
+
+// connectURL is connect on any server; a refused upgrade returns nil with
+// its status and body.
+func connectURL(t *testing.T, baseURL, secret string) (s *socket, status int, body string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wsURL := "ws" + strings.TrimPrefix(baseURL, "http") + "/v1/ws"
+	c, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + secret}},
+	})
+	if err != nil {
+		if resp == nil {
+			t.Fatalf("dial: %v", err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		return nil, resp.StatusCode, string(raw)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	var welcome map[string]any
+	if err := wsjson.Read(ctx, c, &welcome); err != nil || welcome["type"] != "welcome" {
+		t.Fatalf("welcome: %v %v", welcome, err)
+	}
+	s = &socket{conn: c, closed: make(chan websocket.StatusCode, 1)}
+	go func() {
+		for {
+			var m map[string]any
+			if err := wsjson.Read(context.Background(), c, &m); err != nil {
+				s.closedAt = time.Now()
+				s.closed <- websocket.CloseStatus(err)
+				return
+			}
+			s.mu.Lock()
+			s.msgs = append(s.msgs, m)
+			s.mu.Unlock()
+		}
+	}()
+	return s, http.StatusSwitchingProtocols, ""
+}
+
+// expectClose waits for the socket's close code.
+func (s *socket) expectClose(t *testing.T, want websocket.StatusCode, within time.Duration) {
+	t.Helper()
+	select {
+	case got := <-s.closed:
+		if got != want {
+			t.Fatalf("socket closed with %d, want %d", got, want)
+		}
+	case <-time.After(within):
+		t.Fatalf("socket not closed within %v", within)
+	}
+}
+
+// expectOpen fails if the socket closed.
+func (s *socket) expectOpen(t *testing.T) {
+	t.Helper()
+	select {
+	case got := <-s.closed:
+		t.Fatalf("socket closed with %d, want it open", got)
+	default:
+	}
+}
+
+// whoamiTier asks the server who the socket is and returns the tier.
+func (s *socket) whoamiTier(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	seen := len(s.msgs)
+	s.mu.Unlock()
+	if err := wsjson.Write(ctx, s.conn, map[string]any{"type": "whoami"}); err != nil {
+		t.Fatalf("whoami: %v", err)
+	}
+	for ctx.Err() == nil {
+		s.mu.Lock()
+		for _, m := range s.msgs[seen:] {
+			if m["type"] == "whoami" {
+				s.mu.Unlock()
+				tier, _ := m["tier"].(string)
+				return tier
+			}
+		}
+		s.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("no whoami answer")
+	return ""
+}
+
+func TestRevokeOnOneProcessIsRefusedOnTheOther(t *testing.T) {
+	t.Parallel()
+	a, b, jwt := cluster(t, nil)
+	key := createKey(t, a, jwt, nil)
+	// B verifies the key and caches it; a socket on B holds it.
+	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "")
+	sock := connect(t, b, key.Secret)
+
+	a.Delete(t, "/v1/keys/"+key.ID.String(), jwt).Want(t, http.StatusOK, "")
+
+	took := eventually(t, 2*time.Second, refusedWith(t, b, key.Secret, "KEY_REVOKED"))
+	sock.expectClose(t, 4001, 2*time.Second)
+	t.Logf("process B refused the revoked key after %v", took)
+	// The revoked key cannot write on B either.
+	b.Post(t, "/v1/keys", key.Secret, map[string]any{"name": "minted"}).Want(t, http.StatusUnauthorized, "KEY_REVOKED")
+}
+
+func TestChangesMadeInSQLPropagate(t *testing.T) {
+	t.Parallel()
+	a, b, jwt := cluster(t, nil)
+	key := createKey(t, a, jwt, nil)
+	var me api.Me
+	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "").JSON(t, &me)
+	if me.Tier != "free" {
+		t.Fatalf("tier %q", me.Tier)
+	}
+	b.Get(t, "/v1/me", jwt).Want(t, http.StatusOK, "") // caches the user on B
+	sock := connect(t, b, key.Secret)
+
+	// An operator upgrades the owner in SQL: keys, users and open sockets
+	// on both processes see the new tier.
+	ctx := context.Background()
+	if _, err := a.Pool.Exec(ctx, "UPDATE owners SET tier = 'pro'"); err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range []*apitest.Env{a, b} {
+		for _, cred := range []string{key.Secret, jwt} {
+			eventually(t, 2*time.Second, func() string {
+				var me api.Me
+				env.Get(t, "/v1/me", cred).Want(t, http.StatusOK, "").JSON(t, &me)
+				if me.Tier != "pro" {
+					return "tier is still " + string(me.Tier)
+				}
+				return ""
+			})
+		}
+	}
+	eventually(t, 2*time.Second, func() string {
+		if tier := sock.whoamiTier(t); tier != "pro" {
+			return "the socket's tier is still " + tier
+		}
+		return ""
+	})
+
+	// A bulk revoke in SQL.
+	if _, err := a.Pool.Exec(ctx, "UPDATE api_keys SET revoked_at = now() WHERE revoked_at IS NULL"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, refusedWith(t, b, key.Secret, "KEY_REVOKED"))
+	eventually(t, 2*time.Second, refusedWith(t, a, key.Secret, "KEY_REVOKED"))
+	sock.expectClose(t, 4001, 2*time.Second)
+}
+
+// upgrade moves every owner to the pro tier, in SQL, and waits until the
+// processes see it on the key.
+func upgrade(t *testing.T, secret string, envs ...*apitest.Env) {
+	t.Helper()
+	if _, err := envs[0].Pool.Exec(context.Background(), "UPDATE owners SET tier = 'pro'"); err != nil {
+		t.Fatal(err)
+	}
+	for _, env := range envs {
+		eventually(t, 2*time.Second, func() string {
+			var me api.Me
+			env.Get(t, "/v1/me", secret).Want(t, http.StatusOK, "").JSON(t, &me)
+			if me.Tier != "pro" {
+				return "the process does not see the pro tier"
+			}
+			return ""
+		})
+	}
+}
+
+// listenerPIDs are the backends of the change feeds on env's database.
+func listenerPIDs(t *testing.T, env *apitest.Env) []int32 {
+	t.Helper()
+	rows, err := env.Pool.Query(context.Background(),
+		"SELECT pid FROM pg_stat_activity WHERE application_name = 'keyhub-changefeed' AND datname = current_database()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var pids []int32
+	for rows.Next() {
+		var pid int32
+		if err := rows.Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+func TestKilledListenerReconnectsAndForgetsWhatItMissed(t *testing.T) {
+	t.Parallel()
+	a, b, jwt := cluster(t, nil)
+	key := createKey(t, a, jwt, nil)
+	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "")
+	sock := connect(t, b, key.Secret)
+
+	before := listenerPIDs(t, a)
+	if len(before) != 2 {
+		t.Fatalf("want 2 listener connections, have %v", before)
+	}
+	// Kill both listeners and revoke behind the API's back at once: the
+	// notice is sent while they are down, or just after they are back.
+	// Either way B must refuse the key: by the notice, or because a
+	// reconnect flushes the cache.
+	ctx := context.Background()
+	if _, err := a.Pool.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'keyhub-changefeed' AND datname = current_database()"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Pool.Exec(ctx, "UPDATE api_keys SET revoked_at = now() WHERE id = $1", key.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, refusedWith(t, b, key.Secret, "KEY_REVOKED"))
+	sock.expectClose(t, 4001, 3*time.Second)
+	eventually(t, 5*time.Second, func() string {
+		after := listenerPIDs(t, a)
+		if len(after) != 2 || after[0] == before[0] || after[0] == before[1] {
+			return "the listeners have not reconnected"
+		}
+		return ""
+	})
+}
+
+// tcpProxy forwards connections to target until it is cut.
+type tcpProxy struct {
+	t      *testing.T
+	target string
+	mu     sync.Mutex
+	ln     net.Listener
+	addr   string
+	conns  []net.Conn
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	p := &tcpProxy{t: t, target: target}
+	p.listen("127.0.0.1:0")
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *tcpProxy) listen(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		p.t.Fatalf("proxy listen: %v", err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+}
+
+// cut closes the listener and every forwarded connection: the database
+// is unreachable through the proxy until resume.
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *tcpProxy) resume() { p.listen(p.addr) }
+
+// cutFeedOf cuts the proxy that env's change feed listens through and
+// waits until the feed knows it is down.
+func (p *tcpProxy) cutFeedOf(t *testing.T, env *apitest.Env) {
+	t.Helper()
+	p.cut()
+	eventually(t, 5*time.Second, func() string {
+		if env.App.Feed.Listening() {
+			return "the feed still listens"
+		}
+		return ""
+	})
+}
+
+// proxied starts a proxy to dbURL's server and returns it with dbURL
+// pointing at it.
+func proxied(t *testing.T, dbURL string) (*tcpProxy, string) {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTCPProxy(t, u.Host)
+	u.Host = p.addr
+	return p, u.String()
+}
+
+func TestStaleBoundWhileTheFeedIsDown(t *testing.T) {
+	t.Parallel()
+	const bound = 300 * time.Millisecond
+	var proxy *tcpProxy
+	a, b, jwt := cluster(t, map[string]string{"CHANGE_FEED_STALE_BOUND": bound.String()}, func(cfg *config.Config) {
+		proxy, cfg.ListenDatabaseURL = proxied(t, cfg.DatabaseURL)
+	})
+	key := createKey(t, a, jwt, nil)
+	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "")
+	sock := connect(t, b, key.Secret)
+
+	// B's feed loses its connection and cannot get it back.
+	proxy.cutFeedOf(t, b)
+	a.Delete(t, "/v1/keys/"+key.ID.String(), jwt).Want(t, http.StatusOK, "")
+	// B heard nothing, but serves its cached verification for at most the
+	// stale bound, and its sockets re-check as often.
+	took := eventually(t, 3*time.Second, refusedWith(t, b, key.Secret, "KEY_REVOKED"))
+	sock.expectClose(t, 4001, 3*time.Second)
+	if b.App.Feed.Listening() {
+		t.Fatal("B's feed reconnected: the test proves nothing")
+	}
+	t.Logf("B refused the key %v after the revoke, with its feed down (bound %v)", took, bound)
+
+	proxy.resume()
+	b.WaitListening(t)
+}
+
+func TestGracePeriodEndClosesSocketsOnEveryProcess(t *testing.T) {
+	t.Parallel()
+	a, b, jwt := cluster(t, nil)
+	key := createKey(t, a, jwt, map[string]any{"name": "daemon", "scopes": []string{"keys:read", "ws:connect"}})
+	upgrade(t, key.Secret, a, b) // one socket per process: the free tier allows one in all
+	onA, onB := connect(t, a, key.Secret), connect(t, b, key.Secret)
+
+	const grace = 2
+	a.Post(t, "/v1/keys/"+key.ID.String()+"/refresh", jwt, map[string]any{"grace_period": grace}).Want(t, http.StatusCreated, "")
+	time.Sleep(time.Second)
+	onA.expectOpen(t)
+	onB.expectOpen(t)
+	onA.expectClose(t, 4001, 5*time.Second)
+	onB.expectClose(t, 4001, 5*time.Second)
+	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusUnauthorized, "KEY_EXPIRED")
+}
+
+func TestLoweredTierClosesNewestSocketsFirst(t *testing.T) {
+	t.Parallel()
+	a, b, jwt := cluster(t, nil)
+	key := createKey(t, a, jwt, map[string]any{"name": "daemon", "scopes": []string{"keys:read", "ws:connect"}})
+	upgrade(t, key.Secret, a, b)
+	ctx := context.Background()
+	oldest := connect(t, b, key.Secret)
+	time.Sleep(10 * time.Millisecond)
+	newer := connect(t, b, key.Secret)
+	time.Sleep(10 * time.Millisecond)
+	newest := connect(t, b, key.Secret)
+
+	if _, err := a.Pool.Exec(ctx, "UPDATE owners SET tier = 'free'"); err != nil {
+		t.Fatal(err)
+	}
+	newest.expectClose(t, websocket.StatusPolicyViolation, 3*time.Second)
+	newer.expectClose(t, websocket.StatusPolicyViolation, 3*time.Second)
+	if tier := oldest.whoamiTier(t); tier != "free" {
+		t.Fatalf("the remaining socket's tier is %q", tier)
+	}
+	oldest.expectOpen(t)
+}
+
+// liveLeases counts the leases of the key in ws_connections.
+func liveLeases(t *testing.T, env *apitest.Env, keyID string) int {
+	t.Helper()
+	var n int
+	if err := env.Pool.QueryRow(context.Background(), "SELECT count(*) FROM ws_connections WHERE slot_id = $1 AND expires_at > now()", keyID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestConnectionCapHoldsAcrossProcesses: the free tier's one connection is
+// one in the whole cluster, however many processes and attempts; a process
+// killed with SIGKILL frees its connections' slots when their leases
+// expire.
+func TestConnectionCapHoldsAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	const leaseTTL = 2 * time.Second
+	a := apitest.New(t, map[string]string{"WS_TICKET_SECRET": ticketSecret, "WS_LEASE_TTL": leaseTTL.String()})
+	other := startChild(t, map[string]string{
+		"DATABASE_URL": a.Config.DatabaseURL, "WS_TICKET_SECRET": ticketSecret, "WS_LEASE_TTL": leaseTTL.String(),
+	})
+	jwt := a.Token(t, "alice@example.com")
+	key := createKey(t, a, jwt, map[string]any{"name": "daemon", "scopes": []string{"ws:connect"}})
+
+	// 50 concurrent attempts, half on each process.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var opened []*socket
+	statuses := map[int]int{}
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			base := a.URL
+			if i%2 == 1 {
+				base = other.URL
+			}
+			s, status, body := connectURL(t, base, key.Secret)
+			mu.Lock()
+			defer mu.Unlock()
+			statuses[status]++
+			if s != nil {
+				opened = append(opened, s)
+			} else if status != http.StatusTooManyRequests || !strings.Contains(body, "TOO_MANY_CONNECTIONS") {
+				t.Errorf("refusal: %d %s", status, body)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(opened) != 1 {
+		t.Fatalf("%d connections opened with a free key, want 1 (statuses %v)", len(opened), statuses)
+	}
+	t.Logf("50 concurrent attempts on 2 processes: %v", statuses)
+	opened[0].conn.Close(websocket.StatusNormalClosure, "")
+	eventually(t, 3*time.Second, func() string {
+		if n := liveLeases(t, a, key.ID.String()); n != 0 {
+			return "the closed connection's lease is still live"
+		}
+		return ""
+	})
+
+	// The other process holds the connection and dies without cleanup.
+	if s, status, body := connectURL(t, other.URL, key.Secret); s == nil {
+		t.Fatalf("connect to the other process: %d %s", status, body)
+	}
+	other.kill()
+	if s, status, _ := connectURL(t, a.URL, key.Secret); s != nil || status != http.StatusTooManyRequests {
+		t.Fatalf("right after the kill: want 429 while the lease lives, got %d", status)
+	}
+	took := eventually(t, leaseTTL+3*time.Second, func() string {
+		if s, status, body := connectURL(t, a.URL, key.Secret); s == nil {
+			return fmt.Sprintf("still refused: %d %s", status, body)
+		}
+		return ""
+	})
+	t.Logf("a new connection succeeded %v after the holder was killed (lease TTL %v)", took, leaseTTL)
+}

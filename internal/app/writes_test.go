@@ -1,0 +1,51 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/keyhub/keyhub/internal/config"
+)
+
+// The report: process B let a key revoked on process A mint a new
+// key while B's cache still held it. With B deaf to the change feed and a
+// long stale bound, B still lets a read through (that much staleness is
+// allowed), but no write: create, refresh and revoke re-check the acting
+// key in their own transaction.
+func TestRevokedKeyCannotWriteOnAProcessThatHasNotHeard(t *testing.T) {
+	t.Parallel()
+	var proxy *tcpProxy
+	a, b, jwt := cluster(t, map[string]string{"CHANGE_FEED_STALE_BOUND": time.Minute.String()}, func(cfg *config.Config) {
+		proxy, cfg.ListenDatabaseURL = proxied(t, cfg.DatabaseURL)
+	})
+	a.Get(t, "/v1/me", jwt).Want(t, http.StatusOK, "") // provisions alice
+	if _, err := a.Pool.Exec(context.Background(), "UPDATE owners SET tier = 'pro'"); err != nil {
+		t.Fatal(err)
+	}
+	key := createKey(t, a, jwt, nil)
+	other := createKey(t, a, jwt, map[string]any{"name": "other", "scopes": []string{"keys:read"}})
+	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "") // cached on B
+
+	proxy.cutFeedOf(t, b)
+	a.Delete(t, "/v1/keys/"+key.ID.String(), jwt).Want(t, http.StatusOK, "")
+	a.Get(t, "/v1/me", key.Secret).Want(t, http.StatusUnauthorized, "KEY_REVOKED")
+	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "") // B has not heard: a read goes through
+
+	b.Post(t, "/v1/keys", key.Secret, map[string]any{"name": "minted"}).Want(t, http.StatusUnauthorized, "KEY_REVOKED")
+	b.Post(t, "/v1/keys/"+other.ID.String()+"/refresh", key.Secret, nil).Want(t, http.StatusUnauthorized, "KEY_REVOKED")
+	b.Delete(t, "/v1/keys/"+other.ID.String(), key.Secret).Want(t, http.StatusUnauthorized, "KEY_REVOKED")
+	var keys int
+	if err := a.Pool.QueryRow(context.Background(), "SELECT count(*) FROM api_keys").Scan(&keys); err != nil {
+		t.Fatal(err)
+	}
+	if keys != 2 {
+		t.Fatalf("%d keys, want the 2 created before the revoke", keys)
+	}
+	if b.App.Feed.Listening() {
+		t.Fatal("B's feed reconnected: the test proves nothing")
+	}
+	proxy.resume()
+	b.WaitListening(t)
+}

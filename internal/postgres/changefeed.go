@@ -1,0 +1,269 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/keyhub/keyhub/internal/keyhub"
+)
+
+// ChangeChannel is the channel the change-feed triggers notify (migration
+// 20261202000010_change_feed.sql).
+const ChangeChannel = "keyhub_changes"
+
+// ListenerAppName is the application_name of the feed's connection, so an
+// operator (or a test) can find it in pg_stat_activity.
+const ListenerAppName = "keyhub-changefeed"
+
+// ChangeFeed listens on one dedicated connection for the notices the
+// database's triggers send when a change commits, and hands them to the
+// store's observers: the same observers that hear this process's own
+// writes, so a change made on another process, or by an operator in SQL,
+// takes the same path.
+//
+// Notices sent while the connection is down are lost, so the feed tells
+// the observers when it goes down (bound what you serve from memory) and
+// when it is back (drop what you cached).
+type ChangeFeed struct {
+	store      *Store
+	connString string
+	log        *slog.Logger
+	// OnNotice, when set, hears every notice with its propagation lag
+	// (commit-time clock of the sender to now); for metrics.
+	OnNotice func(kind string, lag time.Duration)
+	// OnReconnect, when set, hears every lost connection; for metrics.
+	OnReconnect func()
+
+	events    chan eventNotice
+	listening atomic.Bool
+}
+
+type eventNotice struct {
+	id      int64
+	ownerID uuid.UUID
+}
+
+// NewChangeFeed returns a feed that listens on connString (a direct
+// PostgreSQL URL: LISTEN does not work through a transaction-pooling
+// proxy) and delivers to s's observers. It does nothing until Run.
+func (s *Store) NewChangeFeed(connString string, log *slog.Logger) *ChangeFeed {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &ChangeFeed{store: s, connString: connString, log: log, events: make(chan eventNotice, 1024)}
+}
+
+// Listening reports whether the feed's connection is up and listening.
+func (f *ChangeFeed) Listening() bool { return f.listening.Load() }
+
+// Backoff bounds of the reconnect loop. The first retry is quick (a
+// restarted server or a killed backend is usually back at once); later
+// ones spread out so that many processes do not hammer a database that is
+// down.
+const (
+	feedMinBackoff = 50 * time.Millisecond
+	feedMaxBackoff = 5 * time.Second
+	// feedStableAfter is how long a connection must have lasted for the
+	// next failure to start again from feedMinBackoff.
+	feedStableAfter = 30 * time.Second
+)
+
+// Run listens until ctx ends, reconnecting with backoff and full jitter.
+func (f *ChangeFeed) Run(ctx context.Context) {
+	go f.deliverEvents(ctx)
+	f.store.each(func(o keyhub.ChangeObserver) { o.FeedDown() })
+	backoff := feedMinBackoff
+	for {
+		started := time.Now()
+		err := f.listen(ctx)
+		if f.listening.Swap(false) {
+			f.store.each(func(o keyhub.ChangeObserver) { o.FeedDown() })
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if f.OnReconnect != nil {
+			f.OnReconnect()
+		}
+		if time.Since(started) > feedStableAfter {
+			backoff = feedMinBackoff
+		}
+		wait := time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond
+		f.log.Warn("change feed: connection lost; cached credentials are re-read after the stale bound until it is back",
+			"err", err, "retry_in_ms", wait.Milliseconds())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, feedMaxBackoff)
+	}
+}
+
+// listen runs one connection: connect, LISTEN, announce FeedUp, then
+// deliver notices until the connection fails or ctx ends.
+func (f *ChangeFeed) listen(ctx context.Context) error {
+	cfg, err := pgx.ParseConfig(f.connString)
+	if err != nil {
+		return errors.New("the change feed's database URL is not a valid PostgreSQL URL")
+	}
+	cfg.RuntimeParams["application_name"] = ListenerAppName
+	if cfg.ConnectTimeout == 0 || cfg.ConnectTimeout > 5*time.Second {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+ChangeChannel); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	// Only now is every later change certain to be heard; what changed
+	// before may not have been.
+	f.listening.Store(true)
+	f.store.each(func(o keyhub.ChangeObserver) { o.FeedUp() })
+	f.log.Info("change feed: listening", "channel", ChangeChannel)
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		f.handle(n.Payload)
+	}
+}
+
+// handle delivers one notice. Key and principal changes are delivered on
+// the listening goroutine, in commit order; events need a read and go to
+// a worker so that they never delay a revocation.
+func (f *ChangeFeed) handle(payload string) {
+	n, err := ParseNotice(payload)
+	if err != nil {
+		f.log.Error("change feed: unreadable notice", "err", err)
+		return
+	}
+	if f.OnNotice != nil {
+		f.OnNotice(n.Kind, n.Lag(time.Now()))
+	}
+	switch n.Kind {
+	case NoticeKey:
+		change := n.KeyChange()
+		f.store.each(func(o keyhub.ChangeObserver) { o.KeyChanged(change) })
+	case NoticeOwner, NoticeUser:
+		change := keyhub.PrincipalChange{OwnerID: n.OwnerID, UserID: n.UserID}
+		f.store.each(func(o keyhub.ChangeObserver) { o.PrincipalChanged(change) })
+	case NoticeEvent:
+		select {
+		case f.events <- eventNotice{id: n.EventID, ownerID: n.OwnerID}:
+		default:
+			f.log.Warn("change feed: event queue full; a live event subscriber misses an event", "event_id", n.EventID)
+		}
+	}
+}
+
+// deliverEvents reads each announced event and hands it to the observers.
+func (f *ChangeFeed) deliverEvents(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case n := <-f.events:
+			readCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			row, err := f.store.q.GetEvent(readCtx, f.store.pool, n.id)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					f.log.Warn("change feed: read announced event", "event_id", n.id, "err", err)
+				}
+				continue
+			}
+			event := eventFromRow(row)
+			f.store.each(func(o keyhub.ChangeObserver) { o.EventWritten(event) })
+		}
+	}
+}
+
+// Kinds of notices.
+const (
+	NoticeKey   = "key"
+	NoticeOwner = "owner"
+	NoticeUser  = "user"
+	NoticeEvent = "event"
+)
+
+// Notice is one change-feed payload, as the triggers write it.
+type Notice struct {
+	Kind      string    `json:"kind"`
+	KeyID     uuid.UUID `json:"key_id"`
+	OwnerID   uuid.UUID `json:"owner_id"`
+	UserID    uuid.UUID `json:"user_id"`
+	KeyHash   string    `json:"key_hash"`
+	Ended     bool      `json:"ended"`
+	ExpiresAt *float64  `json:"expires_at"` // unix seconds; null: never
+	EventID   int64     `json:"event_id"`
+	SentAt    float64   `json:"sent_at"` // unix seconds, the sender's clock
+}
+
+// ParseNotice reads a payload, refusing kinds it does not know and notices
+// without the ids their kind needs.
+func ParseNotice(payload string) (Notice, error) {
+	var n Notice
+	if err := json.Unmarshal([]byte(payload), &n); err != nil {
+		return Notice{}, fmt.Errorf("change notice is not JSON: %w", err)
+	}
+	ok := false
+	switch n.Kind {
+	case NoticeKey:
+		ok = n.KeyID != uuid.Nil && n.OwnerID != uuid.Nil && len(n.KeyHash) == 64
+	case NoticeOwner:
+		ok = n.OwnerID != uuid.Nil
+	case NoticeUser:
+		ok = n.UserID != uuid.Nil
+	case NoticeEvent:
+		ok = n.EventID > 0 && n.OwnerID != uuid.Nil
+	}
+	if !ok {
+		return Notice{}, fmt.Errorf("change notice of kind %q lacks its ids", n.Kind)
+	}
+	if n.ExpiresAt != nil && (math.IsNaN(*n.ExpiresAt) || math.IsInf(*n.ExpiresAt, 0)) {
+		return Notice{}, errors.New("change notice has an invalid expires_at")
+	}
+	return n, nil
+}
+
+// KeyChange is the domain form of a key notice.
+func (n Notice) KeyChange() keyhub.KeyChange {
+	change := keyhub.KeyChange{KeyID: n.KeyID, OwnerID: n.OwnerID, UserID: n.UserID, KeyHash: n.KeyHash, Ended: n.Ended}
+	if n.ExpiresAt != nil {
+		at := unixSeconds(*n.ExpiresAt)
+		change.ExpiresAt = &at
+	}
+	return change
+}
+
+// Lag is how long the notice took from its sender's commit to now.
+func (n Notice) Lag(now time.Time) time.Duration {
+	if n.SentAt <= 0 {
+		return 0
+	}
+	return max(now.Sub(unixSeconds(n.SentAt)), 0)
+}
+
+func unixSeconds(sec float64) time.Time {
+	whole, frac := math.Modf(sec)
+	return time.Unix(int64(whole), int64(frac*1e9))
+}
