@@ -133,7 +133,7 @@ func (m *cli) client() (*client.Client, error) {
 func (m *cli) newClient(url string, opts ...client.Option) (*client.Client, error) {
 	// The timeout bounds REST calls and WebSocket handshakes, not the
 	// WebSocket itself.
-	opts = append(opts, client.WithHTTPClient(&http.Client{Timeout: 30 * time.Second}), client.WithUserAgent("mk/"+version))
+	opts = append(opts, client.WithHTTPClient(&http.Client{Timeout: 30 * time.Second}), client.WithUserAgent("mk/"+mkVersion()))
 	c, err := client.New(url, opts...)
 	if err != nil {
 		return nil, usageError{err.Error()}

@@ -16,12 +16,25 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
+
+// mkVersion is the version set at build time, else the module version
+// `go install ...@v1.2.3` records, else "dev".
+func mkVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		return info.Main.Version
+	}
+	return version
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -110,7 +123,7 @@ func (m *cli) dispatch(ctx context.Context, args []string) error {
 		return usageErrorf("%v (see mk --help)", err)
 	}
 	if *showVersion {
-		fmt.Fprintln(m.stdout, "mk", version)
+		fmt.Fprintln(m.stdout, "mk", mkVersion())
 		return nil
 	}
 	args = fs.Args()
@@ -135,7 +148,7 @@ func (m *cli) dispatch(ctx context.Context, args []string) error {
 	case "connect":
 		return m.connect(ctx, rest)
 	case "version":
-		fmt.Fprintln(m.stdout, "mk", version)
+		fmt.Fprintln(m.stdout, "mk", mkVersion())
 		return nil
 	case "help":
 		fmt.Fprint(m.stdout, usage)
