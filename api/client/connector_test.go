@@ -292,29 +292,41 @@ func TestConnectorReconnectsAfterRestart(t *testing.T) {
 	}
 }
 
-// TestConnectorStopsOnRevoke: a revoked key's connector stops with 4001
-// and never reconnects; started again, it is refused before the upgrade
-// (401 KEY_REVOKED) and stops at once too.
+// TestConnectorStopsOnRevoke: a fleet of daemons on one key (a team
+// tier allows several connections) all stop with 4001 when the key is
+// revoked, and none tries again; started again, a connector is refused
+// before the upgrade (401 KEY_REVOKED) and stops at once too.
 func TestConnectorStopsOnRevoke(t *testing.T) {
 	env := apitest.New(t, nil)
 	user, c, key, tr := keyClient(t, env, "revoke@example.com", "ws:connect")
+	if _, err := env.Pool.Exec(context.Background(), "UPDATE owners SET tier = 'team'"); err != nil {
+		t.Fatal(err)
+	}
 	leaks := noLeaks(t, tr)
-	d := startDaemon(t, c, client.ConnectorOptions{})
-	d.welcome(t)
+	fleet := make([]*daemon, 5)
+	for i := range fleet {
+		fleet[i] = startDaemon(t, c, client.ConnectorOptions{})
+		fleet[i].welcome(t)
+	}
 	if _, err := user.RevokeKey(context.Background(), key.ID); err != nil {
 		t.Fatal(err)
 	}
-	var closed *client.CloseError
-	if err := d.ended(t); !errors.As(err, &closed) || closed.Code != client.CloseKeyRevoked {
-		t.Fatalf("Run returned %v, want close 4001", err)
+	for i, d := range fleet {
+		var closed *client.CloseError
+		if err := d.ended(t); !errors.As(err, &closed) || closed.Code != client.CloseKeyRevoked {
+			t.Fatalf("daemon %d: Run returned %v, want close 4001", i, err)
+		}
+		if n := len(d.reconnects()); n != 0 {
+			t.Errorf("daemon %d: %d reconnect attempts with a revoked key", i, n)
+		}
 	}
 	again := startDaemon(t, c, client.ConnectorOptions{})
 	var apiErr *client.Error
 	if err := again.ended(t); !errors.As(err, &apiErr) || apiErr.Status != http.StatusUnauthorized || apiErr.Code != "KEY_REVOKED" {
 		t.Fatalf("restarted: Run returned %v, want 401 KEY_REVOKED", err)
 	}
-	if n := len(d.reconnects()) + len(again.reconnects()); n != 0 {
-		t.Errorf("%d reconnect attempts with a revoked key", n)
+	if n := len(again.reconnects()); n != 0 {
+		t.Errorf("%d reconnect attempts after 401", n)
 	}
 	leaks() // Run returned by itself: nothing of it may still run
 }
