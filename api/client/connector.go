@@ -77,7 +77,8 @@ type ConnectorOptions struct {
 	// within it counts as a lost connection. Default DefaultPingInterval.
 	PingInterval time.Duration
 	// MinBackoff and MaxBackoff bound reconnect delays: attempt n waits a
-	// random time in [0, min(MaxBackoff, MinBackoff·2ⁿ)) ("full jitter").
+	// random time in [0, min(MaxBackoff, MinBackoff·2ⁿ)) ("full jitter"),
+	// or the server's Retry-After (429, 503) when longer, up to MaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
 
 	// The callbacks are called one at a time, from the goroutine that
@@ -226,7 +227,9 @@ func (k *Connector) Run(ctx context.Context) error {
 		if welcomed && time.Since(started) >= stableSession {
 			attempt = 0
 		}
-		wait := max(Backoff(attempt, k.opts.MinBackoff, k.opts.MaxBackoff), serverWait)
+		// The server's Retry-After counts, up to MaxBackoff: a daemon
+		// never sleeps longer than its owner allowed.
+		wait := max(Backoff(attempt, k.opts.MinBackoff, k.opts.MaxBackoff), min(serverWait, k.opts.MaxBackoff))
 		attempt++
 		if k.opts.OnDisconnect != nil {
 			k.opts.OnDisconnect(err, wait)

@@ -266,6 +266,14 @@ func TestConnectorReconnectsAfterRestart(t *testing.T) {
 		t.Errorf("first disconnect: %v, want close 1001", gone[0].err)
 	}
 	for i, g := range gone {
+		var apiErr *client.Error
+		if errors.As(g.err, &apiErr) && apiErr.RetryAfter > 0 {
+			// The shutting-down server's 503 asks for Retry-After: honoured up to MaxBackoff.
+			if want := min(apiErr.RetryAfter, 80*time.Millisecond); g.retryIn != want {
+				t.Errorf("attempt %d after %v waited %v, want %v", i, g.err, g.retryIn, want)
+			}
+			continue
+		}
 		if ceiling := min(10*time.Millisecond<<i, 80*time.Millisecond); g.retryIn < 0 || g.retryIn >= ceiling {
 			t.Errorf("attempt %d waited %v, want [0, %v)", i, g.retryIn, ceiling)
 		}

@@ -89,3 +89,37 @@ func TestConnectorClosesNormally(t *testing.T) {
 		t.Errorf("the server saw close %d, want 1000", code)
 	}
 }
+
+// TestConnectorHonoursRetryAfter: a 429 with Retry-After makes the next
+// attempt wait that long (not the shorter backoff), capped by MaxBackoff.
+func TestConnectorHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		w.Write([]byte(`{"error":{"code":"TOO_MANY_CONNECTIONS","message":"one too many"}}`))
+	}))
+	defer srv.Close()
+	c, err := New(srv.URL, WithAPIKey("mk_x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		maxBackoff, want time.Duration
+	}{{time.Minute, 7 * time.Second}, {2 * time.Second, 2 * time.Second}} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var got time.Duration
+		var gotErr error
+		k := c.Connector(ConnectorOptions{MinBackoff: time.Millisecond, MaxBackoff: tc.maxBackoff, OnDisconnect: func(err error, retryIn time.Duration) {
+			got, gotErr = retryIn, err
+			cancel() // no need to sleep it
+		}})
+		if err := k.Run(ctx); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if got != tc.want || ErrorCode(gotErr) != "TOO_MANY_CONNECTIONS" {
+			t.Errorf("MaxBackoff %v: waits %v after %v, want %v", tc.maxBackoff, got, gotErr, tc.want)
+		}
+	}
+}

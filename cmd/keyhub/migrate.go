@@ -23,6 +23,11 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer pool.Close()
+	// A migration job often starts with its database (compose, a deploy
+	// pipeline): it waits like serve does.
+	if err := postgres.WaitReady(ctx, pool, cfg.DatabaseWait, newLogger(cfg, stdout)); err != nil {
+		return err
+	}
 	p, err := postgres.Migrator(pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return err

@@ -41,6 +41,8 @@ type Env struct {
 	// TokenIssuer is the iss of the tokens Token mints.
 	TokenIssuer string
 	Config      config.Config
+	// Logs is everything the server logged, at every level.
+	Logs *LogBuffer
 
 	early http.Handler // what the listener serves until the app is ready
 	stop  func()       // shuts the app and its listener down, once
@@ -50,6 +52,27 @@ type Env struct {
 func New(t testing.TB, env map[string]string) *Env {
 	t.Helper()
 	pool, dbURL := pgtest.NewDB(t)
+	return newEnv(t, env, pool, dbURL)
+}
+
+// NewBehindProxy starts a keyhub whose database connections go through a
+// pgtest.Proxy, so the test can take the database away and bring it back.
+func NewBehindProxy(t testing.TB, env map[string]string) (*Env, *pgtest.Proxy) {
+	t.Helper()
+	_, directURL := pgtest.NewDB(t)
+	proxy, dbURL := pgtest.NewProxy(t, directURL)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := postgres.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("open database through proxy: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return newEnv(t, env, pool, dbURL), proxy
+}
+
+func newEnv(t testing.TB, env map[string]string, pool *pgxpool.Pool, dbURL string) *Env {
+	t.Helper()
 	issuer, err := devissuer.LoadOrCreate(t.TempDir())
 	if err != nil {
 		t.Fatalf("dev issuer: %v", err)
@@ -116,10 +139,12 @@ func loadConfig(t testing.TB, vars map[string]string) config.Config {
 func start(t testing.TB, cfg config.Config, pool *pgxpool.Pool, srv *httptest.Server, early http.Handler) *Env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	logs := &LogBuffer{}
+	var logTo io.Writer = logs
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		logTo = io.MultiWriter(logs, testWriter{t})
 	}
+	log := slog.New(slog.NewJSONHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var ready atomic.Pointer[http.Handler]
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h := ready.Load(); h != nil {
@@ -153,7 +178,7 @@ func start(t testing.TB, cfg config.Config, pool *pgxpool.Pool, srv *httptest.Se
 		a.Wait()
 	})
 	t.Cleanup(stop)
-	return &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Config: cfg, early: early, stop: stop}
+	return &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Config: cfg, Logs: logs, early: early, stop: stop}
 }
 
 // Restart shuts keyhub down as a deploy would (open WebSockets are closed
@@ -171,7 +196,45 @@ func (e *Env) Restart(t testing.TB) {
 		t.Fatalf("listen again on %s: %v", addr, err)
 	}
 	next := start(t, e.Config, e.Pool, srv, e.early)
-	e.Server, e.App, e.stop = next.Server, next.App, next.stop
+	e.Server, e.App, e.Logs, e.stop = next.Server, next.App, next.Logs, next.stop
+}
+
+// LogBuffer holds what the server logged (JSON lines), for tests about
+// logging; safe for the server's goroutines.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything logged so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Lines returns the log lines decoded, in order.
+func (b *LogBuffer) Lines(t testing.TB) []map[string]any {
+	t.Helper()
+	raw := b.String()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(raw), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // Replica starts a second keyhub process on e's database, as a second

@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	keyhubspec "github.com/keyhub/keyhub"
@@ -21,6 +23,8 @@ import (
 	"github.com/keyhub/keyhub/internal/devissuer"
 	"github.com/keyhub/keyhub/internal/httpapi"
 	"github.com/keyhub/keyhub/internal/jwtverify"
+	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/metrics"
 	"github.com/keyhub/keyhub/internal/postgres"
 	"github.com/keyhub/keyhub/internal/ws"
 )
@@ -32,6 +36,9 @@ type App struct {
 	Keys    *auth.ApiKeyCache
 	// WebSocket is the registry of open WebSocket connections.
 	WebSocket *ws.Hub
+	// Metrics holds the Prometheus collectors; Metrics.Handler serves them
+	// (on METRICS_ADDR, see cmd/keyhub).
+	Metrics *metrics.Metrics
 	// Feed hears the changes every process commits (LISTEN/NOTIFY).
 	Feed *postgres.ChangeFeed
 
@@ -39,6 +46,8 @@ type App struct {
 	cfg      config.Config
 	log      *slog.Logger
 	wg       sync.WaitGroup
+	// draining is set when shutdown begins: readiness fails from then on.
+	draining *atomic.Bool
 }
 
 // DevKeyDir is where dev mode keeps its signing key.
@@ -48,6 +57,8 @@ func DevKeyDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "de
 // JWKS refresh); Start runs the rest.
 func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (*App, error) {
 	store := postgres.NewStore(pool)
+	m := metrics.New()
+	m.Register(metrics.NewPoolCollector(pool))
 
 	var devJWKS http.Handler
 	var devTokens func(email string, ttl time.Duration) (string, error)
@@ -77,6 +88,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	tokenKeys.Audience = cfg.JWTAudience
 	tokenKeys.Leeway = cfg.JWTLeeway
 	tokenKeys.Logger = log
+	tokenKeys.HTTPClient = &http.Client{Transport: m.InstrumentJWKS(http.DefaultTransport)}
 	tokens, err := jwtverify.New(ctx, tokenKeys)
 	if err != nil {
 		return nil, err
@@ -85,16 +97,17 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		log.Warn("no JWT key source configured (SUPABASE_URL, SUPABASE_JWT_*): dashboard sign-in answers AUTH_NOT_CONFIGURED")
 	}
 
-	keyUsage := auth.NewToucher("api_keys.last_used_at", store.TouchKeys, cfg.LastUsedFlushInterval, log)
-	userSeen := auth.NewToucher("users.last_seen_at", store.TouchUsers, cfg.LastUsedFlushInterval, log)
+	keyUsage := auth.NewToucher("api_keys.last_used_at", countFailures(m, "api_keys", store.TouchKeys), cfg.LastUsedFlushInterval, log)
+	userSeen := auth.NewToucher("users.last_seen_at", countFailures(m, "users", store.TouchUsers), cfg.LastUsedFlushInterval, log)
 	keys := auth.NewApiKeyCache(store, auth.KeyCacheConfig{
 		TTL:          cfg.KeyCacheTTL,
 		Size:         cfg.KeyCacheSize,
 		NegativeTTL:  cfg.NegativeCacheTTL,
 		NegativeSize: cfg.NegativeCacheSize,
+		Metrics:      m,
 		StaleBound:   cfg.StaleBound,
 	}, keyUsage)
-	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, StaleBound: cfg.StaleBound})
+	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, StaleBound: cfg.StaleBound, Metrics: m})
 	store.Observe(authn)
 
 	hub := ws.New(ws.Config{
@@ -105,15 +118,24 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		AuthTimeout:    cfg.WSAuthTimeout,
 		AllowedOrigins: cfg.AllowedOrigins,
 		TrustedProxies: cfg.TrustedProxies,
+		Metrics:        m,
 		StaleBound:     cfg.StaleBound,
 		LeaseTTL:       cfg.WSLeaseTTL,
 	})
 	store.Observe(hub)
 	feed := store.NewChangeFeed(cfg.ListenDatabaseURL, log)
+	feed.OnNotice, feed.OnReconnect = m.ChangeFeedNotice, m.ChangeFeedReconnected
 
+	draining := new(atomic.Bool)
+	ready := func(ctx context.Context) error {
+		if draining.Load() {
+			return errDraining
+		}
+		return store.Ping(ctx)
+	}
 	handler := httpapi.NewServer(httpapi.Deps{
 		Keys:           store,
-		Ready:          store.Ping,
+		Ready:          ready,
 		Auth:           authn,
 		Log:            log,
 		TrustedProxies: cfg.TrustedProxies,
@@ -121,6 +143,8 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		DevTokens:      devTokens,
 		AllowedOrigins: cfg.AllowedOrigins,
 		CORSMaxAge:     cfg.CORSMaxAge,
+		RequestTimeout: cfg.RequestTimeout,
+		Metrics:        m,
 		Dashboard: dashboard.Handler(dashboard.Config{
 			DevSignIn:       cfg.Dev,
 			SupabaseURL:     cfg.SupabaseURL,
@@ -129,8 +153,26 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		WebSocket: hub,
 		OpenAPI:   keyhubspec.OpenAPI,
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log, draining: draining, Metrics: m}, nil
 }
+
+// countFailures counts the failed batches of a last-used writer.
+func countFailures(m *metrics.Metrics, table string, write func(context.Context, []uuid.UUID, []time.Time) error) func(context.Context, []uuid.UUID, []time.Time) error {
+	return func(ctx context.Context, ids []uuid.UUID, at []time.Time) error {
+		err := write(ctx, ids, at)
+		if err != nil {
+			m.LastUsedFlushFailed(table)
+		}
+		return err
+	}
+}
+
+var errDraining = keyhub.Errorf(keyhub.CodeNotReady, "the server is shutting down")
+
+// Drain makes /readyz answer 503 from now on, while everything else is
+// still served: the first step of a graceful shutdown, so that load
+// balancers stop sending requests before the listener closes.
+func (a *App) Drain() { a.draining.Store(true) }
 
 // Start runs the background work (the change feed, batched last-used
 // writes, WebSocket housekeeping) until ctx ends.

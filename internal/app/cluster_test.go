@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/apitest"
 	"github.com/keyhub/keyhub/internal/config"
+	"github.com/keyhub/keyhub/internal/pgtest"
 )
 
 // These tests run two keyhub processes (two complete apps, each with its
@@ -321,73 +320,11 @@ func TestKilledListenerReconnectsAndForgetsWhatItMissed(t *testing.T) {
 	})
 }
 
-// tcpProxy forwards connections to target until it is cut.
-type tcpProxy struct {
-	t      *testing.T
-	target string
-	mu     sync.Mutex
-	ln     net.Listener
-	addr   string
-	conns  []net.Conn
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	p := &tcpProxy{t: t, target: target}
-	p.listen("127.0.0.1:0")
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *tcpProxy) listen(addr string) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		p.t.Fatalf("proxy listen: %v", err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
-		}
-	}()
-}
-
-// cut closes the listener and every forwarded connection: the database
-// is unreachable through the proxy until resume.
-func (p *tcpProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *tcpProxy) resume() { p.listen(p.addr) }
-
-// cutFeedOf cuts the proxy that env's change feed listens through and
+// cutFeedOf blocks the proxy that env's change feed listens through and
 // waits until the feed knows it is down.
-func (p *tcpProxy) cutFeedOf(t *testing.T, env *apitest.Env) {
+func cutFeedOf(t *testing.T, proxy *pgtest.Proxy, env *apitest.Env) {
 	t.Helper()
-	p.cut()
+	proxy.Block()
 	eventually(t, 5*time.Second, func() string {
 		if env.App.Feed.Listening() {
 			return "the feed still listens"
@@ -396,31 +333,19 @@ func (p *tcpProxy) cutFeedOf(t *testing.T, env *apitest.Env) {
 	})
 }
 
-// proxied starts a proxy to dbURL's server and returns it with dbURL
-// pointing at it.
-func proxied(t *testing.T, dbURL string) (*tcpProxy, string) {
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newTCPProxy(t, u.Host)
-	u.Host = p.addr
-	return p, u.String()
-}
-
 func TestStaleBoundWhileTheFeedIsDown(t *testing.T) {
 	t.Parallel()
 	const bound = 300 * time.Millisecond
-	var proxy *tcpProxy
+	var proxy *pgtest.Proxy
 	a, b, jwt := cluster(t, map[string]string{"CHANGE_FEED_STALE_BOUND": bound.String()}, func(cfg *config.Config) {
-		proxy, cfg.ListenDatabaseURL = proxied(t, cfg.DatabaseURL)
+		proxy, cfg.ListenDatabaseURL = pgtest.NewProxy(t, cfg.DatabaseURL)
 	})
 	key := createKey(t, a, jwt, nil)
 	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "")
 	sock := connect(t, b, key.Secret)
 
 	// B's feed loses its connection and cannot get it back.
-	proxy.cutFeedOf(t, b)
+	cutFeedOf(t, proxy, b)
 	a.Delete(t, "/v1/keys/"+key.ID.String(), jwt).Want(t, http.StatusOK, "")
 	// B heard nothing, but serves its cached verification for at most the
 	// stale bound, and its sockets re-check as often.
@@ -431,7 +356,7 @@ func TestStaleBoundWhileTheFeedIsDown(t *testing.T) {
 	}
 	t.Logf("B refused the key %v after the revoke, with its feed down (bound %v)", took, bound)
 
-	proxy.resume()
+	proxy.Unblock()
 	b.WaitListening(t)
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keyhub/keyhub/internal/config"
+	"github.com/keyhub/keyhub/internal/pgtest"
 )
 
 // The report: process B let a key revoked on process A mint a new
@@ -16,9 +17,9 @@ import (
 // key in their own transaction.
 func TestRevokedKeyCannotWriteOnAProcessThatHasNotHeard(t *testing.T) {
 	t.Parallel()
-	var proxy *tcpProxy
+	var proxy *pgtest.Proxy
 	a, b, jwt := cluster(t, map[string]string{"CHANGE_FEED_STALE_BOUND": time.Minute.String()}, func(cfg *config.Config) {
-		proxy, cfg.ListenDatabaseURL = proxied(t, cfg.DatabaseURL)
+		proxy, cfg.ListenDatabaseURL = pgtest.NewProxy(t, cfg.DatabaseURL)
 	})
 	a.Get(t, "/v1/me", jwt).Want(t, http.StatusOK, "") // provisions alice
 	if _, err := a.Pool.Exec(context.Background(), "UPDATE owners SET tier = 'pro'"); err != nil {
@@ -28,7 +29,7 @@ func TestRevokedKeyCannotWriteOnAProcessThatHasNotHeard(t *testing.T) {
 	other := createKey(t, a, jwt, map[string]any{"name": "other", "scopes": []string{"keys:read"}})
 	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "") // cached on B
 
-	proxy.cutFeedOf(t, b)
+	cutFeedOf(t, proxy, b)
 	a.Delete(t, "/v1/keys/"+key.ID.String(), jwt).Want(t, http.StatusOK, "")
 	a.Get(t, "/v1/me", key.Secret).Want(t, http.StatusUnauthorized, "KEY_REVOKED")
 	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "") // B has not heard: a read goes through
@@ -46,6 +47,6 @@ func TestRevokedKeyCannotWriteOnAProcessThatHasNotHeard(t *testing.T) {
 	if b.App.Feed.Listening() {
 		t.Fatal("B's feed reconnected: the test proves nothing")
 	}
-	proxy.resume()
+	proxy.Unblock()
 	b.WaitListening(t)
 }

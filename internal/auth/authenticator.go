@@ -25,6 +25,7 @@ import (
 	"github.com/keyhub/keyhub/internal/apikey"
 	"github.com/keyhub/keyhub/internal/jwtverify"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/metrics"
 )
 
 // TokenVerifier checks Supabase access tokens.
@@ -35,9 +36,10 @@ type TokenVerifier interface {
 
 // Authenticator is the extractor chain.
 type Authenticator struct {
-	keys   *ApiKeyCache
-	tokens TokenVerifier
-	users  *userCache
+	keys    *ApiKeyCache
+	tokens  TokenVerifier
+	users   *userCache
+	metrics *metrics.Metrics
 }
 
 // Config assembles an Authenticator.
@@ -48,6 +50,8 @@ type Config struct {
 	UserTTL   time.Duration // how long a provisioned user is cached (default 1 minute)
 	UserSize  int           // how many users are cached (default 10,000)
 	SeenUsers *Toucher      // receives users' last_seen_at; may be nil
+	// Metrics counts the outcomes of header authentication; may be nil.
+	Metrics *metrics.Metrics
 	// StaleBound is the oldest a cached user may be while the change feed
 	// is down (see KeyCacheConfig.StaleBound).
 	StaleBound time.Duration
@@ -61,7 +65,7 @@ func New(cfg Config) *Authenticator {
 	if cfg.UserSize <= 0 {
 		cfg.UserSize = 10_000
 	}
-	return &Authenticator{keys: cfg.Keys, tokens: cfg.Tokens, users: newUserCache(cfg.Users, cfg.UserSize, cfg.UserTTL, cfg.StaleBound, cfg.SeenUsers)}
+	return &Authenticator{keys: cfg.Keys, tokens: cfg.Tokens, users: newUserCache(cfg.Users, cfg.UserSize, cfg.UserTTL, cfg.StaleBound, cfg.SeenUsers), metrics: cfg.Metrics}
 }
 
 // The Authenticator hears committed changes for both of its caches.
@@ -110,10 +114,20 @@ var (
 // never silently anonymous.
 func (a *Authenticator) Authenticate(r *http.Request) (*keyhub.Principal, error) {
 	cred, err := extract(r.Header)
-	if err != nil || cred == "" {
+	if err != nil {
+		a.metrics.AuthOutcome("unknown", err)
 		return nil, err
 	}
-	return a.Resolve(r.Context(), cred)
+	if cred == "" {
+		return nil, nil
+	}
+	p, err := a.Resolve(r.Context(), cred)
+	method := keyhub.AuthJWT
+	if apikey.LooksLikeKey(cred) {
+		method = keyhub.AuthAPIKey
+	}
+	a.metrics.AuthOutcome(string(method), err)
+	return p, err
 }
 
 // HasCredentials reports whether the request carries any credential header.

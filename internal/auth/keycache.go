@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyhub/keyhub/internal/apikey"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/metrics"
 )
 
 // KeyStore is the database side of key verification.
@@ -20,10 +21,11 @@ type KeyStore interface {
 
 // KeyCacheConfig sizes the ApiKeyCache.
 type KeyCacheConfig struct {
-	TTL          time.Duration // how long a verified key is trusted without the database
-	Size         int           // verified keys kept
-	NegativeTTL  time.Duration // how long an unknown hash is answered without the database
-	NegativeSize int           // unknown hashes kept
+	TTL          time.Duration    // how long a verified key is trusted without the database
+	Size         int              // verified keys kept
+	NegativeTTL  time.Duration    // how long an unknown hash is answered without the database
+	NegativeSize int              // unknown hashes kept
+	Metrics      *metrics.Metrics // hits, misses and negative hits; may be nil
 	// StaleBound is the oldest a cached verification may be while the
 	// change feed is down (notices may be missed); 0 means the feed is
 	// trusted without limit (no feed: a single process).
@@ -40,6 +42,7 @@ type ApiKeyCache struct {
 	known   *expirable.LRU[[32]byte, *cachedKey]
 	unknown *expirable.LRU[[32]byte, struct{}]
 	usage   *Toucher
+	metrics *metrics.Metrics
 	now     func() time.Time
 	// generation counts invalidations. A lookup that started before an
 	// invalidation must not keep what it read: it may be the state the
@@ -73,6 +76,7 @@ func NewApiKeyCache(store KeyStore, cfg KeyCacheConfig, usage *Toucher) *ApiKeyC
 		usage:      usage,
 		now:        time.Now,
 		staleBound: cfg.StaleBound,
+		metrics:    cfg.Metrics,
 	}
 }
 
@@ -113,10 +117,14 @@ func (c *ApiKeyCache) verifyHash(ctx context.Context, keyHash [32]byte) (*keyhub
 	if ok && c.feedDown.Load() && now.UnixNano()-entry.loadedAt > int64(c.staleBound) {
 		ok = false // the feed may have missed its revocation: ask again
 	}
-	if !ok {
+	if ok {
+		c.metrics.KeyCacheHit()
+	} else {
 		if _, unknown := c.unknown.Get(keyHash); unknown {
+			c.metrics.KeyCacheNegativeHit()
 			return nil, keyhub.ErrUnknownKey
 		}
+		c.metrics.KeyCacheMiss()
 		var err error
 		if entry, err = c.load(ctx, keyHash, now); err != nil {
 			return nil, err

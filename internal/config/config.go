@@ -60,6 +60,19 @@ type Config struct {
 	AllowedOrigins []string
 	// CORSMaxAge is how long browsers may cache a CORS preflight answer.
 	CORSMaxAge time.Duration
+
+	// DatabaseWait is how long serve retries reaching the database at
+	// start before giving up (0: one attempt).
+	DatabaseWait time.Duration
+	// ShutdownDrainDelay is how long, after SIGTERM, /readyz answers 503
+	// while the listener keeps serving, so load balancers stop routing here
+	// before connections are refused.
+	ShutdownDrainDelay time.Duration
+	// RequestTimeout bounds reading and answering one HTTP request (until
+	// a WebSocket upgrade).
+	RequestTimeout time.Duration
+	// MetricsAddr is where GET /metrics is served; empty: nowhere.
+	MetricsAddr string
 }
 
 // Load reads the configuration through getenv.
@@ -101,6 +114,11 @@ func Load(getenv func(string) string) (Config, error) {
 		WSLeaseTTL:     p.duration("WS_LEASE_TTL", 30*time.Second),
 		AllowedOrigins: p.list("ALLOWED_ORIGINS"),
 		CORSMaxAge:     p.duration("CORS_MAX_AGE", 10*time.Minute),
+
+		DatabaseWait:       p.durationOrZero("DATABASE_WAIT", 30*time.Second),
+		ShutdownDrainDelay: p.durationOrZero("SHUTDOWN_DRAIN_DELAY", 5*time.Second),
+		RequestTimeout:     p.duration("REQUEST_TIMEOUT", 30*time.Second),
+		MetricsAddr:        p.str("METRICS_ADDR", ""),
 	}
 	if p.err != nil {
 		return Config{}, p.err
@@ -161,6 +179,11 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.ExpirySweepInterval < 100*time.Millisecond {
 		return Config{}, fmt.Errorf("EXPIRY_SWEEP_INTERVAL must be at least 100ms, got %s", c.ExpirySweepInterval)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return Config{}, fmt.Errorf("METRICS_ADDR must be host:port or :port, got %q", c.MetricsAddr)
+		}
 	}
 	if c.LastUsedFlushInterval < time.Second {
 		return Config{}, fmt.Errorf("LAST_USED_FLUSH_INTERVAL must be at least 1s")
@@ -234,6 +257,15 @@ func (p *parser) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// durationOrZero is duration where 0 is meaningful (no wait, no delay).
+func (p *parser) durationOrZero(name string, def time.Duration) time.Duration {
+	v := p.str(name, "")
+	if d, err := time.ParseDuration(v); err == nil && d == 0 {
+		return 0
+	}
+	return p.duration(name, def)
 }
 
 func (p *parser) positiveInt(name string, def int) int {

@@ -59,11 +59,33 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"LAST_USED_FLUSH_INTERVAL":   {"DATABASE_URL": db, "LAST_USED_FLUSH_INTERVAL": "10ms"},
 		"SUPABASE_JWKS_URL":          {"DATABASE_URL": db, "SUPABASE_JWKS_URL": "ftp://x"},
 		"API_KEY_NEGATIVE_CACHE_TTL": {"DATABASE_URL": db, "API_KEY_NEGATIVE_CACHE_TTL": "0s"},
+		"DATABASE_WAIT":              {"DATABASE_URL": db, "DATABASE_WAIT": "-1s"},
+		"SHUTDOWN_DRAIN_DELAY":       {"DATABASE_URL": db, "SHUTDOWN_DRAIN_DELAY": "soon"},
+		"REQUEST_TIMEOUT":            {"DATABASE_URL": db, "REQUEST_TIMEOUT": "0"},
+		"METRICS_ADDR":               {"DATABASE_URL": db, "METRICS_ADDR": "9090"},
 	}
 	for name, vars := range cases {
 		_, err := load(vars)
 		if err == nil || !strings.HasPrefix(err.Error(), name) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: got %v", name, err)
 		}
+	}
+}
+
+// Waits and delays may be switched off with 0; their defaults hold otherwise.
+func TestOperationalDurations(t *testing.T) {
+	c, err := load(map[string]string{"DATABASE_URL": db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseWait != 30*time.Second || c.ShutdownDrainDelay != 5*time.Second || c.RequestTimeout != 30*time.Second || c.MetricsAddr != "" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	c, err = load(map[string]string{"DATABASE_URL": db, "DATABASE_WAIT": "0", "SHUTDOWN_DRAIN_DELAY": "0s", "METRICS_ADDR": "localhost:9090"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseWait != 0 || c.ShutdownDrainDelay != 0 || c.MetricsAddr != "localhost:9090" {
+		t.Fatalf("zeroes: %+v", c)
 	}
 }

@@ -15,12 +15,16 @@ func (s *server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusOK, api.Health{Status: "ok"})
 }
 
-// handleReadyz says whether the service can do its work: the database
-// answers within two seconds.
+// handleReadyz says whether the service can do its work: it is not
+// shutting down and the database answers within two seconds.
 func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.deps.Ready(ctx); err != nil {
+		if keyhub.ErrorCode(err) == keyhub.CodeNotReady {
+			httpjson.Error(w, r, err) // says why itself (shutting down)
+			return
+		}
 		httpjson.Logger(r.Context()).Warn("not ready", "err", err)
 		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeNotReady, "database unavailable"))
 		return

@@ -61,7 +61,9 @@ func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, now time.Time
 	case req.ExpiresAt != nil && req.ExpiresIn != nil:
 		return in, keyhub.Errorf(keyhub.CodeValidation, "give expires_at or expires_in, not both")
 	case req.ExpiresIn != nil:
-		if *req.ExpiresIn < 60 || time.Duration(*req.ExpiresIn)*time.Second > maxKeyLifetime {
+		// Compared in seconds, before any multiplication: a huge value
+		// times time.Second overflows into a small (or negative) lifetime.
+		if *req.ExpiresIn < 60 || *req.ExpiresIn > int64(maxKeyLifetime/time.Second) {
 			return in, keyhub.Errorf(keyhub.CodeValidation, "expires_in must be between 60 and %d seconds", int64(maxKeyLifetime/time.Second))
 		}
 		t := now.Add(time.Duration(*req.ExpiresIn) * time.Second)

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -65,20 +64,21 @@ func recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
-// requestTimeout bounds reading and answering one plain HTTP request. It is
-// set per request rather than on http.Server, whose deadlines would also
-// cut WebSocket connections after the upgrade.
-const requestTimeout = 30 * time.Second
-
-func limitRequestTime(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+// limitRequestTime bounds reading and answering one request. It is set per
+// request rather than on http.Server, whose deadlines would also cut
+// WebSocket connections after the upgrade. It applies to every request,
+// whatever its headers say, so a request that only claims to be an upgrade
+// cannot hold a connection open: net/http clears a connection's deadlines
+// when it is hijacked, which is the moment it actually upgrades.
+func limitRequestTime(timeout time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			rc := http.NewResponseController(w)
-			deadline := time.Now().Add(requestTimeout)
+			deadline := time.Now().Add(timeout)
 			// Errors mean the writer cannot take deadlines (httptest recorders).
 			_ = rc.SetReadDeadline(deadline)
 			_ = rc.SetWriteDeadline(deadline)
-		}
-		next.ServeHTTP(w, r)
-	})
+			next.ServeHTTP(w, r)
+		})
+	}
 }

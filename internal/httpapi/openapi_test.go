@@ -137,7 +137,7 @@ func TestOpenAPIKeys(t *testing.T) {
 		Want(t, http.StatusBadRequest, "AMBIGUOUS_CREDENTIALS")
 	env.Post(t, "/v1/keys", jwt, map[string]any{"name": "second"}).Want(t, http.StatusConflict, "KEY_LIMIT_REACHED")
 	env.Post(t, "/v1/keys", jwt, "{").Want(t, http.StatusBadRequest, "INVALID_JSON")
-	env.Post(t, "/v1/keys", jwt, map[string]any{"name": strings.Repeat("x", 70<<10)}).Want(t, http.StatusBadRequest, "BODY_TOO_LARGE")
+	env.Post(t, "/v1/keys", jwt, map[string]any{"name": strings.Repeat("x", 70<<10)}).Want(t, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE")
 	env.Post(t, "/v1/keys", jwt, map[string]any{"name": "x", "colour": "red"}).Want(t, http.StatusBadRequest, "INVALID_JSON")
 	env.Post(t, "/v1/keys", jwt, map[string]any{"name": "   "}).Want(t, http.StatusBadRequest, "VALIDATION_FAILED")
 	env.Post(t, "/v1/keys", jwt, map[string]any{"name": "x", "scopes": []string{}}).Want(t, http.StatusBadRequest, "VALIDATION_FAILED")

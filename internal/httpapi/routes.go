@@ -24,7 +24,7 @@ func routes(d Deps) http.Handler {
 	scope := func(sc keyhub.Scopes) func(http.Handler) http.Handler { return auth.RequireScope(sc, fail) }
 
 	r := chi.NewRouter()
-	r.Use(limitRequestTime, logRequests(d.Log), recoverPanics, corsFor(d.AllowedOrigins, d.CORSMaxAge))
+	r.Use(limitRequestTime(d.RequestTimeout), logRequests(d.Log), d.Metrics.Middleware, recoverPanics, corsFor(d.AllowedOrigins, d.CORSMaxAge))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
 	})

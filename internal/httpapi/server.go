@@ -12,6 +12,7 @@ import (
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/clientip"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/metrics"
 )
 
 // Deps is what the API needs.
@@ -32,6 +33,12 @@ type Deps struct {
 	AllowedOrigins []string
 	// CORSMaxAge is how long browsers may cache a preflight answer.
 	CORSMaxAge time.Duration
+	// RequestTimeout bounds reading and answering one request, until a
+	// WebSocket upgrade (default 30s).
+	RequestTimeout time.Duration
+	// Metrics observes every request (route pattern, method, status); may
+	// be nil.
+	Metrics *metrics.Metrics
 	// Dashboard serves the web dashboard's files under /dashboard/; nil
 	// leaves / and /dashboard/ unrouted.
 	Dashboard http.Handler
@@ -51,6 +58,9 @@ type WebSocketRoutes interface {
 
 // NewServer returns the complete HTTP handler.
 func NewServer(d Deps) http.Handler {
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = 30 * time.Second
+	}
 	return routes(d)
 }
 

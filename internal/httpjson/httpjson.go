@@ -13,6 +13,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/keyhub/keyhub/internal/keyhub"
@@ -31,7 +33,7 @@ type ErrorDetail struct {
 
 var statusOfCode = map[keyhub.Code]int{
 	keyhub.CodeInvalidJSON:          http.StatusBadRequest,
-	keyhub.CodeBodyTooLarge:         http.StatusBadRequest,
+	keyhub.CodeBodyTooLarge:         http.StatusRequestEntityTooLarge,
 	keyhub.CodeValidation:           http.StatusBadRequest,
 	keyhub.CodeInvalidScope:         http.StatusBadRequest,
 	keyhub.CodeInvalidCursor:        http.StatusBadRequest,
@@ -59,6 +61,7 @@ var statusOfCode = map[keyhub.Code]int{
 	keyhub.CodeRateLimited:          http.StatusTooManyRequests,
 	keyhub.CodeAuthNotConfigured:    http.StatusServiceUnavailable,
 	keyhub.CodeNotReady:             http.StatusServiceUnavailable,
+	keyhub.CodeUnavailable:          http.StatusServiceUnavailable,
 	keyhub.CodeInternal:             http.StatusInternalServerError,
 }
 
@@ -80,14 +83,36 @@ func Write(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// StatusClientClosedRequest is what the request log and metrics record
+// for a request whose client went away before the answer (nginx's 499).
+// Nobody receives it.
+const StatusClientClosedRequest = 499
+
+// RetryAfterSeconds is the Retry-After of a 503: about how long a database
+// restart or failover takes to be noticed by the pool's health check.
+const RetryAfterSeconds = 5
+
 // Error writes err as the one error shape. Only the client-safe part of
 // err reaches the response; internal causes are logged with the request's
-// logger.
+// logger. A request whose client has gone is not a server error: it is
+// logged at INFO and recorded as 499.
 func Error(w http.ResponseWriter, r *http.Request, err error) {
 	code := keyhub.ErrorCode(err)
 	status := StatusOf(code)
-	if status >= 500 {
+	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+		Logger(r.Context()).Info("client closed request", "status", StatusClientClosedRequest)
+		w.WriteHeader(StatusClientClosedRequest)
+		return
+	}
+	switch {
+	case code == keyhub.CodeUnavailable:
+		Logger(r.Context()).Warn("dependency unavailable", "code", code, "err", err)
+	case status >= 500 && status != http.StatusServiceUnavailable:
 		Logger(r.Context()).Error("request failed", "code", code, "err", err)
+	}
+	if code == keyhub.CodeUnavailable || code == keyhub.CodeNotReady {
+		// Not AUTH_NOT_CONFIGURED: retrying will not configure sign-in.
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
 	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="keyhub"`)
@@ -136,8 +161,10 @@ func describeJSONError(err error) string {
 	case errors.As(err, &syntax):
 		return fmt.Sprintf("malformed JSON at byte %d", syntax.Offset)
 	case errors.As(err, &typeErr):
+		// Named in JSON's terms: Go's type names (int64, *time.Time) mean
+		// nothing to a client and describe our internals.
 		if typeErr.Field != "" {
-			return fmt.Sprintf("field %q must be %s, not %s", typeErr.Field, typeErr.Type.String(), typeErr.Value)
+			return fmt.Sprintf("field %q must be %s, not %s", typeErr.Field, jsonTypeOf(typeErr.Type), typeErr.Value)
 		}
 		return fmt.Sprintf("request body must be a JSON object, not %s", typeErr.Value)
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -145,7 +172,43 @@ func describeJSONError(err error) string {
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
 	}
-	return "malformed JSON"
+	// What is left is a value's own decoder refusing it; the only one in
+	// the API is time.Time's, whose text names Go's types.
+	return "a value has the wrong type or format: dates are RFC 3339 strings such as 2030-01-01T00:00:00Z"
+}
+
+// jsonTypeOf names what JSON value decodes into t.
+func jsonTypeOf(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		lo, hi := intRange(t)
+		return "an integer from " + lo + " to " + hi
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "another type"
+}
+
+// intRange is the range of the integer type t, in decimal.
+func intRange(t reflect.Type) (lo, hi string) {
+	bits := t.Bits()
+	switch t.Kind() {
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "0", strconv.FormatUint(1<<bits-1, 10)
+	}
+	return strconv.FormatInt(-1<<(bits-1), 10), strconv.FormatInt(1<<(bits-1)-1, 10)
 }
 
 type loggerKey struct{}

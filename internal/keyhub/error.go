@@ -46,6 +46,10 @@ const (
 
 	CodeNotReady        Code = "NOT_READY"
 	CodeUpgradeRequired Code = "UPGRADE_REQUIRED"
+
+	// CodeUnavailable means a dependency (the database) did not answer:
+	// the request may succeed if retried after Retry-After.
+	CodeUnavailable Code = "UNAVAILABLE"
 )
 
 // Error is the one error type that crosses layers. Message is safe to show
@@ -74,6 +78,12 @@ func Errorf(code Code, format string, args ...any) *Error {
 // the logs see err.
 func Internal(err error) *Error {
 	return &Error{Code: CodeInternal, Message: "internal error", Err: err}
+}
+
+// Unavailable wraps a failure to reach a dependency (the database): the
+// client sees 503 UNAVAILABLE and may retry, the logs see err.
+func Unavailable(err error) *Error {
+	return &Error{Code: CodeUnavailable, Message: "the service is temporarily unavailable; retry later", Err: err}
 }
 
 // ErrorCode returns the code of err, or CodeInternal for any error that is

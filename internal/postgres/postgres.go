@@ -68,3 +68,38 @@ func MigrateUp(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error 
 	}
 	return nil
 }
+
+// WaitReady pings the database until it answers or maxWait has passed,
+// logging each failed attempt, so that a process started together with
+// its database (docker compose, a host reboot) waits instead of failing at
+// once, and one whose database stays away fails with a clear message.
+func WaitReady(ctx context.Context, pool *pgxpool.Pool, maxWait time.Duration, log *slog.Logger) error {
+	deadline := time.Now().Add(maxWait)
+	delay := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		pingCtx, cancel := context.WithTimeout(ctx, max(min(5*time.Second, time.Until(deadline)), time.Second))
+		err := pool.Ping(pingCtx)
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				log.Info("database reachable", "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return fmt.Errorf("database not reachable after %d attempt(s) within DATABASE_WAIT=%s: %w", attempt, maxWait, err)
+		}
+		wait := min(delay, remaining)
+		log.Warn("waiting for the database", "attempt", attempt, "retry_in", wait, "gives_up_in", remaining, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -99,7 +102,34 @@ func dbError(err error, what string) error {
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 		return &keyhub.Error{Code: keyhub.CodeKeyAlreadyExists, Message: what + " already exists", Err: err}
 	}
+	if Unreachable(err) {
+		return keyhub.Unavailable(fmt.Errorf("%s: %w", what, err))
+	}
 	return keyhub.Internal(fmt.Errorf("%s: %w", what, err))
+}
+
+// Unreachable reports whether err means the database could not be reached
+// or is going away, rather than that it refused the statement: the request
+// may succeed when retried, so it is 503 UNAVAILABLE, never 500.
+func Unreachable(err error) bool {
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true // any failed connection attempt, whatever the server said
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", // admin shutdown, crash shutdown, cannot connect now
+			"53300", // too many connections
+			"3D000": // the database does not exist (yet, or any more)
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") // connection exception
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || pgconn.Timeout(err) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded)
 }
 
 // Store is the database side of the key lifecycle.

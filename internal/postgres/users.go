@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -17,7 +19,12 @@ import (
 // id, creating the user and its owner (tenant) the first time it is seen.
 // Concurrent first requests of one user create exactly one of each: they
 // serialise on an advisory lock of the user id and re-check under it.
+//
+// The email is the token's claim, not checked by anyone: it is made
+// storable (valid UTF-8, no control characters, at most maxEmailChars) so
+// that no claim can make a user impossible to provision.
 func (s *Store) ProvisionUser(ctx context.Context, userID uuid.UUID, email string) (keyhub.Principal, time.Time, error) {
+	email = storableText(email, maxEmailChars)
 	row, err := s.q.GetUserPrincipal(ctx, s.pool, userID)
 	if err == nil {
 		return userPrincipal(row), row.LastSeenAt, nil
@@ -47,6 +54,31 @@ func (s *Store) ProvisionUser(ctx context.Context, userID uuid.UUID, email strin
 		return keyhub.Principal{}, time.Time{}, dbError(err, "provision user")
 	}
 	return userPrincipal(row), row.LastSeenAt, nil
+}
+
+// maxEmailChars is the users.email column's limit, in characters (an
+// address is at most 254 octets by RFC 5321, but the claim is not checked).
+const maxEmailChars = 320
+
+// storableText makes untrusted text safe to store and display: invalid
+// UTF-8 becomes U+FFFD, control characters (NUL, which PostgreSQL text
+// cannot hold, among them) are dropped, and the result is cut to at most
+// maxChars characters.
+func storableText(s string, maxChars int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			continue
+		}
+		if n == maxChars {
+			break
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
 }
 
 // ownerName names a new tenant after its first user.

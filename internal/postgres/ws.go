@@ -18,7 +18,7 @@ import (
 func (s *Store) ClaimWSTicket(ctx context.Context, ticketID uuid.UUID, expiresAt time.Time) (bool, error) {
 	n, err := s.q.ClaimWSTicket(ctx, s.pool, dbgen.ClaimWSTicketParams{ID: ticketID, ExpiresAt: expiresAt})
 	if err != nil {
-		return false, keyhub.Internal(fmt.Errorf("claim ws ticket: %w", err))
+		return false, dbError(err, "ws ticket")
 	}
 	return n == 1, nil
 }

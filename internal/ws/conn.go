@@ -148,17 +148,24 @@ type clientMessage struct {
 func (h *Hub) serve(ctx context.Context, c *conn) {
 	if err := h.register(c); err != nil {
 		c.ws.Close(closeCodeOf(err), string(keyhub.ErrorCode(err)))
+		h.metrics.WSClosed(int(closeCodeOf(err)))
 		return
 	}
 	defer h.unregister(c)
 	// Deferred after unregister, so it runs first: once a connection is
 	// gone from the list, its slot is free on every process.
 	defer c.release()
+	closedWith := websocket.StatusAbnormalClosure // until a close frame is sent or received
+	defer func() { h.metrics.WSClosed(int(closedWith)) }()
+	// Ends before the close is counted: a scrape that sees the close sees
+	// the connection gone.
+	h.metrics.WSOpened(c.principal.Tier)
+	defer h.metrics.WSEnded(c.principal.Tier)
 	endedBy := "peer" // what ended the connection, for the log line
 	defer func() {
 		httpjson.Logger(ctx).Info("websocket closed",
 			"connection_id", c.id, "owner_id", c.principal.OwnerID, "auth_method", c.principal.Method,
-			"key_prefix", c.principal.KeyPrefix, "duration", time.Since(c.connectedAt), "ended_by", endedBy)
+			"key_prefix", c.principal.KeyPrefix, "duration_ms", time.Since(c.connectedAt).Milliseconds(), "ended_by", endedBy)
 	}()
 
 	limits := c.currentTier().Limits()
@@ -181,7 +188,7 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 		},
 		ExpiresAt: api.Timestamp(sessionEnd),
 	}
-	if err := writeJSON(ctx, c.ws, welcome); err != nil {
+	if err := h.send(ctx, c.ws, welcome); err != nil {
 		c.ws.CloseNow()
 		return
 	}
@@ -200,15 +207,18 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 	defer ping.Stop()
 	for {
 		select {
-		case <-readDone:
+		case err := <-readDone:
+			if code := websocket.CloseStatus(err); code != -1 {
+				closedWith = code // the peer's
+			}
 			c.ws.CloseNow()
 			return
 		case req := <-c.closeReqs:
-			endedBy = req.reason
+			endedBy, closedWith = req.reason, req.code
 			closeWith(req.code, req.reason)
 			return
 		case <-session.C:
-			endedBy = endReason
+			endedBy, closedWith = endReason, endCode
 			closeWith(endCode, endReason)
 			return
 		case <-c.updates:
@@ -224,7 +234,7 @@ func (h *Hub) serve(ctx context.Context, c *conn) {
 			sessionEnd, endCode, endReason = c.sessionEnd(limits, expiresAt)
 			session.Reset(time.Until(sessionEnd))
 		case e := <-c.events:
-			if err := writeJSON(ctx, c.ws, eventMessage{Type: "event", Event: api.EventFrom(e)}); err != nil {
+			if err := h.send(ctx, c.ws, eventMessage{Type: "event", Event: api.EventFrom(e)}); err != nil {
 				endedBy = "write failed"
 				c.ws.CloseNow()
 				<-readDone
@@ -275,6 +285,7 @@ func (h *Hub) readLoop(ctx context.Context, c *conn, limiter *rate.Limiter) erro
 		if err != nil {
 			return err
 		}
+		h.metrics.WSMessageIn()
 		c.touch()
 		now := time.Now()
 		if res := limiter.ReserveN(now, 1); !res.OK() || res.DelayFrom(now) > 0 {
@@ -284,7 +295,7 @@ func (h *Hub) readLoop(ctx context.Context, c *conn, limiter *rate.Limiter) erro
 				c.kill(websocket.StatusPolicyViolation, "rate limit exceeded")
 				continue // keep reading so that the close handshake completes
 			}
-			if err := writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeRateLimited, Message: "too many messages", RetryAfterMs: max(delay.Milliseconds(), 1)}); err != nil {
+			if err := h.send(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeRateLimited, Message: "too many messages", RetryAfterMs: max(delay.Milliseconds(), 1)}); err != nil {
 				return err
 			}
 			continue
@@ -300,26 +311,26 @@ func (h *Hub) readLoop(ctx context.Context, c *conn, limiter *rate.Limiter) erro
 func (h *Hub) answer(ctx context.Context, c *conn, data []byte) error {
 	var msg clientMessage
 	if err := json.Unmarshal(data, &msg); err != nil {
-		return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInvalidJSON, Message: "messages must be JSON objects with a \"type\""})
+		return h.send(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInvalidJSON, Message: "messages must be JSON objects with a \"type\""})
 	}
 	switch msg.Type {
 	case "ping":
-		return writeJSON(ctx, c.ws, pongMessage{Type: "pong", ID: msg.ID})
+		return h.send(ctx, c.ws, pongMessage{Type: "pong", ID: msg.ID})
 	case "whoami":
 		p := c.currentPrincipal()
-		return writeJSON(ctx, c.ws, whoamiMessage{Type: "whoami", Me: api.MeFrom(&p)})
+		return h.send(ctx, c.ws, whoamiMessage{Type: "whoami", Me: api.MeFrom(&p)})
 	case "subscribe", "unsubscribe":
 		if msg.Topic != "events" {
-			return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownTopic, Message: "the only topic is \"events\""})
+			return h.send(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownTopic, Message: "the only topic is \"events\""})
 		}
 		// The audit trail is what events:read guards over REST.
 		if !c.principal.Scopes.Has(keyhub.ScopeEventsRead) {
-			return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInsufficientScope, Message: "subscribing to events needs the events:read scope"})
+			return h.send(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInsufficientScope, Message: "subscribing to events needs the events:read scope"})
 		}
 		c.subscribed.Store(msg.Type == "subscribe")
-		return writeJSON(ctx, c.ws, topicMessage{Type: msg.Type + "d", Topic: msg.Topic})
+		return h.send(ctx, c.ws, topicMessage{Type: msg.Type + "d", Topic: msg.Topic})
 	default:
-		return writeJSON(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownType, Message: "unknown message type"})
+		return h.send(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownType, Message: "unknown message type"})
 	}
 }
 
@@ -328,6 +339,12 @@ func writeJSON(ctx context.Context, ws *websocket.Conn, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	return wsjson.Write(ctx, ws, v)
+}
+
+// send is writeJSON on an authenticated connection, counted.
+func (h *Hub) send(ctx context.Context, ws *websocket.Conn, v any) error {
+	h.metrics.WSMessageOut()
+	return writeJSON(ctx, ws, v)
 }
 
 // closeCodeOf is the close code for an error after the upgrade.
@@ -339,6 +356,8 @@ func closeCodeOf(err error) websocket.StatusCode {
 			return websocket.StatusGoingAway
 		case keyhub.CodeKeyRevoked:
 			return StatusKeyRevoked
+		case keyhub.CodeUnavailable:
+			return websocket.StatusTryAgainLater
 		}
 	}
 	return websocket.StatusPolicyViolation

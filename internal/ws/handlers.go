@@ -52,7 +52,9 @@ func (h *Hub) Upgrade() http.Handler {
 			p = &copied
 		} else if ticket := r.URL.Query().Get("ticket"); ticket != "" {
 			var err error
-			if p, err = h.redeemTicket(r.Context(), ticket); err != nil {
+			p, err = h.redeemTicket(r.Context(), ticket)
+			h.metrics.AuthOutcome("ticket", err)
+			if err != nil {
 				httpjson.Error(w, r, err)
 				return
 			}
@@ -254,19 +256,31 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
 	})
 	_, data, err := ws.Read(r.Context())
 	if !timer.Stop() || err != nil {
+		h.metrics.AuthOutcome("first_message", errNoAuthMessage)
 		return
 	}
 	p, msg, err := h.authenticateFirstMessage(r.Context(), data)
 	if err == nil {
 		err = checkPrincipal(p)
 	}
+	if errors.Is(err, errBadAuthMessage) {
+		h.metrics.AuthOutcome("first_message", errBadAuthOutcome)
+	} else {
+		h.metrics.AuthOutcome("first_message", err)
+	}
 	if err != nil {
-		refuseFirstMessage(r.Context(), ws, msg, err, websocket.StatusPolicyViolation)
+		code := websocket.StatusPolicyViolation
+		if keyhub.ErrorCode(err) == keyhub.CodeUnavailable {
+			code = closeCodeOf(err) // the database is away: not the client's fault
+		}
+		refuseFirstMessage(r.Context(), ws, msg, err, code)
+		h.metrics.WSClosed(int(code))
 		return
 	}
 	id, release, err := h.reserve(r.Context(), p)
 	if err != nil {
 		refuseFirstMessage(r.Context(), ws, msg, err, closeCodeOf(err))
+		h.metrics.WSClosed(int(closeCodeOf(err)))
 		return
 	}
 	defer release()
@@ -283,6 +297,13 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
 }
 
 var errBadAuthMessage = errors.New("expected an auth message")
+
+// Outcomes of first-message authentication that are not API errors, as
+// the auth metrics label them.
+var (
+	errNoAuthMessage  = keyhub.Errorf("NO_AUTH_MESSAGE", "no auth message in time")
+	errBadAuthOutcome = keyhub.Errorf("BAD_AUTH_MESSAGE", "expected an auth message")
+)
 
 func (h *Hub) authenticateFirstMessage(ctx context.Context, data []byte) (*keyhub.Principal, authMessage, error) {
 	var msg authMessage

@@ -20,6 +20,7 @@ import (
 
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/metrics"
 )
 
 // Close codes of the application range (4000–4999) that clients branch on.
@@ -61,6 +62,9 @@ type Config struct {
 	// TrustedProxies are believed about X-Forwarded-For when the connection
 	// list shows a client's address.
 	TrustedProxies []netip.Prefix
+	// Metrics counts connections, closes, messages and the ticket and
+	// first-message authentications; may be nil.
+	Metrics *metrics.Metrics
 	// StaleBound is how often open connections re-check their credentials
 	// in the database while the change feed is down (default 5s).
 	StaleBound time.Duration
@@ -80,6 +84,7 @@ type Hub struct {
 	pingInterval   time.Duration
 	allowedOrigins []string
 	trustedProxies []netip.Prefix
+	metrics        *metrics.Metrics
 	staleBound     time.Duration
 	leaseTTL       time.Duration
 	// processID names this process's leases in ws_connections.
@@ -149,6 +154,7 @@ func New(cfg Config) *Hub {
 		pingInterval:   cfg.PingInterval,
 		allowedOrigins: cfg.AllowedOrigins,
 		trustedProxies: cfg.TrustedProxies,
+		metrics:        cfg.Metrics,
 		staleBound:     cfg.StaleBound,
 		leaseTTL:       cfg.LeaseTTL,
 		processID:      uuid.New(),
