@@ -3,8 +3,13 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"net/http"
+	"reflect"
+	"regexp"
 	"sort"
 	"sync"
 	"testing"
@@ -15,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	keyhubspec "github.com/keyhub/keyhub"
+	"github.com/keyhub/keyhub/api/client"
 )
 
 // notClientOperations are the operations of openapi.yaml the client
@@ -146,3 +152,64 @@ func (s *specRecorder) checkCoverage(t testing.TB, doc *openapi3.T) {
 		t.Errorf("saw %d operations + %d left out, spec has %d", len(s.seen), len(notClientOperations), len(inSpec))
 	}
 }
+
+// TestClientMethodsNameOperations is the static half: every exported
+// method of Client in ops.go names, in its doc comment, the operationId
+// it calls, each operation of the spec (but those left out) is named by
+// exactly one method, and Client has no other exported methods than
+// these and its plumbing. The dynamic half (TestClientCoversEveryOperation)
+// checks that each call really is that operation.
+func TestClientMethodsNameOperations(t *testing.T) {
+	t.Parallel()
+	doc := loadSpec(t)
+	inSpec := map[string]bool{}
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			inSpec[op.OperationID] = true
+		}
+	}
+	f, err := parser.ParseFile(token.NewFileSet(), "ops.go", nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opInDoc := regexp.MustCompile(`\((\w+)\)`)
+	named := map[string]string{} // operationId → method
+	methods := map[string]bool{}
+	for _, decl := range f.Decls {
+		fn, ok := decl.(*ast.FuncDecl)
+		if !ok || fn.Recv == nil || !fn.Name.IsExported() {
+			continue
+		}
+		methods[fn.Name.Name] = true
+		var ops []string
+		for _, m := range opInDoc.FindAllStringSubmatch(fn.Doc.Text(), -1) {
+			if inSpec[m[1]] {
+				ops = append(ops, m[1])
+			}
+		}
+		if len(ops) != 1 {
+			t.Errorf("%s: its doc names %d operations of openapi.yaml (%v), want 1", fn.Name.Name, len(ops), ops)
+			continue
+		}
+		if other, dup := named[ops[0]]; dup {
+			t.Errorf("%s and %s both name %s", other, fn.Name.Name, ops[0])
+		}
+		named[ops[0]] = fn.Name.Name
+	}
+	for id := range inSpec {
+		if named[id] == "" && notClientOperations[id] == "" && !webSocketOperations[id] {
+			t.Errorf("no method of Client names %s", id)
+		}
+	}
+	plumbing := map[string]bool{"BaseURL": true, "Connector": true}
+	typ := reflect.TypeOf(&client.Client{})
+	for i := range typ.NumMethod() {
+		if name := typ.Method(i).Name; !methods[name] && !plumbing[name] {
+			t.Errorf("Client.%s is neither an operation in ops.go nor known plumbing", name)
+		}
+	}
+}
+
+// webSocketOperations are the upgrades, which Client.Connector opens
+// (Path chooses which): no method of their own.
+var webSocketOperations = map[string]bool{"websocket": true, "websocketDaemon": true, "websocketSeedTicket": true}
