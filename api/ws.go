@@ -49,6 +49,8 @@ type WSWelcome struct {
 	// ExpiresAt is when the server ends the session (close 4000, or 4001
 	// when the key expires first).
 	ExpiresAt time.Time `json:"expires_at"`
+
+	Raw json.RawMessage `json:"-"` // the message as received
 }
 
 // WSMessage is any message the server sends after the welcome: the fields

@@ -458,5 +458,6 @@ func (k *Connector) handshake(ctx context.Context, conn *websocket.Conn) (api.WS
 	if err := json.Unmarshal(data, &welcome); err != nil || welcome.Type != "welcome" {
 		return api.WSWelcome{}, fmt.Errorf("expected a welcome message, got %.200s", data)
 	}
+	welcome.Raw = data
 	return welcome, nil
 }

@@ -98,8 +98,8 @@ cleanly (1000; exit code 0). The key needs the ws:connect scope.
   --machine-id, --hostname
                 how GET /v1/ws/connections lists this daemon (hostname
                 defaults to this machine's)
-  --json        print every server message as it arrives, one per line;
-                connection changes go to standard error
+  --json        print every server message as it arrives (the welcome
+                too), one per line; connection changes go to standard error
 `
 
 func (m *cli) connect(ctx context.Context, args []string) error {
@@ -134,6 +134,9 @@ func (m *cli) connect(ctx context.Context, args []string) error {
 		status = m.stderr
 	}
 	opts.OnWelcome = func(w api.WSWelcome) {
+		if m.json {
+			m.printJSON(w.Raw)
+		}
 		fmt.Fprintf(status, "connected: connection %s, tier %s (%d connections, %d messages/min), session ends %s\n",
 			w.ConnectionID, w.Tier, w.Limits.MaxConnections, w.Limits.MessagesPerMinute, when(&w.ExpiresAt))
 	}
