@@ -279,7 +279,9 @@ func TestConnectorReconnectsAfterRestart(t *testing.T) {
 		}
 	}
 
-	// An audit event written now reaches the re-subscribed session.
+	// An audit event written now reaches the re-subscribed session. Events
+	// travel through the new server's change feed: wait until it listens.
+	env.WaitListening(t)
 	if _, err := user.CreateKey(context.Background(), api.CreateKeyRequest{Name: "over the limit"}); client.ErrorCode(err) != "KEY_LIMIT_REACHED" {
 		t.Fatalf("create: %v", err)
 	}

@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 //	waitfor FILE REGEXP         wait until FILE (written by a background command) matches
 func TestScripts(t *testing.T) {
 	env := apitest.New(t, nil)
+	// Live events (events --follow, connect) travel through the change
+	// feed: scripts start once it listens.
+	env.WaitListening(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
