@@ -30,9 +30,9 @@ run: build
 	$(BIN)/keyhub migrate up; \
 	$(BIN)/keyhub serve
 
-## test: go vet, gofmt, sqlc drift check and go test -race against a throwaway PostgreSQL
+## test: go vet, gofmt, sqlc drift check and go test -race against a throwaway PostgreSQL and Redis
 test: $(SQLC) chromium
-	@db/pgcluster.sh throwaway -- $(MAKE) --no-print-directory test-in-cluster
+	@db/pgcluster.sh throwaway -- db/redis.sh throwaway -- $(MAKE) --no-print-directory test-in-cluster
 
 test-in-cluster:
 	$(GO) vet ./...
@@ -68,7 +68,7 @@ check-generated: $(SQLC)
 
 ## bench: the benchmarks recorded in BENCHMARKS.md
 bench:
-	@db/pgcluster.sh throwaway -- $(GO) test -run='^$$' -bench=. -benchmem ./internal/apikey/ ./internal/jwtverify/ ./internal/auth/ ./internal/metrics/
+	@db/pgcluster.sh throwaway -- db/redis.sh throwaway -- $(GO) test -run='^$$' -bench=. -benchmem ./internal/apikey/ ./internal/jwtverify/ ./internal/auth/ ./internal/metrics/ ./internal/ratelimit/
 
 ## measure-propagation: revoke on one process → refused and sockets closed on another, p50/p99 over 100 revokes (BENCHMARKS.md)
 measure-propagation:

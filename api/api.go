@@ -36,6 +36,9 @@ type TierLimits struct {
 	MessagesPerMinute int   `json:"messages_per_minute"`
 	MaxMessageBytes   int64 `json:"max_message_bytes"`
 	SessionSeconds    int64 `json:"session_seconds"`
+	// RequestsPerMinute is the REST request limit per key or user session
+	// (the server's RATE_LIMIT_TIER_RPM may override the tier table's).
+	RequestsPerMinute int `json:"requests_per_minute"`
 }
 
 // MeFrom describes a principal.
@@ -55,6 +58,7 @@ func MeFrom(p *keyhub.Principal) Me {
 		MessagesPerMinute: l.WSMessagesPerMinute,
 		MaxMessageBytes:   l.WSMaxMessageBytes,
 		SessionSeconds:    int64(l.WSSession / time.Second),
+		RequestsPerMinute: l.RequestsPerMinute,
 	}
 	if p.IsKey() {
 		id := p.KeyID

@@ -24,6 +24,14 @@ import (
 
 const waitLimit = 15 * time.Second
 
+// newEnv starts a keyhub whose free tier allows many requests a minute:
+// the tests' polling and reconnecting must not meet the request limit
+// they are not about (each connection attempt spends a unit).
+func newEnv(t *testing.T) *apitest.Env {
+	t.Helper()
+	return apitest.New(t, map[string]string{"RATE_LIMIT_TIER_RPM": "free=6000"})
+}
+
 // daemon is a Connector under test with what it reported.
 type daemon struct {
 	*client.Connector
@@ -244,7 +252,7 @@ func waitNoConnections(t *testing.T, user *client.Client) {
 // port; the connector comes back (with delays within its bounds) and
 // subscribes again, so events written after the restart arrive.
 func TestConnectorReconnectsAfterRestart(t *testing.T) {
-	env := apitest.New(t, nil)
+	env := newEnv(t)
 	user, c, _, tr := keyClient(t, env, "restart@example.com", "ws:connect", "events:read", "keys:read")
 	noLeaks(t, tr)
 	d := startDaemon(t, c, client.ConnectorOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond})
@@ -282,9 +290,8 @@ func TestConnectorReconnectsAfterRestart(t *testing.T) {
 		}
 	}
 
-	// An audit event written now reaches the re-subscribed session. Events
-	// travel through the new server's change feed: wait until it listens.
-	env.WaitListening(t)
+	// An audit event written now reaches the re-subscribed session (the
+	// restarted server's feed listens: apitest waits for it).
 	if _, err := user.CreateKey(context.Background(), api.CreateKeyRequest{Name: "over the limit"}); client.ErrorCode(err) != "KEY_LIMIT_REACHED" {
 		t.Fatalf("create: %v", err)
 	}
@@ -310,7 +317,7 @@ func TestConnectorReconnectsAfterRestart(t *testing.T) {
 // revoked, and none tries again; started again, a connector is refused
 // before the upgrade (401 KEY_REVOKED) and stops at once too.
 func TestConnectorStopsOnRevoke(t *testing.T) {
-	env := apitest.New(t, nil)
+	env := newEnv(t)
 	user, c, key, tr := keyClient(t, env, "revoke@example.com", "ws:connect")
 	if _, err := env.Pool.Exec(context.Background(), "UPDATE owners SET tier = 'team'"); err != nil {
 		t.Fatal(err)
@@ -348,7 +355,7 @@ func TestConnectorStopsOnRevoke(t *testing.T) {
 // goes in the seed daemon's "authenticate" message with the machine id;
 // an unknown key is a 1008 close, which is final.
 func TestConnectorFirstMessage(t *testing.T) {
-	env := apitest.New(t, nil)
+	env := newEnv(t)
 	user, c, _, tr := keyClient(t, env, "first@example.com", "ws:connect")
 	noLeaks(t, tr)
 	d := startDaemon(t, c, client.ConnectorOptions{Auth: client.AuthFirstMessage, MachineID: "m-9", Hostname: "edge"})
@@ -386,7 +393,7 @@ func TestConnectorFirstMessage(t *testing.T) {
 // connection) is refused with 429 and keeps trying, with backoff, until
 // the first one leaves.
 func TestConnectorTooManyConnections(t *testing.T) {
-	env := apitest.New(t, nil)
+	env := newEnv(t)
 	_, c, _, tr := keyClient(t, env, "busy@example.com", "ws:connect")
 	noLeaks(t, tr)
 	first := startDaemon(t, c, client.ConnectorOptions{})
@@ -415,7 +422,7 @@ func TestConnectorTooManyConnections(t *testing.T) {
 // TestConnectorRespectsRateLimit: after RATE_LIMITED with
 // retry_after_ms, Send waits that long, so the next message is served.
 func TestConnectorRespectsRateLimit(t *testing.T) {
-	env := apitest.New(t, nil)
+	env := newEnv(t)
 	_, c, _, tr := keyClient(t, env, "chatty@example.com", "ws:connect")
 	noLeaks(t, tr)
 	d := startDaemon(t, c, client.ConnectorOptions{})
@@ -481,7 +488,7 @@ func TestBackoffBounds(t *testing.T) {
 // TestConnectorStopsOnCancel: cancel closes with 1000 (the server then
 // lists no connection) and Run returns nil.
 func TestConnectorStopsOnCancel(t *testing.T) {
-	env := apitest.New(t, nil)
+	env := newEnv(t)
 	user, c, _, tr := keyClient(t, env, "cancel@example.com", "ws:connect")
 	noLeaks(t, tr)
 	d := startDaemon(t, c, client.ConnectorOptions{PingInterval: 20 * time.Millisecond})
@@ -620,7 +627,7 @@ func (b *blackhole) close() {
 // network swallows everything), the connector's unanswered ping ends the
 // session within about one PingInterval, and it reconnects.
 func TestConnectorDetectsSilentPeer(t *testing.T) {
-	env := apitest.New(t, nil)
+	env := newEnv(t)
 	// A team owner may hold several connections per key: the silenced
 	// one stays registered until the server's own ping gives up on it.
 	_, _, key, tr := keyClient(t, env, "silent@example.com", "ws:connect")

@@ -41,6 +41,8 @@ type Env struct {
 	// TokenIssuer is the iss of the tokens Token mints.
 	TokenIssuer string
 	Config      config.Config
+
+	vars map[string]string // the configuration New read
 	// Logs is everything the server logged, at every level.
 	Logs *LogBuffer
 
@@ -92,8 +94,30 @@ func newEnv(t testing.TB, env map[string]string, pool *pgxpool.Pool, dbURL strin
 	cfg := loadConfig(t, vars)
 	srv := httptest.NewUnstartedServer(nil)
 	e := start(t, cfg, pool, srv, nil)
-	e.Issuer, e.TokenIssuer = issuer, Issuer
+	e.Issuer, e.TokenIssuer, e.vars = issuer, Issuer, vars
 	return e
+}
+
+// Another starts a second keyhub process on e's database, trusting the
+// same issuer, as a second replica behind a load balancer would be. env
+// overrides e's configuration variables. Only for Envs made by New.
+func (e *Env) Another(t testing.TB, env map[string]string) *Env {
+	t.Helper()
+	if e.vars == nil {
+		t.Fatal("Another needs an Env made by New")
+	}
+	vars := map[string]string{"KEYHUB_DATA_DIR": t.TempDir()}
+	for k, v := range e.vars {
+		if k != "KEYHUB_DATA_DIR" {
+			vars[k] = v
+		}
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	other := start(t, loadConfig(t, vars), e.Pool, httptest.NewUnstartedServer(nil), nil)
+	other.Issuer, other.TokenIssuer, other.vars = e.Issuer, e.TokenIssuer, vars
+	return other
 }
 
 // NewDev starts a keyhub in dev mode, as `make run` does: it is its own
@@ -178,7 +202,12 @@ func start(t testing.TB, cfg config.Config, pool *pgxpool.Pool, srv *httptest.Se
 		a.Wait()
 	})
 	t.Cleanup(stop)
-	return &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Config: cfg, Logs: logs, early: early, stop: stop}
+	e := &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Config: cfg, Logs: logs, early: early, stop: stop}
+	// Changes made before the feed listens are never heard (by design: its
+	// caches start empty), but a test that subscribes to live events must
+	// not race the feed's first connection.
+	e.WaitListening(t)
+	return e
 }
 
 // Restart shuts keyhub down as a deploy would (open WebSockets are closed
@@ -258,8 +287,6 @@ func (e *Env) Replica(t testing.TB, mods ...func(*config.Config)) *Env {
 	t.Cleanup(pool.Close)
 	r := start(t, cfg, pool, httptest.NewUnstartedServer(nil), nil)
 	r.Issuer, r.TokenIssuer = e.Issuer, e.TokenIssuer
-	e.WaitListening(t)
-	r.WaitListening(t)
 	return r
 }
 

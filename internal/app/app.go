@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	keyhubspec "github.com/keyhub/keyhub"
 	"github.com/keyhub/keyhub/internal/auth"
@@ -26,6 +27,7 @@ import (
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/metrics"
 	"github.com/keyhub/keyhub/internal/postgres"
+	"github.com/keyhub/keyhub/internal/ratelimit"
 	"github.com/keyhub/keyhub/internal/ws"
 )
 
@@ -46,6 +48,7 @@ type App struct {
 	cfg      config.Config
 	log      *slog.Logger
 	wg       sync.WaitGroup
+	redis    *redis.Client // nil without REDIS_URL
 	// draining is set when shutdown begins: readiness fails from then on.
 	draining *atomic.Bool
 }
@@ -110,6 +113,11 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, StaleBound: cfg.StaleBound, Metrics: m})
 	store.Observe(authn)
 
+	limits, redisClient, err := newRateLimits(cfg, log, m)
+	if err != nil {
+		return nil, err
+	}
+
 	hub := ws.New(ws.Config{
 		Auth:           authn,
 		Store:          store,
@@ -118,6 +126,9 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		AuthTimeout:    cfg.WSAuthTimeout,
 		AllowedOrigins: cfg.AllowedOrigins,
 		TrustedProxies: cfg.TrustedProxies,
+		MaxPending:     cfg.WSPendingMax,
+		PendingPerIP:   cfg.WSPendingPerIP,
+		RateLimits:     limits,
 		Metrics:        m,
 		StaleBound:     cfg.StaleBound,
 		LeaseTTL:       cfg.WSLeaseTTL,
@@ -152,8 +163,38 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		}),
 		WebSocket: hub,
 		OpenAPI:   keyhubspec.OpenAPI,
+
+		RateLimits: limits,
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log, draining: draining, Metrics: m}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log, draining: draining, Metrics: m, redis: redisClient}, nil
+}
+
+// newRateLimits builds the rate-limit policy: in Redis when REDIS_URL is
+// set (global across processes), else in this process. The Redis client
+// connects lazily: a Redis that is down at start is an outage like any
+// other (failed open or closed per limit), not a reason to refuse to start.
+func newRateLimits(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*ratelimit.Limits, *redis.Client, error) {
+	rlCfg := ratelimit.Config{
+		TierRPM:      cfg.RateLimitTierRPM,
+		AuthFailures: ratelimit.Limit{Rate: cfg.AuthFailureRate, Burst: cfg.AuthFailureBurst, Period: time.Minute},
+		Size:         cfg.RateLimitMemoryKeys,
+		Log:          log,
+		OnReject:     m.RateLimitRejected,
+		OnRedisError: func() { m.RedisError("ratelimit") },
+	}
+	if cfg.RedisURL == "" {
+		return ratelimit.New(rlCfg), nil, nil
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	// A limit check must never hold a request long: fail fast, then fail
+	// open or closed.
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = time.Second, 500*time.Millisecond, 500*time.Millisecond
+	opts.MaxRetries, opts.DialerRetries = -1, 1
+	rlCfg.Redis = redis.NewClient(opts)
+	return ratelimit.New(rlCfg), rlCfg.Redis, nil
 }
 
 // countFailures counts the failed batches of a last-used writer.
@@ -199,6 +240,14 @@ func (a *App) Start(ctx context.Context) {
 		defer a.wg.Done()
 		a.WebSocket.Run(ctx)
 	}()
+	if a.redis != nil {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			<-ctx.Done()
+			_ = a.redis.Close() // nothing to flush: limits live in Redis
+		}()
+	}
 }
 
 // Shutdown closes every WebSocket connection with 1001 (going away) and

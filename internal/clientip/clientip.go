@@ -1,5 +1,6 @@
 // Package clientip finds the address of the client behind a request, for
-// the audit trail and the WebSocket connection list.
+// the audit trail, the WebSocket connection list and the per-address
+// limits.
 package clientip
 
 import (
@@ -54,4 +55,17 @@ func isTrusted(addr netip.Addr, trusted []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// Block is the address block limits count a client by: its IPv4 address
+// alone, or the /64 of an IPv6 address, the smallest block a host is
+// usually given (per address, one IPv6 host could take 2^64 allowances).
+func Block(addr netip.Addr) netip.Prefix {
+	addr = addr.Unmap()
+	bits := addr.BitLen()
+	if addr.Is6() {
+		bits = 64
+	}
+	p, _ := addr.Prefix(bits) // only errors for an invalid address: the zero Prefix
+	return p
 }

@@ -34,3 +34,18 @@ func TestClientIP(t *testing.T) {
 		})
 	}
 }
+
+// Limits count an IPv4 client by its address and an IPv6 client by its
+// /64; an IPv4-mapped IPv6 address is its IPv4 address.
+func TestBlock(t *testing.T) {
+	for addr, want := range map[string]string{
+		"192.0.2.7":           "192.0.2.7/32",
+		"::ffff:192.0.2.7":    "192.0.2.7/32",
+		"2001:db8:1:2:3::9":   "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::": "2001:db8:1:2::/64",
+	} {
+		if got := Block(netip.MustParseAddr(addr)).String(); got != want {
+			t.Errorf("Block(%s) = %s, want %s", addr, got, want)
+		}
+	}
+}

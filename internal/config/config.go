@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
 // Config is every setting of the server.
@@ -61,6 +63,20 @@ type Config struct {
 	// CORSMaxAge is how long browsers may cache a CORS preflight answer.
 	CORSMaxAge time.Duration
 
+	// RedisURL, when set, makes every rate limit global across processes.
+	RedisURL string
+	// RateLimitTierRPM overrides the tier table's requests per minute.
+	RateLimitTierRPM map[keyhub.Tier]int
+	// AuthFailureRate and AuthFailureBurst limit failed authentications
+	// per client IP (per minute, and at once).
+	AuthFailureRate  int
+	AuthFailureBurst int
+	// RateLimitMemoryKeys bounds the rate-limit keys kept in process.
+	RateLimitMemoryKeys int
+	// WSPendingMax and WSPendingPerIP cap unauthenticated WebSocket
+	// connections, in all and per client IP.
+	WSPendingMax   int
+	WSPendingPerIP int
 	// DatabaseWait is how long serve retries reaching the database at
 	// start before giving up (0: one attempt).
 	DatabaseWait time.Duration
@@ -115,10 +131,17 @@ func Load(getenv func(string) string) (Config, error) {
 		AllowedOrigins: p.list("ALLOWED_ORIGINS"),
 		CORSMaxAge:     p.duration("CORS_MAX_AGE", 10*time.Minute),
 
-		DatabaseWait:       p.durationOrZero("DATABASE_WAIT", 30*time.Second),
-		ShutdownDrainDelay: p.durationOrZero("SHUTDOWN_DRAIN_DELAY", 5*time.Second),
-		RequestTimeout:     p.duration("REQUEST_TIMEOUT", 30*time.Second),
-		MetricsAddr:        p.str("METRICS_ADDR", ""),
+		RedisURL:            p.str("REDIS_URL", ""),
+		RateLimitTierRPM:    p.tierInts("RATE_LIMIT_TIER_RPM"),
+		AuthFailureRate:     p.positiveInt("AUTH_FAILURE_RATE_LIMIT", 20),
+		AuthFailureBurst:    p.positiveInt("AUTH_FAILURE_BURST", 10),
+		RateLimitMemoryKeys: p.positiveInt("RATE_LIMIT_MEMORY_KEYS", 100_000),
+		WSPendingMax:        p.positiveInt("WS_PENDING_MAX", 1024),
+		WSPendingPerIP:      p.positiveInt("WS_PENDING_PER_IP", 16),
+		DatabaseWait:        p.durationOrZero("DATABASE_WAIT", 30*time.Second),
+		ShutdownDrainDelay:  p.durationOrZero("SHUTDOWN_DRAIN_DELAY", 5*time.Second),
+		RequestTimeout:      p.duration("REQUEST_TIMEOUT", 30*time.Second),
+		MetricsAddr:         p.str("METRICS_ADDR", ""),
 	}
 	if p.err != nil {
 		return Config{}, p.err
@@ -173,6 +196,14 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.WSTicketSecret != "" && len(c.WSTicketSecret) < 32 {
 		return Config{}, fmt.Errorf("WS_TICKET_SECRET must be at least 32 characters")
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			return Config{}, fmt.Errorf("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+		}
+	}
+	if c.AuthFailureRate > maxRPM || c.AuthFailureBurst > maxRPM {
+		return Config{}, fmt.Errorf("AUTH_FAILURE_RATE_LIMIT and AUTH_FAILURE_BURST must be at most %d", maxRPM)
 	}
 	if c.WSLeaseTTL < time.Second || c.WSLeaseTTL > 10*time.Minute {
 		return Config{}, fmt.Errorf("WS_LEASE_TTL must be between 1s and 10m, got %s", c.WSLeaseTTL)
@@ -287,6 +318,27 @@ func (p *parser) list(name string) []string {
 		if part = strings.TrimSpace(part); part != "" {
 			out = append(out, part)
 		}
+	}
+	return out
+}
+
+// maxRPM bounds a configured requests-per-minute figure: far above any
+// real need, far below where the limiter's arithmetic would degrade.
+const maxRPM = 100_000_000
+
+// tierInts reads "free=60,pro=600": a positive integer (≤ maxRPM) per
+// named tier.
+func (p *parser) tierInts(name string) map[keyhub.Tier]int {
+	out := map[keyhub.Tier]int{}
+	for _, part := range p.list(name) {
+		tier, value, _ := strings.Cut(part, "=")
+		n, err := strconv.Atoi(strings.TrimSpace(value))
+		if t := keyhub.Tier(strings.TrimSpace(tier)); t.Valid() && err == nil && n > 0 && n <= maxRPM {
+			out[t] = n
+			continue
+		}
+		p.fail(name, "must be a comma-separated list of tier=number (tiers: free, pro, team, enterprise; 1 to %d), got %q", maxRPM, part)
+		return nil
 	}
 	return out
 }

@@ -44,6 +44,20 @@ func TestDevMode(t *testing.T) {
 	}
 }
 
+// Rate limits: tier overrides are read per tier; the rest keep the tier table.
+func TestRateLimitSettings(t *testing.T) {
+	c, err := load(map[string]string{"DATABASE_URL": db, "RATE_LIMIT_TIER_RPM": " pro=1000 , free=30", "REDIS_URL": "redis://cache:6379/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.RateLimitTierRPM) != 2 || c.RateLimitTierRPM["pro"] != 1000 || c.RateLimitTierRPM["free"] != 30 || c.RedisURL != "redis://cache:6379/0" {
+		t.Fatalf("%v %q", c.RateLimitTierRPM, c.RedisURL)
+	}
+	if c.AuthFailureRate != 20 || c.AuthFailureBurst != 10 || c.WSPendingPerIP != 16 || c.WSPendingMax != 1024 {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
 // Each bad value stops the process with one line naming its variable.
 func TestErrorsNameTheVariable(t *testing.T) {
 	cases := map[string]map[string]string{
@@ -59,6 +73,11 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"LAST_USED_FLUSH_INTERVAL":   {"DATABASE_URL": db, "LAST_USED_FLUSH_INTERVAL": "10ms"},
 		"SUPABASE_JWKS_URL":          {"DATABASE_URL": db, "SUPABASE_JWKS_URL": "ftp://x"},
 		"API_KEY_NEGATIVE_CACHE_TTL": {"DATABASE_URL": db, "API_KEY_NEGATIVE_CACHE_TTL": "0s"},
+		"REDIS_URL":                  {"DATABASE_URL": db, "REDIS_URL": "localhost:6379"},
+		"RATE_LIMIT_TIER_RPM":        {"DATABASE_URL": db, "RATE_LIMIT_TIER_RPM": "free=60,gold=5"},
+		"AUTH_FAILURE_BURST":         {"DATABASE_URL": db, "AUTH_FAILURE_BURST": "0"},
+		"AUTH_FAILURE_RATE_LIMIT":    {"DATABASE_URL": db, "AUTH_FAILURE_RATE_LIMIT": "1000000000"},
+		"WS_PENDING_PER_IP":          {"DATABASE_URL": db, "WS_PENDING_PER_IP": "many"},
 		"DATABASE_WAIT":              {"DATABASE_URL": db, "DATABASE_WAIT": "-1s"},
 		"SHUTDOWN_DRAIN_DELAY":       {"DATABASE_URL": db, "SHUTDOWN_DRAIN_DELAY": "soon"},
 		"REQUEST_TIMEOUT":            {"DATABASE_URL": db, "REQUEST_TIMEOUT": "0"},
@@ -70,6 +89,29 @@ func TestErrorsNameTheVariable(t *testing.T) {
 			t.Errorf("%s: got %v", name, err)
 		}
 	}
+}
+
+// FuzzRateLimitTierRPM: whatever RATE_LIMIT_TIER_RPM holds, Load either
+// refuses it naming the variable or returns known tiers with positive
+// figures.
+func FuzzRateLimitTierRPM(f *testing.F) {
+	for _, seed := range []string{"free=60", "pro=600, team=3000", "free=", "=5", "gold=1", "free=-1", "free=1,free=2", ",,", "free=9999999999999999999"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		c, err := load(map[string]string{"DATABASE_URL": db, "RATE_LIMIT_TIER_RPM": value})
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "RATE_LIMIT_TIER_RPM") {
+				t.Fatalf("%q: error does not name the variable: %v", value, err)
+			}
+			return
+		}
+		for tier, n := range c.RateLimitTierRPM {
+			if !tier.Valid() || n <= 0 || n > 100_000_000 {
+				t.Fatalf("%q: accepted %s=%d", value, tier, n)
+			}
+		}
+	})
 }
 
 // Waits and delays may be switched off with 0; their defaults hold otherwise.

@@ -38,5 +38,10 @@ func (s *server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) handleMe(w http.ResponseWriter, r *http.Request) {
-	httpjson.Write(w, http.StatusOK, api.MeFrom(principal(r)))
+	p := principal(r)
+	me := api.MeFrom(p)
+	if s.deps.RateLimits != nil { // the figure this server enforces
+		me.Limits.RequestsPerMinute = s.deps.RateLimits.TierLimit(p.Tier).Rate
+	}
+	httpjson.Write(w, http.StatusOK, me)
 }

@@ -54,7 +54,7 @@ func routes(d Deps) http.Handler {
 	// Everything else runs the extractor chain: invalid credentials are
 	// refused even where a principal is optional.
 	r.Group(func(r chi.Router) {
-		r.Use(d.Auth.Middleware(fail))
+		r.Use(s.refuseBlockedClients, d.Auth.Middleware(s.countAuthFailures(fail)), s.limitPrincipals)
 
 		r.Route("/v1", func(r chi.Router) {
 			r.With(auth.Require(fail)).Get("/me", s.handleMe)

@@ -13,6 +13,7 @@ import (
 	"github.com/keyhub/keyhub/internal/clientip"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/metrics"
+	"github.com/keyhub/keyhub/internal/ratelimit"
 )
 
 // Deps is what the API needs.
@@ -45,6 +46,9 @@ type Deps struct {
 	// WebSocket serves /v1/ws and its companions; nil disables them.
 	WebSocket WebSocketRoutes
 	OpenAPI   []byte
+	// RateLimits limits requests per key, user and failed authentications
+	// per client address; nil disables rate limiting.
+	RateLimits *ratelimit.Limits
 }
 
 // WebSocketRoutes are the WebSocket endpoint's handlers, mounted by routes.go.

@@ -28,13 +28,16 @@ type TierLimits struct {
 	WSMessagesPerMinute int
 	WSMaxMessageBytes   int64
 	WSSession           time.Duration
+	// RequestsPerMinute limits REST requests per API key or user session
+	// (RATE_LIMIT_TIER_RPM overrides it).
+	RequestsPerMinute int
 }
 
 var tierLimits = map[Tier]TierLimits{
-	TierFree:       {ActiveKeysPerUser: 1, WSConnections: 1, WSMessagesPerMinute: 60, WSMaxMessageBytes: 64 << 10, WSSession: 30 * time.Minute},
-	TierPro:        {ActiveKeysPerUser: 5, WSConnections: 5, WSMessagesPerMinute: 300, WSMaxMessageBytes: 1 << 20, WSSession: 2 * time.Hour},
-	TierTeam:       {ActiveKeysPerUser: 25, WSConnections: 25, WSMessagesPerMinute: 1000, WSMaxMessageBytes: 10 << 20, WSSession: 8 * time.Hour},
-	TierEnterprise: {ActiveKeysPerUser: 100, WSConnections: 100, WSMessagesPerMinute: 10000, WSMaxMessageBytes: 16 << 20, WSSession: 24 * time.Hour},
+	TierFree:       {ActiveKeysPerUser: 1, WSConnections: 1, WSMessagesPerMinute: 60, WSMaxMessageBytes: 64 << 10, WSSession: 30 * time.Minute, RequestsPerMinute: 60},
+	TierPro:        {ActiveKeysPerUser: 5, WSConnections: 5, WSMessagesPerMinute: 300, WSMaxMessageBytes: 1 << 20, WSSession: 2 * time.Hour, RequestsPerMinute: 600},
+	TierTeam:       {ActiveKeysPerUser: 25, WSConnections: 25, WSMessagesPerMinute: 1000, WSMaxMessageBytes: 10 << 20, WSSession: 8 * time.Hour, RequestsPerMinute: 3000},
+	TierEnterprise: {ActiveKeysPerUser: 100, WSConnections: 100, WSMessagesPerMinute: 10000, WSMaxMessageBytes: 16 << 20, WSSession: 24 * time.Hour, RequestsPerMinute: 20000},
 }
 
 // Limits returns the quotas of t; an unknown tier gets the free tier's, so a

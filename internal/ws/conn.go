@@ -318,7 +318,11 @@ func (h *Hub) answer(ctx context.Context, c *conn, data []byte) error {
 		return h.send(ctx, c.ws, pongMessage{Type: "pong", ID: msg.ID})
 	case "whoami":
 		p := c.currentPrincipal()
-		return h.send(ctx, c.ws, whoamiMessage{Type: "whoami", Me: api.MeFrom(&p)})
+		me := api.MeFrom(&p)
+		if h.limits != nil { // the figure this server enforces
+			me.Limits.RequestsPerMinute = h.limits.TierLimit(p.Tier).Rate
+		}
+		return h.send(ctx, c.ws, whoamiMessage{Type: "whoami", Me: me})
 	case "subscribe", "unsubscribe":
 		if msg.Topic != "events" {
 			return h.send(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownTopic, Message: "the only topic is \"events\""})

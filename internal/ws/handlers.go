@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/keyhub/keyhub/internal/clientip"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
@@ -17,9 +17,11 @@ import (
 
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/clientip"
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/origin"
+	"github.com/keyhub/keyhub/internal/ratelimit"
 )
 
 // preAuthReadLimit is the largest message read before authentication:
@@ -47,7 +49,17 @@ func (h *Hub) Upgrade() http.Handler {
 			return
 		}
 		var p *keyhub.Principal
-		if fromHeaders := auth.FromContext(r.Context()); fromHeaders != nil {
+		fromHeaders := auth.FromContext(r.Context())
+		client := clientip.Of(r, h.trustedProxies)
+		if fromHeaders == nil && h.limits != nil {
+			// A ticket or a first message is still to be checked: an address
+			// over its failed-authentication limit gets no further.
+			if d, blocked := h.limits.AuthBlocked(client); blocked {
+				refuseRateLimited(w, r, d)
+				return
+			}
+		}
+		if fromHeaders != nil {
 			copied := *fromHeaders // the cache's copy is shared: never modify it
 			p = &copied
 		} else if ticket := r.URL.Query().Get("ticket"); ticket != "" {
@@ -55,16 +67,27 @@ func (h *Hub) Upgrade() http.Handler {
 			p, err = h.redeemTicket(r.Context(), ticket)
 			h.metrics.AuthOutcome("ticket", err)
 			if err != nil {
+				if d, refused := h.countAuthFailure(r.Context(), client, err); refused {
+					refuseRateLimited(w, r, d)
+					return
+				}
 				httpjson.Error(w, r, err)
 				return
 			}
 		} else {
-			h.serveFirstMessage(w, r)
+			h.serveFirstMessage(w, r, client)
 			return
 		}
 		if err := checkPrincipal(p); err != nil {
 			httpjson.Error(w, r, err)
 			return
+		}
+		if fromHeaders == nil { // header credentials were counted by the REST middleware
+			if d, refused := h.spendRequest(r.Context(), p); refused {
+				ratelimit.SetRefusalHeaders(w.Header(), d)
+				httpjson.Error(w, r, ratelimit.RefusalError(d, whyPrincipalLimit))
+				return
+			}
 		}
 		id, release, err := h.reserve(r.Context(), p)
 		if err != nil {
@@ -80,6 +103,40 @@ func (h *Hub) Upgrade() http.Handler {
 		q := r.URL.Query()
 		h.serve(r.Context(), h.newConn(id, release, ws, r, p, truncate(q.Get("machine_id")), truncate(q.Get("hostname"))))
 	})
+}
+
+// countAuthFailure spends one unit of client's failed-authentication
+// bucket when err is a failed authentication, and reports whether the
+// bucket refused it.
+func (h *Hub) countAuthFailure(ctx context.Context, client netip.Addr, err error) (ratelimit.Decision, bool) {
+	if h.limits == nil || !ratelimit.IsAuthFailure(err) {
+		return ratelimit.Decision{}, false
+	}
+	d := h.limits.AuthFailure(ctx, client)
+	return d, !d.Allowed
+}
+
+// whyPrincipalLimit says why a connection over its key's or user's
+// request limit is refused.
+const whyPrincipalLimit = "too many requests for this API key or user"
+
+// spendRequest spends one request of p's bucket for a connection whose
+// credential did not pass the REST middleware (a ticket, a first message),
+// so opening connections counts like any other request; it reports
+// whether the bucket refused. A Redis outage fails open, as for REST.
+func (h *Hub) spendRequest(ctx context.Context, p *keyhub.Principal) (ratelimit.Decision, bool) {
+	if h.limits == nil {
+		return ratelimit.Decision{}, false
+	}
+	d := h.limits.Principal(ctx, p)
+	return d, !d.Allowed
+}
+
+// refuseRateLimited answers an upgrade with 429 RATE_LIMITED and the
+// headers of the failed-authentication limit.
+func refuseRateLimited(w http.ResponseWriter, r *http.Request, d ratelimit.Decision) {
+	ratelimit.SetRefusalHeaders(w.Header(), d)
+	httpjson.Error(w, r, ratelimit.RefusalError(d, ratelimit.AuthFailureMessage))
 }
 
 // checkPrincipal refuses principals that may not open a connection.
@@ -234,8 +291,8 @@ func refuseFirstMessage(ctx context.Context, ws *websocket.Conn, msg authMessage
 
 // serveFirstMessage accepts a connection without credentials and waits
 // for it to authenticate. Every refusal from here on is a close with 1008.
-func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
-	track, stopWaiting, err := h.reservePending()
+func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client netip.Addr) {
+	track, stopWaiting, err := h.reservePending(client)
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -268,7 +325,15 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.metrics.AuthOutcome("first_message", err)
 	}
+	if err == nil {
+		if d, refused := h.spendRequest(r.Context(), p); refused {
+			err = ratelimit.RefusalError(d, whyPrincipalLimit)
+		}
+	}
 	if err != nil {
+		if _, refused := h.countAuthFailure(r.Context(), client, err); refused {
+			err = keyhub.Errorf(keyhub.CodeRateLimited, ratelimit.AuthFailureMessage)
+		}
 		code := websocket.StatusPolicyViolation
 		if keyhub.ErrorCode(err) == keyhub.CodeUnavailable {
 			code = closeCodeOf(err) // the database is away: not the client's fault

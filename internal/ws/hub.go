@@ -19,8 +19,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/clientip"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/metrics"
+	"github.com/keyhub/keyhub/internal/ratelimit"
 )
 
 // Close codes of the application range (4000–4999) that clients branch on.
@@ -62,6 +64,13 @@ type Config struct {
 	// TrustedProxies are believed about X-Forwarded-For when the connection
 	// list shows a client's address.
 	TrustedProxies []netip.Prefix
+	// MaxPending caps connections waiting to authenticate (default 1024);
+	// PendingPerIP caps them per client address block (default 16).
+	MaxPending   int
+	PendingPerIP int
+	// RateLimits counts failed ticket and first-message authentications
+	// per client address, like the REST API's; nil disables that.
+	RateLimits *ratelimit.Limits
 	// Metrics counts connections, closes, messages and the ticket and
 	// first-message authentications; may be nil.
 	Metrics *metrics.Metrics
@@ -84,6 +93,7 @@ type Hub struct {
 	pingInterval   time.Duration
 	allowedOrigins []string
 	trustedProxies []netip.Prefix
+	limits         *ratelimit.Limits
 	metrics        *metrics.Metrics
 	staleBound     time.Duration
 	leaseTTL       time.Duration
@@ -103,7 +113,10 @@ type Hub struct {
 	slots        map[slotKey]int
 	pending      map[*websocket.Conn]struct{} // accepted, not yet authenticated
 	pendingCount int                          // reserved or accepted, not yet authenticated
+	pendingByIP  map[netip.Prefix]int         // pendingCount per clientip.Block
 	endedKeys    map[uuid.UUID]time.Time      // keys that stopped working lately
+	maxPending   int
+	pendingPerIP int
 	shuttingDown bool
 	active       sync.WaitGroup // registered and pending connections
 }
@@ -130,6 +143,12 @@ func New(cfg Config) *Hub {
 	if cfg.AuthTimeout <= 0 {
 		cfg.AuthTimeout = 10 * time.Second
 	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = defaultMaxPending
+	}
+	if cfg.PendingPerIP <= 0 {
+		cfg.PendingPerIP = defaultPendingPerIP
+	}
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 30 * time.Second
 	}
@@ -154,6 +173,7 @@ func New(cfg Config) *Hub {
 		pingInterval:   cfg.PingInterval,
 		allowedOrigins: cfg.AllowedOrigins,
 		trustedProxies: cfg.TrustedProxies,
+		limits:         cfg.RateLimits,
 		metrics:        cfg.Metrics,
 		staleBound:     cfg.StaleBound,
 		leaseTTL:       cfg.LeaseTTL,
@@ -163,6 +183,9 @@ func New(cfg Config) *Hub {
 		byOwner:        make(map[uuid.UUID]map[*conn]struct{}),
 		slots:          make(map[slotKey]int),
 		pending:        make(map[*websocket.Conn]struct{}),
+		pendingByIP:    make(map[netip.Prefix]int),
+		maxPending:     cfg.MaxPending,
+		pendingPerIP:   cfg.PendingPerIP,
 		endedKeys:      make(map[uuid.UUID]time.Time),
 	}
 }
@@ -282,25 +305,37 @@ func (h *Hub) unregister(c *conn) {
 	h.active.Done()
 }
 
-// maxPending caps connections that have not authenticated yet: each may
-// sit for WS_AUTH_TIMEOUT without proving anything, so they are the cheap
-// way to exhaust the server.
-const maxPending = 1024
+// Defaults of the caps on connections that have not authenticated yet:
+// each may sit for WS_AUTH_TIMEOUT without proving anything, so they are
+// the cheap way to exhaust the server. The per-IP cap keeps one client
+// from taking every slot the daemons rely on.
+const (
+	defaultMaxPending   = 1024
+	defaultPendingPerIP = 16
+)
 
-// reservePending counts a connection without credentials before it is
-// accepted, or refuses it when too many are waiting or the server is
-// shutting down. track registers the accepted socket (so that shutdown
-// closes it); release ends the wait, once.
-func (h *Hub) reservePending() (track func(*websocket.Conn), release func(), err error) {
+// reservePending counts a connection without credentials from client
+// before it is accepted, or refuses it when too many are waiting (in all,
+// or from client's address block) or the server is shutting down. track
+// registers the accepted socket (so that shutdown closes it); release ends
+// the wait, once.
+func (h *Hub) reservePending(client netip.Addr) (track func(*websocket.Conn), release func(), err error) {
+	block := clientip.Block(client)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.shuttingDown {
 		return nil, nil, errShuttingDown
 	}
-	if h.pendingCount >= maxPending {
+	if h.pendingCount >= h.maxPending {
+		h.pendingRejected()
 		return nil, nil, keyhub.Errorf(keyhub.CodeTooManyConnections, "too many connections are waiting to authenticate; send credentials in the headers or retry later")
 	}
+	if h.pendingByIP[block] >= h.pendingPerIP {
+		h.pendingRejected()
+		return nil, nil, keyhub.Errorf(keyhub.CodeTooManyConnections, "too many connections from this address are waiting to authenticate; authenticate the open ones or retry later")
+	}
 	h.pendingCount++
+	h.pendingByIP[block]++
 	h.active.Add(1)
 	var tracked *websocket.Conn
 	track = func(ws *websocket.Conn) {
@@ -321,10 +356,21 @@ func (h *Hub) reservePending() (track func(*websocket.Conn), release func(), err
 				delete(h.pending, tracked)
 			}
 			h.pendingCount--
+			if h.pendingByIP[block]--; h.pendingByIP[block] <= 0 {
+				delete(h.pendingByIP, block)
+			}
 			h.active.Done()
 		})
 	}
 	return track, release, nil
+}
+
+// pendingRejected counts a refused pending connection (rate-limit
+// rejections by limiter, for metrics).
+func (h *Hub) pendingRejected() {
+	if h.limits != nil {
+		h.limits.Rejected(ratelimit.LimiterWSPending)
+	}
 }
 
 // endedKeyMemory is how long a revoked key is remembered for register's

@@ -2,6 +2,9 @@ package ws_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -9,6 +12,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/keyhub/keyhub/internal/apitest"
+	"github.com/keyhub/keyhub/internal/redistest"
+	"github.com/keyhub/keyhub/internal/ws"
 )
 
 // Fifty simultaneous upgrades with a free key (one connection allowed):
@@ -163,4 +170,138 @@ func TestShutdownCloses1001(t *testing.T) {
 		_ = env.App.Shutdown(ctx)
 	}()
 	expectClose(t, c, websocket.StatusGoingAway, 2*time.Second)
+}
+
+// Connections waiting to authenticate by first message are capped per
+// client address (after TRUSTED_PROXIES), so one client cannot take the
+// slots every daemon relies on; other addresses still get theirs, and a
+// slot comes back when its connection ends.
+func TestPendingCapPerClientIP(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32", "WS_PENDING_PER_IP": "2"})
+	from := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {ip}} }
+
+	first := mustDial(t, env, "/v1/ws", from("203.0.113.7"))
+	mustDial(t, env, "/v1/ws", from("203.0.113.7"))
+	_, status, body := dial(t, env, "/v1/ws", from("203.0.113.7"))
+	if status != http.StatusTooManyRequests || errorCode(t, body) != "TOO_MANY_CONNECTIONS" {
+		t.Fatalf("third pending connection from one address: %d %s, want 429 TOO_MANY_CONNECTIONS", status, body)
+	}
+	mustDial(t, env, "/v1/ws", from("203.0.113.8"))
+
+	first.Close(websocket.StatusNormalClosure, "")
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		c, status, _ := dial(t, env, "/v1/ws", from("203.0.113.7"))
+		if c != nil {
+			break
+		}
+		if status != http.StatusTooManyRequests || time.Now().After(deadline) {
+			t.Fatalf("after a pending connection ended: %d", status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// closeReasonOf reads until the connection closes and returns the reason.
+func closeReasonOf(t *testing.T, c *websocket.Conn) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	for {
+		_, _, err := c.Read(ctx)
+		if err == nil {
+			continue
+		}
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation {
+			t.Fatalf("want close 1008, got %v", err)
+		}
+		return ce.Reason
+	}
+}
+
+// guessFirstMessage opens a connection from ip, authenticates by first
+// message with a well-formed key that does not exist, and returns the
+// close reason.
+func guessFirstMessage(t *testing.T, env *apitest.Env, ip string) string {
+	t.Helper()
+	c := mustDial(t, env, "/v1/ws", http.Header{"X-Forwarded-For": {ip}})
+	send(t, c, map[string]string{"type": "auth", "api_key": "mk_" + strings.Repeat("A", 43)})
+	return closeReasonOf(t, c)
+}
+
+// Guessing keys through first-message authentication or tickets spends
+// the same per-address failed-authentication bucket as the REST API: past
+// the burst the address's upgrades are 429 before any credential is read;
+// another address is not affected.
+func TestFailedFirstMessageAuthLimitedPerClientIP(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32", "AUTH_FAILURE_BURST": "2"})
+	for range 2 {
+		if reason := guessFirstMessage(t, env, "203.0.113.20"); reason != "INVALID_API_KEY" {
+			t.Fatalf("a guess within the burst: closed %q", reason)
+		}
+	}
+	for _, path := range []string{"/v1/ws", "/v1/ws?ticket=forged"} {
+		_, status, body := dial(t, env, path, http.Header{"X-Forwarded-For": {"203.0.113.20"}})
+		if status != http.StatusTooManyRequests || errorCode(t, body) != "RATE_LIMITED" {
+			t.Fatalf("%s from the guessing address: %d %s, want 429 RATE_LIMITED", path, status, body)
+		}
+	}
+	if reason := guessFirstMessage(t, env, "203.0.113.21"); reason != "INVALID_API_KEY" {
+		t.Fatalf("another address: closed %q", reason)
+	}
+}
+
+// With Redis, the failures an address made on one process count on
+// another: there the next guess is closed with RATE_LIMITED.
+func TestFailedFirstMessageAuthSharedAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	a := newEnv(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32", "AUTH_FAILURE_BURST": "2", "REDIS_URL": redistest.URL(t)})
+	b := a.Another(t, nil)
+	ip := fmt.Sprintf("198.18.%d.%d", rand.IntN(256), 1+rand.IntN(254)) // a bucket no other run has
+	for range 2 {
+		if reason := guessFirstMessage(t, a, ip); reason != "INVALID_API_KEY" {
+			t.Fatalf("a guess within the burst: closed %q", reason)
+		}
+	}
+	if reason := guessFirstMessage(t, b, ip); reason != "RATE_LIMITED" {
+		t.Fatalf("a guess over the burst on the other process: closed %q, want RATE_LIMITED", reason)
+	}
+	if _, status, _ := dial(t, b, "/v1/ws", http.Header{"X-Forwarded-For": {ip}}); status != http.StatusTooManyRequests {
+		t.Fatalf("after its refusal the other process refuses at once: %d", status)
+	}
+}
+
+// A connection authenticated by first message or ticket spends a request
+// of its key's bucket like a REST request (headers are counted by the REST
+// middleware): past it, the first message is closed with RATE_LIMITED and
+// a ticket's upgrade is 429.
+func TestConnectionsSpendTheKeysRequests(t *testing.T) {
+	t.Parallel()
+	env, _, key := setup(t, map[string]string{"RATE_LIMIT_TIER_RPM": "free=3"})
+	var ticket ws.TicketResponse
+	// The 1st request of the key.
+	env.Do(t, apitest.Request{Method: http.MethodPost, Path: "/v1/ws/tickets", Headers: map[string]string{"X-API-Key": key.Secret}}).Want(t, http.StatusCreated, "").JSON(t, &ticket)
+	// The 2nd: a connection by first message holds the free tier's one slot.
+	first := mustDial(t, env, "/v1/ws", nil)
+	send(t, first, map[string]string{"type": "auth", "api_key": key.Secret})
+	readWelcome(t, first)
+	// The 3rd: within the limit, refused by the connection cap.
+	second := mustDial(t, env, "/v1/ws", nil)
+	send(t, second, map[string]string{"type": "auth", "api_key": key.Secret})
+	if reason := closeReasonOf(t, second); reason != "TOO_MANY_CONNECTIONS" {
+		t.Fatalf("within the request limit: closed %q", reason)
+	}
+	// The 4th: over the request limit.
+	third := mustDial(t, env, "/v1/ws", nil)
+	send(t, third, map[string]string{"type": "auth", "api_key": key.Secret})
+	if reason := closeReasonOf(t, third); reason != "RATE_LIMITED" {
+		t.Fatalf("over the request limit: closed %q, want RATE_LIMITED", reason)
+	}
+	_, status, body := dial(t, env, "/v1/ws?ticket="+ticket.Ticket, nil)
+	if status != http.StatusTooManyRequests || errorCode(t, body) != "RATE_LIMITED" {
+		t.Fatalf("ticket over the request limit: %d %s", status, body)
+	}
 }

@@ -1,0 +1,197 @@
+package ratelimit
+
+import (
+	"context"
+	"encoding/hex"
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keyhub/keyhub/internal/clientip"
+	"github.com/keyhub/keyhub/internal/keyhub"
+)
+
+// The limiter names OnReject receives (stable: they become metric labels).
+const (
+	LimiterPrincipal   = "principal"    // requests per API key or user session
+	LimiterAuthFailure = "auth_failure" // failed authentications per client IP
+	LimiterWSPending   = "ws_pending"   // WebSocket connections waiting to authenticate (in all or per IP)
+)
+
+// AuthFailurePolicy names the failed-authentication policy in headers.
+const AuthFailurePolicy = "auth_failures"
+
+// Config assembles Limits.
+type Config struct {
+	// TierRPM overrides the tier table's requests per minute
+	// (keyhub.TierLimits.RequestsPerMinute) per tier.
+	TierRPM map[keyhub.Tier]int
+	// AuthFailures limits failed authentications per client IP.
+	AuthFailures Limit
+	// Redis, when set, makes every limit global across the processes
+	// sharing it; nil limits each process on its own.
+	Redis *redis.Client
+	// Size bounds the keys remembered in process (buckets without Redis,
+	// remembered refusals with it).
+	Size int
+	Log  *slog.Logger
+	// OnReject, if set, is called with the limiter's name on every refusal
+	// (keep it quick: a caller may hold a lock).
+	OnReject func(limiter string)
+	// OnRedisError, if set, is called on every failed Redis round trip.
+	OnRedisError func()
+}
+
+// Limits is keyhub's request rate-limit policy: which bucket a request
+// spends from, and what a Redis outage means for each.
+type Limits struct {
+	limiter      Limiter
+	tiers        map[keyhub.Tier]Limit
+	authFailures Limit
+	onReject     func(string)
+	// failuresUntil (unix nanos) is a window after the last failed
+	// authentication this process saw: past it no address can be blocked,
+	// so AuthBlocked, on every request with credentials, skips the lookup.
+	failuresUntil atomic.Int64
+	now           func() time.Time
+}
+
+// Decision is the answer for one request, with what its RateLimit
+// headers say.
+type Decision struct {
+	Result
+	// Policy names the limit in the RateLimit headers.
+	Policy string
+	Limit  Limit
+	// Err is the Redis error behind a decision taken without Redis (open
+	// for principals, closed for failed authentications).
+	Err error
+}
+
+// New returns the policy of cfg.
+func New(cfg Config) *Limits {
+	size := cfg.Size
+	if size <= 0 {
+		size = 100_000
+	}
+	l := &Limits{tiers: make(map[keyhub.Tier]Limit), authFailures: cfg.AuthFailures, onReject: cfg.OnReject, now: time.Now}
+	for _, tier := range []keyhub.Tier{keyhub.TierFree, keyhub.TierPro, keyhub.TierTeam, keyhub.TierEnterprise} {
+		rpm := tier.Limits().RequestsPerMinute
+		if n, ok := cfg.TierRPM[tier]; ok && n > 0 {
+			rpm = n
+		}
+		l.tiers[tier] = PerMinute(rpm)
+	}
+	if cfg.Redis != nil {
+		l.limiter = NewRedis(RedisConfig{Client: cfg.Redis, RefusedSize: size, Log: cfg.Log, OnError: cfg.OnRedisError})
+	} else {
+		l.limiter = NewLocal(size)
+	}
+	return l
+}
+
+// TierLimit is the request limit of a tier (an unknown tier gets free's).
+func (l *Limits) TierLimit(t keyhub.Tier) Limit {
+	if lim, ok := l.tiers[t]; ok {
+		return lim
+	}
+	return l.tiers[keyhub.TierFree]
+}
+
+// Principal spends one request of p's bucket: its API key's, or its
+// user's for a session token. A Redis outage fails open: the request is
+// allowed, and Err says why.
+func (l *Limits) Principal(ctx context.Context, p *keyhub.Principal) Decision {
+	lim := l.TierLimit(p.Tier)
+	var key string
+	if p.IsKey() {
+		key = bucketName("key:", p.KeyID)
+	} else {
+		key = bucketName("user:", p.UserID)
+	}
+	res, err := l.limiter.Allow(ctx, key, lim)
+	if err != nil {
+		return Decision{Result: Result{Allowed: true, Remaining: lim.Burst}, Policy: string(p.Tier), Limit: lim, Err: err}
+	}
+	if !res.Allowed {
+		l.rejected(LimiterPrincipal)
+	}
+	return Decision{Result: res, Policy: string(p.Tier), Limit: lim}
+}
+
+// AuthFailure spends one failed authentication of ip's bucket. A Redis
+// outage fails closed: the failure is refused as if over the limit, since
+// the point of this limit is that guessing can never run unchecked.
+func (l *Limits) AuthFailure(ctx context.Context, ip netip.Addr) Decision {
+	// A bucket drained now refills within one window: until then
+	// AuthBlocked must look.
+	until := l.now().Add(l.authFailures.Window()).UnixNano()
+	for prev := l.failuresUntil.Load(); prev < until && !l.failuresUntil.CompareAndSwap(prev, until); prev = l.failuresUntil.Load() {
+	}
+	res, err := l.limiter.Allow(ctx, ipKey(ip), l.authFailures)
+	if err != nil {
+		// One emission interval: when Redis is back, the client may try again.
+		res = Result{RetryAfter: l.authFailures.emission(), ResetAfter: l.authFailures.Window()}
+	}
+	if !res.Allowed {
+		l.rejected(LimiterAuthFailure)
+	}
+	return Decision{Result: res, Policy: AuthFailurePolicy, Limit: l.authFailures, Err: err}
+}
+
+// AuthBlocked reports, without any round trip, whether ip is over its
+// failed-authentication limit as far as this process knows: such a
+// client's credentials are not even looked at, so guessing costs nothing.
+func (l *Limits) AuthBlocked(ip netip.Addr) (Decision, bool) {
+	if l.now().UnixNano() >= l.failuresUntil.Load() {
+		return Decision{}, false // no failure lately: nobody is blocked
+	}
+	wait, blocked := l.limiter.Blocked(ipKey(ip), l.authFailures)
+	if !blocked {
+		return Decision{}, false
+	}
+	l.rejected(LimiterAuthFailure)
+	return Decision{Result: Result{RetryAfter: wait, ResetAfter: l.authFailures.Window()}, Policy: AuthFailurePolicy, Limit: l.authFailures}, true
+}
+
+// bucketName is prefix + id in hex, built with one allocation: it is on
+// every authenticated request.
+func bucketName(prefix string, id uuid.UUID) string {
+	var buf [8 + 2*len(uuid.UUID{})]byte
+	n := copy(buf[:8], prefix)
+	n += hex.Encode(buf[n:], id[:])
+	return string(buf[:n])
+}
+
+// Rejected reports a refusal decided outside Limits (the WebSocket
+// pending caps) to OnReject.
+func (l *Limits) Rejected(limiter string) { l.rejected(limiter) }
+
+func (l *Limits) rejected(limiter string) {
+	if l.onReject != nil {
+		l.onReject(limiter)
+	}
+}
+
+// ipKey is the failed-authentication bucket of a client address (its
+// clientip.Block).
+func ipKey(ip netip.Addr) string {
+	var buf [64]byte // "authfail:" and the longest IPv6 prefix fit
+	return string(clientip.Block(ip).AppendTo(append(buf[:0], "authfail:"...)))
+}
+
+// retrySeconds rounds a wait up to whole seconds, as Retry-After and the
+// RateLimit headers count them.
+func retrySeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+// RetryAfterSeconds is the Retry-After value of a refusal (at least 1).
+func (d Decision) RetryAfterSeconds() int64 { return max(retrySeconds(d.RetryAfter), 1) }
+
+// ResetSeconds is the t of the RateLimit header.
+func (d Decision) ResetSeconds() int64 { return retrySeconds(d.ResetAfter) }
