@@ -98,28 +98,6 @@ func newEnv(t testing.TB, env map[string]string, pool *pgxpool.Pool, dbURL strin
 	return e
 }
 
-// Another starts a second keyhub process on e's database, trusting the
-// same issuer, as a second replica behind a load balancer would be. env
-// overrides e's configuration variables. Only for Envs made by New.
-func (e *Env) Another(t testing.TB, env map[string]string) *Env {
-	t.Helper()
-	if e.vars == nil {
-		t.Fatal("Another needs an Env made by New")
-	}
-	vars := map[string]string{"KEYHUB_DATA_DIR": t.TempDir()}
-	for k, v := range e.vars {
-		if k != "KEYHUB_DATA_DIR" {
-			vars[k] = v
-		}
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	other := start(t, loadConfig(t, vars), e.Pool, httptest.NewUnstartedServer(nil), nil)
-	other.Issuer, other.TokenIssuer, other.vars = e.Issuer, e.TokenIssuer, vars
-	return other
-}
-
 // NewDev starts a keyhub in dev mode, as `make run` does: it is its own
 // JWT issuer, serving its JWKS and POST /dev/token on its own listener.
 // env overrides configuration variables.
@@ -268,15 +246,22 @@ func (b *LogBuffer) Lines(t testing.TB) []map[string]any {
 
 // Replica starts a second keyhub process on e's database, as a second
 // `keyhub serve` beside the first: its own pool, change-feed connection,
-// caches and WebSocket hub, the same configuration (secrets included). It
-// waits until both processes' change feeds listen.
-// mods adjust the replica's configuration (say, its own
-// DATABASE_LISTEN_URL).
-func (e *Env) Replica(t testing.TB, mods ...func(*config.Config)) *Env {
+// caches and WebSocket hub, trusting the same issuer, with e's
+// configuration (secrets included) and its own data folder. env overrides
+// configuration variables. Only for Envs made by New.
+func (e *Env) Replica(t testing.TB, env map[string]string) *Env {
 	t.Helper()
-	cfg := e.Config
-	for _, mod := range mods {
-		mod(&cfg)
+	if e.vars == nil {
+		t.Fatal("Replica needs an Env made by New")
+	}
+	vars := map[string]string{"KEYHUB_DATA_DIR": t.TempDir()}
+	for k, v := range e.vars {
+		if k != "KEYHUB_DATA_DIR" {
+			vars[k] = v
+		}
+	}
+	for k, v := range env {
+		vars[k] = v
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -285,8 +270,8 @@ func (e *Env) Replica(t testing.TB, mods ...func(*config.Config)) *Env {
 		t.Fatalf("open replica pool: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	r := start(t, cfg, pool, httptest.NewUnstartedServer(nil), nil)
-	r.Issuer, r.TokenIssuer = e.Issuer, e.TokenIssuer
+	r := start(t, loadConfig(t, vars), pool, httptest.NewUnstartedServer(nil), nil)
+	r.Issuer, r.TokenIssuer, r.vars = e.Issuer, e.TokenIssuer, vars
 	return r
 }
 

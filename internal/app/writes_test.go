@@ -5,9 +5,6 @@ import (
 	"net/http"
 	"testing"
 	"time"
-
-	"github.com/keyhub/keyhub/internal/config"
-	"github.com/keyhub/keyhub/internal/pgtest"
 )
 
 // The report: process B let a key revoked on process A mint a new
@@ -17,10 +14,7 @@ import (
 // key in their own transaction.
 func TestRevokedKeyCannotWriteOnAProcessThatHasNotHeard(t *testing.T) {
 	t.Parallel()
-	var proxy *pgtest.Proxy
-	a, b, jwt := cluster(t, map[string]string{"CHANGE_FEED_STALE_BOUND": time.Minute.String()}, func(cfg *config.Config) {
-		proxy, cfg.ListenDatabaseURL = pgtest.NewProxy(t, cfg.DatabaseURL)
-	})
+	a, b, jwt, proxy := clusterWithCuttableFeed(t, map[string]string{"CHANGE_FEED_STALE_BOUND": time.Minute.String()})
 	a.Get(t, "/v1/me", jwt).Want(t, http.StatusOK, "") // provisions alice
 	if _, err := a.Pool.Exec(context.Background(), "UPDATE owners SET tier = 'pro'"); err != nil {
 		t.Fatal(err)
