@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -44,6 +45,9 @@ type Env struct {
 	vars map[string]string // the configuration New read
 	// Logs is everything the server logged, at every level.
 	Logs *LogBuffer
+
+	early http.Handler // what the listener serves until the app is ready
+	stop  func()       // shuts the app and its listener down, once
 }
 
 // New starts a keyhub. env overrides configuration variables.
@@ -164,7 +168,7 @@ func start(t testing.TB, cfg config.Config, pool *pgxpool.Pool, srv *httptest.Se
 	}
 	ready.Store(&a.Handler)
 	a.Start(ctx)
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		// Close sockets first, so no connection goroutine outlives the test.
 		shutdownCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
 		defer stop()
@@ -175,12 +179,31 @@ func start(t testing.TB, cfg config.Config, pool *pgxpool.Pool, srv *httptest.Se
 		cancel()
 		a.Wait()
 	})
-	e := &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Config: cfg, Logs: logs}
+	t.Cleanup(stop)
+	e := &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Config: cfg, Logs: logs, early: early, stop: stop}
 	// Changes made before the feed listens are never heard (by design: its
 	// caches start empty), but a test that subscribes to live events must
 	// not race the feed's first connection.
 	e.WaitListening(t)
 	return e
+}
+
+// Restart shuts keyhub down as a deploy would (open WebSockets are closed
+// with 1001) and starts a new one on the same address and database: what
+// a client that reconnects sees.
+func (e *Env) Restart(t testing.TB) {
+	t.Helper()
+	e.stop()
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Listener.Close()
+	addr := e.Server.Listener.Addr().String()
+	var err error
+	// The old listener is closed; the port is free at once (SO_REUSEADDR).
+	if srv.Listener, err = net.Listen("tcp", addr); err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	next := start(t, e.Config, e.Pool, srv, e.early)
+	e.Server, e.App, e.Logs, e.stop = next.Server, next.App, next.Logs, next.stop
 }
 
 // LogBuffer holds what the server logged (JSON lines), for tests about
