@@ -26,10 +26,10 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 pick_port() {
   local p
-  for p in $(seq 63790 63890); do
+  for p in $(seq 16379 16479); do
     if port_free "$p"; then echo "$p"; return; fi
   done
-  log "no free port between 63790 and 63890"; exit 1
+  log "no free port between 16379 and 16479 (below the ephemeral range, where TIME-WAIT sockets can hold a port)"; exit 1
 }
 
 REDIS_DIR=""

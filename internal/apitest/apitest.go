@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -44,6 +45,9 @@ type Env struct {
 	vars map[string]string // the configuration New read
 	// Logs is everything the server logged, at every level.
 	Logs *LogBuffer
+
+	early http.Handler // what the listener serves until the app is ready
+	stop  func()       // shuts the app and its listener down, once
 }
 
 // New starts a keyhub. env overrides configuration variables.
@@ -92,28 +96,6 @@ func newEnv(t testing.TB, env map[string]string, pool *pgxpool.Pool, dbURL strin
 	e := start(t, cfg, pool, srv, nil)
 	e.Issuer, e.TokenIssuer, e.vars = issuer, Issuer, vars
 	return e
-}
-
-// Another starts a second keyhub process on e's database, trusting the
-// same issuer, as a second replica behind a load balancer would be. env
-// overrides e's configuration variables. Only for Envs made by New.
-func (e *Env) Another(t testing.TB, env map[string]string) *Env {
-	t.Helper()
-	if e.vars == nil {
-		t.Fatal("Another needs an Env made by New")
-	}
-	vars := map[string]string{"KEYHUB_DATA_DIR": t.TempDir()}
-	for k, v := range e.vars {
-		if k != "KEYHUB_DATA_DIR" {
-			vars[k] = v
-		}
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	other := start(t, loadConfig(t, vars), e.Pool, httptest.NewUnstartedServer(nil), nil)
-	other.Issuer, other.TokenIssuer, other.vars = e.Issuer, e.TokenIssuer, vars
-	return other
 }
 
 // NewDev starts a keyhub in dev mode, as `make run` does: it is its own
@@ -186,7 +168,7 @@ func start(t testing.TB, cfg config.Config, pool *pgxpool.Pool, srv *httptest.Se
 	}
 	ready.Store(&a.Handler)
 	a.Start(ctx)
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		// Close sockets first, so no connection goroutine outlives the test.
 		shutdownCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
 		defer stop()
@@ -197,12 +179,31 @@ func start(t testing.TB, cfg config.Config, pool *pgxpool.Pool, srv *httptest.Se
 		cancel()
 		a.Wait()
 	})
-	e := &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Config: cfg, Logs: logs}
+	t.Cleanup(stop)
+	e := &Env{URL: srv.URL, Server: srv, App: a, Pool: pool, Config: cfg, Logs: logs, early: early, stop: stop}
 	// Changes made before the feed listens are never heard (by design: its
 	// caches start empty), but a test that subscribes to live events must
 	// not race the feed's first connection.
 	e.WaitListening(t)
 	return e
+}
+
+// Restart shuts keyhub down as a deploy would (open WebSockets are closed
+// with 1001) and starts a new one on the same address and database: what
+// a client that reconnects sees.
+func (e *Env) Restart(t testing.TB) {
+	t.Helper()
+	e.stop()
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Listener.Close()
+	addr := e.Server.Listener.Addr().String()
+	var err error
+	// The old listener is closed; the port is free at once (SO_REUSEADDR).
+	if srv.Listener, err = net.Listen("tcp", addr); err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	next := start(t, e.Config, e.Pool, srv, e.early)
+	e.Server, e.App, e.Logs, e.stop = next.Server, next.App, next.Logs, next.stop
 }
 
 // LogBuffer holds what the server logged (JSON lines), for tests about
@@ -245,15 +246,22 @@ func (b *LogBuffer) Lines(t testing.TB) []map[string]any {
 
 // Replica starts a second keyhub process on e's database, as a second
 // `keyhub serve` beside the first: its own pool, change-feed connection,
-// caches and WebSocket hub, the same configuration (secrets included). It
-// waits until both processes' change feeds listen.
-// mods adjust the replica's configuration (say, its own
-// DATABASE_LISTEN_URL).
-func (e *Env) Replica(t testing.TB, mods ...func(*config.Config)) *Env {
+// caches and WebSocket hub, trusting the same issuer, with e's
+// configuration (secrets included) and its own data folder. env overrides
+// configuration variables. Only for Envs made by New.
+func (e *Env) Replica(t testing.TB, env map[string]string) *Env {
 	t.Helper()
-	cfg := e.Config
-	for _, mod := range mods {
-		mod(&cfg)
+	if e.vars == nil {
+		t.Fatal("Replica needs an Env made by New")
+	}
+	vars := map[string]string{"KEYHUB_DATA_DIR": t.TempDir()}
+	for k, v := range e.vars {
+		if k != "KEYHUB_DATA_DIR" {
+			vars[k] = v
+		}
+	}
+	for k, v := range env {
+		vars[k] = v
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -262,8 +270,8 @@ func (e *Env) Replica(t testing.TB, mods ...func(*config.Config)) *Env {
 		t.Fatalf("open replica pool: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	r := start(t, cfg, pool, httptest.NewUnstartedServer(nil), nil)
-	r.Issuer, r.TokenIssuer = e.Issuer, e.TokenIssuer
+	r := start(t, loadConfig(t, vars), pool, httptest.NewUnstartedServer(nil), nil)
+	r.Issuer, r.TokenIssuer, r.vars = e.Issuer, e.TokenIssuer, vars
 	return r
 }
 

@@ -15,7 +15,6 @@ import (
 
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/apitest"
-	"github.com/keyhub/keyhub/internal/config"
 	"github.com/keyhub/keyhub/internal/pgtest"
 )
 
@@ -26,14 +25,14 @@ import (
 const ticketSecret = "cluster-test-ticket-secret-0123456789"
 
 // cluster starts process A and its replica B, with alice signed in.
-func cluster(t *testing.T, env map[string]string, mods ...func(*config.Config)) (a, b *apitest.Env, jwt string) {
+func cluster(t *testing.T, env map[string]string) (a, b *apitest.Env, jwt string) {
 	t.Helper()
 	vars := map[string]string{"WS_TICKET_SECRET": ticketSecret}
 	for k, v := range env {
 		vars[k] = v
 	}
 	a = apitest.New(t, vars)
-	b = a.Replica(t, mods...)
+	b = a.Replica(t, nil)
 	return a, b, a.Token(t, "alice@example.com")
 }
 
@@ -320,6 +319,20 @@ func TestKilledListenerReconnectsAndForgetsWhatItMissed(t *testing.T) {
 	})
 }
 
+// clusterWithCuttableFeed is cluster with B's change feed listening
+// through a proxy the test can cut.
+func clusterWithCuttableFeed(t *testing.T, env map[string]string) (a, b *apitest.Env, jwt string, proxy *pgtest.Proxy) {
+	t.Helper()
+	vars := map[string]string{"WS_TICKET_SECRET": ticketSecret}
+	for k, v := range env {
+		vars[k] = v
+	}
+	a = apitest.New(t, vars)
+	proxy, listenURL := pgtest.NewProxy(t, a.Config.DatabaseURL)
+	b = a.Replica(t, map[string]string{"DATABASE_LISTEN_URL": listenURL})
+	return a, b, a.Token(t, "alice@example.com"), proxy
+}
+
 // cutFeedOf blocks the proxy that env's change feed listens through and
 // waits until the feed knows it is down.
 func cutFeedOf(t *testing.T, proxy *pgtest.Proxy, env *apitest.Env) {
@@ -336,10 +349,7 @@ func cutFeedOf(t *testing.T, proxy *pgtest.Proxy, env *apitest.Env) {
 func TestStaleBoundWhileTheFeedIsDown(t *testing.T) {
 	t.Parallel()
 	const bound = 300 * time.Millisecond
-	var proxy *pgtest.Proxy
-	a, b, jwt := cluster(t, map[string]string{"CHANGE_FEED_STALE_BOUND": bound.String()}, func(cfg *config.Config) {
-		proxy, cfg.ListenDatabaseURL = pgtest.NewProxy(t, cfg.DatabaseURL)
-	})
+	a, b, jwt, proxy := clusterWithCuttableFeed(t, map[string]string{"CHANGE_FEED_STALE_BOUND": bound.String()})
 	key := createKey(t, a, jwt, nil)
 	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "")
 	sock := connect(t, b, key.Secret)

@@ -5,9 +5,6 @@ import (
 	"net/http"
 	"testing"
 	"time"
-
-	"github.com/keyhub/keyhub/internal/config"
-	"github.com/keyhub/keyhub/internal/pgtest"
 )
 
 // The report: process B let a key revoked on process A mint a new
@@ -17,17 +14,13 @@ import (
 // key in their own transaction.
 func TestRevokedKeyCannotWriteOnAProcessThatHasNotHeard(t *testing.T) {
 	t.Parallel()
-	var proxy *pgtest.Proxy
-	a, b, jwt := cluster(t, map[string]string{"CHANGE_FEED_STALE_BOUND": time.Minute.String()}, func(cfg *config.Config) {
-		proxy, cfg.ListenDatabaseURL = pgtest.NewProxy(t, cfg.DatabaseURL)
-	})
-	a.Get(t, "/v1/me", jwt).Want(t, http.StatusOK, "") // provisions alice
-	if _, err := a.Pool.Exec(context.Background(), "UPDATE owners SET tier = 'pro'"); err != nil {
-		t.Fatal(err)
-	}
+	a, b, jwt, proxy := clusterWithCuttableFeed(t, map[string]string{"CHANGE_FEED_STALE_BOUND": time.Minute.String()})
 	key := createKey(t, a, jwt, nil)
+	// Pro, for a second key; once B answers pro for the key, the tier
+	// change's notice is behind it and the key is cached on B.
+	upgrade(t, key.Secret, a, b)
 	other := createKey(t, a, jwt, map[string]any{"name": "other", "scopes": []string{"keys:read"}})
-	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "") // cached on B
+	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "")
 
 	cutFeedOf(t, proxy, b)
 	a.Delete(t, "/v1/keys/"+key.ID.String(), jwt).Want(t, http.StatusOK, "")

@@ -313,6 +313,11 @@ func TestDashboardKeyLifecycle(t *testing.T) {
 	if got := eval[string](t, events, eventTypes); got != "revoked,created,refreshed,created" {
 		t.Fatalf("events %q, want revoked,created,refreshed,created", got)
 	}
+	// Every change was made by the signed-in user, not by a key.
+	actors := `[...document.querySelectorAll('#events-table tbody td.actor')].map(c => c.textContent).join(',')`
+	if got := eval[string](t, events, actors); got != "dashboard user,dashboard user,dashboard user,dashboard user" {
+		t.Fatalf("actors %q, want the dashboard user four times", got)
+	}
 	screenshot(t, events, "events")
 
 	// Filters: the old key's own three events, then one type.

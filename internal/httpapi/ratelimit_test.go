@@ -135,7 +135,7 @@ func TestRateLimitPerKey(t *testing.T) {
 func TestRateLimitSharedAcrossProcesses(t *testing.T) {
 	t.Parallel()
 	a := apitest.New(t, map[string]string{"REDIS_URL": redistest.URL(t), "RATE_LIMIT_TIER_RPM": "free=4"})
-	b := a.Another(t, nil)
+	b := a.Replica(t, nil)
 	key := createKey(t, a, a.Token(t, uniqueEmail("shared")))
 	for i, env := range []*apitest.Env{a, b, a, b} {
 		r := env.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "")
@@ -194,7 +194,7 @@ func TestRateLimitRedisDown(t *testing.T) {
 	t.Parallel()
 	up := apitest.New(t, nil)
 	key := createKey(t, up, up.Token(t, uniqueEmail("outage")))
-	down := up.Another(t, map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0", "RATE_LIMIT_TIER_RPM": "free=1"})
+	down := up.Replica(t, map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0", "RATE_LIMIT_TIER_RPM": "free=1"})
 	for range 3 {
 		r := down.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "")
 		wantHeader(t, r, "RateLimit-Policy", `"free";q=1;w=60`)

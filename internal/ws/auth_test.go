@@ -88,6 +88,9 @@ func TestTicketWorksOnce(t *testing.T) {
 func TestBadTicketsAre401(t *testing.T) {
 	t.Parallel()
 	env, _, key := setup(t, nil)
+	// The change feed purges the cache when it starts listening: under
+	// load that came after the dial below, and the count read 0.
+	env.WaitListening(t)
 	var issued ws.TicketResponse
 	env.Post(t, "/v1/ws/tickets", key.Secret, nil).Want(t, http.StatusCreated, "").JSON(t, &issued)
 
@@ -186,6 +189,9 @@ func TestOriginNotAllowed(t *testing.T) {
 func TestTicketsGoThroughTheKeyCache(t *testing.T) {
 	t.Parallel()
 	env, _, key := setup(t, nil)
+	// The change feed purges the cache when it starts listening: under
+	// load that came after the dial below, and the count read 0.
+	env.WaitListening(t)
 	var issued ws.TicketResponse
 	env.Post(t, "/v1/ws/tickets", key.Secret, nil).Want(t, http.StatusCreated, "").JSON(t, &issued)
 	keyHash := apikey.Hash(key.Secret)

@@ -196,12 +196,7 @@ type (
 		Limits       limitsFields `json:"limits"`
 		ExpiresAt    time.Time    `json:"expires_at"`
 	}
-	limitsFields struct {
-		MaxConnections    int   `json:"max_connections"`
-		MessagesPerMinute int   `json:"messages_per_minute"`
-		MaxMessageBytes   int64 `json:"max_message_bytes"`
-		SessionSeconds    int64 `json:"session_seconds"`
-	}
+	limitsFields = api.WSLimits
 	errorMessage struct {
 		Type         string      `json:"type"`
 		Code         keyhub.Code `json:"code"`
@@ -407,7 +402,7 @@ func (h *Hub) readLoop(ctx context.Context, c *conn) error {
 				c.kill(websocket.StatusPolicyViolation, "rate limit exceeded")
 				continue // keep reading so that the close handshake completes
 			}
-			if err := h.send(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeRateLimited, Message: "too many messages", RetryAfterMs: max(delay.Milliseconds(), 1)}); err != nil {
+			if err := h.send(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeRateLimited, Message: "too many messages", RetryAfterMs: retryAfterMs(delay)}); err != nil {
 				return err
 			}
 			continue
@@ -481,4 +476,11 @@ func closeCodeOf(err error) websocket.StatusCode {
 		}
 	}
 	return websocket.StatusPolicyViolation
+}
+
+// retryAfterMs is a wait in whole milliseconds, rounded up: a client that
+// waits exactly retry_after_ms must find a token (rounding down sent
+// clients back a fraction of a millisecond early, to be refused again).
+func retryAfterMs(delay time.Duration) int64 {
+	return max((delay + time.Millisecond - 1).Milliseconds(), 1)
 }

@@ -99,7 +99,9 @@ func (h *Hub) Upgrade() http.Handler {
 			release()
 			return // Accept has answered the request
 		}
-		go h.serve(h.newConn(id, release, ws, r, p, "", ""))
+		// A daemon authenticated by header or ticket names itself in the query.
+		q := r.URL.Query()
+		go h.serve(h.newConn(id, release, ws, r, p, truncate(q.Get("machine_id")), truncate(q.Get("hostname"))))
 	})
 }
 
@@ -420,10 +422,7 @@ func truncate(s string) string {
 }
 
 // TicketResponse is the body of POST /v1/ws/tickets.
-type TicketResponse struct {
-	Ticket    string `json:"ticket"`
-	ExpiresIn int    `json:"expires_in"`
-}
+type TicketResponse = api.WSTicket
 
 // IssueTicket serves POST /v1/ws/tickets: a 30-second, single-use ticket
 // for clients that cannot set headers on the upgrade (browsers).
@@ -449,21 +448,10 @@ func (h *Hub) issueTicket(w http.ResponseWriter, r *http.Request, status int) {
 }
 
 // Connection describes an open connection in GET /v1/ws/connections.
-type Connection struct {
-	ID             uuid.UUID `json:"id"`
-	AuthMethod     string    `json:"auth_method"`
-	KeyPrefix      string    `json:"key_prefix,omitempty"`
-	MachineID      string    `json:"machine_id,omitempty"`
-	Hostname       string    `json:"hostname,omitempty"`
-	RemoteAddr     string    `json:"remote_addr"`
-	ConnectedAt    time.Time `json:"connected_at"`
-	LastActivityAt time.Time `json:"last_activity_at"`
-}
+type Connection = api.WSConnection
 
 // ConnectionList is the body of GET /v1/ws/connections.
-type ConnectionList struct {
-	Data []Connection `json:"data"`
-}
+type ConnectionList = api.WSConnectionList
 
 // ListConnections serves GET /v1/ws/connections: the open connections of
 // the caller's owner, oldest first.

@@ -259,7 +259,7 @@ func TestFailedFirstMessageAuthLimitedPerClientIP(t *testing.T) {
 func TestFailedFirstMessageAuthSharedAcrossProcesses(t *testing.T) {
 	t.Parallel()
 	a := newEnv(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32", "AUTH_FAILURE_BURST": "2", "REDIS_URL": redistest.URL(t)})
-	b := a.Another(t, nil)
+	b := a.Replica(t, nil)
 	ip := fmt.Sprintf("198.18.%d.%d", rand.IntN(256), 1+rand.IntN(254)) // a bucket no other run has
 	for range 2 {
 		if reason := guessFirstMessage(t, a, ip); reason != "INVALID_API_KEY" {

@@ -384,12 +384,22 @@ async function loadEvents(more) {
   }
 }
 
+// actorOf names who acted: a key (by its prefix when the page knows it), a
+// signed-in user, or keyhub itself (an expiry has no actor).
+function actorOf(event) {
+  if (event.actor_key_id) {
+    return 'key ' + (state.events.keyPrefixes.get(event.actor_key_id) || event.actor_key_id);
+  }
+  return event.actor_user_id ? 'dashboard user' : 'keyhub';
+}
+
 function eventRow(event, live) {
   const key = state.events.keyPrefixes.get(event.key_id) || event.key_id;
   return el('tr', { dataset: { eventId: String(event.id), type: event.type, live: live ? 'true' : 'false' }, class: live ? 'live-row' : '' },
     el('td', {}, when(event.created_at), live ? el('span', { class: 'badge' }, 'live') : ''),
     el('td', {}, el('span', { class: `status ${event.type}` }, event.type)),
     el('td', {}, key),
+    el('td', { class: 'actor' }, actorOf(event)),
     el('td', {}, event.ip_address || '—'),
     el('td', { class: 'ua' }, event.user_agent || '—'));
 }

@@ -74,9 +74,16 @@ export class Session {
     }
     try {
       const data = await postJSON(`${this.config.supabase_url}/auth/v1/token?grant_type=refresh_token`, { refresh_token: s.refresh_token }, { apikey: this.config.supabase_anon_key });
+      // A sign-out (or another sign-in) while the refresh was on its way
+      // wins: the answer must not bring the old session back.
+      if (this.current !== s) {
+        return;
+      }
       this.setSupabase(data, s.email);
     } catch (err) {
-      this.clear(`Your session could not be renewed (${err.message}). Sign in again.`);
+      if (this.current === s) {
+        this.clear(`Your session could not be renewed (${err.message}). Sign in again.`);
+      }
     }
   }
 

@@ -1,0 +1,201 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	keyhubspec "github.com/keyhub/keyhub"
+	"github.com/keyhub/keyhub/api"
+	"github.com/keyhub/keyhub/api/client"
+	"github.com/keyhub/keyhub/internal/apitest"
+)
+
+// newClient is a client of env whose every request is checked against
+// openapi.yaml by rec.
+func newClient(t testing.TB, env *apitest.Env, rec http.RoundTripper, opts ...client.Option) *client.Client {
+	t.Helper()
+	if rec == nil {
+		rec = env.Server.Client().Transport
+	}
+	c, err := client.New(env.URL, append([]client.Option{client.WithHTTPClient(&http.Client{Transport: rec})}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// wantAPIError fails t unless err is an *client.Error with this status and code.
+func wantAPIError(t testing.TB, err error, status int, code string) *client.Error {
+	t.Helper()
+	var apiErr *client.Error
+	if !errors.As(err, &apiErr) {
+		t.Fatalf("want API error %d %s, got %v", status, code, err)
+	}
+	if apiErr.Status != status || apiErr.Code != code || apiErr.Message == "" || apiErr.RequestID == "" {
+		t.Fatalf("want API error %d %s with a message and request id, got %+v", status, code, apiErr)
+	}
+	return apiErr
+}
+
+// TestClientCoversEveryOperation calls every operation of openapi.yaml
+// through the client against a real keyhub in dev mode; the recorder
+// checks each request and answer against the spec, and that nothing was
+// left out. It also checks what each call returns.
+func TestClientCoversEveryOperation(t *testing.T) {
+	t.Parallel()
+	doc := loadSpec(t)
+	env := apitest.NewDev(t, nil)
+	rec := newSpecRecorder(t, doc, env.Server.Client().Transport)
+	ctx := context.Background()
+	anon := newClient(t, env, rec)
+
+	if h, err := anon.Healthz(ctx); err != nil || h.Status != "ok" {
+		t.Fatalf("healthz: %+v %v", h, err)
+	}
+	if h, err := anon.Readyz(ctx); err != nil || h.Status != "ready" {
+		t.Fatalf("readyz: %+v %v", h, err)
+	}
+	if spec, err := anon.OpenAPI(ctx); err != nil || !bytes.Equal(spec, keyhubspec.OpenAPI) {
+		t.Fatalf("openapi: %d bytes, %v", len(spec), err)
+	}
+	if jwks, err := anon.DevJWKS(ctx); err != nil || !bytes.Contains(jwks, []byte(`"keys"`)) {
+		t.Fatalf("dev jwks: %s %v", jwks, err)
+	}
+	tok, err := anon.DevToken(ctx, "cover@example.com")
+	if err != nil || tok.AccessToken == "" {
+		t.Fatalf("dev token: %+v %v", tok, err)
+	}
+	_, err = anon.Me(ctx)
+	wantAPIError(t, err, http.StatusUnauthorized, "MISSING_CREDENTIALS")
+
+	user := newClient(t, env, rec, client.WithToken(tok.AccessToken))
+	me, err := user.Me(ctx)
+	if err != nil || me.Email != "cover@example.com" || me.AuthMethod != "jwt" {
+		t.Fatalf("me: %+v %v", me, err)
+	}
+	created, err := user.CreateKey(ctx, api.CreateKeyRequest{Name: "cli", Scopes: []string{"keys:read", "keys:write", "events:read", "ws:connect"}})
+	if err != nil || created.Secret == "" || created.Name != "cli" {
+		t.Fatalf("create: %+v %v", created, err)
+	}
+	_, err = user.CreateKey(ctx, api.CreateKeyRequest{Name: "second"})
+	wantAPIError(t, err, http.StatusConflict, "KEY_LIMIT_REACHED")
+
+	keyClient := newClient(t, env, rec, client.WithAPIKey(created.Secret))
+	if me, err := keyClient.Me(ctx); err != nil || me.KeyID == nil || *me.KeyID != created.ID {
+		t.Fatalf("me with key: %+v %v", me, err)
+	}
+	list, err := keyClient.ListKeys(ctx, client.ListKeysParams{Status: "active", Limit: 10})
+	if err != nil || len(list.Data) != 1 || list.Data[0].ID != created.ID {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	if got, err := keyClient.GetKey(ctx, created.ID); err != nil || got.Prefix != created.Prefix {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	_, err = keyClient.GetKey(ctx, uuid.New())
+	wantAPIError(t, err, http.StatusNotFound, "NOT_FOUND")
+
+	grace := int64(60)
+	refreshed, err := user.RefreshKey(ctx, created.ID, api.RefreshKeyRequest{GracePeriod: &grace})
+	if err != nil || refreshed.NewKey.Secret == "" || refreshed.OldKey.ID != created.ID {
+		t.Fatalf("refresh: %+v %v", refreshed, err)
+	}
+	events, err := user.ListKeyEvents(ctx, created.ID, client.EventParams{Types: []string{"created", "refreshed"}, Since: time.Now().Add(-time.Hour), Limit: 10})
+	if err != nil || len(events.Data) != 2 {
+		t.Fatalf("key events: %+v %v", events, err)
+	}
+	all, err := user.ListEvents(ctx, client.EventParams{Limit: 1})
+	if err != nil || len(all.Data) != 1 || all.NextCursor == nil {
+		t.Fatalf("events page 1: %+v %v", all, err)
+	}
+	if next, err := user.ListEvents(ctx, client.EventParams{Limit: 1, Cursor: *all.NextCursor, Until: time.Now().Add(time.Minute)}); err != nil || len(next.Data) != 1 || next.Data[0].ID == all.Data[0].ID {
+		t.Fatalf("events page 2: %+v %v", next, err)
+	}
+	_, err = user.ListEvents(ctx, client.EventParams{Types: []string{"deleted"}})
+	wantAPIError(t, err, http.StatusBadRequest, "VALIDATION_FAILED")
+
+	// The WebSocket's REST companions and the upgrade (the Connector's),
+	// while the first key still works (its grace ends with its successor).
+	ticket, err := user.IssueWSTicket(ctx)
+	if err != nil || ticket.ExpiresIn != 30 {
+		t.Fatalf("ticket: %+v %v", ticket, err)
+	}
+	conns, err := user.ListWSConnections(ctx)
+	if err != nil || conns.Data == nil || len(conns.Data) != 0 {
+		t.Fatalf("connections: %+v %v", conns, err)
+	}
+	err = user.CloseWSConnection(ctx, uuid.NewString())
+	wantAPIError(t, err, http.StatusNotFound, "NOT_FOUND")
+	coverWebSocket(t, env, rec, created.Secret, user)
+
+	revoked, err := user.RevokeKey(ctx, refreshed.NewKey.ID)
+	if err != nil || revoked.Status != "revoked" || revoked.AlreadyRevoked {
+		t.Fatalf("revoke: %+v %v", revoked, err)
+	}
+	if again, err := user.RevokeKey(ctx, refreshed.NewKey.ID); err != nil || !again.AlreadyRevoked {
+		t.Fatalf("revoke again: %+v %v", again, err)
+	}
+	_, err = newClient(t, env, rec, client.WithAPIKey(refreshed.NewKey.Secret)).Me(ctx)
+	wantAPIError(t, err, http.StatusUnauthorized, "KEY_REVOKED")
+
+	// The seed service's single-key API, for another user.
+	seedTok, err := anon.DevToken(ctx, "seed@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := newClient(t, env, rec, client.WithToken(seedTok.AccessToken))
+	_, err = seed.SeedGetKey(ctx)
+	wantAPIError(t, err, http.StatusNotFound, "NOT_FOUND")
+	name := "daemon"
+	seedKey, err := seed.SeedCreateKey(ctx, api.SeedKeyRequest{Name: &name})
+	if err != nil || seedKey.Name != name {
+		t.Fatalf("seed create: %+v %v", seedKey, err)
+	}
+	if info, err := seed.SeedGetKey(ctx); err != nil || info.ID != seedKey.ID {
+		t.Fatalf("seed get: %+v %v", info, err)
+	}
+	seedNew, err := seed.SeedRefreshKey(ctx, api.SeedKeyRequest{})
+	if err != nil || !seedNew.PreviousKeyRevoked {
+		t.Fatalf("seed refresh: %+v %v", seedNew, err)
+	}
+	if gone, err := seed.SeedRevokeKey(ctx); err != nil || gone.RevokedKeyPrefix != seedNew.Prefix {
+		t.Fatalf("seed revoke: %+v %v", gone, err)
+	}
+
+	rec.checkCoverage(t, doc)
+}
+
+// TestClientRawResponse: WithRawResponse hands over the answer byte for byte.
+func TestClientRawResponse(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, nil)
+	c := newClient(t, env, nil, client.WithToken(env.Token(t, "raw@example.com")))
+	var raw []byte
+	me, err := c.Me(client.WithRawResponse(context.Background(), &raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := env.Get(t, "/v1/me", env.Token(t, "raw@example.com"))
+	if !bytes.Equal(raw, direct.Body) || me.Email != "raw@example.com" {
+		t.Errorf("raw answer %s, want %s", raw, direct.Body)
+	}
+}
+
+// TestClientNew refuses base URLs it could not use.
+func TestClientNew(t *testing.T) {
+	t.Parallel()
+	for _, bad := range []string{"", "localhost:8080", "ftp://x", "http://", "://x"} {
+		if _, err := client.New(bad); err == nil {
+			t.Errorf("New(%q) accepted", bad)
+		}
+	}
+	c, err := client.New("https://keys.example.com/")
+	if err != nil || c.BaseURL() != "https://keys.example.com" {
+		t.Errorf("New: %v %v", c, err)
+	}
+}

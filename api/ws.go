@@ -1,0 +1,74 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// The WebSocket endpoint's REST companions and the protocol's messages.
+
+// WSTicket answers POST /v1/ws/tickets: pass Ticket as ?ticket= to GET /v1/ws.
+type WSTicket struct {
+	Ticket    string `json:"ticket"`
+	ExpiresIn int    `json:"expires_in"`
+}
+
+// WSConnection describes an open connection in GET /v1/ws/connections.
+type WSConnection struct {
+	ID             uuid.UUID `json:"id"`
+	AuthMethod     string    `json:"auth_method"`
+	KeyPrefix      string    `json:"key_prefix,omitempty"`
+	MachineID      string    `json:"machine_id,omitempty"`
+	Hostname       string    `json:"hostname,omitempty"`
+	RemoteAddr     string    `json:"remote_addr"`
+	ConnectedAt    time.Time `json:"connected_at"`
+	LastActivityAt time.Time `json:"last_activity_at"`
+}
+
+// WSConnectionList is the body of GET /v1/ws/connections.
+type WSConnectionList struct {
+	Data []WSConnection `json:"data"`
+}
+
+// WSLimits are the tier's limits a welcome message announces.
+type WSLimits struct {
+	MaxConnections    int   `json:"max_connections"`
+	MessagesPerMinute int   `json:"messages_per_minute"`
+	MaxMessageBytes   int64 `json:"max_message_bytes"`
+	SessionSeconds    int64 `json:"session_seconds"`
+}
+
+// WSWelcome is the server's first message on an authenticated connection.
+type WSWelcome struct {
+	Type         string    `json:"type"`
+	ConnectionID uuid.UUID `json:"connection_id"`
+	Tier         string    `json:"tier"`
+	Limits       WSLimits  `json:"limits"`
+	// ExpiresAt is when the server ends the session (close 4000, or 4001
+	// when the key expires first).
+	ExpiresAt time.Time `json:"expires_at"`
+
+	Raw json.RawMessage `json:"-"` // the message as received
+}
+
+// WSMessage is any message the server sends after the welcome: the fields
+// of every type side by side, each set only for its types. Raw keeps the
+// whole message (a "whoami" carries the fields of Me).
+type WSMessage struct {
+	// Type is "pong", "whoami", "subscribed", "unsubscribed", "event" or "error".
+	Type string `json:"type"`
+	// ID echoes a ping's id.
+	ID json.RawMessage `json:"id,omitempty"`
+	// Topic is set on subscribed and unsubscribed.
+	Topic string `json:"topic,omitempty"`
+	// Event is set on "event".
+	Event *Event `json:"event,omitempty"`
+	// Code, Message and RetryAfterMs are set on "error".
+	Code         string `json:"code,omitempty"`
+	Message      string `json:"message,omitempty"`
+	RetryAfterMs int64  `json:"retry_after_ms,omitempty"`
+
+	Raw json.RawMessage `json:"-"`
+}

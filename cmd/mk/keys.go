@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/keyhub/keyhub/api"
+	"github.com/keyhub/keyhub/api/client"
+)
+
+const keysHelp = `usage: mk keys <command> [flags]
+
+commands:
+  list [--status active|revoked|expired|all] [--limit N] [--cursor C] [-q]
+                         the account's keys, newest first (-q: IDs only)
+  get ID                 one key
+  create --name NAME [--scopes S,S] [--expires-in DURATION | --expires-at TIME] [--out FILE]
+                         a new key; its secret is shown once
+  refresh ID [--name NAME] [--grace DURATION] [--out FILE]
+                         replace a key; the old one stops now or after the grace
+  revoke ID              revoke a key (revoking twice is fine)
+
+Scopes: keys:read, keys:write, events:read, ws:connect (a key can only
+give scopes it holds). Durations: 90s, 15m, 720h. Add --json for the API's JSON.
+`
+
+func (m *cli) keys(ctx context.Context, args []string) error {
+	return m.subcommand(ctx, "keys", keysHelp, args, map[string]func(context.Context, []string) error{
+		"list": m.keysList, "get": m.keysGet, "create": m.keysCreate, "refresh": m.keysRefresh, "revoke": m.keysRevoke,
+	})
+}
+
+const keysListHelp = `usage: mk keys list [--status active|revoked|expired|all] [--limit N] [--cursor C] [-q] [--json]
+
+Lists the account's keys, newest first (GET /v1/keys). When there are
+more, the command for the next page is printed on standard error.
+-q prints only the IDs, one per line: mk keys get $(mk keys list -q --limit 1)
+Without --status, every key is listed (all).
+`
+
+func (m *cli) keysList(ctx context.Context, args []string) error {
+	fs := m.flags("mk keys list", keysListHelp)
+	var p client.ListKeysParams
+	fs.StringVar(&p.Status, "status", "", "active, revoked, expired or all (default)")
+	fs.IntVar(&p.Limit, "limit", 0, "keys per page (server default 20)")
+	fs.StringVar(&p.Cursor, "cursor", "", "the next page's cursor")
+	quiet := quietFlag(fs)
+	if _, err := m.parse(fs, args); err != nil {
+		return err
+	}
+	c, err := m.client()
+	if err != nil {
+		return err
+	}
+	return call(ctx, m, func(ctx context.Context) (api.KeyList, error) { return c.ListKeys(ctx, p) }, func(list api.KeyList) {
+		if *quiet {
+			for _, k := range list.Data {
+				fmt.Fprintln(m.stdout, k.ID)
+			}
+			return
+		}
+		rows := make([][]string, 0, len(list.Data))
+		for _, k := range list.Data {
+			rows = append(rows, []string{k.ID.String(), k.Name, k.Prefix, k.Status, strings.Join(k.Scopes, ","), when(&k.CreatedAt), when(k.ExpiresAt), when(k.LastUsedAt)})
+		}
+		m.table([]string{"ID", "NAME", "PREFIX", "STATUS", "SCOPES", "CREATED", "EXPIRES", "LAST USED"}, rows)
+		if list.NextCursor != nil {
+			fmt.Fprintf(m.stderr, "mk: more keys: mk keys list --cursor %s\n", *list.NextCursor)
+		}
+	})
+}
+
+const keysGetHelp = `usage: mk keys get ID [--json]
+
+Prints one key (GET /v1/keys/{id}); exit code 4 when there is no such key.
+`
+
+func (m *cli) keysGet(ctx context.Context, args []string) error {
+	id, c, err := m.keyCommand(m.flags("mk keys get", keysGetHelp), args)
+	if err != nil {
+		return err
+	}
+	return call(ctx, m, func(ctx context.Context) (api.Key, error) { return c.GetKey(ctx, id) }, m.printKey)
+}
+
+func (m *cli) printKey(k api.Key) {
+	replaced := "-"
+	if k.ReplacedBy != nil {
+		replaced = k.ReplacedBy.String()
+	}
+	m.fields(
+		"id", k.ID.String(),
+		"name", k.Name,
+		"prefix", k.Prefix,
+		"status", k.Status,
+		"scopes", strings.Join(k.Scopes, ", "),
+		"created", when(&k.CreatedAt),
+		"expires", when(k.ExpiresAt),
+		"last used", when(k.LastUsedAt),
+		"revoked", when(k.RevokedAt),
+		"replaced by", replaced,
+	)
+}
+
+const keysCreateHelp = `usage: mk keys create --name NAME [--scopes S,S] [--expires-in DURATION | --expires-at TIME] [--out FILE] [--json]
+
+Creates a key (POST /v1/keys). Its secret is shown this once: printed,
+or with --out written to FILE (created with mode 0600; it must not exist).
+--json prints the API's answer, secret included, and cannot be combined
+with --out.
+
+  --scopes      comma-separated, default: all the scopes of the credential
+  --expires-in  a lifetime such as 720h (at least a minute)
+  --expires-at  an RFC 3339 time such as 2027-01-01T00:00:00Z
+`
+
+func (m *cli) keysCreate(ctx context.Context, args []string) error {
+	fs := m.flags("mk keys create", keysCreateHelp)
+	name := fs.String("name", "", "the key's name (required)")
+	scopes := fs.String("scopes", "", "comma-separated scopes")
+	expiresIn := fs.Duration("expires-in", 0, "lifetime")
+	expiresAt := fs.String("expires-at", "", "expiry time (RFC 3339)")
+	out := fs.String("out", "", "write the secret to this new file")
+	if _, err := m.parse(fs, args); err != nil {
+		return err
+	}
+	req := api.CreateKeyRequest{Name: *name}
+	if strings.TrimSpace(*name) == "" {
+		return usageErrorf("mk keys create needs --name")
+	}
+	if *scopes != "" {
+		req.Scopes = strings.Split(*scopes, ",")
+	}
+	switch {
+	case *expiresIn != 0 && *expiresAt != "":
+		return usageErrorf("give --expires-in or --expires-at, not both")
+	case *expiresIn != 0:
+		secs := int64(expiresIn.Seconds())
+		req.ExpiresIn = &secs
+	case *expiresAt != "":
+		t, err := time.Parse(time.RFC3339, *expiresAt)
+		if err != nil {
+			return usageErrorf("--expires-at: want an RFC 3339 time such as 2027-01-01T00:00:00Z")
+		}
+		req.ExpiresAt = &t
+	}
+	if err := m.checkOut(*out); err != nil {
+		return err
+	}
+	c, err := m.client()
+	if err != nil {
+		return err
+	}
+	var secretErr error
+	err = call(ctx, m, func(ctx context.Context) (api.CreatedKey, error) { return c.CreateKey(ctx, req) }, func(k api.CreatedKey) {
+		m.printKey(k.Key)
+		secretErr = m.deliverSecret(k.Secret, *out)
+	})
+	if err != nil {
+		return err
+	}
+	return secretErr
+}
+
+// checkOut refuses --out with --json, or naming a file that exists,
+// before a key is made that could not be saved.
+func (m *cli) checkOut(out string) error {
+	if out == "" {
+		return nil
+	}
+	if m.json {
+		return usageErrorf("--out and --json do not mix: --json prints the secret")
+	}
+	if _, err := os.Lstat(out); err == nil {
+		return usageErrorf("--out %s: the file exists; mk never overwrites a key file", out)
+	}
+	return nil
+}
+
+const keysRefreshHelp = `usage: mk keys refresh ID [--name NAME] [--grace DURATION] [--out FILE] [--json]
+
+Replaces a key in one step (POST /v1/keys/{id}/refresh): the new key's
+secret is shown this once (or written to --out FILE, mode 0600); the old
+key stops at once, or keeps working for --grace (at most 24h).
+`
+
+func (m *cli) keysRefresh(ctx context.Context, args []string) error {
+	fs := m.flags("mk keys refresh", keysRefreshHelp)
+	name := fs.String("name", "", "the new key's name (default: the old one's)")
+	grace := fs.Duration("grace", 0, "how long the old key keeps working")
+	out := fs.String("out", "", "write the secret to this new file")
+	id, c, err := m.keyCommand(fs, args)
+	if err != nil {
+		return err
+	}
+	var req api.RefreshKeyRequest
+	if *name != "" {
+		req.Name = name
+	}
+	if *grace != 0 {
+		secs := int64(grace.Seconds())
+		req.GracePeriod = &secs
+	}
+	if err := m.checkOut(*out); err != nil {
+		return err
+	}
+	var secretErr error
+	err = call(ctx, m, func(ctx context.Context) (api.Refreshed, error) { return c.RefreshKey(ctx, id, req) }, func(r api.Refreshed) {
+		m.printKey(r.NewKey.Key)
+		old := "revoked now"
+		if r.OldKey.Status == "active" {
+			old = "works until " + when(r.OldKey.ExpiresAt)
+		}
+		fmt.Fprintf(m.stdout, "old key %s (%s): %s\n", r.OldKey.ID, r.OldKey.Prefix, old)
+		secretErr = m.deliverSecret(r.NewKey.Secret, *out)
+	})
+	if err != nil {
+		return err
+	}
+	return secretErr
+}
+
+const keysRevokeHelp = `usage: mk keys revoke ID [--json]
+
+Revokes a key (DELETE /v1/keys/{id}); its open WebSockets close with 4001
+within a second. Revoking a revoked key succeeds and says so.
+`
+
+func (m *cli) keysRevoke(ctx context.Context, args []string) error {
+	id, c, err := m.keyCommand(m.flags("mk keys revoke", keysRevokeHelp), args)
+	if err != nil {
+		return err
+	}
+	return call(ctx, m, func(ctx context.Context) (api.RevokedKey, error) { return c.RevokeKey(ctx, id) }, func(k api.RevokedKey) {
+		if k.AlreadyRevoked {
+			fmt.Fprintf(m.stdout, "key %s (%s) was already revoked at %s\n", k.ID, k.Prefix, when(k.RevokedAt))
+			return
+		}
+		fmt.Fprintf(m.stdout, "revoked key %s (%s)\n", k.ID, k.Prefix)
+	})
+}
+
+// keyCommand parses a command taking one key ID and makes the client.
+func (m *cli) keyCommand(fs *flag.FlagSet, args []string) (uuid.UUID, *client.Client, error) {
+	pos, err := m.parse(fs, args, "ID")
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	id, err := uuid.Parse(pos[0])
+	if err != nil {
+		return uuid.Nil, nil, usageErrorf("%q is not a key ID (a UUID, as mk keys list shows)", pos[0])
+	}
+	c, err := m.client()
+	return id, c, err
+}

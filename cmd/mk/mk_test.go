@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/keyhub/keyhub/api/client"
+	"github.com/keyhub/keyhub/internal/apitest"
+)
+
+// TestMain lets the test binary be mk itself: the scripts exec "mk", a
+// separate process running main, so exit codes, standard streams, files
+// and signals are real.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"mk": main})
+}
+
+// TestScripts runs testdata/script/*.txtar against one real keyhub (each
+// script signs in as its own user, so scripts run in parallel).
+//
+// Besides testscript's commands, scripts have:
+//
+//	exits CODE PROG [ARGS...]   run PROG (as exec does) and check its exit code
+//	mode PERM FILE              check a file's permission bits (e.g. 0600)
+//	setjson VAR PATH            set $VAR to a field of the last stdout's JSON (PATH: a.b.0.c)
+//	waitconns N                 wait until the user has N open WebSocket connections
+//	waitfor FILE REGEXP         wait until FILE (written by a background command) matches
+//	tier NAME                   move the script's user to a tier (in the database)
+func TestScripts(t *testing.T) {
+	// The free tier's request limit is raised so that the scripts' polling
+	// never meets it; the pro tier's is tiny for ratelimit.txtar.
+	env := apitest.New(t, map[string]string{"RATE_LIMIT_TIER_RPM": "free=6000,pro=2"})
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Setup: func(e *testscript.Env) error {
+			user := strings.TrimPrefix(filepath.Base(e.WorkDir), "script-") + "@example.com"
+			token, err := env.Issuer.Token(env.TokenIssuer, user, time.Hour)
+			if err != nil {
+				return err
+			}
+			e.Setenv("KEYHUB_URL", env.URL)
+			e.Setenv("USER_TOKEN", token)
+			e.Setenv("HOME", e.WorkDir)
+			e.Setenv("XDG_CONFIG_HOME", filepath.Join(e.WorkDir, "config"))
+			// A race-enabled mk sleeps a second at exit by default.
+			e.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exits":     cmdExits,
+			"mode":      cmdMode,
+			"setjson":   cmdSetJSON,
+			"waitconns": cmdWaitConns,
+			"waitfor":   cmdWaitFor,
+			"tier": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: tier NAME")
+				}
+				// Every owner of this script's user: the script's only tenant.
+				_, err := env.Pool.Exec(context.Background(),
+					`UPDATE owners SET tier = $1 WHERE id IN (SELECT default_owner_id FROM users WHERE email = $2)`,
+					args[0], strings.TrimPrefix(filepath.Base(ts.Getenv("WORK")), "script-")+"@example.com")
+				ts.Check(err)
+			},
+		},
+	})
+}
+
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var exitErr *exec.ExitError
+	switch {
+	case errors.As(err, &exitErr):
+		got = exitErr.ExitCode()
+	case err != nil:
+		ts.Fatalf("%s: %v", args[1], err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+	}
+}
+
+func cmdMode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: mode PERM FILE")
+	}
+	want, err := strconv.ParseUint(args[0], 8, 32)
+	ts.Check(err)
+	info, err := os.Stat(ts.MkAbs(args[1]))
+	ts.Check(err)
+	if got := info.Mode().Perm(); got != os.FileMode(want) {
+		ts.Fatalf("%s has mode %#o, want %#o", args[1], got, want)
+	}
+}
+
+func cmdSetJSON(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: setjson VAR PATH")
+	}
+	var v any
+	if err := json.Unmarshal([]byte(ts.ReadFile("stdout")), &v); err != nil {
+		ts.Fatalf("stdout is not JSON: %v", err)
+	}
+	for _, step := range strings.Split(args[1], ".") {
+		switch node := v.(type) {
+		case map[string]any:
+			v = node[step]
+		case []any:
+			i, err := strconv.Atoi(step)
+			if err != nil || i < 0 || i >= len(node) {
+				ts.Fatalf("%s: no element %q", args[1], step)
+			}
+			v = node[i]
+		default:
+			ts.Fatalf("%s: %q is not in the JSON", args[1], step)
+		}
+	}
+	switch v.(type) {
+	case nil, map[string]any, []any:
+		ts.Fatalf("%s is not a scalar: %v", args[1], v)
+	}
+	ts.Setenv(args[0], fmt.Sprint(v))
+}
+
+func cmdWaitConns(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitconns N")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	c, err := client.New(ts.Getenv("KEYHUB_URL"), client.WithToken(ts.Getenv("USER_TOKEN")))
+	ts.Check(err)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		list, err := c.ListWSConnections(context.Background())
+		ts.Check(err)
+		if len(list.Data) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%d open connections, want %d", len(list.Data), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitfor FILE REGEXP")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		raw, _ := os.ReadFile(ts.MkAbs(args[0])) // not there yet is fine
+		if re.Match(raw) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s does not match %q:\n%s", args[0], args[1], raw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestExitCodes: the documented codes, for every kind of error, also
+// those the scripts do not meet (a 429 on a WebSocket upgrade: the
+// connector retries it).
+func TestExitCodes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{usageErrorf("bad flag"), exitUsage},
+		{authError{"not logged in"}, exitAuth},
+		{&client.Error{Status: 401, Code: "KEY_REVOKED"}, exitAuth},
+		{&client.Error{Status: 403, Code: "INSUFFICIENT_SCOPE"}, exitAuth},
+		{fmt.Errorf("wrapped: %w", &client.Error{Status: 404, Code: "NOT_FOUND"}), exitNotFound},
+		{&client.Error{Status: 429, Code: "TOO_MANY_CONNECTIONS"}, exitRateLimited},
+		{&client.Error{Status: 409, Code: "KEY_LIMIT_REACHED"}, exitError},
+		{&client.Error{Status: 503, Code: "NOT_READY"}, exitError},
+		{&client.CloseError{Code: client.CloseKeyRevoked, Reason: "key revoked"}, exitAuth},
+		{&client.CloseError{Code: 1008, Reason: "UNKNOWN_API_KEY"}, exitAuth},
+		{&client.CloseError{Code: 1008, Reason: "rate limit exceeded"}, exitError},
+		{&client.CloseError{Code: client.CloseClosedByOwner, Reason: "closed by owner"}, exitError},
+		{errors.New("connection refused"), exitError},
+	} {
+		if got := exitCode(tc.err); got != tc.want {
+			t.Errorf("exitCode(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}

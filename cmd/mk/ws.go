@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/keyhub/keyhub/api"
+	"github.com/keyhub/keyhub/api/client"
+)
+
+const wsHelp = `usage: mk ws <command> [flags]
+
+commands:
+  connections [-q]       the account's open WebSocket connections (-q: IDs only)
+  close ID               close one (the daemon gets close code 4002 and stops)
+
+Both need the ws:connect scope. Add --json for the API's JSON.
+`
+
+func (m *cli) ws(ctx context.Context, args []string) error {
+	return m.subcommand(ctx, "ws", wsHelp, args, map[string]func(context.Context, []string) error{
+		"connections": m.wsConnections, "close": m.wsClose,
+	})
+}
+
+const wsConnectionsHelp = `usage: mk ws connections [-q] [--json]
+
+Lists the account's open WebSocket connections, oldest first
+(GET /v1/ws/connections). -q prints only the IDs, one per line.
+`
+
+func (m *cli) wsConnections(ctx context.Context, args []string) error {
+	fs := m.flags("mk ws connections", wsConnectionsHelp)
+	quiet := quietFlag(fs)
+	if _, err := m.parse(fs, args); err != nil {
+		return err
+	}
+	c, err := m.client()
+	if err != nil {
+		return err
+	}
+	return call(ctx, m, c.ListWSConnections, func(list api.WSConnectionList) {
+		if *quiet {
+			for _, w := range list.Data {
+				fmt.Fprintln(m.stdout, w.ID)
+			}
+			return
+		}
+		rows := make([][]string, 0, len(list.Data))
+		for _, w := range list.Data {
+			rows = append(rows, []string{w.ID.String(), w.AuthMethod, orDash(w.KeyPrefix), orDash(w.MachineID), orDash(w.Hostname), w.RemoteAddr, when(&w.ConnectedAt), when(&w.LastActivityAt)})
+		}
+		m.table([]string{"ID", "AUTH", "KEY", "MACHINE", "HOSTNAME", "REMOTE", "CONNECTED", "LAST ACTIVITY"}, rows)
+	})
+}
+
+const wsCloseHelp = `usage: mk ws close ID
+
+Closes one of the account's WebSocket connections
+(DELETE /v1/ws/connections/{id}); its daemon gets close code 4002 and,
+if it uses keyhub's connector, does not reconnect. Prints nothing with --json.
+`
+
+func (m *cli) wsClose(ctx context.Context, args []string) error {
+	pos, err := m.parse(m.flags("mk ws close", wsCloseHelp), args, "ID")
+	if err != nil {
+		return err
+	}
+	c, err := m.client()
+	if err != nil {
+		return err
+	}
+	if err := c.CloseWSConnection(ctx, pos[0]); err != nil {
+		return err
+	}
+	if !m.json {
+		fmt.Fprintf(m.stdout, "closed connection %s\n", pos[0])
+	}
+	return nil
+}
+
+const connectHelp = `usage: mk connect [--auth header|ticket|message] [--machine-id ID] [--hostname NAME] [--events=false] [--json]
+
+A minimal daemon: holds a WebSocket to keyhub open with the api/client
+connector and prints what happens: the welcome (tier, limits, session end),
+audit events (subscribed unless --events=false; needs events:read), server
+errors, disconnects and reconnects. It reconnects with backoff after
+network errors, server restarts (1001) and session expiry (4000), and stops
+on 4001 (key revoked or expired; exit code 3), 4002 (closed by the owner;
+exit code 1) and policy closes (1008). Interrupt it (Ctrl-C) to close
+cleanly (1000; exit code 0). The key needs the ws:connect scope.
+
+  --auth        header: the key in the upgrade's Authorization header (default);
+                ticket: a single-use ticket from POST /v1/ws/tickets;
+                message: the key in the first message (the seed daemon's)
+  --machine-id, --hostname
+                how GET /v1/ws/connections lists this daemon (hostname
+                defaults to this machine's)
+  --json        print every server message as it arrives (the welcome
+                too), one per line; connection changes go to standard error
+`
+
+func (m *cli) connect(ctx context.Context, args []string) error {
+	fs := m.flags("mk connect", connectHelp)
+	authMode := fs.String("auth", "header", "header, ticket or message")
+	host, _ := os.Hostname()
+	opts := client.ConnectorOptions{}
+	fs.StringVar(&opts.MachineID, "machine-id", "", "this daemon's machine id")
+	fs.StringVar(&opts.Hostname, "hostname", host, "this daemon's host name")
+	events := fs.Bool("events", true, "subscribe to audit events")
+	if _, err := m.parse(fs, args); err != nil {
+		return err
+	}
+	switch *authMode {
+	case "header":
+		opts.Auth = client.AuthHeader
+	case "ticket":
+		opts.Auth = client.AuthTicket
+	case "message":
+		opts.Auth = client.AuthFirstMessage
+	default:
+		return usageErrorf("--auth must be header, ticket or message")
+	}
+	c, err := m.client()
+	if err != nil {
+		return err
+	}
+	// Connection changes are the output, unless --json makes the
+	// messages the output.
+	status := m.stdout
+	if m.json {
+		status = m.stderr
+	}
+	opts.OnWelcome = func(w api.WSWelcome) {
+		if m.json {
+			m.printJSON(w.Raw)
+		}
+		fmt.Fprintf(status, "connected: connection %s, tier %s (%d connections, %d messages/min), session ends %s\n",
+			w.ConnectionID, w.Tier, w.Limits.MaxConnections, w.Limits.MessagesPerMinute, when(&w.ExpiresAt))
+	}
+	opts.OnDisconnect = func(err error, retryIn time.Duration) {
+		fmt.Fprintf(status, "disconnected: %v; reconnecting in %v\n", err, retryIn.Round(time.Millisecond))
+	}
+	opts.OnMessage = func(msg api.WSMessage) {
+		if m.json {
+			m.printJSON(msg.Raw)
+			return
+		}
+		switch {
+		case msg.Type == "event" && msg.Event != nil:
+			fmt.Fprintf(m.stdout, "event: %s %s key %s\n", when(&msg.Event.CreatedAt), msg.Event.Type, msg.Event.KeyID)
+		case msg.Type == "subscribed" || msg.Type == "unsubscribed":
+			fmt.Fprintf(m.stdout, "%s: %s\n", msg.Type, msg.Topic)
+		case msg.Type == "error":
+			fmt.Fprintf(m.stdout, "server error: %s: %s\n", msg.Code, msg.Message)
+		default:
+			fmt.Fprintf(m.stdout, "%s\n", msg.Raw)
+		}
+	}
+	conn := c.Connector(opts)
+	if *events {
+		if err := conn.Subscribe(ctx, "events"); err != nil {
+			return err
+		}
+	}
+	if err := conn.Run(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(status, "closed")
+	return nil
+}
