@@ -235,6 +235,16 @@ func (l *requestLogger) get() *slog.Logger {
 	return l.log
 }
 
+// RequestID returns the id of the request ctx belongs to ("" outside one),
+// for lines logged after the request (a WebSocket's close) without keeping
+// a logger per connection.
+func RequestID(ctx context.Context) string {
+	if l, ok := ctx.Value(loggerKey{}).(*requestLogger); ok {
+		return l.requestID
+	}
+	return ""
+}
+
 // Logger returns the request-scoped logger (with its request id), or the
 // default logger outside a request.
 func Logger(ctx context.Context) *slog.Logger {

@@ -25,6 +25,12 @@ func TestRequestLoggerCarriesID(t *testing.T) {
 			t.Errorf("line without the request id: %s", line)
 		}
 	}
+	if id := RequestID(ctx); id != "req-42" {
+		t.Errorf("RequestID = %q", id)
+	}
+	if RequestID(context.Background()) != "" {
+		t.Error("a request id outside a request")
+	}
 	if Logger(context.Background()) != slog.Default() {
 		t.Error("outside a request, Logger is not the default logger")
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,8 +47,8 @@ type conn struct {
 	hostname    string
 	remoteAddr  string
 	connectedAt time.Time
-	release     func()       // gives the connection's slot back (idempotent)
-	log         *slog.Logger // the upgrade request's, with its id
+	release     func() // gives the connection's slot back (idempotent)
+	requestID   string // the upgrade request's, for the close's log line
 
 	lastActivity atomic.Int64 // unix nanoseconds
 	subscribed   atomic.Bool
@@ -265,7 +264,7 @@ func (h *Hub) serve(c *conn) {
 		c.mu.Lock()
 		endedBy := c.endedBy
 		c.mu.Unlock()
-		c.log.Info("websocket closed",
+		h.log.Info("websocket closed", "request_id", c.requestID,
 			"connection_id", c.id, "owner_id", c.principal.OwnerID, "auth_method", c.principal.Method,
 			"key_prefix", c.principal.KeyPrefix, "duration_ms", time.Since(c.connectedAt).Milliseconds(), "ended_by", endedBy)
 	}()

@@ -167,7 +167,7 @@ func (h *Hub) newConn(id uuid.UUID, release func(), ws *websocket.Conn, r *http.
 		hostname:    hostname,
 		remoteAddr:  clientip.Of(r, h.trustedProxies).String(),
 		connectedAt: time.Now(),
-		log:         httpjson.Logger(r.Context()),
+		requestID:   httpjson.RequestID(r.Context()),
 		closed:      make(chan struct{}),
 		ended:       make(chan struct{}),
 		endedBy:     "peer",
