@@ -487,3 +487,43 @@ func TestConnectionCapHoldsAcrossProcesses(t *testing.T) {
 	})
 	t.Logf("a new connection succeeded %v after the holder was killed (lease TTL %v)", took, leaseTTL)
 }
+
+// TestTierChangeAppliesToOpenSockets: an open socket takes its owner's new
+// tier's limits, not only its name: after an upgrade, a message over the
+// free tier's 64 KiB (within pro's 1 MiB) is answered instead of closing
+// the socket with 1009.
+func TestTierChangeAppliesToOpenSockets(t *testing.T) {
+	t.Parallel()
+	a, b, jwt := cluster(t, nil)
+	key := createKey(t, a, jwt, map[string]any{"name": "daemon", "scopes": []string{"keys:read", "ws:connect"}})
+	sock := connect(t, b, key.Secret)
+	if tier := sock.whoamiTier(t); tier != "free" {
+		t.Fatalf("tier %q", tier)
+	}
+	upgrade(t, key.Secret, a, b)
+	eventually(t, 2*time.Second, func() string {
+		if tier := sock.whoamiTier(t); tier != "pro" {
+			return "the socket's tier is still " + tier
+		}
+		return ""
+	})
+	// Padding the server ignores; the answer (whoami) is small.
+	big := map[string]any{"type": "whoami", "padding": strings.Repeat("x", 100<<10)}
+	sock.mu.Lock()
+	whoamis := len(sock.msgs)
+	sock.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := wsjson.Write(ctx, sock.conn, big); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	eventually(t, 3*time.Second, func() string {
+		sock.mu.Lock()
+		defer sock.mu.Unlock()
+		if last := sock.msgs[len(sock.msgs)-1]; last["type"] == "whoami" && last["tier"] == "pro" && len(sock.msgs) > whoamis {
+			return ""
+		}
+		return "no answer to the 100 KiB message"
+	})
+	sock.expectOpen(t)
+}
