@@ -27,6 +27,7 @@ run: build
 	  DATABASE_URL=$$(db/pgcluster.sh start $(PG_DIR)); export DATABASE_URL; \
 	fi; \
 	if [ -z "$$SUPABASE_URL$$SUPABASE_JWKS_URL" ]; then export KEYHUB_DEV=1; fi; \
+	export SHUTDOWN_DRAIN_DELAY=$${SHUTDOWN_DRAIN_DELAY:-0}; \
 	$(BIN)/keyhub migrate up; \
 	$(BIN)/keyhub serve
 
