@@ -136,6 +136,8 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	})
 	store.Observe(hub)
 	feed := store.NewChangeFeed(cfg.ListenDatabaseURL, log)
+	// A silently dead listening connection is found within the stale bound.
+	feed.Heartbeat = cfg.StaleBound / 2
 	feed.OnNotice, feed.OnReconnect = m.ChangeFeedNotice, m.ChangeFeedReconnected
 
 	draining := new(atomic.Bool)

@@ -527,3 +527,27 @@ func TestTierChangeAppliesToOpenSockets(t *testing.T) {
 	})
 	sock.expectOpen(t)
 }
+
+// TestSilentlyDeadFeedIsNoticed: a listening connection that goes silent
+// without closing (a partition) used to be trusted until TCP keepalive
+// gave up, minutes later, with revoked keys served from B's cache all
+// along. The heartbeat finds it within the stale bound.
+func TestSilentlyDeadFeedIsNoticed(t *testing.T) {
+	t.Parallel()
+	const bound = 500 * time.Millisecond
+	a, b, jwt, proxy := clusterWithCuttableFeed(t, map[string]string{"CHANGE_FEED_STALE_BOUND": bound.String()})
+	key := createKey(t, a, jwt, nil)
+	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "")
+	sock := connect(t, b, key.Secret)
+
+	proxy.Stall()
+	a.Delete(t, "/v1/keys/"+key.ID.String(), jwt).Want(t, http.StatusOK, "")
+	took := eventually(t, 4*time.Second, refusedWith(t, b, key.Secret, "KEY_REVOKED"))
+	sock.expectClose(t, 4001, 4*time.Second)
+	if b.App.Feed.Listening() {
+		t.Fatal("B's feed still counts as listening through a silent connection")
+	}
+	t.Logf("B refused the key %v after the revoke, its feed's connection silent (bound %v)", took, bound)
+	proxy.Unstall()
+	b.WaitListening(t)
+}

@@ -1,10 +1,10 @@
 package pgtest
 
 import (
-	"io"
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -16,6 +16,10 @@ import (
 type Proxy struct {
 	ln     net.Listener
 	target string
+
+	// stalled drops every byte in both directions while set: the network
+	// path goes silent without closing anything (a partition, a dead NAT).
+	stalled atomic.Bool
 
 	mu      sync.Mutex
 	blocked bool
@@ -57,6 +61,13 @@ func (p *Proxy) Block() {
 		c.Close()
 	}
 }
+
+// Stall makes every connection, open or new, silent: bytes are dropped in
+// both directions and nothing is closed, as in a network partition.
+func (p *Proxy) Stall() { p.stalled.Store(true) }
+
+// Unstall relays bytes again.
+func (p *Proxy) Unstall() { p.stalled.Store(false) }
 
 // Unblock relays new connections again.
 func (p *Proxy) Unblock() {
@@ -108,7 +119,18 @@ func (p *Proxy) track(a, b net.Conn) bool {
 
 func (p *Proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.stalled.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 	p.mu.Lock()

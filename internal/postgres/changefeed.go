@@ -43,6 +43,13 @@ type ChangeFeed struct {
 	OnNotice func(kind string, lag time.Duration)
 	// OnReconnect, when set, hears every lost connection; for metrics.
 	OnReconnect func()
+	// Heartbeat is how long the connection may stay quiet before the feed
+	// checks that it still answers (and, as long again, how long the check
+	// may take). A connection that died silently (a partition, a failover
+	// that kept the TCP session) would otherwise be noticed only by TCP
+	// keepalive, minutes later, with the caches trusting it all along.
+	// Zero means 2.5s.
+	Heartbeat time.Duration
 
 	events    chan eventNotice
 	listening atomic.Bool
@@ -138,12 +145,29 @@ func (f *ChangeFeed) listen(ctx context.Context) error {
 	f.listening.Store(true)
 	f.store.each(func(o keyhub.ChangeObserver) { o.FeedUp() })
 	f.log.Info("change feed: listening", "channel", ChangeChannel)
+	heartbeat := f.Heartbeat
+	if heartbeat <= 0 {
+		heartbeat = 2500 * time.Millisecond
+	}
 	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
+		waitCtx, cancel := context.WithTimeout(ctx, heartbeat)
+		n, err := conn.WaitForNotification(waitCtx)
+		cancel()
+		switch {
+		case err == nil:
+			f.handle(n.Payload)
+			continue
+		case ctx.Err() != nil || waitCtx.Err() == nil:
 			return err
 		}
-		f.handle(n.Payload)
+		// Quiet for a heartbeat: the connection must prove it still
+		// answers. (A deadline does not close a pgx connection.)
+		pingCtx, cancel := context.WithTimeout(ctx, heartbeat)
+		err = conn.Ping(pingCtx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("heartbeat: the listening connection did not answer within %s: %w", heartbeat, err)
+		}
 	}
 }
 
