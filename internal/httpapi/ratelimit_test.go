@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/keyhub/keyhub/api"
+	"github.com/keyhub/keyhub/internal/apikey"
 	"github.com/keyhub/keyhub/internal/apitest"
 	"github.com/keyhub/keyhub/internal/redistest"
 )
@@ -206,4 +207,18 @@ func TestRateLimitRedisDown(t *testing.T) {
 	}
 	// Without credentials nothing is limited.
 	down.Get(t, "/v1/me", "").Want(t, http.StatusUnauthorized, "MISSING_CREDENTIALS")
+
+	// Failing closed also stops the guessing: once the address has spent
+	// its burst, its guesses no longer reach the key cache (or the
+	// database behind it), though Redis cannot say so.
+	for range 15 {
+		guess, err := apikey.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		down.Get(t, "/v1/me", guess).Want(t, http.StatusTooManyRequests, "RATE_LIMITED")
+	}
+	if scrape := scrapeMetrics(t, down); !strings.Contains(scrape, `keyhub_key_cache_lookups_total{result="miss"} 10`) {
+		t.Fatalf("guesses reached the key cache after the burst (1 key + 9 of the 10 allowed; mk_nonsense is malformed):\n%s", grepLines(scrape, "keyhub_key_cache"))
+	}
 }

@@ -49,7 +49,11 @@ type Config struct {
 // Limits is keyhub's request rate-limit policy: which bucket a request
 // spends from, and what a Redis outage means for each.
 type Limits struct {
-	limiter      Limiter
+	limiter Limiter
+	// outage counts failed authentications in process while Redis cannot
+	// (nil without Redis): failing closed refuses them, and this lets
+	// AuthBlocked stop a guesser before its keys reach the database.
+	outage       *Local
 	tiers        map[keyhub.Tier]Limit
 	authFailures Limit
 	onReject     func(string)
@@ -88,6 +92,7 @@ func New(cfg Config) *Limits {
 	}
 	if cfg.Redis != nil {
 		l.limiter = NewRedis(RedisConfig{Client: cfg.Redis, RefusedSize: size, Log: cfg.Log, OnError: cfg.OnRedisError})
+		l.outage = NewLocal(size)
 	} else {
 		l.limiter = NewLocal(size)
 	}
@@ -134,6 +139,9 @@ func (l *Limits) AuthFailure(ctx context.Context, ip netip.Addr) Decision {
 	}
 	res, err := l.limiter.Allow(ctx, ipKey(ip), l.authFailures)
 	if err != nil {
+		if l.outage != nil && ctx.Err() == nil {
+			_, _ = l.outage.Allow(ctx, ipKey(ip), l.authFailures) // never fails
+		}
 		// One emission interval: when Redis is back, the client may try again.
 		res = Result{RetryAfter: l.authFailures.emission(), ResetAfter: l.authFailures.Window()}
 	}
@@ -150,7 +158,11 @@ func (l *Limits) AuthBlocked(ip netip.Addr) (Decision, bool) {
 	if l.now().UnixNano() >= l.failuresUntil.Load() {
 		return Decision{}, false // no failure lately: nobody is blocked
 	}
-	wait, blocked := l.limiter.Blocked(ipKey(ip), l.authFailures)
+	key := ipKey(ip)
+	wait, blocked := l.limiter.Blocked(key, l.authFailures)
+	if !blocked && l.outage != nil {
+		wait, blocked = l.outage.Blocked(key, l.authFailures)
+	}
 	if !blocked {
 		return Decision{}, false
 	}

@@ -89,11 +89,19 @@ func (r *Redis) Allow(ctx context.Context, key string, limit Limit) (Result, err
 	if wait, blocked := r.Blocked(key, limit); blocked {
 		return Result{RetryAfter: wait, ResetAfter: limit.Window()}, nil
 	}
+	// A request whose client went away is not a Redis outage: it must
+	// neither pause Redis for everyone nor be counted as a Redis error.
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
 	if r.now().UnixNano() < r.pausedUntil.Load() {
 		r.failed(ErrRedisPaused)
 		return Result{}, ErrRedisPaused
 	}
 	res, err := r.limiter.Allow(ctx, redisKeyPrefix+key, redis_rate.Limit{Rate: limit.Rate, Burst: limit.Burst, Period: limit.Period})
+	if err != nil && ctx.Err() != nil {
+		return Result{}, ctx.Err()
+	}
 	if err != nil {
 		r.pausedUntil.Store(r.now().Add(pauseAfterError).UnixNano())
 		r.failed(err)

@@ -202,3 +202,24 @@ func BenchmarkPrincipalLocal(b *testing.B) {
 func BenchmarkPrincipalRedis(b *testing.B) {
 	benchmarkPrincipal(b, New(Config{TierRPM: map[keyhub.Tier]int{keyhub.TierEnterprise: 1 << 30}, Redis: redistest.Client(b)}))
 }
+
+// A request whose client went away must not look like a Redis outage: it
+// used to pause Redis for a second and fail every limit open, so a client
+// hanging up once a second switched the limits off.
+func TestCanceledRequestIsNotAnOutage(t *testing.T) {
+	t.Parallel()
+	var failures atomic.Int64
+	l := NewRedis(RedisConfig{Client: redistest.Client(t), RefusedSize: 10, OnError: func() { failures.Add(1) }})
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := l.Allow(gone, "k", PerMinute(60)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled request: %v", err)
+	}
+	res, err := l.Allow(context.Background(), "k", PerMinute(60))
+	if err != nil || !res.Allowed {
+		t.Fatalf("the next request: %+v %v (Redis paused by a canceled one?)", res, err)
+	}
+	if n := failures.Load(); n != 0 {
+		t.Fatalf("%d Redis errors counted for a canceled request", n)
+	}
+}
