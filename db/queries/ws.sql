@@ -30,8 +30,12 @@ INSERT INTO ws_connections (id, slot_id, owner_id, process_id, expires_at)
 VALUES (@id, @slot_id, @owner_id, @process_id, now() + make_interval(secs => @ttl_seconds::float8));
 
 -- name: RenewWSLeases :execrows
-UPDATE ws_connections SET expires_at = now() + make_interval(secs => @ttl_seconds::float8)
-WHERE process_id = @process_id;
+-- An upsert, not an update: leases that expired while the database was
+-- away (and were swept) come back, since their connections are still open.
+INSERT INTO ws_connections (id, slot_id, owner_id, process_id, expires_at)
+SELECT unnest(@ids::uuid[]), unnest(@slot_ids::uuid[]), unnest(@owner_ids::uuid[]),
+       @process_id, now() + make_interval(secs => @ttl_seconds::float8)
+ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at;
 
 -- name: DeleteWSLease :exec
 DELETE FROM ws_connections WHERE id = @id;

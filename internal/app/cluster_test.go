@@ -551,3 +551,28 @@ func TestSilentlyDeadFeedIsNoticed(t *testing.T) {
 	proxy.Unstall()
 	b.WaitListening(t)
 }
+
+// TestLeasesComeBackAfterTheyExpired: after a database outage longer than
+// the lease, the sweeper deletes a live connection's lease; the process's
+// next heartbeat writes it back (it used to only extend rows that still
+// existed, so the connection stopped counting for the rest of its life).
+func TestLeasesComeBackAfterTheyExpired(t *testing.T) {
+	t.Parallel()
+	a, b, jwt := cluster(t, map[string]string{"WS_LEASE_TTL": "1s"})
+	key := createKey(t, a, jwt, map[string]any{"name": "daemon", "scopes": []string{"ws:connect"}})
+	held := connect(t, a, key.Secret)
+	// What the sweeper does to leases it saw expire during an outage.
+	if _, err := a.Pool.Exec(context.Background(), "DELETE FROM ws_connections"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, func() string {
+		if liveLeases(t, a, key.ID.String()) != 1 {
+			return "the open connection's lease is not back"
+		}
+		return ""
+	})
+	if s, status, _ := connectURL(t, b.URL, key.Secret); s != nil || status != http.StatusTooManyRequests {
+		t.Fatalf("a second connection of a free key on the other process: %d, want 429", status)
+	}
+	held.expectOpen(t)
+}

@@ -193,17 +193,30 @@ func (q *Queries) OwnerTiers(ctx context.Context, db DBTX, ids []uuid.UUID) ([]O
 }
 
 const renewWSLeases = `-- name: RenewWSLeases :execrows
-UPDATE ws_connections SET expires_at = now() + make_interval(secs => $1::float8)
-WHERE process_id = $2
+INSERT INTO ws_connections (id, slot_id, owner_id, process_id, expires_at)
+SELECT unnest($1::uuid[]), unnest($2::uuid[]), unnest($3::uuid[]),
+       $4, now() + make_interval(secs => $5::float8)
+ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at
 `
 
 type RenewWSLeasesParams struct {
-	TtlSeconds float64
+	Ids        []uuid.UUID
+	SlotIds    []uuid.UUID
+	OwnerIds   []uuid.UUID
 	ProcessID  uuid.UUID
+	TtlSeconds float64
 }
 
+// An upsert, not an update: leases that expired while the database was
+// away (and were swept) come back, since their connections are still open.
 func (q *Queries) RenewWSLeases(ctx context.Context, db DBTX, arg RenewWSLeasesParams) (int64, error) {
-	result, err := db.Exec(ctx, renewWSLeases, arg.TtlSeconds, arg.ProcessID)
+	result, err := db.Exec(ctx, renewWSLeases,
+		arg.Ids,
+		arg.SlotIds,
+		arg.OwnerIds,
+		arg.ProcessID,
+		arg.TtlSeconds,
+	)
 	if err != nil {
 		return 0, err
 	}

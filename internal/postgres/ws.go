@@ -112,9 +112,12 @@ func (s *Store) ReleaseWSLease(ctx context.Context, id uuid.UUID) error {
 	return nil
 }
 
-// RenewWSLeases extends every lease of a process by ttl from now.
-func (s *Store) RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration) error {
-	if _, err := s.q.RenewWSLeases(ctx, s.pool, dbgen.RenewWSLeasesParams{ProcessID: processID, TtlSeconds: ttl.Seconds()}); err != nil {
+// RenewWSLeases extends the given leases of a process by ttl from now, and
+// writes back those that expired (and were swept) while the process could
+// not renew them: their connections are still open and must count.
+func (s *Store) RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration, ids, slotIDs, ownerIDs []uuid.UUID) error {
+	params := dbgen.RenewWSLeasesParams{Ids: ids, SlotIds: slotIDs, OwnerIds: ownerIDs, ProcessID: processID, TtlSeconds: ttl.Seconds()}
+	if _, err := s.q.RenewWSLeases(ctx, s.pool, params); err != nil {
 		return dbError(err, "websocket leases")
 	}
 	return nil

@@ -40,7 +40,7 @@ type Store interface {
 	OwnerTiers(ctx context.Context, ownerIDs []uuid.UUID) (map[uuid.UUID]keyhub.Tier, error)
 	AcquireWSLease(ctx context.Context, id, slotID, ownerID, processID uuid.UUID, limit int, ttl time.Duration) (bool, error)
 	ReleaseWSLease(ctx context.Context, id uuid.UUID) error
-	RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration) error
+	RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration, ids, slotIDs, ownerIDs []uuid.UUID) error
 	DeleteExpiredWSLeases(ctx context.Context) (int64, error)
 }
 
@@ -99,6 +99,9 @@ type Hub struct {
 	leaseTTL       time.Duration
 	// processID names this process's leases in ws_connections.
 	processID uuid.UUID
+	// leases are this process's admitted connections (guarded by mu),
+	// which the heartbeat renews; one leaves it before its row is deleted.
+	leases map[uuid.UUID]lease
 
 	// recheck asks Run to re-read the state of every open connection's
 	// credential (the change feed was down, or an owner changed).
@@ -178,6 +181,7 @@ func New(cfg Config) *Hub {
 		staleBound:     cfg.StaleBound,
 		leaseTTL:       cfg.LeaseTTL,
 		processID:      uuid.New(),
+		leases:         make(map[uuid.UUID]lease),
 		recheck:        make(chan struct{}, 1),
 		conns:          make(map[uuid.UUID]*conn),
 		byOwner:        make(map[uuid.UUID]map[*conn]struct{}),
@@ -220,10 +224,16 @@ func (h *Hub) reserve(ctx context.Context, p *keyhub.Principal) (id uuid.UUID, r
 		}
 		return uuid.Nil, nil, err
 	}
+	h.mu.Lock()
+	h.leases[id] = lease{slotID: slotID, ownerID: p.OwnerID}
+	h.mu.Unlock()
 	var once sync.Once
 	return id, func() {
 		once.Do(func() {
 			releaseLocal()
+			h.mu.Lock()
+			delete(h.leases, id)
+			h.mu.Unlock()
 			// The request's context may be gone: the lease must go anyway.
 			releaseCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -232,6 +242,43 @@ func (h *Hub) reserve(ctx context.Context, p *keyhub.Principal) (id uuid.UUID, r
 			}
 		})
 	}, nil
+}
+
+// lease is what the heartbeat writes back for one admitted connection.
+type lease struct{ slotID, ownerID uuid.UUID }
+
+// renewLeases extends this process's leases. A lease released while the
+// renewal was on its way may have been written back by it: such a row is
+// deleted again, or its slot would stay taken until it expired.
+func (h *Hub) renewLeases(ctx context.Context) error {
+	h.mu.Lock()
+	ids := make([]uuid.UUID, 0, len(h.leases))
+	slotIDs := make([]uuid.UUID, 0, len(h.leases))
+	ownerIDs := make([]uuid.UUID, 0, len(h.leases))
+	for id, l := range h.leases {
+		ids, slotIDs, ownerIDs = append(ids, id), append(slotIDs, l.slotID), append(ownerIDs, l.ownerID)
+	}
+	h.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := h.store.RenewWSLeases(ctx, h.processID, h.leaseTTL, ids, slotIDs, ownerIDs); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	var gone []uuid.UUID
+	for _, id := range ids {
+		if _, ok := h.leases[id]; !ok {
+			gone = append(gone, id)
+		}
+	}
+	h.mu.Unlock()
+	for _, id := range gone {
+		if err := h.store.ReleaseWSLease(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func tooManyConnections(p *keyhub.Principal, limit int) error {
@@ -585,7 +632,7 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 		case <-heartbeat.C:
 			beatCtx, cancel := context.WithTimeout(ctx, h.leaseTTL/3)
-			if err := h.store.RenewWSLeases(beatCtx, h.processID, h.leaseTTL); err != nil && ctx.Err() == nil {
+			if err := h.renewLeases(beatCtx); err != nil && ctx.Err() == nil {
 				h.log.Warn("websocket: renew connection leases", "err", err)
 			}
 			cancel()
