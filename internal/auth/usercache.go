@@ -48,15 +48,19 @@ func newUserCache(store UserStore, size int, ttl, staleBound time.Duration, seen
 // owner) on first sight.
 func (c *userCache) principal(ctx context.Context, userID uuid.UUID, email string) (keyhub.Principal, error) {
 	now := time.Now()
+	gen := c.generation.Load()
 	if u, ok := c.users.Get(userID); ok && !(c.feedDown.Load() && now.Sub(u.loadedAt) > c.staleBound) {
 		if now.Sub(u.lastSeen) >= seenEvery {
 			// Entries are replaced rather than mutated: readers share them.
+			// A change heard since the Get must not be undone by the put.
 			c.users.Add(userID, &cachedUser{principal: u.principal, lastSeen: now, loadedAt: u.loadedAt})
+			if c.generation.Load() != gen {
+				c.users.Remove(userID)
+			}
 			c.markSeen(userID, now)
 		}
 		return u.principal, nil
 	}
-	gen := c.generation.Load()
 	p, lastSeen, err := c.store.ProvisionUser(ctx, userID, email)
 	if err != nil {
 		return keyhub.Principal{}, err
