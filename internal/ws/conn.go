@@ -180,7 +180,7 @@ func (c *conn) deliver(e *keyhub.Event) {
 	select {
 	case c.events <- e:
 	default:
-		c.kill(websocket.StatusPolicyViolation, "too slow to receive events")
+		c.kill(websocket.StatusTryAgainLater, "too slow to receive events")
 	}
 }
 
@@ -321,7 +321,7 @@ func (h *Hub) ping(c *conn) {
 	defer cancel()
 	if err := c.ws.Ping(pingCtx); err != nil {
 		if !c.hasEnded() {
-			c.kill(websocket.StatusPolicyViolation, "ping timeout")
+			c.kill(websocket.StatusTryAgainLater, "ping timeout")
 		}
 		return
 	}
@@ -470,8 +470,10 @@ func closeCodeOf(err error) websocket.StatusCode {
 			return websocket.StatusGoingAway
 		case keyhub.CodeKeyRevoked:
 			return StatusKeyRevoked
-		case keyhub.CodeUnavailable:
-			return websocket.StatusTryAgainLater
+		case keyhub.CodeUnavailable, keyhub.CodeRateLimited, keyhub.CodeTooManyConnections:
+			return websocket.StatusTryAgainLater // not the client's fault, or not for long
+		case keyhub.CodeInternal:
+			return websocket.StatusInternalError
 		}
 	}
 	return websocket.StatusPolicyViolation

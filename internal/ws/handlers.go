@@ -341,9 +341,12 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client n
 		if _, refused := h.countAuthFailure(r.Context(), client, err); refused {
 			err = keyhub.Errorf(keyhub.CodeRateLimited, ratelimit.AuthFailureMessage)
 		}
+		// A refused credential is the client's to fix (1008, do not retry);
+		// an outage, a rate limit or our own failure are worth a retry.
 		code := websocket.StatusPolicyViolation
-		if keyhub.ErrorCode(err) == keyhub.CodeUnavailable {
-			code = closeCodeOf(err) // the database is away: not the client's fault
+		switch keyhub.ErrorCode(err) {
+		case keyhub.CodeUnavailable, keyhub.CodeRateLimited, keyhub.CodeInternal:
+			code = closeCodeOf(err)
 		}
 		refuseFirstMessage(r.Context(), ws, msg, err, code)
 		h.metrics.WSClosed(int(code))

@@ -83,14 +83,16 @@ func TestConcurrentConnectsExactlyOneWins(t *testing.T) {
 }
 
 // Over the limit after first-message authentication: closed with 1008.
-func TestFirstMessageOverLimitCloses1008(t *testing.T) {
+// Over the connection limit after a first message: 1013 (try again later),
+// which clients retry with backoff, as they retry the upgrade's 429.
+func TestFirstMessageOverLimitCloses1013(t *testing.T) {
 	t.Parallel()
 	env, _, key := setup(t, nil)
 	readWelcome(t, mustDial(t, env, "/v1/ws", bearer(key.Secret)))
 
 	c := mustDial(t, env, "/v1/ws", nil)
 	send(t, c, map[string]any{"type": "auth", "api_key": key.Secret})
-	expectClose(t, c, websocket.StatusPolicyViolation, 2*time.Second)
+	expectClose(t, c, websocket.StatusTryAgainLater, 2*time.Second)
 }
 
 func TestRateLimit(t *testing.T) {
@@ -214,8 +216,16 @@ func closeReasonOf(t *testing.T, c *websocket.Conn) string {
 			continue
 		}
 		var ce websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation {
-			t.Fatalf("want close 1008, got %v", err)
+		if !errors.As(err, &ce) {
+			t.Fatalf("want a close, got %v", err)
+		}
+		// Limits are worth a retry later (1013); refused credentials not (1008).
+		want := websocket.StatusPolicyViolation
+		if ce.Reason == "RATE_LIMITED" || ce.Reason == "TOO_MANY_CONNECTIONS" {
+			want = websocket.StatusTryAgainLater
+		}
+		if ce.Code != want {
+			t.Fatalf("closed %q with %d, want %d", ce.Reason, ce.Code, want)
 		}
 		return ce.Reason
 	}

@@ -78,9 +78,9 @@ func TestPingDropsSilentPeer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, _, err := silent.Read(ctx)
-	if status := websocket.CloseStatus(err); status != websocket.StatusPolicyViolation {
+	if status := websocket.CloseStatus(err); status != websocket.StatusTryAgainLater {
 		var ce websocket.CloseError
 		errors.As(err, &ce)
-		t.Fatalf("silent peer: %v (close %v %q), want 1008 ping timeout", err, status, ce.Reason)
+		t.Fatalf("silent peer: %v (close %v %q), want 1013 ping timeout", err, status, ce.Reason)
 	}
 }
