@@ -135,12 +135,19 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	log.Info("shutting down: closing the listener and waiting for requests and sockets")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := a.Shutdown(shutdownCtx); err != nil {
-		log.Warn("websocket shutdown incomplete", "err", err)
-	}
+	// Sockets (close handshakes) and requests in flight finish side by
+	// side: slow sockets must not use up the time the requests need.
+	socketsDone := make(chan struct{})
+	go func() {
+		defer close(socketsDone)
+		if err := a.Shutdown(shutdownCtx); err != nil {
+			log.Warn("websocket shutdown incomplete", "err", err)
+		}
+	}()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("shutdown incomplete", "err", err)
 	}
+	<-socketsDone
 	log.Info("stopped")
 	return nil
 }
