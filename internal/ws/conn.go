@@ -327,7 +327,9 @@ func (h *Hub) ping(c *conn) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.hasEnded() {
+	// A connection on its way out is not pinged again: a re-armed timer
+	// would hold it for another interval.
+	if !c.hasEnded() && !c.closing.Load() {
 		c.pinger.Reset(h.pingInterval)
 	}
 }
