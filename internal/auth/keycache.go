@@ -83,25 +83,37 @@ func NewApiKeyCache(store KeyStore, cfg KeyCacheConfig, usage *Toucher) *ApiKeyC
 // Verify returns the principal of a presented key. The returned principal
 // is shared: callers must not modify it.
 func (c *ApiKeyCache) Verify(ctx context.Context, key string) (*keyhub.Principal, error) {
+	// Every valid key has this length: anything else is refused before it
+	// is hashed.
+	if len(key) != apikey.Length {
+		return nil, parseError(key)
+	}
 	// A hit needs no parsing: only keys that parsed and matched a stored
 	// hash are ever cached, and a string with the same SHA-256 is the same
 	// key. Parsing (base64 and checksum) was a sixth of a cached request.
-	// Strings of the wrong length are refused before they are hashed.
-	if len(key) == apikey.Length {
-		now := c.now()
-		if entry, ok := c.cached(apikey.Hash(key), now); ok {
-			c.metrics.KeyCacheHit()
-			return c.admit(entry, now)
-		}
+	// A miss reuses the hash and goes on from the verified cache's miss.
+	keyHash := apikey.Hash(key)
+	now := c.now()
+	if entry, ok := c.cached(keyHash, now); ok {
+		c.metrics.KeyCacheHit()
+		return c.admit(entry, now)
 	}
+	if err := parseError(key); err != nil {
+		return nil, err
+	}
+	return c.miss(ctx, keyHash, now)
+}
+
+// parseError is why key is not a well-formed key, or nil.
+func parseError(key string) error {
 	switch apikey.Parse(key) {
 	case nil:
+		return nil
 	case apikey.ErrChecksum:
-		return nil, errBadChecksum
+		return errBadChecksum
 	default:
-		return nil, errMalformedKey
+		return errMalformedKey
 	}
-	return c.verifyHash(ctx, apikey.Hash(key))
 }
 
 // VerifyID returns the principal of the key with this id (a WebSocket
@@ -124,19 +136,24 @@ func (c *ApiKeyCache) VerifyID(ctx context.Context, keyID uuid.UUID) (*keyhub.Pr
 
 func (c *ApiKeyCache) verifyHash(ctx context.Context, keyHash [32]byte) (*keyhub.Principal, error) {
 	now := c.now()
-	entry, ok := c.cached(keyHash, now)
-	if ok {
+	if entry, ok := c.cached(keyHash, now); ok {
 		c.metrics.KeyCacheHit()
-	} else {
-		if _, unknown := c.unknown.Get(keyHash); unknown {
-			c.metrics.KeyCacheNegativeHit()
-			return nil, keyhub.ErrUnknownKey
-		}
-		c.metrics.KeyCacheMiss()
-		var err error
-		if entry, err = c.load(ctx, keyHash, now); err != nil {
-			return nil, err
-		}
+		return c.admit(entry, now)
+	}
+	return c.miss(ctx, keyHash, now)
+}
+
+// miss answers a hash the verified cache does not hold: from the
+// negative cache, else from the database.
+func (c *ApiKeyCache) miss(ctx context.Context, keyHash [32]byte, now time.Time) (*keyhub.Principal, error) {
+	if _, unknown := c.unknown.Get(keyHash); unknown {
+		c.metrics.KeyCacheNegativeHit()
+		return nil, keyhub.ErrUnknownKey
+	}
+	c.metrics.KeyCacheMiss()
+	entry, err := c.load(ctx, keyHash, now)
+	if err != nil {
+		return nil, err
 	}
 	return c.admit(entry, now)
 }
