@@ -5,8 +5,12 @@ BIN := $(CURDIR)/bin
 SQLC_VERSION := v1.31.1
 SQLC := $(BIN)/sqlc-$(SQLC_VERSION)
 PG_DIR := .keyhub/pg
+# The Debian packages whose programs the tests run for real. db/require.sh
+# installs the missing ones as root (waiting for another apt) and, in CI,
+# fails when one is still missing instead of letting its tests skip.
+TEST_PACKAGES := postgresql redis-server chromium nginx caddy
 
-.PHONY: run test test-in-cluster build generate check-generated bench fuzz token chromium measure-propagation loadtest
+.PHONY: run test test-in-cluster packages build generate check-generated bench fuzz token chromium measure-propagation loadtest
 
 ## run: serve on localhost:8080 with a local PostgreSQL (or $$DATABASE_URL) and, without SUPABASE_URL, dev-mode sign-in
 # The address is checked before anything starts, and the cluster is stopped
@@ -32,7 +36,10 @@ run: build
 	$(BIN)/keyhub serve
 
 ## test: go vet, gofmt, sqlc drift check and go test -race against a throwaway PostgreSQL and Redis
-test: $(SQLC) chromium
+# nginx lives in /usr/sbin, which a non-root PATH lacks: the tests look for
+# their programs on PATH.
+test: export PATH := $(PATH):/usr/sbin:/sbin
+test: packages $(SQLC)
 	@db/pgcluster.sh throwaway -- db/redis.sh throwaway -- $(MAKE) --no-print-directory test-in-cluster
 
 test-in-cluster:
@@ -43,17 +50,13 @@ test-in-cluster:
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'Allocat' ./internal/metrics/   # allocation counts are noise under -race
 
-## chromium: the headless browser of the dashboard tests (internal/dashboard); as root, installed through apt when missing, like PostgreSQL
+## packages: install the Debian packages make test runs (TEST_PACKAGES) when missing; in CI a missing one fails
+packages:
+	@db/require.sh $(TEST_PACKAGES)
+
+## chromium: the headless browser of the dashboard tests (internal/dashboard)
 chromium:
-	@if ! command -v chromium >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "chromium not found; installing Debian's chromium package (browser tests)"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
-	      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
-	  else \
-	    echo "chromium not found and not root: the browser tests will skip (Debian: sudo apt-get install chromium)"; \
-	  fi; \
-	fi
+	@db/require.sh chromium
 
 build:
 	$(GO) build -o $(BIN)/keyhub ./cmd/keyhub

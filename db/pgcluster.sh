@@ -20,13 +20,10 @@ find_bindir() {
   local d
   d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -n "$d" ] && [ -x "$d/initdb" ]; then echo "$d"; return; fi
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "PostgreSQL server binaries not found; installing Debian's postgresql package"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2 ||
-      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2; }
-    d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
-    if [ -n "$d" ]; then echo "$d"; return; fi
-  fi
+  # Installs Debian's postgresql package as root (waiting for another apt).
+  "$(dirname "$0")/require.sh" postgresql
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -n "$d" ] && [ -x "$d/initdb" ]; then echo "$d"; return; fi
   log "PostgreSQL server binaries (initdb, pg_ctl) not found."
   log "Install them (Debian/Ubuntu: sudo apt-get install postgresql; macOS: brew install postgresql@15),"
   log "set PG_BINDIR to their folder, or set DATABASE_URL to a server of your own."

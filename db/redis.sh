@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a throwaway Redis for `make test`: the rate-limit tests that need one
 # (internal/ratelimit, internal/httpapi) read KEYHUB_TEST_REDIS_URL. As root,
-# Debian's redis-server package is installed when missing, like PostgreSQL.
+# Debian's redis-server package is installed when missing (db/require.sh).
 #
 #   db/redis.sh throwaway -- CMD   start redis-server on a free loopback port in a
 #                                  temp folder, run CMD with KEYHUB_TEST_REDIS_URL
@@ -12,12 +12,9 @@ log() { printf 'redis: %s\n' "$*" >&2; }
 
 find_server() {
   if command -v redis-server >/dev/null 2>&1; then command -v redis-server; return; fi
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "redis-server not found; installing Debian's redis-server package"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >&2 ||
-      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >&2; }
-    if command -v redis-server >/dev/null 2>&1; then command -v redis-server; return; fi
-  fi
+  # Installs Debian's redis-server package as root (waiting for another apt).
+  "$(dirname "$0")/require.sh" redis-server
+  if command -v redis-server >/dev/null 2>&1; then command -v redis-server; return; fi
   log "redis-server not found. Install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis)."
   exit 1
 }
