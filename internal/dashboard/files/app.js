@@ -16,7 +16,10 @@ const state = {
   api: null,
   page: '',
   keys: { cursor: null },
-  events: { cursor: null, socket: null, keyPrefixes: new Map() },
+  events: { cursor: null, socket: null },
+  // Every key the page has seen, by id: events and the key filter name
+  // keys on any page of the key list, not only the first.
+  keysById: new Map(),
 };
 
 // ---- small DOM helpers ---------------------------------------------------
@@ -75,6 +78,25 @@ function confirmAction(text) {
   return new Promise((resolve) => {
     dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
   });
+}
+
+// busy runs action while button is disabled (and marked busy for
+// assistive technology), and ignores the button while it is: a double
+// click, or a second Enter, would otherwise send the request twice (two
+// keys created, one secret lost). It returns action's result, or
+// undefined when the button was already busy.
+async function busy(button, action) {
+  if (button.disabled) {
+    return undefined;
+  }
+  button.disabled = true;
+  button.setAttribute('aria-busy', 'true');
+  try {
+    return await action();
+  } finally {
+    button.disabled = false;
+    button.removeAttribute('aria-busy');
+  }
 }
 
 // ---- routing -------------------------------------------------------------
@@ -214,7 +236,11 @@ async function loadKeys(more) {
       body.replaceChildren();
     }
     for (const key of page.data) {
-      body.append(keyRow(key));
+      rememberKey(key);
+      // A key already listed (a page read twice) is not listed again.
+      if (!body.querySelector(`tr[data-key-id="${key.id}"]`)) {
+        body.append(keyRow(key));
+      }
     }
     state.keys.cursor = page.next_cursor;
     $('keys-more').hidden = !page.next_cursor;
@@ -227,10 +253,10 @@ async function loadKeys(more) {
 function keyRow(key) {
   const actions = el('td', { class: 'actions' });
   if (key.status === 'active') {
-    actions.append(el('button', { type: 'button', class: 'refresh', 'aria-label': `Refresh ${key.name}`, onclick: () => refreshKey(key) }, 'Refresh'));
+    actions.append(el('button', { type: 'button', class: 'refresh', 'aria-label': `Refresh ${key.name}`, onclick: (e) => busy(e.currentTarget, () => refreshKey(key)) }, 'Refresh'));
   }
   if (!key.revoked_at) {
-    actions.append(el('button', { type: 'button', class: 'revoke danger', 'aria-label': `Revoke ${key.name}`, onclick: () => revokeKey(key) }, 'Revoke'));
+    actions.append(el('button', { type: 'button', class: 'revoke danger', 'aria-label': `Revoke ${key.name}`, onclick: (e) => busy(e.currentTarget, () => revokeKey(key)) }, 'Revoke'));
   }
   let status = key.status;
   if (key.status === 'active' && key.expires_at && key.replaced_by) {
@@ -247,10 +273,13 @@ function keyRow(key) {
     actions);
 }
 
-async function onCreateKey(event) {
+function onCreateKey(event) {
   event.preventDefault();
+  busy($('create-submit'), () => createKey(event.target));
+}
+
+async function createKey(form) {
   hideNotice();
-  const form = event.target;
   const body = {
     name: $('create-name').value.trim(),
     scopes: [...form.querySelectorAll('input[name=scopes]:checked')].map((box) => box.value),
@@ -294,26 +323,27 @@ function forgetSecret() {
   $('secret-copied').textContent = '';
 }
 
-function refreshKey(key) {
+// refreshKey asks for the grace period, then refreshes; it resolves when
+// all is done, so the row's button stays busy that long.
+async function refreshKey(key) {
   const dialog = $('refresh-dialog');
   $('refresh-name').textContent = key.name;
   $('refresh-grace').value = '0';
   dialog.returnValue = '';
   dialog.showModal();
-  dialog.addEventListener('close', async () => {
-    if (dialog.returnValue !== 'ok') {
-      return;
-    }
-    hideNotice();
-    try {
-      const grace = Number($('refresh-grace').value || '0');
-      const result = await state.api.post(`/v1/keys/${key.id}/refresh`, { grace_period: grace });
-      showSecret(result.new_key);
-      await loadKeys(false);
-    } catch (err) {
-      report(err);
-    }
-  }, { once: true });
+  await new Promise((resolve) => dialog.addEventListener('close', resolve, { once: true }));
+  if (dialog.returnValue !== 'ok') {
+    return;
+  }
+  hideNotice();
+  try {
+    const grace = Number($('refresh-grace').value || '0');
+    const result = await state.api.post(`/v1/keys/${key.id}/refresh`, { grace_period: grace });
+    showSecret(result.new_key);
+    await loadKeys(false);
+  } catch (err) {
+    report(err);
+  }
 }
 
 async function revokeKey(key) {
@@ -329,6 +359,56 @@ async function revokeKey(key) {
   }
 }
 
+// ---- key names -----------------------------------------------------------
+
+const keyPageLimit = 200; // the API's largest page
+
+function rememberKey(key) {
+  state.keysById.set(key.id, key);
+}
+
+// keyLabel names a key by its name and prefix, or by its id while the page
+// does not know it.
+function keyLabel(id) {
+  const key = state.keysById.get(id);
+  return key ? `${key.name} (${key.prefix})` : id;
+}
+
+// loadAllKeys reads every key of the account, page after page (a list of
+// one page of 100 used to leave the older keys as bare ids).
+async function loadAllKeys() {
+  const all = [];
+  let cursor = null;
+  do {
+    const query = new URLSearchParams({ status: 'all', limit: String(keyPageLimit) });
+    if (cursor) {
+      query.set('cursor', cursor);
+    }
+    const page = await state.api.get(`/v1/keys?${query}`);
+    for (const key of page.data) {
+      rememberKey(key);
+      all.push(key);
+    }
+    cursor = page.next_cursor;
+  } while (cursor);
+  return all;
+}
+
+// nameKeys looks up, one by one, the keys of ids the page does not know
+// (created since the list was read).
+async function nameKeys(ids) {
+  const unknown = [...new Set(ids)].filter((id) => id && !state.keysById.has(id));
+  await Promise.all(unknown.map(async (id) => {
+    try {
+      rememberKey(await state.api.get(`/v1/keys/${encodeURIComponent(id)}`));
+    } catch (err) {
+      if (err.status !== 404) {
+        throw err;
+      }
+    }
+  }));
+}
+
 // ---- audit events --------------------------------------------------------
 
 async function showEvents() {
@@ -339,17 +419,24 @@ async function showEvents() {
 
 async function loadKeyChoices() {
   try {
-    const page = await state.api.get(`/v1/keys?status=all&limit=100`);
+    const keys = await loadAllKeys();
     const select = $('events-key');
     const chosen = select.value;
     select.replaceChildren(el('option', { value: '' }, 'all keys'));
-    for (const key of page.data) {
-      state.events.keyPrefixes.set(key.id, `${key.name} (${key.prefix})`);
-      select.append(el('option', { value: key.id }, `${key.name} (${key.prefix})`));
+    for (const key of keys) {
+      addKeyChoice(key.id);
     }
     select.value = chosen;
   } catch (err) {
     report(err);
+  }
+}
+
+// addKeyChoice offers a key in the events' key filter, once.
+function addKeyChoice(id) {
+  const select = $('events-key');
+  if (state.keysById.has(id) && ![...select.options].some((option) => option.value === id)) {
+    select.append(el('option', { value: id }, keyLabel(id)));
   }
 }
 
@@ -373,8 +460,13 @@ async function loadEvents(more) {
     if (!more) {
       body.replaceChildren();
     }
+    await nameKeys(page.data.flatMap((event) => [event.key_id, event.actor_key_id]));
     for (const event of page.data) {
-      body.append(eventRow(event, false));
+      // An event already listed (a page read twice, or one that came live)
+      // is not listed again.
+      if (!body.querySelector(`tr[data-event-id="${event.id}"]`)) {
+        body.append(eventRow(event, false));
+      }
     }
     state.events.cursor = page.next_cursor;
     $('events-more').hidden = !page.next_cursor;
@@ -388,13 +480,13 @@ async function loadEvents(more) {
 // signed-in user, or keyhub itself (an expiry has no actor).
 function actorOf(event) {
   if (event.actor_key_id) {
-    return 'key ' + (state.events.keyPrefixes.get(event.actor_key_id) || event.actor_key_id);
+    return `key ${keyLabel(event.actor_key_id)}`;
   }
   return event.actor_user_id ? 'dashboard user' : 'keyhub';
 }
 
 function eventRow(event, live) {
-  const key = state.events.keyPrefixes.get(event.key_id) || event.key_id;
+  const key = keyLabel(event.key_id);
   return el('tr', { dataset: { eventId: String(event.id), type: event.type, live: live ? 'true' : 'false' }, class: live ? 'live-row' : '' },
     el('td', {}, when(event.created_at), live ? el('span', { class: 'badge' }, 'live') : ''),
     el('td', {}, el('span', { class: `status ${event.type}` }, event.type)),
@@ -440,8 +532,9 @@ async function startLive() {
     } else if (data.type === 'subscribed') {
       setLive('on');
     } else if (data.type === 'event' && matchesFilters(data.event)) {
-      if (!state.events.keyPrefixes.has(data.event.key_id)) {
-        await loadKeyChoices();
+      if (!state.keysById.has(data.event.key_id)) {
+        await nameKeys([data.event.key_id, data.event.actor_key_id]);
+        addKeyChoice(data.event.key_id);
       }
       const body = $('events-table').tBodies[0];
       if (!body.querySelector(`tr[data-event-id="${data.event.id}"]`)) {
@@ -491,7 +584,7 @@ async function showConnections() {
         el('td', {}, c.remote_addr || '—'),
         el('td', {}, when(c.connected_at)),
         el('td', {}, when(c.last_activity_at)),
-        el('td', { class: 'actions' }, el('button', { type: 'button', class: 'close-connection danger', 'aria-label': `Close the connection of ${label}`, onclick: () => closeConnection(c, label) }, 'Close'))));
+        el('td', { class: 'actions' }, el('button', { type: 'button', class: 'close-connection danger', 'aria-label': `Close the connection of ${label}`, onclick: (e) => busy(e.currentTarget, () => closeConnection(c, label)) }, 'Close'))));
     }
     $('connections-empty').hidden = list.data.length > 0;
   } catch (err) {
@@ -552,11 +645,11 @@ async function main() {
   $('notice-close').addEventListener('click', hideNotice);
   $('create-form').addEventListener('submit', onCreateKey);
   $('keys-status').addEventListener('change', () => loadKeys(false));
-  $('keys-more').addEventListener('click', () => loadKeys(true));
+  $('keys-more').addEventListener('click', (e) => busy(e.currentTarget, () => loadKeys(true)));
   $('events-type').addEventListener('change', () => loadEvents(false));
   $('events-key').addEventListener('change', () => loadEvents(false));
-  $('events-more').addEventListener('click', () => loadEvents(true));
-  $('connections-reload').addEventListener('click', showConnections);
+  $('events-more').addEventListener('click', (e) => busy(e.currentTarget, () => loadEvents(true)));
+  $('connections-reload').addEventListener('click', (e) => busy(e.currentTarget, showConnections));
   $('secret-copy').addEventListener('click', copySecret);
   $('secret-done').addEventListener('click', () => {
     forgetSecret();

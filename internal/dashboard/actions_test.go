@@ -1,0 +1,153 @@
+package dashboard_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/keyhub/keyhub/internal/apitest"
+)
+
+// TestDashboardActionsRunOnce double-clicks every button that sends a
+// request, on a network slow enough that the first request is still on its
+// way: each sends one request, is disabled while it runs, and lists nothing
+// twice (a double-clicked Create key made two keys and showed one secret;
+// Load more listed the same 20 rows twice).
+func TestDashboardActionsRunOnce(t *testing.T) {
+	t.Parallel()
+	env := apitest.NewDev(t, nil)
+	slow := newSlowNetwork(t, env)
+	token := env.Token(t, "dana@example.com")
+	setTier(t, env, token, "team")
+	for i := range 22 {
+		env.Post(t, "/v1/keys", token, map[string]any{"name": fmt.Sprintf("svc-%02d", i)}).Want(t, http.StatusCreated, "")
+	}
+
+	ctx := tab(t)
+	signIn(t, ctx, slow.URL+"/dashboard/", "dana@example.com")
+	do(t, ctx, "keys",
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=keys]`)),
+		chromedp.WaitVisible(chromedp.ID("keys-more")),
+	)
+
+	// Load more.
+	nextPage := func(path string) func(*http.Request) bool {
+		return func(r *http.Request) bool {
+			return r.Method == http.MethodGet && r.URL.Path == path && r.URL.Query().Has("cursor")
+		}
+	}
+	slow.Hold(nextPage("/v1/keys"))
+	do(t, ctx, "double-click Load more", doubleClick("#keys-more"))
+	slow.waitHeld(t, 1)
+	if !eval[bool](t, ctx, `document.getElementById('keys-more').disabled`) {
+		t.Error("Load more is not disabled while its request runs")
+	}
+	slow.Release()
+	do(t, ctx, "the last page", chromedp.WaitNotVisible(chromedp.ID("keys-more")))
+	if n := slow.Held(); n != 1 {
+		t.Errorf("a double-clicked Load more sent %d requests, want 1", n)
+	}
+	if n := rowCount(t, ctx, "keys-table"); n != 22 {
+		t.Errorf("%d keys listed after Load more, want 22", n)
+	}
+
+	// Create key.
+	slow.Hold(request(http.MethodPost, "/v1/keys"))
+	do(t, ctx, "double-click Create key",
+		chromedp.SendKeys(chromedp.ID("create-name"), "once"),
+		doubleClick("#create-submit"),
+	)
+	slow.waitHeld(t, 1)
+	if !eval[bool](t, ctx, `document.getElementById('create-submit').disabled`) {
+		t.Error("Create key is not disabled while its request runs")
+	}
+	slow.Release()
+	do(t, ctx, "the secret",
+		chromedp.WaitVisible(chromedp.ID("secret-value")),
+		chromedp.Click(chromedp.ID("secret-done")),
+		chromedp.WaitNotVisible(chromedp.ID("secret-dialog")),
+		chromedp.WaitVisible(chromedp.CSS(`#keys-table tr[data-status=active]`)),
+	)
+	if n := slow.Held(); n != 1 {
+		t.Errorf("a double-clicked Create key sent %d requests, want 1", n)
+	}
+	if n := keyCount(t, env, token, "active"); n != 23 {
+		t.Errorf("%d active keys after one Create key, want 23", n)
+	}
+
+	// Revoke: the row's button is busy until the answer comes.
+	row := `#keys-table tbody tr:first-child`
+	waitFor(t, ctx, "the new key listed first", `document.querySelector('`+row+` td').textContent === 'once'`)
+	slow.Hold(func(r *http.Request) bool { return r.Method == http.MethodDelete })
+	do(t, ctx, "revoke",
+		chromedp.Click(chromedp.CSS(row+` button.revoke`)),
+		chromedp.WaitVisible(chromedp.ID("confirm-yes")),
+		chromedp.Click(chromedp.ID("confirm-yes")),
+	)
+	slow.waitHeld(t, 1)
+	if !eval[bool](t, ctx, `document.querySelector('`+row+` button.revoke').disabled`) {
+		t.Error("Revoke is not disabled while its request runs")
+	}
+	slow.Release()
+	do(t, ctx, "revoked", chromedp.WaitVisible(chromedp.CSS(`#keys-table tr[data-status=revoked]`)))
+
+	// Audit events: 23 created and one revoked, over two pages.
+	do(t, ctx, "events",
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=events]`)),
+		chromedp.WaitVisible(chromedp.ID("events-more")),
+	)
+	slow.Hold(nextPage("/v1/events"))
+	do(t, ctx, "double-click Load more events", doubleClick("#events-more"))
+	slow.waitHeld(t, 1)
+	slow.Release()
+	do(t, ctx, "the last page of events", chromedp.WaitNotVisible(chromedp.ID("events-more")))
+	if n := slow.Held(); n != 1 {
+		t.Errorf("a double-clicked Load more sent %d requests for events, want 1", n)
+	}
+	if n := rowCount(t, ctx, "events-table"); n != 24 {
+		t.Errorf("%d events listed, want 24", n)
+	}
+}
+
+// TestDashboardManyKeys: with more keys than one page of the API holds,
+// the events page names every key and filters by any of them (the key
+// list was read once with limit=100: older keys showed as bare UUIDs and
+// could not be chosen).
+func TestDashboardManyKeys(t *testing.T) {
+	t.Parallel()
+	env := apitest.NewDev(t, nil)
+	token := env.Token(t, "erin@example.com")
+	setTier(t, env, token, "enterprise")
+	var oldest struct{ ID, Prefix string }
+	env.Post(t, "/v1/keys", token, map[string]any{"name": "the-oldest"}).Want(t, http.StatusCreated, "").JSON(t, &oldest)
+	for i := range 230 {
+		var k struct{ ID string }
+		env.Post(t, "/v1/keys", token, map[string]any{"name": fmt.Sprintf("bulk-%03d", i)}).Want(t, http.StatusCreated, "").JSON(t, &k)
+		env.Delete(t, "/v1/keys/"+k.ID, token).Want(t, http.StatusOK, "")
+	}
+	env.Delete(t, "/v1/keys/"+oldest.ID, token).Want(t, http.StatusOK, "")
+
+	ctx := tab(t)
+	signIn(t, ctx, env.URL+"/dashboard/", "erin@example.com")
+	do(t, ctx, "events",
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=events]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#events-table tr[data-type=revoked]`)),
+	)
+	want := "the-oldest (" + oldest.Prefix + ")"
+	if got := text(t, ctx, `#events-table tbody tr:first-child td:nth-child(3)`); got != want {
+		t.Errorf("the newest event names its key %q, want %q", got, want)
+	}
+	waitFor(t, ctx, "every key offered in the filter", `document.querySelectorAll('#events-key option').length === 232`)
+	do(t, ctx, "filter by the oldest key",
+		chromedp.SetValue(chromedp.ID("events-key"), oldest.ID),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('events-key').dispatchEvent(new Event('change'))`),
+	)
+	eventTypes := `[...document.querySelectorAll('#events-table tbody tr')].map(r => r.dataset.type).join(',')`
+	waitFor(t, ctx, "the oldest key's events", eventTypes+` === 'revoked,created'`)
+	if got := text(t, ctx, "#events-table tbody"); strings.Count(got, want) != 2 {
+		t.Errorf("the oldest key's events read %q, want its name twice", got)
+	}
+}

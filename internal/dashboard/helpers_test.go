@@ -1,0 +1,151 @@
+package dashboard_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/keyhub/keyhub/internal/apitest"
+)
+
+// slowNetwork serves a keyhub through a reverse proxy on its own listener
+// that can hold requests, as a slow network would: the page is loaded from
+// it, so every request the page makes (REST and WebSocket) passes here.
+type slowNetwork struct {
+	URL string
+
+	mu      sync.Mutex
+	hold    func(*http.Request) bool
+	release chan struct{}
+	held    int // requests held since the last Hold
+}
+
+func newSlowNetwork(t *testing.T, env *apitest.Env) *slowNetwork {
+	t.Helper()
+	target, err := url.Parse(env.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.Host = pr.In.Host // the WebSocket's Origin check compares with it
+	}}
+	n := &slowNetwork{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.mu.Lock()
+		match := n.hold != nil && n.hold(r)
+		release := n.release
+		if match {
+			n.held++
+		}
+		n.mu.Unlock()
+		if match {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		n.Release()
+		srv.CloseClientConnections()
+		srv.Close()
+	})
+	n.URL = srv.URL
+	return n
+}
+
+// Hold keeps every request that match reports on until Release.
+func (n *slowNetwork) Hold(match func(*http.Request) bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.hold, n.release, n.held = match, make(chan struct{}), 0
+}
+
+// Release lets the held requests (and every later one) through.
+func (n *slowNetwork) Release() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.hold != nil {
+		close(n.release)
+		n.hold = nil
+	}
+}
+
+// Held is how many requests were held since Hold.
+func (n *slowNetwork) Held() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.held
+}
+
+// waitHeld waits until n has held want requests.
+func (n *slowNetwork) waitHeld(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for n.Held() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests held, want %d", n.Held(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// request matches requests by method and path.
+func request(method, path string) func(*http.Request) bool {
+	return func(r *http.Request) bool { return r.Method == method && r.URL.Path == path }
+}
+
+// setTier moves the account of the token's user to tier (as an operator
+// would, in SQL) and waits until the API answers with it.
+func setTier(t *testing.T, env *apitest.Env, token, tier string) {
+	t.Helper()
+	var me struct {
+		OwnerID string `json:"owner_id"`
+		Tier    string `json:"tier"`
+	}
+	env.Get(t, "/v1/me", token).Want(t, http.StatusOK, "").JSON(t, &me)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := env.Pool.Exec(ctx, `UPDATE owners SET tier = $1 WHERE id = $2`, tier, me.OwnerID); err != nil {
+		t.Fatalf("set tier: %v", err)
+	}
+	for me.Tier != tier {
+		if ctx.Err() != nil {
+			t.Fatalf("the API still says tier %q, want %q", me.Tier, tier)
+		}
+		time.Sleep(10 * time.Millisecond)
+		env.Get(t, "/v1/me", token).Want(t, http.StatusOK, "").JSON(t, &me)
+	}
+}
+
+// keyCount is how many keys of the token's user the API lists with status.
+func keyCount(t *testing.T, env *apitest.Env, token, status string) int {
+	t.Helper()
+	var page struct {
+		Data []struct{ ID string } `json:"data"`
+	}
+	env.Get(t, "/v1/keys?limit=200&status="+status, token).Want(t, http.StatusOK, "").JSON(t, &page)
+	return len(page.Data)
+}
+
+// rowCount is how many rows the table's body has.
+func rowCount(t *testing.T, ctx context.Context, table string) int {
+	t.Helper()
+	return eval[int](t, ctx, `document.querySelectorAll('#`+table+` tbody tr').length`)
+}
+
+// doubleClick clicks sel twice in a row, as a double click does (two
+// click events; chromedp.DoubleClick sends one press with a count of 2).
+func doubleClick(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(chromedp.Click(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+}
