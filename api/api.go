@@ -41,15 +41,15 @@ type TierLimits struct {
 	RequestsPerMinute int `json:"requests_per_minute"`
 }
 
-// MeFrom describes a principal.
-func MeFrom(p *keyhub.Principal) Me {
+// MeFrom describes a principal; scopes names its scope bits.
+func MeFrom(p *keyhub.Principal, scopes *keyhub.ScopeCatalog) Me {
 	me := Me{
 		UserID:     p.UserID,
 		Email:      p.Email,
 		OwnerID:    p.OwnerID,
 		Tier:       string(p.Tier),
 		AuthMethod: string(p.Method),
-		Scopes:     p.Scopes.Strings(),
+		Scopes:     scopes.Names(p.Scopes),
 	}
 	l := p.Tier.Limits()
 	me.Limits = TierLimits{
@@ -87,14 +87,14 @@ type Key struct {
 	ReplacedBy *uuid.UUID `json:"replaced_by"`
 }
 
-// KeyFrom describes a key as of now.
-func KeyFrom(k keyhub.Key, now time.Time) Key {
+// KeyFrom describes a key as of now; scopes names its scope bits.
+func KeyFrom(k keyhub.Key, now time.Time, scopes *keyhub.ScopeCatalog) Key {
 	return Key{
 		ID:         k.ID,
 		UserID:     k.UserID,
 		Name:       k.Name,
 		Prefix:     k.Prefix,
-		Scopes:     k.Scopes.Strings(),
+		Scopes:     scopes.Names(k.Scopes),
 		Status:     string(k.Status(now)),
 		CreatedAt:  Timestamp(k.CreatedAt),
 		ExpiresAt:  utc(k.ExpiresAt),

@@ -26,8 +26,9 @@ commands:
                          replace a key; the old one stops now or after the grace
   revoke ID              revoke a key (revoking twice is fine)
 
-Scopes: keys:read, keys:write, events:read, ws:connect (a key can only
-give scopes it holds). Durations: 90s, 15m, 720h. Add --json for the API's JSON.
+Scopes: keys:read, keys:write, events:read, ws:connect, and the product
+scopes the server defines (mk whoami lists yours; a key can only give
+scopes it holds). Durations: 90s, 15m, 720h. Add --json for the API's JSON.
 `
 
 func (m *cli) keys(ctx context.Context, args []string) error {

@@ -59,7 +59,7 @@ func DevKeyDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "de
 // New wires keyhub on pool. ctx bounds background work started here (the
 // JWKS refresh); Start runs the rest.
 func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (*App, error) {
-	store := postgres.NewStore(pool)
+	store := postgres.NewStore(pool).WithScopes(cfg.Scopes)
 	m := metrics.New()
 	m.Register(metrics.NewPoolCollector(pool))
 
@@ -133,6 +133,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		Metrics:        m,
 		StaleBound:     cfg.StaleBound,
 		LeaseTTL:       cfg.WSLeaseTTL,
+		Scopes:         cfg.Scopes,
 	})
 	store.Observe(hub)
 	feed := store.NewChangeFeed(cfg.ListenDatabaseURL, log)
@@ -168,6 +169,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		OpenAPI:   keyhubspec.OpenAPI,
 
 		RateLimits: limits,
+		Scopes:     cfg.Scopes,
 	})
 	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log, draining: draining, Metrics: m, redis: redisClient}, nil
 }

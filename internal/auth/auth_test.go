@@ -38,7 +38,7 @@ func newKey(t testing.TB, store *postgres.Store, email string) (keyhub.NewKey, k
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := store.CreateKey(context.Background(), &p, keyhub.CreateKeyInput{Name: "k", Scopes: keyhub.AllScopes}, keyhub.RequestMeta{})
+	k, err := store.CreateKey(context.Background(), &p, keyhub.CreateKeyInput{Name: "k", Scopes: keyhub.BuiltinScopes}, keyhub.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestExpiryCheckedOnCachedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	exp := time.Now().Add(1500 * time.Millisecond)
-	k, err := store.CreateKey(context.Background(), &p, keyhub.CreateKeyInput{Name: "short", Scopes: keyhub.AllScopes, ExpiresAt: &exp}, keyhub.RequestMeta{})
+	k, err := store.CreateKey(context.Background(), &p, keyhub.CreateKeyInput{Name: "short", Scopes: keyhub.BuiltinScopes, ExpiresAt: &exp}, keyhub.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func RequireScope(scope keyhub.Scopes, fail ErrorWriter) func(http.Handler) http
 			case p == nil:
 				fail(w, r, errMissing)
 			case !p.Scopes.Has(scope):
-				fail(w, r, keyhub.Errorf(keyhub.CodeInsufficientScope, "this API key lacks the %s scope", scope.Strings()[0]))
+				fail(w, r, keyhub.Errorf(keyhub.CodeInsufficientScope, "this API key lacks the %s scope", scope))
 			default:
 				next.ServeHTTP(w, r)
 			}

@@ -12,7 +12,7 @@ import (
 
 // The guards that routes stack after the extractor chain.
 func TestGuards(t *testing.T) {
-	user := &keyhub.Principal{Method: keyhub.AuthJWT, Scopes: keyhub.AllScopes}
+	user := &keyhub.Principal{Method: keyhub.AuthJWT, Scopes: keyhub.BuiltinScopes}
 	readKey := &keyhub.Principal{Method: keyhub.AuthAPIKey, Scopes: keyhub.ScopeKeysRead}
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	guards := map[string]func(http.Handler) http.Handler{

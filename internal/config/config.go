@@ -91,6 +91,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MetricsAddr is where GET /metrics is served; empty: nowhere.
 	MetricsAddr string
+	// Scopes are keyhub's own scopes and the operator's PRODUCT_SCOPES.
+	Scopes *keyhub.ScopeCatalog
 }
 
 // Load reads the configuration through getenv.
@@ -146,6 +148,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownDrainDelay:  p.durationOrZero("SHUTDOWN_DRAIN_DELAY", 5*time.Second),
 		RequestTimeout:      p.duration("REQUEST_TIMEOUT", 30*time.Second),
 		MetricsAddr:         p.str("METRICS_ADDR", ""),
+		Scopes:              p.scopes("PRODUCT_SCOPES"),
 	}
 	if p.err != nil {
 		return Config{}, p.err
@@ -350,6 +353,17 @@ func (p *parser) tierInts(name string) map[keyhub.Tier]int {
 		return nil
 	}
 	return out
+}
+
+// scopes reads the operator's product scopes ("app:read,app:write") into a
+// catalog after keyhub's own.
+func (p *parser) scopes(name string) *keyhub.ScopeCatalog {
+	c, err := keyhub.NewScopeCatalog(p.list(name))
+	if err != nil {
+		p.fail(name, "is invalid: %v", err)
+		return nil
+	}
+	return c
 }
 
 func (p *parser) prefixes(name string) []netip.Prefix {

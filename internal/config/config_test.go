@@ -82,6 +82,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"SHUTDOWN_DRAIN_DELAY":       {"DATABASE_URL": db, "SHUTDOWN_DRAIN_DELAY": "soon"},
 		"REQUEST_TIMEOUT":            {"DATABASE_URL": db, "REQUEST_TIMEOUT": "0"},
 		"METRICS_ADDR":               {"DATABASE_URL": db, "METRICS_ADDR": "9090"},
+		"PRODUCT_SCOPES":             {"DATABASE_URL": db, "PRODUCT_SCOPES": "app:read,keys:admin"},
 	}
 	for name, vars := range cases {
 		_, err := load(vars)
@@ -129,5 +130,20 @@ func TestOperationalDurations(t *testing.T) {
 	}
 	if c.DatabaseWait != 0 || c.ShutdownDrainDelay != 0 || c.MetricsAddr != "localhost:9090" {
 		t.Fatalf("zeroes: %+v", c)
+	}
+}
+
+func TestProductScopes(t *testing.T) {
+	c, err := load(map[string]string{"DATABASE_URL": db, "PRODUCT_SCOPES": " app:read , app:write,"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Scopes.Product(); len(got) != 2 || got[0] != "app:read" || got[1] != "app:write" {
+		t.Fatalf("product scopes: %v", got)
+	}
+	for _, bad := range []string{"app:read,app:read", "App:Read", "ws:connect"} {
+		if _, err := load(map[string]string{"DATABASE_URL": db, "PRODUCT_SCOPES": bad}); err == nil {
+			t.Errorf("PRODUCT_SCOPES=%q accepted", bad)
+		}
 	}
 }

@@ -39,7 +39,7 @@ func (s *server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleMe(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
-	me := api.MeFrom(p)
+	me := api.MeFrom(p, s.deps.Scopes)
 	if s.deps.RateLimits != nil { // the figure this server enforces
 		me.Limits.RequestsPerMinute = s.deps.RateLimits.TierLimit(p.Tier).Rate
 	}

@@ -30,7 +30,7 @@ func (s *server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principal(r)
-	in, err := validateCreate(req, p, time.Now())
+	in, err := validateCreate(req, p, s.deps.Scopes, time.Now())
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -40,10 +40,10 @@ func (s *server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	httpjson.Write(w, http.StatusCreated, api.CreatedKey{Key: api.KeyFrom(created.Key, time.Now()), Secret: created.Secret})
+	httpjson.Write(w, http.StatusCreated, api.CreatedKey{Key: api.KeyFrom(created.Key, time.Now(), s.deps.Scopes), Secret: created.Secret})
 }
 
-func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, now time.Time) (keyhub.CreateKeyInput, error) {
+func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, scopes *keyhub.ScopeCatalog, now time.Time) (keyhub.CreateKeyInput, error) {
 	name, err := validName(req.Name)
 	if err != nil {
 		return keyhub.CreateKeyInput{}, err
@@ -53,7 +53,7 @@ func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, now time.Time
 		if len(req.Scopes) == 0 {
 			return in, keyhub.Errorf(keyhub.CodeValidation, "scopes must not be empty: omit it to get all of your scopes")
 		}
-		if in.Scopes, err = keyhub.ParseScopes(req.Scopes); err != nil {
+		if in.Scopes, err = scopes.Parse(req.Scopes); err != nil {
 			return in, err
 		}
 	}
@@ -113,7 +113,7 @@ func (s *server) handleKeyList(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	out := api.KeyList{Data: make([]api.Key, 0, len(keys)), NextCursor: cursorOrNil(next)}
 	for _, k := range keys {
-		out.Data = append(out.Data, api.KeyFrom(k, now))
+		out.Data = append(out.Data, api.KeyFrom(k, now, s.deps.Scopes))
 	}
 	httpjson.Write(w, http.StatusOK, out)
 }
@@ -129,7 +129,7 @@ func (s *server) handleKeyGet(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	httpjson.Write(w, http.StatusOK, api.KeyFrom(key, time.Now()))
+	httpjson.Write(w, http.StatusOK, api.KeyFrom(key, time.Now(), s.deps.Scopes))
 }
 
 func (s *server) handleKeyRevoke(w http.ResponseWriter, r *http.Request) {
@@ -143,7 +143,7 @@ func (s *server) handleKeyRevoke(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	httpjson.Write(w, http.StatusOK, api.RevokedKey{Key: api.KeyFrom(key, time.Now()), AlreadyRevoked: already})
+	httpjson.Write(w, http.StatusOK, api.RevokedKey{Key: api.KeyFrom(key, time.Now(), s.deps.Scopes), AlreadyRevoked: already})
 }
 
 func (s *server) handleKeyRefresh(w http.ResponseWriter, r *http.Request) {
@@ -178,8 +178,8 @@ func (s *server) handleKeyRefresh(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	httpjson.Write(w, http.StatusCreated, api.Refreshed{
-		NewKey: api.CreatedKey{Key: api.KeyFrom(out.New.Key, now), Secret: out.New.Secret},
-		OldKey: api.KeyFrom(out.Old, now),
+		NewKey: api.CreatedKey{Key: api.KeyFrom(out.New.Key, now, s.deps.Scopes), Secret: out.New.Secret},
+		OldKey: api.KeyFrom(out.Old, now, s.deps.Scopes),
 	})
 }
 

@@ -46,6 +46,9 @@ type Deps struct {
 	// WebSocket serves /v1/ws and its companions; nil disables them.
 	WebSocket WebSocketRoutes
 	OpenAPI   []byte
+	// Scopes names the scopes keys may carry (keyhub's and PRODUCT_SCOPES);
+	// nil knows keyhub's own only.
+	Scopes *keyhub.ScopeCatalog
 	// RateLimits limits requests per key, user and failed authentications
 	// per client address; nil disables rate limiting.
 	RateLimits *ratelimit.Limits

@@ -85,7 +85,7 @@ func (s *Store) lockActor(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, k
 	if err != nil {
 		return actor{}, err
 	}
-	key := keyFromRow(row)
+	key := s.keyFromRow(row)
 	switch {
 	case key.UserID != p.UserID:
 		return actor{}, keyhub.ErrUnknownKey

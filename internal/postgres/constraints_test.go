@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/pgtest"
 )
 
@@ -49,6 +50,8 @@ func TestConstraintsRejectBadRows(t *testing.T) {
 		{"key hash not hex sha-256", `INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash) VALUES ($1, $2, 'k', 'mk_AbCdEfGh', 'mk_plaintext')`, []any{owner, user}, "23514"},
 		{"bad key prefix", `INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash) VALUES ($1, $2, 'k', 'sk_live', $3)`, []any{owner, user, strings.Repeat("cd", 32)}, "23514"},
 		{"unknown scope", `INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes) VALUES ($1, $2, 'k', 'mk_AbCdEfGh', $3, '{admin}')`, []any{owner, user, strings.Repeat("cd", 32)}, "23514"},
+		{"scope in keyhub's namespace", `INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes) VALUES ($1, $2, 'k', 'mk_AbCdEfGh', $3, '{keys:admin}')`, []any{owner, user, strings.Repeat("cd", 32)}, "23514"},
+		{"null scope", `INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes) VALUES ($1, $2, 'k', 'mk_AbCdEfGh', $3, '{app:read,NULL}')`, []any{owner, user, strings.Repeat("cd", 32)}, "23514"},
 		{"untrimmed name", `INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash) VALUES ($1, $2, ' k ', 'mk_AbCdEfGh', $3)`, []any{owner, user, strings.Repeat("cd", 32)}, "23514"},
 		{"name too long", `INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash) VALUES ($1, $2, $4, 'mk_AbCdEfGh', $3)`, []any{owner, user, strings.Repeat("cd", 32), strings.Repeat("n", 101)}, "23514"},
 		{"expiry before creation", `INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, expires_at) VALUES ($1, $2, 'k', 'mk_AbCdEfGh', $3, now() - interval '1 day')`, []any{owner, user, strings.Repeat("cd", 32)}, "23514"},
@@ -72,5 +75,33 @@ func TestConstraintsRejectBadRows(t *testing.T) {
 				t.Fatalf("want SQLSTATE %s, got %s (%s)", tc.sqlstate, pgErr.Code, pgErr.Message)
 			}
 		})
+	}
+}
+
+// The database's check on scope names (scope_names_valid) and the server's
+// (keyhub.ValidProductScope) agree: a name the server accepts in
+// PRODUCT_SCOPES can be stored, and one it refuses cannot.
+func TestStoredScopeNamesMatchProductScopeRules(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	ctx := context.Background()
+	for _, name := range []string{
+		"app:read", "tasks.v2:write", "mcp:tools.*", "my-app_1:do-it", "a:" + strings.Repeat("b", 62),
+		"a:" + strings.Repeat("b", 63), "App:read", "app", "app:", ":read", "1app:read", "app:read:more",
+		"app:re ad", "keys:admin", "events:write", "ws:", "app:read\n",
+	} {
+		var stored bool
+		if err := pool.QueryRow(ctx, `SELECT scope_names_valid(ARRAY[$1::text])`, name).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if server := keyhub.ValidProductScope(name) == nil; stored != server {
+			t.Errorf("%q: database accepts %v, server accepts %v", name, stored, server)
+		}
+	}
+	// keyhub's own four pass the database's check (and no other name in
+	// their namespaces does, above).
+	var ok bool
+	if err := pool.QueryRow(ctx, `SELECT scope_names_valid(ARRAY['keys:read','keys:write','events:read','ws:connect'])`).Scan(&ok); err != nil || !ok {
+		t.Fatalf("builtin scopes refused: %v %v", ok, err)
 	}
 }

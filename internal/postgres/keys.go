@@ -46,7 +46,7 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 		if limit := tier.Limits().ActiveKeysPerUser; active >= int64(limit) {
 			return keyhub.Errorf(keyhub.CodeKeyLimitReached, "the %s tier allows %d active key(s) per user: revoke or refresh one", tier, limit)
 		}
-		created, err = s.insertKey(ctx, tx, p.OwnerID, p.UserID, in.Name, in.Scopes, a.capExpiry(in.ExpiresAt))
+		created, err = s.insertKey(ctx, tx, p.OwnerID, p.UserID, in.Name, s.scopes.Names(in.Scopes), a.capExpiry(in.ExpiresAt))
 		if err != nil {
 			return err
 		}
@@ -60,7 +60,8 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 	return created, nil
 }
 
-func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, ownerID, userID uuid.UUID, name string, scopes keyhub.Scopes, expiresAt *time.Time) (keyhub.NewKey, error) {
+// insertKey stores a new key with the given scope names.
+func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, ownerID, userID uuid.UUID, name string, scopeNames []string, expiresAt *time.Time) (keyhub.NewKey, error) {
 	secret, err := apikey.Generate()
 	if err != nil {
 		return keyhub.NewKey{}, err
@@ -71,13 +72,13 @@ func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, ownerID, userID uuid.U
 		Name:      name,
 		KeyPrefix: apikey.DisplayPrefix(secret),
 		KeyHash:   apikey.HashHex(secret),
-		Scopes:    scopes.Strings(),
+		Scopes:    scopeNames,
 		ExpiresAt: expiresAt,
 	})
 	if err != nil {
 		return keyhub.NewKey{}, fmt.Errorf("insert key: %w", err)
 	}
-	return keyhub.NewKey{Key: keyFromRow(row), Secret: secret}, nil
+	return keyhub.NewKey{Key: s.keyFromRow(row), Secret: secret}, nil
 }
 
 // lockTarget locks the users of a write on keyID (see lockActor) and then
@@ -117,7 +118,7 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 		if err != nil {
 			return err
 		}
-		old := keyFromRow(oldRow)
+		old := s.keyFromRow(oldRow)
 		now := time.Now()
 		switch {
 		case old.ReplacedBy != nil:
@@ -145,7 +146,10 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 			t := now.Add(old.ExpiresAt.Sub(old.CreatedAt))
 			expiresAt = &t
 		}
-		out.New, err = s.insertKey(ctx, tx, old.OwnerID, old.UserID, name, old.Scopes, a.capExpiry(expiresAt))
+		// The stored names are copied verbatim, so that the replacement of a
+		// key carrying a product scope removed from PRODUCT_SCOPES carries
+		// it too: it matches again if the operator restores it.
+		out.New, err = s.insertKey(ctx, tx, old.OwnerID, old.UserID, name, oldRow.Scopes, a.capExpiry(expiresAt))
 		if err != nil {
 			return err
 		}
@@ -167,7 +171,7 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 		if err != nil {
 			return fmt.Errorf("replace key: %w", err)
 		}
-		out.Old = keyFromRow(oldRow)
+		out.Old = s.keyFromRow(oldRow)
 		changes = append(changes, keyhub.KeyChange{KeyID: out.Old.ID, OwnerID: out.Old.OwnerID, KeyHash: oldRow.KeyHash, Ended: in.Grace == 0})
 		refreshed, err := s.insertEvent(ctx, tx, out.Old, p, keyhub.EventRefreshed, meta, map[string]any{
 			"replaced_by":   out.New.Key.ID,
@@ -202,7 +206,7 @@ func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 		if err != nil {
 			return err
 		}
-		key = keyFromRow(row)
+		key = s.keyFromRow(row)
 		if err := a.mayChange(key); err != nil {
 			return err
 		}
@@ -214,7 +218,7 @@ func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 		if err != nil {
 			return err
 		}
-		key = keyFromRow(row)
+		key = s.keyFromRow(row)
 		changes = append(changes, keyhub.KeyChange{KeyID: key.ID, OwnerID: key.OwnerID, KeyHash: row.KeyHash, Ended: true})
 		event, err := s.insertEvent(ctx, tx, key, p, keyhub.EventRevoked, meta, nil)
 		if err != nil {
@@ -250,7 +254,7 @@ func (s *Store) endGrace(ctx context.Context, tx pgx.Tx, a actor, successor keyh
 	if err != nil {
 		return nil, nil, fmt.Errorf("end grace of %s: %w", predID, err)
 	}
-	pred := keyFromRow(row)
+	pred := s.keyFromRow(row)
 	event, err := s.insertEvent(ctx, tx, pred, a.principal, keyhub.EventRevoked, meta, map[string]any{
 		"reason":    reason,
 		"successor": successor.ID,
@@ -268,7 +272,7 @@ func (s *Store) GetKey(ctx context.Context, ownerID, keyID uuid.UUID) (keyhub.Ke
 	if err != nil {
 		return keyhub.Key{}, dbError(err, "key")
 	}
-	return keyFromRow(row), nil
+	return s.keyFromRow(row), nil
 }
 
 // ActiveKeyOfUser returns the user's newest active key: the single-key
@@ -278,7 +282,7 @@ func (s *Store) ActiveKeyOfUser(ctx context.Context, p *keyhub.Principal) (keyhu
 	if err != nil {
 		return keyhub.Key{}, dbError(err, "active API key")
 	}
-	return keyFromRow(row), nil
+	return s.keyFromRow(row), nil
 }
 
 // ListKeys returns a page of the owner's keys, newest first.
@@ -298,7 +302,7 @@ func (s *Store) ListKeys(ctx context.Context, ownerID uuid.UUID, status string, 
 	}
 	keys := make([]keyhub.Key, 0, len(rows))
 	for _, r := range rows {
-		keys = append(keys, keyFromRow(r))
+		keys = append(keys, s.keyFromRow(r))
 	}
 	var next string
 	if len(keys) > page.Size() {
@@ -316,10 +320,6 @@ func (s *Store) KeyForAuth(ctx context.Context, keyHashHex string) (keyhub.AuthK
 	if err != nil {
 		return keyhub.AuthKey{}, dbError(err, "key")
 	}
-	scopes, err := keyhub.ParseScopes(row.Scopes)
-	if err != nil {
-		return keyhub.AuthKey{}, keyhub.Internal(fmt.Errorf("key %s has bad scopes: %w", row.ID, err))
-	}
 	p := keyhub.Principal{
 		UserID:    row.UserID,
 		OwnerID:   row.OwnerID,
@@ -328,7 +328,7 @@ func (s *Store) KeyForAuth(ctx context.Context, keyHashHex string) (keyhub.AuthK
 		Method:    keyhub.AuthAPIKey,
 		KeyID:     row.ID,
 		KeyPrefix: row.KeyPrefix,
-		Scopes:    scopes,
+		Scopes:    s.scopes.FromStored(row.Scopes),
 	}
 	if row.ExpiresAt != nil {
 		p.ExpiresAt = *row.ExpiresAt
@@ -347,17 +347,16 @@ func (s *Store) TouchKeys(ctx context.Context, ids []uuid.UUID, usedAt []time.Ti
 	return nil
 }
 
-func keyFromRow(r dbgen.ApiKey) keyhub.Key {
-	// Scopes were checked by the table's CHECK constraint; unknown names
-	// cannot be stored, so the error is impossible here.
-	scopes, _ := keyhub.ParseScopes(r.Scopes)
+// keyFromRow converts a key row; stored scope names the catalog does not
+// know (a product scope removed from PRODUCT_SCOPES) are left out.
+func (s *Store) keyFromRow(r dbgen.ApiKey) keyhub.Key {
 	k := keyhub.Key{
 		ID:         r.ID,
 		OwnerID:    r.OwnerID,
 		UserID:     r.UserID,
 		Name:       r.Name,
 		Prefix:     r.KeyPrefix,
-		Scopes:     scopes,
+		Scopes:     s.scopes.FromStored(r.Scopes),
 		CreatedAt:  r.CreatedAt,
 		ExpiresAt:  r.ExpiresAt,
 		LastUsedAt: r.LastUsedAt,

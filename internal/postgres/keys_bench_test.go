@@ -28,7 +28,7 @@ func BenchmarkCreateAndRevoke(b *testing.B) {
 	if _, err := pool.Exec(ctx, "UPDATE owners SET tier = 'team' WHERE id = $1", user.OwnerID); err != nil {
 		b.Fatal(err)
 	}
-	acting, err := store.CreateKey(ctx, &user, keyhub.CreateKeyInput{Name: "acting", Scopes: keyhub.AllScopes}, keyhub.RequestMeta{})
+	acting, err := store.CreateKey(ctx, &user, keyhub.CreateKeyInput{Name: "acting", Scopes: keyhub.BuiltinScopes}, keyhub.RequestMeta{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -21,6 +21,8 @@ import (
 type Store struct {
 	pool *pgxpool.Pool
 	q    *dbgen.Queries
+	// scopes reads the scope names of key rows (nil: keyhub's own only).
+	scopes *keyhub.ScopeCatalog
 
 	mu        sync.RWMutex
 	observers []keyhub.ChangeObserver
@@ -29,6 +31,14 @@ type Store struct {
 // NewStore returns a Store on pool.
 func NewStore(pool *pgxpool.Pool) *Store {
 	return &Store{pool: pool, q: dbgen.New()}
+}
+
+// WithScopes makes the store read and write scope names with catalog
+// (keyhub's own and PRODUCT_SCOPES): stored names it does not know are
+// ignored, and a user session holds catalog.All(). Call it before use.
+func (s *Store) WithScopes(catalog *keyhub.ScopeCatalog) *Store {
+	s.scopes = catalog
+	return s
 }
 
 // Observe adds o to the observers of committed changes.

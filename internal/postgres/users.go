@@ -27,7 +27,7 @@ func (s *Store) ProvisionUser(ctx context.Context, userID uuid.UUID, email strin
 	email = storableText(email, maxEmailChars)
 	row, err := s.q.GetUserPrincipal(ctx, s.pool, userID)
 	if err == nil {
-		return userPrincipal(row), row.LastSeenAt, nil
+		return s.userPrincipal(row), row.LastSeenAt, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return keyhub.Principal{}, time.Time{}, dbError(err, "user")
@@ -53,7 +53,7 @@ func (s *Store) ProvisionUser(ctx context.Context, userID uuid.UUID, email strin
 	if err != nil {
 		return keyhub.Principal{}, time.Time{}, dbError(err, "provision user")
 	}
-	return userPrincipal(row), row.LastSeenAt, nil
+	return s.userPrincipal(row), row.LastSeenAt, nil
 }
 
 // maxEmailChars is the users.email column's limit, in characters (an
@@ -89,14 +89,16 @@ func ownerName(userID uuid.UUID, email string) string {
 	return "user " + userID.String()
 }
 
-func userPrincipal(row dbgen.GetUserPrincipalRow) keyhub.Principal {
+// userPrincipal is a dashboard user: it holds every scope, product scopes
+// included.
+func (s *Store) userPrincipal(row dbgen.GetUserPrincipalRow) keyhub.Principal {
 	return keyhub.Principal{
 		UserID:  row.ID,
 		OwnerID: row.DefaultOwnerID,
 		Tier:    keyhub.Tier(row.Tier),
 		Email:   row.Email,
 		Method:  keyhub.AuthJWT,
-		Scopes:  keyhub.AllScopes,
+		Scopes:  s.scopes.All(),
 	}
 }
 

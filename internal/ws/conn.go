@@ -426,7 +426,7 @@ func (h *Hub) answer(ctx context.Context, c *conn, data []byte) error {
 		return h.send(ctx, c.ws, pongMessage{Type: "pong", ID: msg.ID})
 	case "whoami":
 		p := c.currentPrincipal()
-		me := api.MeFrom(&p)
+		me := api.MeFrom(&p, h.scopes)
 		if h.limits != nil { // the figure this server enforces
 			me.Limits.RequestsPerMinute = h.limits.TierLimit(p.Tier).Rate
 		}

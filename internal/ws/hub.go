@@ -80,6 +80,9 @@ type Config struct {
 	// LeaseTTL is how long a connection's lease (the cluster-wide count of
 	// connections) outlives its process's last heartbeat (default 30s).
 	LeaseTTL time.Duration
+	// Scopes names scope bits in "whoami" answers; nil knows keyhub's own
+	// scopes only.
+	Scopes *keyhub.ScopeCatalog
 }
 
 // Hub is the registry of open connections. It implements
@@ -97,6 +100,7 @@ type Hub struct {
 	metrics        *metrics.Metrics
 	staleBound     time.Duration
 	leaseTTL       time.Duration
+	scopes         *keyhub.ScopeCatalog
 	// processID names this process's leases in ws_connections.
 	processID uuid.UUID
 	// leases are this process's admitted connections (guarded by mu),
@@ -180,6 +184,7 @@ func New(cfg Config) *Hub {
 		metrics:        cfg.Metrics,
 		staleBound:     cfg.StaleBound,
 		leaseTTL:       cfg.LeaseTTL,
+		scopes:         cfg.Scopes,
 		processID:      uuid.New(),
 		leases:         make(map[uuid.UUID]lease),
 		recheck:        make(chan struct{}, 1),
