@@ -15,5 +15,6 @@ WHERE owner_id = @owner_id
 ORDER BY created_at DESC, id DESC
 LIMIT @max_rows;
 
--- name: GetEvent :one
-SELECT * FROM api_key_events WHERE id = @id;
+-- name: GetEventsByIDs :many
+-- The events another process announced, read in one batch.
+SELECT * FROM api_key_events WHERE id = ANY (@ids::bigint[]) ORDER BY id;

@@ -19,6 +19,7 @@ import (
 
 	keyhubspec "github.com/keyhub/keyhub"
 	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/changes"
 	"github.com/keyhub/keyhub/internal/config"
 	"github.com/keyhub/keyhub/internal/dashboard"
 	"github.com/keyhub/keyhub/internal/devissuer"
@@ -59,7 +60,10 @@ func DevKeyDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "de
 // New wires keyhub on pool. ctx bounds background work started here (the
 // JWKS refresh); Start runs the rest.
 func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) (*App, error) {
-	store := postgres.NewStore(pool).WithScopes(cfg.Scopes)
+	// The change bus: the store publishes its own commits and the feed
+	// everyone's; the authenticator's caches and the hub subscribe.
+	bus := changes.New()
+	store := postgres.NewStore(pool, bus).WithScopes(cfg.Scopes)
 	m := metrics.New()
 	m.Register(metrics.NewPoolCollector(pool))
 
@@ -112,7 +116,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	}, keyUsage)
 	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, StaleBound: cfg.StaleBound, Metrics: m,
 		TokenCacheSize: cfg.JWTCacheSize})
-	store.Observe(authn)
+	bus.Subscribe(authn)
 
 	limits, redisClient, err := newRateLimits(cfg, log, m)
 	if err != nil {
@@ -135,11 +139,11 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		LeaseTTL:       cfg.WSLeaseTTL,
 		Scopes:         cfg.Scopes,
 	})
-	store.Observe(hub)
+	bus.Subscribe(hub)
 	feed := store.NewChangeFeed(cfg.ListenDatabaseURL, log)
 	// A silently dead listening connection is found within the stale bound.
 	feed.Heartbeat = cfg.StaleBound / 2
-	feed.OnNotice, feed.OnReconnect = m.ChangeFeedNotice, m.ChangeFeedReconnected
+	feed.OnNotice, feed.OnReconnect, feed.OnEventsRead = m.ChangeFeedNotice, m.ChangeFeedReconnected, m.ChangeFeedEventsRead
 
 	draining := new(atomic.Bool)
 	ready := func(ctx context.Context) error {

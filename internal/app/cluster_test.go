@@ -405,6 +405,96 @@ func TestGracePeriodEndClosesSocketsOnEveryProcess(t *testing.T) {
 	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusUnauthorized, "KEY_EXPIRED")
 }
 
+// TestWriterHearsItsOwnChangesWithTheFeedDown: a process publishes what it
+// commits on its own change bus, with the change and its events as the
+// writer knows them, so its own sockets hear them even when its change
+// feed is down: the audit events of a refresh arrive, and a socket of the
+// old key closes when the grace period ends (the key's change carries the
+// grace's end), not at the next re-check a stale bound later.
+func TestWriterHearsItsOwnChangesWithTheFeedDown(t *testing.T) {
+	t.Parallel()
+	a, b, jwt, proxy := clusterWithCuttableFeed(t, map[string]string{"CHANGE_FEED_STALE_BOUND": "1m"})
+	key := createKey(t, b, jwt, nil)
+	if _, err := a.Pool.Exec(context.Background(), "UPDATE owners SET tier = 'pro'"); err != nil { // room for a second key
+		t.Fatal(err)
+	}
+	sock := connect(t, b, key.Secret)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := wsjson.Write(ctx, sock.conn, map[string]any{"type": "subscribe", "topic": "events"}); err != nil {
+		t.Fatal(err)
+	}
+	sock.waitFor(t, "subscribed to events", func(m map[string]any) bool { return m["type"] == "subscribed" })
+
+	// With the feed up, B's own event reaches its socket once: from the
+	// writer, not again from the feed. A's revoke comes through B's feed
+	// after B's create did (notices arrive in commit order), so once it is
+	// heard, a second copy of the create would have been too.
+	other := createKey(t, b, jwt, nil)
+	a.Delete(t, "/v1/keys/"+other.ID.String(), jwt).Want(t, http.StatusOK, "")
+	eventOf := func(typ string, keyID fmt.Stringer) func(map[string]any) bool {
+		return func(m map[string]any) bool {
+			event, _ := m["event"].(map[string]any)
+			return m["type"] == "event" && event["type"] == typ && event["key_id"] == keyID.String()
+		}
+	}
+	sock.waitFor(t, "A's revoked event", eventOf("revoked", other.ID))
+	if n := sock.count(eventOf("created", other.ID)); n != 1 {
+		t.Fatalf("B's own created event reached its socket %d times", n)
+	}
+	cutFeedOf(t, proxy, b)
+
+	const grace = time.Second
+	refreshed := time.Now()
+	b.Post(t, "/v1/keys/"+key.ID.String()+"/refresh", jwt, map[string]any{"grace_period": int(grace / time.Second)}).Want(t, http.StatusCreated, "")
+	for _, typ := range []string{"refreshed", "created"} {
+		sock.waitFor(t, "the "+typ+" event", func(m map[string]any) bool {
+			event, _ := m["event"].(map[string]any)
+			return m["type"] == "event" && event["type"] == typ && event["key_id"] != other.ID.String()
+		})
+	}
+	sock.expectClose(t, 4001, 5*time.Second)
+	if took := sock.closedAt.Sub(refreshed); took < grace || took > grace+2*time.Second {
+		t.Fatalf("the old key's socket closed %v after a refresh with %v of grace", took, grace)
+	}
+	if b.App.Feed.Listening() {
+		t.Fatal("the feed listens: the test proves nothing")
+	}
+	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusUnauthorized, "KEY_EXPIRED")
+}
+
+// count is how many of the messages received so far match accepts.
+func (s *socket) count(match func(map[string]any) bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, m := range s.msgs {
+		if match(m) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor waits until the socket has received a message that match
+// accepts, failing after 5s.
+func (s *socket) waitFor(t *testing.T, what string, match func(map[string]any) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		s.mu.Lock()
+		for _, m := range s.msgs {
+			if match(m) {
+				s.mu.Unlock()
+				return
+			}
+		}
+		s.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no %s within 5s", what)
+}
+
 func TestLoweredTierClosesNewestSocketsFirst(t *testing.T) {
 	t.Parallel()
 	a, b, jwt := cluster(t, nil)

@@ -15,6 +15,7 @@ import (
 	"github.com/keyhub/keyhub/internal/apikey"
 	"github.com/keyhub/keyhub/internal/apitest"
 	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/changes"
 	"github.com/keyhub/keyhub/internal/devissuer"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/pgtest"
@@ -48,9 +49,10 @@ func newKey(t testing.TB, store *postgres.Store, email string) (keyhub.NewKey, k
 func TestCacheHitAvoidsDatabase(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewDB(t)
-	store := &countingStore{Store: postgres.NewStore(pool)}
+	bus := changes.New()
+	store := &countingStore{Store: postgres.NewStore(pool, bus)}
 	cache := auth.NewApiKeyCache(store, auth.KeyCacheConfig{TTL: time.Minute, Size: 100, NegativeTTL: time.Minute, NegativeSize: 10}, nil)
-	store.Observe(cache)
+	bus.Subscribe(auth.New(auth.Config{Keys: cache}))
 	k, p := newKey(t, store.Store, "c@example.com")
 	ctx := context.Background()
 	for i := 0; i < 100; i++ {
@@ -85,7 +87,7 @@ func TestCacheHitAvoidsDatabase(t *testing.T) {
 func TestNegativeCacheIsBounded(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewDB(t)
-	store := &countingStore{Store: postgres.NewStore(pool)}
+	store := &countingStore{Store: postgres.NewStore(pool, nil)}
 	cache := auth.NewApiKeyCache(store, auth.KeyCacheConfig{TTL: time.Minute, Size: 100, NegativeTTL: time.Minute, NegativeSize: 50}, nil)
 	ctx := context.Background()
 	unknown := make([]string, 200)
@@ -114,23 +116,34 @@ func TestNegativeCacheIsBounded(t *testing.T) {
 func TestExpiryCheckedOnCachedKey(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewDB(t)
-	store := postgres.NewStore(pool)
-	cache := auth.NewApiKeyCache(store, auth.KeyCacheConfig{TTL: time.Hour, Size: 10, NegativeTTL: time.Minute, NegativeSize: 10}, nil)
+	store := &countingStore{Store: postgres.NewStore(pool, nil)}
+	var clock atomic.Pointer[time.Time]
+	now := time.Now()
+	clock.Store(&now)
+	cache := auth.NewApiKeyCache(store, auth.KeyCacheConfig{TTL: time.Hour, Size: 10, NegativeTTL: time.Minute, NegativeSize: 10,
+		Now: func() time.Time { return *clock.Load() }}, nil)
 	p, _, err := store.ProvisionUser(context.Background(), uuid.New(), "e@example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp := time.Now().Add(1500 * time.Millisecond)
+	exp := now.Add(time.Hour)
 	k, err := store.CreateKey(context.Background(), &p, keyhub.CreateKeyInput{Name: "short", Scopes: keyhub.BuiltinScopes, ExpiresAt: &exp}, keyhub.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cache.Verify(context.Background(), k.Secret); err != nil {
-		t.Fatal(err)
+	exp = *k.Key.ExpiresAt // as stored: to the microsecond
+	for _, at := range []time.Time{now, exp.Add(-time.Nanosecond)} {
+		clock.Store(&at)
+		if _, err := cache.Verify(context.Background(), k.Secret); err != nil {
+			t.Fatalf("at %v before expiry: %v", exp.Sub(at), err)
+		}
 	}
-	time.Sleep(time.Until(exp) + 50*time.Millisecond)
+	clock.Store(&exp)
 	if _, err := cache.Verify(context.Background(), k.Secret); keyhub.ErrorCode(err) != keyhub.CodeKeyExpired {
-		t.Fatalf("after expiry: %v", err)
+		t.Fatalf("at expiry: %v", err)
+	}
+	if n := store.lookups.Load(); n != 1 {
+		t.Fatalf("%d database lookups: the expiry must be found on the cached key", n)
 	}
 }
 
@@ -280,9 +293,10 @@ func TestToucherRetriesAfterFailure(t *testing.T) {
 func TestInvalidationDuringLoadIsNotLost(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewDB(t)
-	store := postgres.NewStore(pool)
+	bus := changes.New()
+	store := postgres.NewStore(pool, bus)
 	cache := auth.NewApiKeyCache(store, auth.KeyCacheConfig{TTL: time.Hour, Size: 100, NegativeTTL: time.Minute, NegativeSize: 10}, nil)
-	store.Observe(cache)
+	bus.Subscribe(auth.New(auth.Config{Keys: cache}))
 	k, p := newKey(t, store, "race@example.com")
 	ctx := context.Background()
 	var once sync.Once

@@ -63,6 +63,9 @@ type Config struct {
 	// TokenCacheSize bounds how many verified access tokens are cached
 	// (default 10,000).
 	TokenCacheSize int
+	// Now is the clock of the user and token caches (nil: time.Now); the
+	// key cache has its own (KeyCacheConfig.Now).
+	Now func() time.Time
 }
 
 // New returns the extractor chain.
@@ -76,22 +79,28 @@ func New(cfg Config) *Authenticator {
 	if cfg.TokenCacheSize <= 0 {
 		cfg.TokenCacheSize = 10_000
 	}
-	a := &Authenticator{keys: cfg.Keys, tokens: cfg.Tokens, users: newUserCache(cfg.Users, cfg.UserSize, cfg.UserTTL, cfg.StaleBound, cfg.SeenUsers), metrics: cfg.Metrics}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &Authenticator{keys: cfg.Keys, tokens: cfg.Tokens, users: newUserCache(cfg.Users, cfg.UserSize, cfg.UserTTL, cfg.StaleBound, cfg.SeenUsers, cfg.Now), metrics: cfg.Metrics}
 	if cfg.Tokens != nil {
-		a.verified = newTokenCache(cfg.Tokens, cfg.TokenCacheSize)
+		a.verified = newTokenCache(cfg.Tokens, cfg.TokenCacheSize, cfg.Now)
 	}
 	return a
 }
 
-// The Authenticator hears committed changes for both of its caches.
+// The Authenticator is the one subscriber of the change bus for both
+// caches of principals it keeps (keys and users; verified tokens hold no
+// principal and need no notice).
 var _ keyhub.ChangeObserver = (*Authenticator)(nil)
 
-// KeyChanged implements keyhub.ChangeObserver.
-func (a *Authenticator) KeyChanged(change keyhub.KeyChange) { a.keys.KeyChanged(change) }
+// KeyChanged implements keyhub.ChangeObserver: the key's next use reads
+// the database.
+func (a *Authenticator) KeyChanged(change keyhub.KeyChange) { a.keys.Invalidate(change.KeyHash) }
 
 // PrincipalChanged implements keyhub.ChangeObserver.
 func (a *Authenticator) PrincipalChanged(change keyhub.PrincipalChange) {
-	a.keys.PrincipalChanged(change)
+	a.keys.forgetPrincipal(change)
 	a.users.forget(change)
 }
 
@@ -100,13 +109,13 @@ func (a *Authenticator) EventWritten(keyhub.Event) {}
 
 // FeedDown implements keyhub.ChangeObserver.
 func (a *Authenticator) FeedDown() {
-	a.keys.FeedDown()
+	a.keys.feedDown()
 	a.users.feedDown.Store(true)
 }
 
 // FeedUp implements keyhub.ChangeObserver.
 func (a *Authenticator) FeedUp() {
-	a.keys.FeedUp()
+	a.keys.feedUp()
 	a.users.purge()
 	a.users.feedDown.Store(false)
 }

@@ -18,7 +18,7 @@ import (
 // hash, cache lookup, expiry check, usage mark, context) to a handler.
 func BenchmarkMiddlewareCachedKey(b *testing.B) {
 	pool, _ := pgtest.NewDB(b)
-	store := postgres.NewStore(pool)
+	store := postgres.NewStore(pool, nil)
 	usage := auth.NewToucher("bench", store.TouchKeys, time.Hour, discardLogger())
 	cache := auth.NewApiKeyCache(store, auth.KeyCacheConfig{TTL: time.Hour, Size: 1000, NegativeTTL: time.Minute, NegativeSize: 1000}, usage)
 	authn := auth.New(auth.Config{Keys: cache, Users: store})
@@ -45,7 +45,7 @@ func BenchmarkMiddlewareCachedKey(b *testing.B) {
 // BenchmarkMiddlewareCachedKeyParallel is the same under contention.
 func BenchmarkMiddlewareCachedKeyParallel(b *testing.B) {
 	pool, _ := pgtest.NewDB(b)
-	store := postgres.NewStore(pool)
+	store := postgres.NewStore(pool, nil)
 	cache := auth.NewApiKeyCache(store, auth.KeyCacheConfig{TTL: time.Hour, Size: 1000, NegativeTTL: time.Minute, NegativeSize: 1000}, nil)
 	authn := auth.New(auth.Config{Keys: cache, Users: store})
 	k, _ := newKey(b, store, "bench@example.com")

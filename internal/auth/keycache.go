@@ -30,6 +30,9 @@ type KeyCacheConfig struct {
 	// change feed is down (notices may be missed); 0 means the feed is
 	// trusted without limit (no feed: a single process).
 	StaleBound time.Duration
+	// Now is the cache's clock, for expiries and the stale bound (nil:
+	// time.Now). The LRUs' own TTLs keep the wall clock.
+	Now func() time.Time
 }
 
 // ApiKeyCache verifies mk_ keys, keeping the principal of each verified key
@@ -51,7 +54,7 @@ type ApiKeyCache struct {
 	// staleBound and feedDown bound what is served while the change feed
 	// cannot tell us about revocations.
 	staleBound time.Duration
-	feedDown   atomic.Bool
+	feedIsDown atomic.Bool
 	// beforeAdd runs between the database read and the insert (tests).
 	beforeAdd func()
 }
@@ -69,12 +72,15 @@ type cachedKey struct {
 // NewApiKeyCache returns a cache over store; usage receives the keys' uses
 // (for last_used_at) and may be nil.
 func NewApiKeyCache(store KeyStore, cfg KeyCacheConfig, usage *Toucher) *ApiKeyCache {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &ApiKeyCache{
 		store:      store,
 		known:      expirable.NewLRU[[32]byte, *cachedKey](cfg.Size, nil, cfg.TTL),
 		unknown:    expirable.NewLRU[[32]byte, struct{}](cfg.NegativeSize, nil, cfg.NegativeTTL),
 		usage:      usage,
-		now:        time.Now,
+		now:        cfg.Now,
 		staleBound: cfg.StaleBound,
 		metrics:    cfg.Metrics,
 	}
@@ -162,7 +168,7 @@ func (c *ApiKeyCache) miss(ctx context.Context, keyHash [32]byte, now time.Time)
 // trust while the change feed is down.
 func (c *ApiKeyCache) cached(keyHash [32]byte, now time.Time) (*cachedKey, bool) {
 	entry, ok := c.known.Get(keyHash)
-	if ok && c.feedDown.Load() && now.UnixNano()-entry.loadedAt > int64(c.staleBound) {
+	if ok && c.feedIsDown.Load() && now.UnixNano()-entry.loadedAt > int64(c.staleBound) {
 		return nil, false // the feed may have missed its revocation: ask again
 	}
 	return entry, ok
@@ -236,12 +242,9 @@ func (c *ApiKeyCache) Invalidate(keyHashHex string) {
 	c.unknown.Remove(keyHash)
 }
 
-// KeyChanged implements keyhub.ChangeObserver.
-func (c *ApiKeyCache) KeyChanged(change keyhub.KeyChange) { c.Invalidate(change.KeyHash) }
-
-// PrincipalChanged implements keyhub.ChangeObserver: the keys of a changed
-// owner (tier) or user carry a stale principal.
-func (c *ApiKeyCache) PrincipalChanged(change keyhub.PrincipalChange) {
+// forgetPrincipal drops the keys of a changed owner (tier) or user: they
+// carry a stale principal.
+func (c *ApiKeyCache) forgetPrincipal(change keyhub.PrincipalChange) {
 	c.generation.Add(1)
 	// A full scan, but tier changes are rare and the cache is bounded.
 	for _, keyHash := range c.known.Keys() {
@@ -255,20 +258,17 @@ func (c *ApiKeyCache) PrincipalChanged(change keyhub.PrincipalChange) {
 	}
 }
 
-// EventWritten implements keyhub.ChangeObserver.
-func (c *ApiKeyCache) EventWritten(keyhub.Event) {}
+// feedDown makes a cached key re-read once it is older than the stale
+// bound, until feedUp.
+func (c *ApiKeyCache) feedDown() { c.feedIsDown.Store(true) }
 
-// FeedDown implements keyhub.ChangeObserver: from now on a cached key is
-// re-read once it is older than the stale bound.
-func (c *ApiKeyCache) FeedDown() { c.feedDown.Store(true) }
-
-// FeedUp implements keyhub.ChangeObserver: what changed while the feed was
-// down went unheard, so everything cached is dropped.
-func (c *ApiKeyCache) FeedUp() {
+// feedUp drops everything cached: what changed while the feed was down
+// went unheard.
+func (c *ApiKeyCache) feedUp() {
 	c.generation.Add(1)
 	c.known.Purge()
 	c.unknown.Purge()
-	c.feedDown.Store(false)
+	c.feedIsDown.Store(false)
 }
 
 // Len reports how many verified and unknown keys the cache holds.

@@ -40,12 +40,12 @@ type cachedToken struct {
 	keySetGeneration uint64
 }
 
-func newTokenCache(verifier TokenVerifier, size int) *tokenCache {
+func newTokenCache(verifier TokenVerifier, size int, now func() time.Time) *tokenCache {
 	tokens, err := lru.New[[32]byte, *cachedToken](size)
 	if err != nil {
 		panic(err) // size is positive: New checks it
 	}
-	return &tokenCache{verifier: verifier, tokens: tokens, now: time.Now}
+	return &tokenCache{verifier: verifier, tokens: tokens, now: now}
 }
 
 // verify returns the claims of a valid token, from the cache when allowed.

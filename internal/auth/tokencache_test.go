@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/changes"
 	"github.com/keyhub/keyhub/internal/devissuer"
 	"github.com/keyhub/keyhub/internal/jwtverify"
 	"github.com/keyhub/keyhub/internal/keyhub"
@@ -43,12 +44,18 @@ type tokenEnv struct {
 	pool     *pgxpool.Pool
 	issuer   *devissuer.Issuer // signs the tokens the JWKS vouches for
 	jwks     atomic.Pointer[[]byte]
+	// ahead moves the caches' clock (not the verifier's) ahead of the wall clock.
+	ahead atomic.Int64
 }
+
+// now is the caches' clock.
+func (e *tokenEnv) now() time.Time { return time.Now().Add(time.Duration(e.ahead.Load())) }
 
 func newTokenEnv(t testing.TB, cacheSize int, staleBound time.Duration) *tokenEnv {
 	t.Helper()
 	pool, _ := pgtest.NewDB(t)
-	env := &tokenEnv{store: postgres.NewStore(pool), pool: pool, issuer: newIssuer(t)}
+	bus := changes.New()
+	env := &tokenEnv{store: postgres.NewStore(pool, bus), pool: pool, issuer: newIssuer(t)}
 	env.publish(env.issuer)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -60,9 +67,9 @@ func newTokenEnv(t testing.TB, cacheSize int, staleBound time.Duration) *tokenEn
 		t.Fatal(err)
 	}
 	env.verifier = &countingVerifier{Verifier: v}
-	keys := auth.NewApiKeyCache(env.store, auth.KeyCacheConfig{TTL: time.Minute, Size: 10, NegativeTTL: time.Minute, NegativeSize: 10, StaleBound: staleBound}, nil)
-	env.authn = auth.New(auth.Config{Keys: keys, Tokens: env.verifier, Users: env.store, StaleBound: staleBound, TokenCacheSize: cacheSize})
-	env.store.Observe(env.authn)
+	keys := auth.NewApiKeyCache(env.store, auth.KeyCacheConfig{TTL: time.Minute, Size: 10, NegativeTTL: time.Minute, NegativeSize: 10, StaleBound: staleBound, Now: env.now}, nil)
+	env.authn = auth.New(auth.Config{Keys: keys, Tokens: env.verifier, Users: env.store, StaleBound: staleBound, TokenCacheSize: cacheSize, Now: env.now})
+	bus.Subscribe(env.authn)
 	return env
 }
 
@@ -227,7 +234,7 @@ func TestTokenCacheDroppedWhenKeyLeavesJWKS(t *testing.T) {
 // new signature check.
 func TestTokenCacheSeesPrincipalChanges(t *testing.T) {
 	t.Parallel()
-	const staleBound = 200 * time.Millisecond
+	const staleBound = time.Minute // the caches' clock moves; nothing waits
 	env := newTokenEnv(t, 100, staleBound)
 	tok := env.token(t, env.issuer, "tier@example.com", time.Hour)
 	p, err := env.authn.ResolveToken(context.Background(), tok)
@@ -259,6 +266,7 @@ func TestTokenCacheSeesPrincipalChanges(t *testing.T) {
 
 	setTier(keyhub.TierEnterprise)
 	env.authn.FeedDown()
-	time.Sleep(staleBound + 50*time.Millisecond)
+	wantTier("feed down within the stale bound", keyhub.TierTeam)
+	env.ahead.Add(int64(staleBound + time.Millisecond))
 	wantTier("feed down past the stale bound", keyhub.TierEnterprise)
 }

@@ -32,6 +32,7 @@ type userCache struct {
 	generation atomic.Uint64
 	staleBound time.Duration
 	feedDown   atomic.Bool
+	now        func() time.Time
 }
 
 type cachedUser struct {
@@ -40,14 +41,14 @@ type cachedUser struct {
 	loadedAt  time.Time // when the database said so
 }
 
-func newUserCache(store UserStore, size int, ttl, staleBound time.Duration, seen *Toucher) *userCache {
-	return &userCache{store: store, users: expirable.NewLRU[uuid.UUID, *cachedUser](size, nil, ttl), seen: seen, staleBound: staleBound}
+func newUserCache(store UserStore, size int, ttl, staleBound time.Duration, seen *Toucher, now func() time.Time) *userCache {
+	return &userCache{store: store, users: expirable.NewLRU[uuid.UUID, *cachedUser](size, nil, ttl), seen: seen, staleBound: staleBound, now: now}
 }
 
 // principal returns the user's principal, provisioning the user (and its
 // owner) on first sight.
 func (c *userCache) principal(ctx context.Context, userID uuid.UUID, email string) (keyhub.Principal, error) {
-	now := time.Now()
+	now := c.now()
 	gen := c.generation.Load()
 	if u, ok := c.users.Get(userID); ok && !(c.feedDown.Load() && now.Sub(u.loadedAt) > c.staleBound) {
 		if now.Sub(u.lastSeen) >= seenEvery {

@@ -7,32 +7,47 @@ package dbgen
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/sqlc-dev/pqtype"
 )
 
-const getEvent = `-- name: GetEvent :one
-SELECT id, api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details, created_at, actor_key_id FROM api_key_events WHERE id = $1
+const getEventsByIDs = `-- name: GetEventsByIDs :many
+SELECT id, api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details, created_at, actor_key_id FROM api_key_events WHERE id = ANY ($1::bigint[]) ORDER BY id
 `
 
-func (q *Queries) GetEvent(ctx context.Context, db DBTX, id int64) (ApiKeyEvent, error) {
-	row := db.QueryRow(ctx, getEvent, id)
-	var i ApiKeyEvent
-	err := row.Scan(
-		&i.ID,
-		&i.ApiKeyID,
-		&i.OwnerID,
-		&i.ActorUserID,
-		&i.EventType,
-		&i.IpAddress,
-		&i.UserAgent,
-		&i.Details,
-		&i.CreatedAt,
-		&i.ActorKeyID,
-	)
-	return i, err
+// The events another process announced, read in one batch.
+func (q *Queries) GetEventsByIDs(ctx context.Context, db DBTX, ids []int64) ([]ApiKeyEvent, error) {
+	rows, err := db.Query(ctx, getEventsByIDs, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ApiKeyEvent
+	for rows.Next() {
+		var i ApiKeyEvent
+		if err := rows.Scan(
+			&i.ID,
+			&i.ApiKeyID,
+			&i.OwnerID,
+			&i.ActorUserID,
+			&i.EventType,
+			&i.IpAddress,
+			&i.UserAgent,
+			&i.Details,
+			&i.CreatedAt,
+			&i.ActorKeyID,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const insertEvent = `-- name: InsertEvent :one
@@ -47,7 +62,7 @@ type InsertEventParams struct {
 	ActorUserID uuid.NullUUID
 	ActorKeyID  uuid.NullUUID
 	EventType   string
-	IpAddress   pqtype.Inet
+	IpAddress   netip.Addr
 	UserAgent   *string
 	Details     pqtype.NullRawMessage
 }

@@ -5,6 +5,7 @@
 package dbgen
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
@@ -32,7 +33,7 @@ type ApiKeyEvent struct {
 	OwnerID     uuid.UUID
 	ActorUserID uuid.NullUUID
 	EventType   string
-	IpAddress   pqtype.Inet
+	IpAddress   netip.Addr
 	UserAgent   *string
 	Details     pqtype.NullRawMessage
 	CreatedAt   time.Time

@@ -65,6 +65,9 @@ type Metrics struct {
 	// ChangeFeedReconnects counts reconnects of the change-feed listener:
 	// keyhub_changefeed_reconnects_total.
 	ChangeFeedReconnects prometheus.Counter
+	// ChangeFeedEventReads counts the reads of events other processes
+	// announced, one per batch: keyhub_changefeed_event_reads_total.
+	ChangeFeedEventReads prometheus.Counter
 }
 
 // requestBuckets span a cached-key request (tens of microseconds) to the
@@ -131,6 +134,7 @@ func New() *Metrics {
 	m.ChangeFeedNotifications = f.counterVec("keyhub_changefeed_notifications_total", "Change-feed notifications received, by kind.", "kind")
 	m.ChangeFeedLag = f.histogram("keyhub_changefeed_lag_seconds", "Time from a change's commit to its notification being handled by this process.", lagBuckets)
 	m.ChangeFeedReconnects = f.counter("keyhub_changefeed_reconnects_total", "Reconnects of the change-feed listener (caches are flushed after each).")
+	m.ChangeFeedEventReads = f.counter("keyhub_changefeed_event_reads_total", "Database reads of events other processes announced (one per batch of events).")
 
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -238,6 +242,14 @@ func (m *Metrics) ChangeFeedNotice(kind string, lag time.Duration) {
 func (m *Metrics) ChangeFeedReconnected() {
 	if m != nil {
 		m.ChangeFeedReconnects.Inc()
+	}
+}
+
+// ChangeFeedEventsRead records one read of a batch of announced events; it
+// has the shape of postgres.ChangeFeed.OnEventsRead.
+func (m *Metrics) ChangeFeedEventsRead(int) {
+	if m != nil {
+		m.ChangeFeedEventReads.Inc()
 	}
 }
 

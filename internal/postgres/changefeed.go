@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keyhub/keyhub/internal/changes"
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
@@ -26,13 +28,13 @@ const ChangeChannel = "keyhub_changes"
 const ListenerAppName = "keyhub-changefeed"
 
 // ChangeFeed listens on one dedicated connection for the notices the
-// database's triggers send when a change commits, and hands them to the
-// store's observers: the same observers that hear this process's own
-// writes, so a change made on another process, or by an operator in SQL,
-// takes the same path.
+// database's triggers send when a change commits, and publishes them on
+// the store's change bus: the bus this process's own writes are published
+// on, so a change made on another process, or by an operator in SQL,
+// takes the same path to the subscribers.
 //
 // Notices sent while the connection is down are lost, so the feed tells
-// the observers when it goes down (bound what you serve from memory) and
+// the subscribers when it goes down (bound what you serve from memory) and
 // when it is back (drop what you cached).
 type ChangeFeed struct {
 	store      *Store
@@ -43,6 +45,9 @@ type ChangeFeed struct {
 	OnNotice func(kind string, lag time.Duration)
 	// OnReconnect, when set, hears every lost connection; for metrics.
 	OnReconnect func()
+	// OnEventsRead, when set, hears every read of announced events with
+	// the number of events it read; for metrics.
+	OnEventsRead func(events int)
 	// Heartbeat is how long the connection may stay quiet before the feed
 	// checks that it still answers (and, as long again, how long the check
 	// may take). A connection that died silently (a partition, a failover
@@ -51,24 +56,27 @@ type ChangeFeed struct {
 	// Zero means 2.5s.
 	Heartbeat time.Duration
 
-	events    chan eventNotice
+	events    chan int64 // ids of announced events, for deliverEvents
 	listening atomic.Bool
-}
-
-type eventNotice struct {
-	id      int64
-	ownerID uuid.UUID
 }
 
 // NewChangeFeed returns a feed that listens on connString (a direct
 // PostgreSQL URL: LISTEN does not work through a transaction-pooling
-// proxy) and delivers to s's observers. It does nothing until Run.
+// proxy) and publishes on s's bus. It does nothing until Run.
 func (s *Store) NewChangeFeed(connString string, log *slog.Logger) *ChangeFeed {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &ChangeFeed{store: s, connString: connString, log: log, events: make(chan eventNotice, 1024)}
+	return &ChangeFeed{store: s, connString: connString, log: log, events: make(chan int64, eventQueue)}
 }
+
+// eventQueue is how many announced events may wait to be read; an event
+// announced while it is full is not delivered live (it stays in the audit
+// trail). eventBatch is the most one read fetches.
+const (
+	eventQueue = 1024
+	eventBatch = 256
+)
 
 // Listening reports whether the feed's connection is up and listening.
 func (f *ChangeFeed) Listening() bool { return f.listening.Load() }
@@ -88,13 +96,13 @@ const (
 // Run listens until ctx ends, reconnecting with backoff and full jitter.
 func (f *ChangeFeed) Run(ctx context.Context) {
 	go f.deliverEvents(ctx)
-	f.store.each(func(o keyhub.ChangeObserver) { o.FeedDown() })
+	f.store.bus.FeedDown()
 	backoff := feedMinBackoff
 	for {
 		started := time.Now()
 		err := f.listen(ctx)
 		if f.listening.Swap(false) {
-			f.store.each(func(o keyhub.ChangeObserver) { o.FeedDown() })
+			f.store.bus.FeedDown()
 		}
 		if ctx.Err() != nil {
 			return
@@ -143,7 +151,7 @@ func (f *ChangeFeed) listen(ctx context.Context) error {
 	// Only now is every later change certain to be heard; what changed
 	// before may not have been.
 	f.listening.Store(true)
-	f.store.each(func(o keyhub.ChangeObserver) { o.FeedUp() })
+	f.store.bus.FeedUp()
 	f.log.Info("change feed: listening", "channel", ChangeChannel)
 	heartbeat := f.Heartbeat
 	if heartbeat <= 0 {
@@ -171,9 +179,10 @@ func (f *ChangeFeed) listen(ctx context.Context) error {
 	}
 }
 
-// handle delivers one notice. Key and principal changes are delivered on
+// handle publishes one notice. Key and principal changes are published on
 // the listening goroutine, in commit order; events need a read and go to
-// a worker so that they never delay a revocation.
+// a worker so that they never delay a revocation. An event this process
+// wrote was published by its writer already and is not read again.
 func (f *ChangeFeed) handle(payload string) {
 	n, err := ParseNotice(payload)
 	if err != nil {
@@ -185,40 +194,74 @@ func (f *ChangeFeed) handle(payload string) {
 	}
 	switch n.Kind {
 	case NoticeKey:
-		change := n.KeyChange()
-		f.store.each(func(o keyhub.ChangeObserver) { o.KeyChanged(change) })
+		f.store.bus.Publish(changes.Commit{Keys: []keyhub.KeyChange{n.KeyChange()}})
 	case NoticeOwner, NoticeUser:
-		change := keyhub.PrincipalChange{OwnerID: n.OwnerID, UserID: n.UserID}
-		f.store.each(func(o keyhub.ChangeObserver) { o.PrincipalChanged(change) })
+		f.store.bus.PublishPrincipal(keyhub.PrincipalChange{OwnerID: n.OwnerID, UserID: n.UserID})
 	case NoticeEvent:
+		if f.store.bus.Delivered(n.EventID) {
+			return
+		}
 		select {
-		case f.events <- eventNotice{id: n.EventID, ownerID: n.OwnerID}:
+		case f.events <- n.EventID:
 		default:
 			f.log.Warn("change feed: event queue full; a live event subscriber misses an event", "event_id", n.EventID)
 		}
 	}
 }
 
-// deliverEvents reads each announced event and hands it to the observers.
+// deliverEvents reads the announced events in batches (whatever queued
+// while the previous batch was read, up to eventBatch: one query however
+// many events a bulk change wrote) and publishes them.
 func (f *ChangeFeed) deliverEvents(ctx context.Context) {
+	ids := make([]int64, 0, eventBatch)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case n := <-f.events:
-			readCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			row, err := f.store.q.GetEvent(readCtx, f.store.pool, n.id)
-			cancel()
-			if err != nil {
-				if ctx.Err() == nil {
-					f.log.Warn("change feed: read announced event", "event_id", n.id, "err", err)
-				}
-				continue
-			}
-			event := eventFromRow(row)
-			f.store.each(func(o keyhub.ChangeObserver) { o.EventWritten(event) })
+		case id := <-f.events:
+			ids = append(ids[:0], id)
 		}
+	queued:
+		for len(ids) < eventBatch {
+			select {
+			case id := <-f.events:
+				ids = append(ids, id)
+			default:
+				break queued
+			}
+		}
+		events, err := f.readEvents(ctx, ids)
+		if err != nil {
+			if ctx.Err() == nil {
+				f.log.Warn("change feed: read announced events", "events", len(ids), "err", err)
+			}
+			continue
+		}
+		f.store.bus.Publish(changes.Commit{Events: events})
 	}
+}
+
+// readEvents reads the events with these ids, skipping those the bus
+// delivered since they were announced.
+func (f *ChangeFeed) readEvents(ctx context.Context, ids []int64) ([]keyhub.Event, error) {
+	ids = slices.DeleteFunc(ids, f.store.bus.Delivered)
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	readCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rows, err := f.store.q.GetEventsByIDs(readCtx, f.store.pool, ids)
+	if err != nil {
+		return nil, err
+	}
+	if f.OnEventsRead != nil {
+		f.OnEventsRead(len(rows))
+	}
+	events := make([]keyhub.Event, 0, len(rows))
+	for _, row := range rows {
+		events = append(events, eventFromRow(row))
+	}
+	return events, nil
 }
 
 // Kinds of notices.

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"net/netip"
 
 	"github.com/google/uuid"
 
@@ -56,6 +55,7 @@ func eventFromRow(r dbgen.ApiKeyEvent) keyhub.Event {
 		KeyID:     r.ApiKeyID,
 		OwnerID:   r.OwnerID,
 		Type:      keyhub.EventType(r.EventType),
+		IP:        r.IpAddress,
 		CreatedAt: r.CreatedAt,
 	}
 	if r.ActorUserID.Valid {
@@ -65,11 +65,6 @@ func eventFromRow(r dbgen.ApiKeyEvent) keyhub.Event {
 	if r.ActorKeyID.Valid {
 		id := r.ActorKeyID.UUID
 		e.ActorKeyID = &id
-	}
-	if r.IpAddress.Valid {
-		if ip, ok := netip.AddrFromSlice(r.IpAddress.IPNet.IP); ok {
-			e.IP = ip.Unmap()
-		}
 	}
 	if r.UserAgent != nil {
 		e.UserAgent = *r.UserAgent

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 	"unicode/utf8"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/sqlc-dev/pqtype"
 
 	"github.com/keyhub/keyhub/internal/apikey"
+	"github.com/keyhub/keyhub/internal/changes"
 	"github.com/keyhub/keyhub/internal/dbgen"
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
@@ -56,7 +56,7 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 	if err != nil {
 		return keyhub.NewKey{}, dbError(err, "key")
 	}
-	s.notify(nil, []keyhub.Event{event})
+	s.publish(nil, []keyhub.Event{event})
 	return created, nil
 }
 
@@ -111,9 +111,9 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 	}
 	var out keyhub.Refreshed
 	var events []keyhub.Event
-	var changes []keyhub.KeyChange
+	var keyChanges []keyhub.KeyChange
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		out, events, changes = keyhub.Refreshed{}, nil, nil // a retried transaction starts afresh
+		out, events, keyChanges = keyhub.Refreshed{}, nil, nil // a retried transaction starts afresh
 		a, oldRow, err := s.lockTarget(ctx, tx, p, keyID)
 		if err != nil {
 			return err
@@ -134,7 +134,7 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 			return err
 		}
 		if ended != nil {
-			changes, events = append(changes, *change), append(events, *ended)
+			keyChanges, events = append(keyChanges, *change), append(events, *ended)
 		}
 		name := in.Name
 		if name == "" {
@@ -172,7 +172,10 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 			return fmt.Errorf("replace key: %w", err)
 		}
 		out.Old = s.keyFromRow(oldRow)
-		changes = append(changes, keyhub.KeyChange{KeyID: out.Old.ID, OwnerID: out.Old.OwnerID, KeyHash: oldRow.KeyHash, Ended: in.Grace == 0})
+		// With a grace period the old key is not ended but re-dated: its
+		// change carries the grace's end, so that this process's sockets
+		// close then even when the feed is down.
+		keyChanges = append(keyChanges, changes.KeyChangeOf(out.Old, oldRow.KeyHash, now))
 		refreshed, err := s.insertEvent(ctx, tx, out.Old, p, keyhub.EventRefreshed, meta, map[string]any{
 			"replaced_by":   out.New.Key.ID,
 			"grace_seconds": int64(in.Grace / time.Second),
@@ -189,7 +192,7 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 	if err != nil {
 		return keyhub.Refreshed{}, dbError(err, "key")
 	}
-	s.notify(changes, events)
+	s.publish(keyChanges, events)
 	return out, nil
 }
 
@@ -199,9 +202,9 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 // nothing and reports alreadyRevoked.
 func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.UUID, meta keyhub.RequestMeta) (key keyhub.Key, alreadyRevoked bool, err error) {
 	var events []keyhub.Event
-	var changes []keyhub.KeyChange
+	var keyChanges []keyhub.KeyChange
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		key, alreadyRevoked, events, changes = keyhub.Key{}, false, nil, nil // a retried transaction starts afresh
+		key, alreadyRevoked, events, keyChanges = keyhub.Key{}, false, nil, nil // a retried transaction starts afresh
 		a, row, err := s.lockTarget(ctx, tx, p, keyID)
 		if err != nil {
 			return err
@@ -219,7 +222,7 @@ func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 			return err
 		}
 		key = s.keyFromRow(row)
-		changes = append(changes, keyhub.KeyChange{KeyID: key.ID, OwnerID: key.OwnerID, KeyHash: row.KeyHash, Ended: true})
+		keyChanges = append(keyChanges, changes.KeyChangeOf(key, row.KeyHash, time.Now()))
 		event, err := s.insertEvent(ctx, tx, key, p, keyhub.EventRevoked, meta, nil)
 		if err != nil {
 			return err
@@ -227,14 +230,14 @@ func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 		events = append(events, event)
 		change, ended, err := s.endGrace(ctx, tx, a, key, meta, "successor_revoked")
 		if ended != nil {
-			changes, events = append(changes, *change), append(events, *ended)
+			keyChanges, events = append(keyChanges, *change), append(events, *ended)
 		}
 		return err
 	})
 	if err != nil {
 		return keyhub.Key{}, false, dbError(err, "key")
 	}
-	s.notify(changes, events)
+	s.publish(keyChanges, events)
 	return key, alreadyRevoked, nil
 }
 
@@ -262,7 +265,8 @@ func (s *Store) endGrace(ctx context.Context, tx pgx.Tx, a actor, successor keyh
 	if err != nil {
 		return nil, nil, err
 	}
-	return &keyhub.KeyChange{KeyID: pred.ID, OwnerID: pred.OwnerID, KeyHash: row.KeyHash, Ended: true}, &event, nil
+	change := changes.KeyChangeOf(pred, row.KeyHash, time.Now())
+	return &change, &event, nil
 }
 
 // GetKey returns a key of the owner; another owner's key is NOT_FOUND,
@@ -384,10 +388,10 @@ func (s *Store) insertEvent(ctx context.Context, tx pgx.Tx, key keyhub.Key, acto
 			params.ActorKeyID = uuid.NullUUID{UUID: actor.KeyID, Valid: true}
 		}
 	}
-	if meta.IP.IsValid() {
-		ip := meta.IP.Unmap()
-		params.IpAddress = pqtype.Inet{IPNet: net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(ip.BitLen(), ip.BitLen())}, Valid: true}
-	}
+	// An IPv4 address seen over IPv6 (::ffff:a.b.c.d) is stored as IPv4;
+	// inet has no zones.
+	// The zero Addr (unknown) is stored as NULL.
+	params.IpAddress = meta.IP.Unmap().WithZone("")
 	if meta.UserAgent != "" {
 		ua := truncateUTF8(meta.UserAgent, maxUserAgent)
 		params.UserAgent = &ua

@@ -19,7 +19,7 @@ import (
 //	KEYHUB_TEST_DATABASE_URL=... go test -run '^$' -bench CreateAndRevoke -benchtime 2s ./internal/postgres/
 func BenchmarkCreateAndRevoke(b *testing.B) {
 	pool, _ := pgtest.NewDB(b)
-	store := postgres.NewStore(pool)
+	store := postgres.NewStore(pool, nil)
 	ctx := context.Background()
 	user, _, err := store.ProvisionUser(ctx, uuid.New(), "bench@example.com")
 	if err != nil {

@@ -7,12 +7,12 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keyhub/keyhub/internal/changes"
 	"github.com/keyhub/keyhub/internal/dbgen"
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
@@ -23,14 +23,15 @@ type Store struct {
 	q    *dbgen.Queries
 	// scopes reads the scope names of key rows (nil: keyhub's own only).
 	scopes *keyhub.ScopeCatalog
-
-	mu        sync.RWMutex
-	observers []keyhub.ChangeObserver
+	// bus hears what this process's own transactions committed, and the
+	// change feed's notices of everyone's.
+	bus *changes.Bus
 }
 
-// NewStore returns a Store on pool.
-func NewStore(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, q: dbgen.New()}
+// NewStore returns a Store on pool that publishes its committed changes on
+// bus (nil: to nobody).
+func NewStore(pool *pgxpool.Pool, bus *changes.Bus) *Store {
+	return &Store{pool: pool, q: dbgen.New(), bus: bus}
 }
 
 // WithScopes makes the store read and write scope names with catalog
@@ -41,34 +42,13 @@ func (s *Store) WithScopes(catalog *keyhub.ScopeCatalog) *Store {
 	return s
 }
 
-// Observe adds o to the observers of committed changes.
-func (s *Store) Observe(o keyhub.ChangeObserver) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.observers = append(s.observers, o)
-}
-
-// notify hands this process's own committed key changes to the observers
-// at once, so that the API is read-your-writes: the revoke answered 204 is
-// refused by the next request to this process. The change feed delivers
-// the same change again a moment later (observers are idempotent). Events
-// reach observers through the feed only, so that nobody hears one twice.
-func (s *Store) notify(changes []keyhub.KeyChange, _ []keyhub.Event) {
-	s.each(func(o keyhub.ChangeObserver) {
-		for _, c := range changes {
-			o.KeyChanged(c)
-		}
-	})
-}
-
-// each calls fn for every observer.
-func (s *Store) each(fn func(keyhub.ChangeObserver)) {
-	s.mu.RLock()
-	obs := s.observers
-	s.mu.RUnlock()
-	for _, o := range obs {
-		fn(o)
-	}
+// publish hands this process's own committed changes and events to the
+// bus at once, so that the API is read-your-writes: the revoke answered
+// 204 is refused by the next request to this process, and a socket
+// subscribed to the audit trail hears the event without a read. The change
+// feed brings the same commit a moment later; the bus makes that harmless.
+func (s *Store) publish(keys []keyhub.KeyChange, events []keyhub.Event) {
+	s.bus.Publish(changes.Commit{Keys: keys, Events: events})
 }
 
 // Ping checks that the database answers.

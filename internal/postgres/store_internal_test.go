@@ -27,7 +27,7 @@ func TestInTxRetriesDeadlockVictim(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	s := NewStore(pool)
+	s := NewStore(pool, nil)
 
 	first, second := rand.Int64(), rand.Int64()
 	var bothHoldOne sync.WaitGroup

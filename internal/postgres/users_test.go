@@ -18,7 +18,7 @@ import (
 func TestProvisionUserStoresAnyEmail(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewDB(t)
-	store := postgres.NewStore(pool)
+	store := postgres.NewStore(pool, nil)
 	ctx := context.Background()
 	for _, email := range []string{
 		"\xff\xfe\x00" + strings.Repeat("x", 5000),

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keyhub/keyhub/internal/changes"
 	"github.com/keyhub/keyhub/internal/dbgen"
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
@@ -52,15 +53,12 @@ func (s *Store) KeyStates(ctx context.Context, keyIDs []uuid.UUID) ([]keyhub.Key
 		return nil, dbError(err, "key states")
 	}
 	now := time.Now()
-	changes := make([]keyhub.KeyChange, 0, len(rows))
+	states := make([]keyhub.KeyChange, 0, len(rows))
 	for _, r := range rows {
-		changes = append(changes, keyhub.KeyChange{
-			KeyID: r.ID, OwnerID: r.OwnerID, UserID: r.UserID, KeyHash: r.KeyHash,
-			Ended:     r.RevokedAt != nil || (r.ExpiresAt != nil && !r.ExpiresAt.After(now)),
-			ExpiresAt: r.ExpiresAt,
-		})
+		key := keyhub.Key{ID: r.ID, OwnerID: r.OwnerID, UserID: r.UserID, RevokedAt: r.RevokedAt, ExpiresAt: r.ExpiresAt}
+		states = append(states, changes.KeyChangeOf(key, r.KeyHash, now))
 	}
-	return changes, nil
+	return states, nil
 }
 
 // OwnerTiers returns the current tier of each given owner.

@@ -23,7 +23,7 @@ import (
 func TestPingDropsSilentPeer(t *testing.T) {
 	t.Parallel()
 	env, _, key := setup(t, nil)
-	store := postgres.NewStore(env.Pool)
+	store := postgres.NewStore(env.Pool, nil)
 	keys := auth.NewApiKeyCache(store, auth.KeyCacheConfig{TTL: time.Minute, Size: 10, NegativeTTL: time.Minute, NegativeSize: 10}, nil)
 	authn := auth.New(auth.Config{Keys: keys, Users: store})
 	const interval = 200 * time.Millisecond
