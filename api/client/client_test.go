@@ -64,6 +64,9 @@ func TestClientCoversEveryOperation(t *testing.T) {
 	if spec, err := anon.OpenAPI(ctx); err != nil || !bytes.Equal(spec, keyhubspec.OpenAPI) {
 		t.Fatalf("openapi: %d bytes, %v", len(spec), err)
 	}
+	if jwks, err := anon.IdentityJWKS(ctx); err != nil || !bytes.Contains(jwks, []byte(`"ES256"`)) {
+		t.Fatalf("identity jwks: %s %v", jwks, err)
+	}
 	if jwks, err := anon.DevJWKS(ctx); err != nil || !bytes.Contains(jwks, []byte(`"keys"`)) {
 		t.Fatalf("dev jwks: %s %v", jwks, err)
 	}

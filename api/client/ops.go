@@ -35,6 +35,13 @@ func (c *Client) OpenAPI(ctx context.Context) ([]byte, error) {
 	return out, err
 }
 
+// IdentityJWKS is GET /.well-known/jwks.json (identityJWKS): the public
+// key that verifies the Keyhub-Identity tokens keyhub's gateway sends
+// upstream, as a JWKS document (api/identity verifies them).
+func (c *Client) IdentityJWKS(ctx context.Context) (json.RawMessage, error) {
+	return call[json.RawMessage](ctx, c, request{method: http.MethodGet, path: "/.well-known/jwks.json", want: http.StatusOK})
+}
+
 // DevJWKS is GET /auth/v1/.well-known/jwks.json (devJWKS): a dev-mode
 // server's public signing keys, as a JWKS document.
 func (c *Client) DevJWKS(ctx context.Context) (json.RawMessage, error) {

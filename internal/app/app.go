@@ -5,6 +5,9 @@ package app
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -23,7 +26,9 @@ import (
 	"github.com/keyhub/keyhub/internal/config"
 	"github.com/keyhub/keyhub/internal/dashboard"
 	"github.com/keyhub/keyhub/internal/devissuer"
+	"github.com/keyhub/keyhub/internal/eckey"
 	"github.com/keyhub/keyhub/internal/httpapi"
+	"github.com/keyhub/keyhub/internal/identity"
 	"github.com/keyhub/keyhub/internal/jwtverify"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/metrics"
@@ -44,6 +49,9 @@ type App struct {
 	Metrics *metrics.Metrics
 	// Feed hears the changes every process commits (LISTEN/NOTIFY).
 	Feed *postgres.ChangeFeed
+	// Identity signs the Keyhub-Identity tokens the gateway sends
+	// upstream; its JWKS is served at /.well-known/jwks.json.
+	Identity *identity.Signer
 
 	touchers []*auth.Toucher
 	cfg      config.Config
@@ -56,6 +64,38 @@ type App struct {
 
 // DevKeyDir is where dev mode keeps its signing key.
 func DevKeyDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "dev") }
+
+// GatewayKeyDir is where dev mode keeps the key that signs upstream
+// identities (GATEWAY_SIGNING_KEY unset).
+func GatewayKeyDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "gateway") }
+
+// gatewayKeyFile is the generated key's name inside GatewayKeyDir.
+const gatewayKeyFile = "identity-es256.pem"
+
+// newIdentitySigner loads the key of GATEWAY_SIGNING_KEY; without one,
+// dev mode keeps a generated key on disk (a restart keeps its kid) and
+// any other mode makes one for this process alone.
+func newIdentitySigner(cfg config.Config, log *slog.Logger) (*identity.Signer, error) {
+	var key *ecdsa.PrivateKey
+	var err error
+	switch {
+	case cfg.GatewaySigningKey != "":
+		if key, err = eckey.Load(cfg.GatewaySigningKey); err != nil {
+			return nil, fmt.Errorf("GATEWAY_SIGNING_KEY: %w", err)
+		}
+	case cfg.Dev:
+		if key, err = eckey.LoadOrCreate(GatewayKeyDir(cfg), gatewayKeyFile); err != nil {
+			return nil, fmt.Errorf("gateway signing key: %w", err)
+		}
+	default:
+		if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			return nil, fmt.Errorf("gateway signing key: %w", err)
+		}
+		log.Warn("GATEWAY_SIGNING_KEY is not set: identities sent to upstream services are signed with a random per-process key " +
+			"(a new kid after every restart, a different one on every process); set it to a shared EC P-256 private key")
+	}
+	return identity.New(identity.Config{Key: key, Issuer: cfg.PublicURL, Scopes: cfg.Scopes})
+}
 
 // New wires keyhub on pool. ctx bounds background work started here (the
 // JWKS refresh); Start runs the rest.
@@ -145,6 +185,11 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	feed.Heartbeat = cfg.StaleBound / 2
 	feed.OnNotice, feed.OnReconnect, feed.OnEventsRead = m.ChangeFeedNotice, m.ChangeFeedReconnected, m.ChangeFeedEventsRead
 
+	signer, err := newIdentitySigner(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+
 	draining := new(atomic.Bool)
 	ready := func(ctx context.Context) error {
 		if draining.Load() {
@@ -174,8 +219,10 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 
 		RateLimits: limits,
 		Scopes:     cfg.Scopes,
+		// Upstreams verify Keyhub-Identity against it.
+		IdentityJWKS: signer.JWKSHandler(),
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log, draining: draining, Metrics: m, redis: redisClient}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, Identity: signer, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log, draining: draining, Metrics: m, redis: redisClient}, nil
 }
 
 // newRateLimits builds the rate-limit policy: in Redis when REDIS_URL is

@@ -93,6 +93,12 @@ type Config struct {
 	MetricsAddr string
 	// Scopes are keyhub's own scopes and the operator's PRODUCT_SCOPES.
 	Scopes *keyhub.ScopeCatalog
+	// PublicURL is keyhub's address as clients and upstreams know it: the
+	// iss of Keyhub-Identity tokens.
+	PublicURL string
+	// GatewaySigningKey is the path of the PEM or JWK private key that
+	// signs Keyhub-Identity tokens; empty: generated (see README).
+	GatewaySigningKey string
 }
 
 // Load reads the configuration through getenv.
@@ -149,6 +155,8 @@ func Load(getenv func(string) string) (Config, error) {
 		RequestTimeout:      p.duration("REQUEST_TIMEOUT", 30*time.Second),
 		MetricsAddr:         p.str("METRICS_ADDR", ""),
 		Scopes:              p.scopes("PRODUCT_SCOPES"),
+		PublicURL:           strings.TrimRight(p.str("PUBLIC_URL", ""), "/"),
+		GatewaySigningKey:   p.str("GATEWAY_SIGNING_KEY", ""),
 	}
 	if p.err != nil {
 		return Config{}, p.err
@@ -227,6 +235,11 @@ func Load(getenv func(string) string) (Config, error) {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			return Config{}, fmt.Errorf("METRICS_ADDR must be host:port or :port, got %q", c.MetricsAddr)
 		}
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.LocalAddr()
+	} else if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return Config{}, fmt.Errorf("PUBLIC_URL must be an http(s) URL such as https://keyhub.example.com, got %q", c.PublicURL)
 	}
 	if c.LastUsedFlushInterval < time.Second {
 		return Config{}, fmt.Errorf("LAST_USED_FLUSH_INTERVAL must be at least 1s")

@@ -83,6 +83,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"REQUEST_TIMEOUT":            {"DATABASE_URL": db, "REQUEST_TIMEOUT": "0"},
 		"METRICS_ADDR":               {"DATABASE_URL": db, "METRICS_ADDR": "9090"},
 		"PRODUCT_SCOPES":             {"DATABASE_URL": db, "PRODUCT_SCOPES": "app:read,keys:admin"},
+		"PUBLIC_URL":                 {"DATABASE_URL": db, "PUBLIC_URL": "keyhub.example.com"},
 	}
 	for name, vars := range cases {
 		_, err := load(vars)
@@ -145,5 +146,16 @@ func TestProductScopes(t *testing.T) {
 		if _, err := load(map[string]string{"DATABASE_URL": db, "PRODUCT_SCOPES": bad}); err == nil {
 			t.Errorf("PRODUCT_SCOPES=%q accepted", bad)
 		}
+	}
+}
+
+func TestPublicURL(t *testing.T) {
+	c, err := load(map[string]string{"DATABASE_URL": db, "LISTEN_ADDR": ":9090"})
+	if err != nil || c.PublicURL != "http://localhost:9090" {
+		t.Fatalf("default PUBLIC_URL %q, %v", c.PublicURL, err)
+	}
+	c, err = load(map[string]string{"DATABASE_URL": db, "PUBLIC_URL": "https://keyhub.example.com/"})
+	if err != nil || c.PublicURL != "https://keyhub.example.com" {
+		t.Fatalf("PUBLIC_URL %q, %v", c.PublicURL, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/keyhub/keyhub/api/identity"
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
@@ -36,6 +37,9 @@ func routes(d Deps) http.Handler {
 	r.Get("/healthz", s.handleHealthz)
 	r.Get("/readyz", s.handleReadyz)
 	r.Get("/openapi.yaml", s.handleOpenAPI)
+	if d.IdentityJWKS != nil {
+		r.Method(http.MethodGet, identity.JWKSPath, d.IdentityJWKS)
+	}
 	if d.DevJWKS != nil {
 		r.Method(http.MethodGet, "/auth/v1/.well-known/jwks.json", d.DevJWKS)
 	}

@@ -49,6 +49,9 @@ type Deps struct {
 	// Scopes names the scopes keys may carry (keyhub's and PRODUCT_SCOPES);
 	// nil knows keyhub's own only.
 	Scopes *keyhub.ScopeCatalog
+	// IdentityJWKS serves the public key of the identities the gateway
+	// sends upstream (GET /.well-known/jwks.json); nil leaves it unrouted.
+	IdentityJWKS http.Handler
 	// RateLimits limits requests per key, user and failed authentications
 	// per client address; nil disables rate limiting.
 	RateLimits *ratelimit.Limits
