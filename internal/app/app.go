@@ -163,14 +163,16 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		return nil, err
 	}
 
+	// The one admission step of every front door: REST, WebSocket, gateway.
+	gate := auth.NewGate(authn, limits, cfg.TrustedProxies, cfg.Scopes)
+
 	hub := ws.New(ws.Config{
-		Auth:           authn,
+		Gate:           gate,
 		Store:          store,
 		Log:            log,
 		TicketSecret:   []byte(cfg.WSTicketSecret),
 		AuthTimeout:    cfg.WSAuthTimeout,
 		AllowedOrigins: cfg.AllowedOrigins,
-		TrustedProxies: cfg.TrustedProxies,
 		MaxPending:     cfg.WSPendingMax,
 		PendingPerIP:   cfg.WSPendingPerIP,
 		RateLimits:     limits,
@@ -200,7 +202,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	handler := httpapi.NewServer(httpapi.Deps{
 		Keys:           store,
 		Ready:          ready,
-		Auth:           authn,
+		Gate:           gate,
 		Log:            log,
 		TrustedProxies: cfg.TrustedProxies,
 		DevJWKS:        devJWKS,

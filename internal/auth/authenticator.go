@@ -133,27 +133,6 @@ var (
 	errNoJWT       = keyhub.Errorf(keyhub.CodeAuthNotConfigured, "user sign-in is not configured on this server")
 )
 
-// Authenticate resolves the request's credentials. It returns nil and no
-// error when the request carries none; invalid credentials are an error,
-// never silently anonymous.
-func (a *Authenticator) Authenticate(r *http.Request) (*keyhub.Principal, error) {
-	cred, err := extract(r.Header)
-	if err != nil {
-		a.metrics.AuthOutcome("unknown", err)
-		return nil, err
-	}
-	if cred == "" {
-		return nil, nil
-	}
-	p, err := a.Resolve(r.Context(), cred)
-	method := keyhub.AuthJWT
-	if apikey.LooksLikeKey(cred) {
-		method = keyhub.AuthAPIKey
-	}
-	a.metrics.AuthOutcome(string(method), err)
-	return p, err
-}
-
 // HasCredentials reports whether the request carries any credential header.
 func HasCredentials(h http.Header) bool {
 	return len(h["Authorization"]) > 0 || len(h["X-Api-Key"]) > 0 || len(h["X-Makima-Api-Key"]) > 0

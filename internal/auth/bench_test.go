@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/keyhub/keyhub/internal/auth"
-	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/pgtest"
 	"github.com/keyhub/keyhub/internal/postgres"
 )
@@ -24,7 +23,7 @@ func BenchmarkMiddlewareCachedKey(b *testing.B) {
 	authn := auth.New(auth.Config{Keys: cache, Users: store})
 	k, _ := newKey(b, store, "bench@example.com")
 
-	handler := authn.Middleware(httpjson.Error)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := auth.NewGate(authn, nil, nil, nil).Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if auth.FromContext(r.Context()) == nil {
 			panic("no principal")
 		}
@@ -49,7 +48,7 @@ func BenchmarkMiddlewareCachedKeyParallel(b *testing.B) {
 	cache := auth.NewApiKeyCache(store, auth.KeyCacheConfig{TTL: time.Hour, Size: 1000, NegativeTTL: time.Minute, NegativeSize: 1000}, nil)
 	authn := auth.New(auth.Config{Keys: cache, Users: store})
 	k, _ := newKey(b, store, "bench@example.com")
-	handler := authn.Middleware(httpjson.Error)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	handler := auth.NewGate(authn, nil, nil, nil).Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	if _, err := cache.Verify(context.Background(), k.Secret); err != nil {
 		b.Fatal(err)
 	}
@@ -73,7 +72,7 @@ func BenchmarkMiddlewareCachedJWT(b *testing.B) {
 	if _, err := env.authn.ResolveToken(context.Background(), tok); err != nil {
 		b.Fatal(err)
 	}
-	handler := env.authn.Middleware(httpjson.Error)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := auth.NewGate(env.authn, nil, nil, nil).Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if auth.FromContext(r.Context()) == nil {
 			panic("no principal")
 		}

@@ -18,7 +18,7 @@ func TestGuards(t *testing.T) {
 	guards := map[string]func(http.Handler) http.Handler{
 		"require":      auth.Require(httpjson.Error),
 		"user session": auth.RequireMethod(keyhub.AuthJWT, httpjson.Error),
-		"keys:write":   auth.RequireScope(keyhub.ScopeKeysWrite, httpjson.Error),
+		"keys:write":   auth.NewGate(auth.New(auth.Config{}), nil, nil, nil).RequireScope(keyhub.ScopeKeysWrite),
 	}
 	cases := []struct {
 		guard  string

@@ -21,8 +21,8 @@ type server struct {
 // routes is the whole API surface.
 func routes(d Deps) http.Handler {
 	s := &server{deps: d, trustedProxies: d.TrustedProxies}
-	fail := auth.ErrorWriter(httpjson.Error)
-	scope := func(sc keyhub.Scopes) func(http.Handler) http.Handler { return auth.RequireScope(sc, fail) }
+	fail := auth.ErrorWriter(auth.WriteError)
+	scope := d.Gate.RequireScope
 
 	r := chi.NewRouter()
 	r.Use(limitRequestTime(d.RequestTimeout), logRequests(d.Log), d.Metrics.Middleware, recoverPanics, corsFor(d.AllowedOrigins, d.CORSMaxAge))
@@ -55,10 +55,19 @@ func routes(d Deps) http.Handler {
 		r.Method(http.MethodGet, "/dashboard/{file}", d.Dashboard)
 	}
 
-	// Everything else runs the extractor chain: invalid credentials are
-	// refused even where a principal is optional.
+	// The WebSocket upgrades admit their connections themselves, through
+	// the same gate, since their credential may come after the upgrade (a
+	// ticket, a first message).
+	if ws := d.WebSocket; ws != nil {
+		r.Method(http.MethodGet, "/v1/ws", ws.Upgrade())
+		r.Method(http.MethodGet, "/ws/daemon", ws.Upgrade())
+		r.Method(http.MethodGet, "/ws", ws.Upgrade())
+	}
+
+	// Everything else passes the gate: invalid credentials are refused
+	// even where a principal is optional.
 	r.Group(func(r chi.Router) {
-		r.Use(s.refuseBlockedClients, d.Auth.Middleware(s.countAuthFailures(fail)), s.limitPrincipals)
+		r.Use(d.Gate.Middleware)
 
 		r.Route("/v1", func(r chi.Router) {
 			r.With(auth.Require(fail)).Get("/me", s.handleMe)
@@ -71,12 +80,10 @@ func routes(d Deps) http.Handler {
 			r.With(scope(keyhub.ScopeEventsRead)).Get("/keys/{id}/events", s.handleKeyEvents)
 			r.With(scope(keyhub.ScopeEventsRead)).Get("/events", s.handleEventList)
 
-			if ws := d.WebSocket; ws != nil {
-				// The upgrade authenticates itself: headers, ticket or first message.
-				r.Method(http.MethodGet, "/ws", ws.Upgrade())
-				r.With(scope(keyhub.ScopeWSConnect)).Method(http.MethodPost, "/ws/tickets", ws.IssueTicket())
-				r.With(scope(keyhub.ScopeWSConnect)).Method(http.MethodGet, "/ws/connections", ws.ListConnections())
-				r.With(scope(keyhub.ScopeWSConnect)).Method(http.MethodDelete, "/ws/connections/{id}", ws.CloseConnection())
+			if d.WebSocket != nil {
+				r.With(scope(keyhub.ScopeWSConnect)).Post("/ws/tickets", s.handleTicketCreate(http.StatusCreated))
+				r.With(scope(keyhub.ScopeWSConnect)).Get("/ws/connections", s.handleConnectionList)
+				r.With(scope(keyhub.ScopeWSConnect)).Delete("/ws/connections/{id}", s.handleConnectionClose)
 			}
 		})
 
@@ -87,11 +94,9 @@ func routes(d Deps) http.Handler {
 			r.With(scope(keyhub.ScopeKeysWrite)).Delete("/", s.handleSeedRevoke)
 			r.With(scope(keyhub.ScopeKeysWrite)).Post("/refresh", s.handleSeedRefresh)
 		})
-		if ws := d.WebSocket; ws != nil {
-			r.Method(http.MethodGet, "/ws/daemon", ws.Upgrade())
+		if d.WebSocket != nil {
 			// The seed ws-ticket service: a ticket for X-API-Key, redeemed at /ws.
-			r.With(scope(keyhub.ScopeWSConnect)).Method(http.MethodPost, "/api/ws-ticket", ws.IssueSeedTicket())
-			r.Method(http.MethodGet, "/ws", ws.Upgrade())
+			r.With(scope(keyhub.ScopeWSConnect)).Post("/api/ws-ticket", s.handleTicketCreate(http.StatusOK))
 		}
 	})
 	return r

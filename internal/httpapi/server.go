@@ -18,8 +18,10 @@ import (
 
 // Deps is what the API needs.
 type Deps struct {
-	Keys           keyhub.KeyService
-	Auth           *auth.Authenticator
+	Keys keyhub.KeyService
+	// Gate admits every request that carries a credential: the one
+	// admission step shared with the WebSocket upgrade and the gateway.
+	Gate           *auth.Gate
 	Log            *slog.Logger
 	TrustedProxies []netip.Prefix
 	// Ready reports whether the service can serve (the database answers).
@@ -52,18 +54,9 @@ type Deps struct {
 	// IdentityJWKS serves the public key of the identities the gateway
 	// sends upstream (GET /.well-known/jwks.json); nil leaves it unrouted.
 	IdentityJWKS http.Handler
-	// RateLimits limits requests per key, user and failed authentications
-	// per client address; nil disables rate limiting.
+	// RateLimits tells /v1/me the request rate this server enforces; nil
+	// when rate limiting is off (the Gate spends the buckets).
 	RateLimits *ratelimit.Limits
-}
-
-// WebSocketRoutes are the WebSocket endpoint's handlers, mounted by routes.go.
-type WebSocketRoutes interface {
-	Upgrade() http.Handler         // GET /v1/ws and the seed's GET /ws/daemon and GET /ws
-	IssueTicket() http.Handler     // POST /v1/ws/tickets
-	IssueSeedTicket() http.Handler // the seed's POST /api/ws-ticket
-	ListConnections() http.Handler // GET /v1/ws/connections
-	CloseConnection() http.Handler // DELETE /v1/ws/connections/{id}
 }
 
 // NewServer returns the complete HTTP handler.

@@ -2,6 +2,7 @@ package ws_test
 
 import (
 	"encoding/hex"
+	"github.com/keyhub/keyhub/api"
 	"net/http"
 	"net/url"
 	"testing"
@@ -63,7 +64,7 @@ func TestTicketWorksOnce(t *testing.T) {
 	env, jwt, key := setup(t, nil)
 
 	for _, cred := range []string{key.Secret, jwt} {
-		var issued ws.TicketResponse
+		var issued api.WSTicket
 		env.Post(t, "/v1/ws/tickets", cred, nil).Want(t, http.StatusCreated, "").JSON(t, &issued)
 		if issued.ExpiresIn != 30 || len(issued.Ticket) < 10 || issued.Ticket[:4] != "wst_" {
 			t.Fatalf("ticket: %+v", issued)
@@ -91,7 +92,7 @@ func TestBadTicketsAre401(t *testing.T) {
 	// The change feed purges the cache when it starts listening: under
 	// load that came after the dial below, and the count read 0.
 	env.WaitListening(t)
-	var issued ws.TicketResponse
+	var issued api.WSTicket
 	env.Post(t, "/v1/ws/tickets", key.Secret, nil).Want(t, http.StatusCreated, "").JSON(t, &issued)
 
 	signer := ws.NewTicketSigner([]byte(testTicketSecret))
@@ -122,7 +123,7 @@ func TestBadTicketsAre401(t *testing.T) {
 func TestTicketOfRevokedKeyIsRefused(t *testing.T) {
 	t.Parallel()
 	env, jwt, key := setup(t, nil)
-	var issued ws.TicketResponse
+	var issued api.WSTicket
 	env.Post(t, "/v1/ws/tickets", key.Secret, nil).Want(t, http.StatusCreated, "").JSON(t, &issued)
 	env.Delete(t, "/v1/keys/"+key.ID.String(), jwt).Want(t, http.StatusOK, "")
 	_, status, body := dial(t, env, "/v1/ws?ticket="+url.QueryEscape(issued.Ticket), nil)
@@ -192,7 +193,7 @@ func TestTicketsGoThroughTheKeyCache(t *testing.T) {
 	// The change feed purges the cache when it starts listening: under
 	// load that came after the dial below, and the count read 0.
 	env.WaitListening(t)
-	var issued ws.TicketResponse
+	var issued api.WSTicket
 	env.Post(t, "/v1/ws/tickets", key.Secret, nil).Want(t, http.StatusCreated, "").JSON(t, &issued)
 	keyHash := apikey.Hash(key.Secret)
 	env.App.Keys.Invalidate(hex.EncodeToString(keyHash[:]))

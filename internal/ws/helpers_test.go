@@ -15,7 +15,6 @@ import (
 
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/apitest"
-	"github.com/keyhub/keyhub/internal/ws"
 )
 
 // testTicketSecret lets tests forge tickets the server accepts.
@@ -146,16 +145,16 @@ func createKey(t *testing.T, env *apitest.Env, token string, body map[string]any
 }
 
 // listConnections returns the caller owner's open connections.
-func listConnections(t *testing.T, env *apitest.Env, cred string) []ws.Connection {
+func listConnections(t *testing.T, env *apitest.Env, cred string) []api.WSConnection {
 	t.Helper()
-	var list ws.ConnectionList
+	var list api.WSConnectionList
 	env.Get(t, "/v1/ws/connections", cred).Want(t, http.StatusOK, "").JSON(t, &list)
 	return list.Data
 }
 
 // waitConnections waits until the owner has n open connections: a closed
 // socket is released by the server a moment after the client sees it.
-func waitConnections(t *testing.T, env *apitest.Env, cred string, n int) []ws.Connection {
+func waitConnections(t *testing.T, env *apitest.Env, cred string, n int) []api.WSConnection {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for {

@@ -46,7 +46,9 @@ type Store interface {
 
 // Config assembles a Hub.
 type Config struct {
-	Auth  *auth.Authenticator
+	// Gate admits every connection (headers, ticket or first message):
+	// the same admission step as every other front door.
+	Gate  *auth.Gate
 	Store Store
 	Log   *slog.Logger
 	// TicketSecret signs tickets; empty means a random per-process secret
@@ -61,15 +63,12 @@ type Config struct {
 	// PingInterval is how often the server pings (default 30s); a peer that
 	// does not answer within it is dropped.
 	PingInterval time.Duration
-	// TrustedProxies are believed about X-Forwarded-For when the connection
-	// list shows a client's address.
-	TrustedProxies []netip.Prefix
 	// MaxPending caps connections waiting to authenticate (default 1024);
 	// PendingPerIP caps them per client address block (default 16).
 	MaxPending   int
 	PendingPerIP int
-	// RateLimits counts failed ticket and first-message authentications
-	// per client address, like the REST API's; nil disables that.
+	// RateLimits counts refused pending connections and tells whoami the
+	// request rate this server enforces; nil when there are no limits.
 	RateLimits *ratelimit.Limits
 	// Metrics counts connections, closes, messages and the ticket and
 	// first-message authentications; may be nil.
@@ -88,14 +87,13 @@ type Config struct {
 // Hub is the registry of open connections. It implements
 // httpapi.WebSocketRoutes and keyhub.ChangeObserver.
 type Hub struct {
-	auth           *auth.Authenticator
+	gate           *auth.Gate
 	store          Store
 	log            *slog.Logger
 	tickets        TicketSigner
 	authTimeout    time.Duration
 	pingInterval   time.Duration
 	allowedOrigins []string
-	trustedProxies []netip.Prefix
 	limits         *ratelimit.Limits
 	metrics        *metrics.Metrics
 	staleBound     time.Duration
@@ -172,14 +170,13 @@ func New(cfg Config) *Hub {
 		cfg.Log.Warn("WS_TICKET_SECRET is not set: WebSocket tickets use a random per-process secret and work only on the process that issued them")
 	}
 	return &Hub{
-		auth:           cfg.Auth,
+		gate:           cfg.Gate,
 		store:          cfg.Store,
 		log:            cfg.Log,
 		tickets:        NewTicketSigner(secret),
 		authTimeout:    cfg.AuthTimeout,
 		pingInterval:   cfg.PingInterval,
 		allowedOrigins: cfg.AllowedOrigins,
-		trustedProxies: cfg.TrustedProxies,
 		limits:         cfg.RateLimits,
 		metrics:        cfg.Metrics,
 		staleBound:     cfg.StaleBound,

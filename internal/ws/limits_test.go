@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/keyhub/keyhub/api"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/keyhub/keyhub/internal/apitest"
 	"github.com/keyhub/keyhub/internal/redistest"
-	"github.com/keyhub/keyhub/internal/ws"
 )
 
 // Fifty simultaneous upgrades with a free key (one connection allowed):
@@ -291,7 +291,7 @@ func TestFailedFirstMessageAuthSharedAcrossProcesses(t *testing.T) {
 func TestConnectionsSpendTheKeysRequests(t *testing.T) {
 	t.Parallel()
 	env, _, key := setup(t, map[string]string{"RATE_LIMIT_TIER_RPM": "free=3"})
-	var ticket ws.TicketResponse
+	var ticket api.WSTicket
 	// The 1st request of the key.
 	env.Do(t, apitest.Request{Method: http.MethodPost, Path: "/v1/ws/tickets", Headers: map[string]string{"X-API-Key": key.Secret}}).Want(t, http.StatusCreated, "").JSON(t, &ticket)
 	// The 2nd: a connection by first message holds the free tier's one slot.

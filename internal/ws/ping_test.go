@@ -13,7 +13,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/keyhub/keyhub/internal/auth"
-	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/postgres"
 	"github.com/keyhub/keyhub/internal/ws"
 )
@@ -27,8 +26,8 @@ func TestPingDropsSilentPeer(t *testing.T) {
 	keys := auth.NewApiKeyCache(store, auth.KeyCacheConfig{TTL: time.Minute, Size: 10, NegativeTTL: time.Minute, NegativeSize: 10}, nil)
 	authn := auth.New(auth.Config{Keys: keys, Users: store})
 	const interval = 200 * time.Millisecond
-	hub := ws.New(ws.Config{Auth: authn, Store: store, TicketSecret: []byte(testTicketSecret), PingInterval: interval})
-	srv := httptest.NewServer(authn.Middleware(httpjson.Error)(hub.Upgrade()))
+	hub := ws.New(ws.Config{Gate: auth.NewGate(authn, nil, nil, nil), Store: store, TicketSecret: []byte(testTicketSecret), PingInterval: interval})
+	srv := httptest.NewServer(hub.Upgrade())
 	t.Cleanup(srv.Close)
 	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws/daemon"
 	var pings atomic.Int64

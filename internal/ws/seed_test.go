@@ -1,6 +1,7 @@
 package ws_test
 
 import (
+	"github.com/keyhub/keyhub/api"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,7 +11,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/keyhub/keyhub/internal/apitest"
-	"github.com/keyhub/keyhub/internal/ws"
 )
 
 // The seed ws-ticket service's clients: POST /api/ws-ticket with the key in
@@ -18,7 +18,7 @@ import (
 func TestSeedTicketService(t *testing.T) {
 	t.Parallel()
 	env, _, key := setup(t, nil)
-	var issued ws.TicketResponse
+	var issued api.WSTicket
 	env.Do(t, apitest.Request{Method: http.MethodPost, Path: "/api/ws-ticket", Headers: map[string]string{"x-api-key": key.Secret}}).
 		Want(t, http.StatusOK, "").JSON(t, &issued)
 	if !strings.HasPrefix(issued.Ticket, "wst_") || issued.ExpiresIn != 30 {

@@ -7,21 +7,16 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
-	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/auth"
-	"github.com/keyhub/keyhub/internal/clientip"
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/origin"
-	"github.com/keyhub/keyhub/internal/ratelimit"
 )
 
 // preAuthReadLimit is the largest message read before authentication:
@@ -32,9 +27,9 @@ const preAuthReadLimit = 8 << 10
 const maxIdentityLen = 255
 
 // Upgrade serves GET /v1/ws and GET /ws/daemon. The principal comes from
-// the headers (already resolved by the auth middleware), else from a
-// ?ticket=, else from the first message. Whenever the principal is known
-// before the upgrade, refusals are the REST JSON errors.
+// the headers, else from a ?ticket=, else from the first message; each
+// way goes through the one admission step (auth.Gate). Whenever the
+// principal is known before the upgrade, refusals are the REST JSON errors.
 func (h *Hub) Upgrade() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Checked before anything else, so a plain GET neither spends a
@@ -48,48 +43,34 @@ func (h *Hub) Upgrade() http.Handler {
 			httpjson.Error(w, r, err)
 			return
 		}
-		var p *keyhub.Principal
-		fromHeaders := auth.FromContext(r.Context())
-		client := clientip.Of(r, h.trustedProxies)
-		if fromHeaders == nil && h.limits != nil {
-			// A ticket or a first message is still to be checked: an address
-			// over its failed-authentication limit gets no further.
-			if d, blocked := h.limits.AuthBlocked(client); blocked {
-				refuseRateLimited(w, r, d)
+		client := h.gate.Client(r)
+		var adm auth.Admission
+		var err error
+		switch ticket := r.URL.Query().Get("ticket"); {
+		case auth.HasCredentials(r.Header):
+			adm, err = h.gate.Admit(r, needConnect)
+		case ticket != "":
+			adm, err = h.gate.AdmitWith(r.Context(), client, needConnect, func(ctx context.Context) (*keyhub.Principal, string, error) {
+				p, err := h.redeemTicket(ctx, ticket)
+				return p, "ticket", err
+			})
+		default:
+			// The credential comes after the upgrade: an address over its
+			// failed-authentication limit gets no further.
+			if err := h.gate.RefuseBlocked(client); err != nil {
+				auth.WriteError(w, r, err)
 				return
 			}
-		}
-		if fromHeaders != nil {
-			copied := *fromHeaders // the cache's copy is shared: never modify it
-			p = &copied
-		} else if ticket := r.URL.Query().Get("ticket"); ticket != "" {
-			var err error
-			p, err = h.redeemTicket(r.Context(), ticket)
-			h.metrics.AuthOutcome("ticket", err)
-			if err != nil {
-				if d, refused := h.countAuthFailure(r.Context(), client, err); refused {
-					refuseRateLimited(w, r, d)
-					return
-				}
-				httpjson.Error(w, r, err)
-				return
-			}
-		} else {
 			h.serveFirstMessage(w, r, client)
 			return
 		}
-		if err := checkPrincipal(p); err != nil {
-			httpjson.Error(w, r, err)
+		if err != nil {
+			auth.WriteError(w, r, err)
 			return
 		}
-		if fromHeaders == nil { // header credentials were counted by the REST middleware
-			if d, refused := h.spendRequest(r.Context(), p); refused {
-				ratelimit.SetRefusalHeaders(w.Header(), d)
-				httpjson.Error(w, r, ratelimit.RefusalError(d, whyPrincipalLimit))
-				return
-			}
-		}
-		id, release, err := h.reserve(r.Context(), p)
+		h.gate.SetHeaders(w.Header(), adm)
+		p := *adm.Principal // the cache's copy is shared: never modify it
+		id, release, err := h.reserve(r.Context(), &p)
 		if err != nil {
 			httpjson.Error(w, r, err)
 			return
@@ -101,63 +82,18 @@ func (h *Hub) Upgrade() http.Handler {
 		}
 		// A daemon authenticated by header or ticket names itself in the query.
 		q := r.URL.Query()
-		go h.serve(h.newConn(id, release, ws, r, p, truncate(q.Get("machine_id")), truncate(q.Get("hostname"))))
+		go h.serve(h.newConn(id, release, ws, r, client, &p, truncate(q.Get("machine_id")), truncate(q.Get("hostname"))))
 	})
 }
 
-// countAuthFailure spends one unit of client's failed-authentication
-// bucket when err is a failed authentication, and reports whether the
-// bucket refused it.
-func (h *Hub) countAuthFailure(ctx context.Context, client netip.Addr, err error) (ratelimit.Decision, bool) {
-	if h.limits == nil || !ratelimit.IsAuthFailure(err) {
-		return ratelimit.Decision{}, false
-	}
-	d := h.limits.AuthFailure(ctx, client)
-	return d, !d.Allowed
-}
-
-// whyPrincipalLimit says why a connection over its key's or user's
-// request limit is refused.
-const whyPrincipalLimit = "too many requests for this API key or user"
-
-// spendRequest spends one request of p's bucket for a connection whose
-// credential did not pass the REST middleware (a ticket, a first message),
-// so opening connections counts like any other request; it reports
-// whether the bucket refused. A Redis outage fails open, as for REST.
-func (h *Hub) spendRequest(ctx context.Context, p *keyhub.Principal) (ratelimit.Decision, bool) {
-	if h.limits == nil {
-		return ratelimit.Decision{}, false
-	}
-	d := h.limits.Principal(ctx, p)
-	return d, !d.Allowed
-}
-
-// refuseRateLimited answers an upgrade with 429 RATE_LIMITED and the
-// headers of the failed-authentication limit.
-func refuseRateLimited(w http.ResponseWriter, r *http.Request, d ratelimit.Decision) {
-	ratelimit.SetRefusalHeaders(w.Header(), d)
-	httpjson.Error(w, r, ratelimit.RefusalError(d, ratelimit.AuthFailureMessage))
-}
-
-// checkPrincipal refuses principals that may not open a connection.
-func checkPrincipal(p *keyhub.Principal) error {
-	if !p.Scopes.Has(keyhub.ScopeWSConnect) {
-		return keyhub.Errorf(keyhub.CodeInsufficientScope, "this API key lacks the ws:connect scope")
-	}
-	if p.Expired(time.Now()) {
-		if p.IsKey() {
-			return keyhub.Errorf(keyhub.CodeKeyExpired, "the API key has expired")
-		}
-		return keyhub.Errorf(keyhub.CodeExpiredToken, "the access token has expired")
-	}
-	return nil
-}
+// needConnect is what opening a connection requires.
+var needConnect = auth.Need{Scope: keyhub.ScopeWSConnect}
 
 func (h *Hub) acceptOptions() *websocket.AcceptOptions {
 	return &websocket.AcceptOptions{OriginPatterns: h.allowedOrigins}
 }
 
-func (h *Hub) newConn(id uuid.UUID, release func(), ws *websocket.Conn, r *http.Request, p *keyhub.Principal, machineID, hostname string) *conn {
+func (h *Hub) newConn(id uuid.UUID, release func(), ws *websocket.Conn, r *http.Request, client netip.Addr, p *keyhub.Principal, machineID, hostname string) *conn {
 	c := &conn{
 		id:          id,
 		release:     release,
@@ -165,7 +101,7 @@ func (h *Hub) newConn(id uuid.UUID, release func(), ws *websocket.Conn, r *http.
 		principal:   *p,
 		machineID:   machineID,
 		hostname:    hostname,
-		remoteAddr:  clientip.Of(r, h.trustedProxies).String(),
+		remoteAddr:  client.String(),
 		connectedAt: time.Now(),
 		requestID:   httpjson.RequestID(r.Context()),
 		closed:      make(chan struct{}),
@@ -213,11 +149,12 @@ func (h *Hub) redeemTicket(ctx context.Context, raw string) (*keyhub.Principal, 
 	}
 	// The principal comes from the one resolver (caches, revoked and
 	// expiry rules) that headers and first messages use too.
+	authn := h.gate.Authenticator()
 	var p *keyhub.Principal
 	if t.KeyID != uuid.Nil {
-		p, err = h.auth.ResolveKeyID(ctx, t.KeyID)
+		p, err = authn.ResolveKeyID(ctx, t.KeyID)
 	} else {
-		p, err = h.auth.ResolveUser(ctx, t.UserID)
+		p, err = authn.ResolveUser(ctx, t.UserID)
 	}
 	if keyhub.ErrorCode(err) == keyhub.CodeUnknownAPIKey {
 		return nil, errInvalidTicket
@@ -323,24 +260,14 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client n
 		h.metrics.AuthOutcome("first_message", errNoAuthMessage)
 		return
 	}
-	p, msg, err := h.authenticateFirstMessage(r.Context(), data)
-	if err == nil {
-		err = checkPrincipal(p)
-	}
-	if errors.Is(err, errBadAuthMessage) {
-		h.metrics.AuthOutcome("first_message", errBadAuthOutcome)
-	} else {
-		h.metrics.AuthOutcome("first_message", err)
-	}
-	if err == nil {
-		if d, refused := h.spendRequest(r.Context(), p); refused {
-			err = ratelimit.RefusalError(d, whyPrincipalLimit)
-		}
-	}
+	var msg authMessage
+	adm, err := h.gate.AdmitWith(r.Context(), client, needConnect, func(ctx context.Context) (*keyhub.Principal, string, error) {
+		var p *keyhub.Principal
+		var err error
+		p, msg, err = h.authenticateFirstMessage(ctx, data)
+		return p, "first_message", err
+	})
 	if err != nil {
-		if _, refused := h.countAuthFailure(r.Context(), client, err); refused {
-			err = keyhub.Errorf(keyhub.CodeRateLimited, ratelimit.AuthFailureMessage)
-		}
 		// A refused credential is the client's to fix (1008, do not retry);
 		// an outage, a rate limit or our own failure are worth a retry.
 		code := websocket.StatusPolicyViolation
@@ -352,6 +279,7 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client n
 		h.metrics.WSClosed(int(code))
 		return
 	}
+	p := adm.Principal
 	id, release, err := h.reserve(r.Context(), p)
 	if err != nil {
 		refuseFirstMessage(r.Context(), ws, msg, err, closeCodeOf(err))
@@ -369,16 +297,14 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client n
 	stopWaiting() // serve registers it instead
 	machineID, hostname := msg.identity()
 	handedOver = true
-	go h.serve(h.newConn(id, release, ws, r, p, machineID, hostname))
+	go h.serve(h.newConn(id, release, ws, r, client, p, machineID, hostname))
 }
 
-var errBadAuthMessage = errors.New("expected an auth message")
-
-// Outcomes of first-message authentication that are not API errors, as
-// the auth metrics label them.
+// Outcomes of first-message authentication that are not API errors; the
+// auth metrics and the close reason carry their codes.
 var (
 	errNoAuthMessage  = keyhub.Errorf("NO_AUTH_MESSAGE", "no auth message in time")
-	errBadAuthOutcome = keyhub.Errorf("BAD_AUTH_MESSAGE", "expected an auth message")
+	errBadAuthMessage = keyhub.Errorf("BAD_AUTH_MESSAGE", "expected an auth message")
 )
 
 func (h *Hub) authenticateFirstMessage(ctx context.Context, data []byte) (*keyhub.Principal, authMessage, error) {
@@ -386,17 +312,18 @@ func (h *Hub) authenticateFirstMessage(ctx context.Context, data []byte) (*keyhu
 	if err := json.Unmarshal(data, &msg); err != nil {
 		return nil, msg, errBadAuthMessage
 	}
+	authn := h.gate.Authenticator()
 	var p *keyhub.Principal
 	var err error
 	switch {
 	case msg.Type == "auth" && msg.APIKey != "" && msg.Token == "":
-		p, err = h.auth.ResolveKey(ctx, msg.APIKey)
+		p, err = authn.ResolveKey(ctx, msg.APIKey)
 	case msg.Type == "auth" && msg.Token != "" && msg.APIKey == "":
-		p, err = h.auth.ResolveToken(ctx, msg.Token)
+		p, err = authn.ResolveToken(ctx, msg.Token)
 	case msg.Type == "authenticate" && msg.DaemonKey != "":
-		p, err = h.auth.ResolveKey(ctx, msg.DaemonKey)
+		p, err = authn.ResolveKey(ctx, msg.DaemonKey)
 	case msg.seedTiered() && msg.Token == "":
-		p, err = h.auth.ResolveKey(ctx, msg.APIKey)
+		p, err = authn.ResolveKey(ctx, msg.APIKey)
 	default:
 		return nil, msg, errBadAuthMessage
 	}
@@ -422,94 +349,6 @@ func truncate(s string) string {
 		s = s[:maxIdentityLen]
 	}
 	return strings.ToValidUTF8(s, "")
-}
-
-// TicketResponse is the body of POST /v1/ws/tickets.
-type TicketResponse = api.WSTicket
-
-// IssueTicket serves POST /v1/ws/tickets: a 30-second, single-use ticket
-// for clients that cannot set headers on the upgrade (browsers).
-func (h *Hub) IssueTicket() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.issueTicket(w, r, http.StatusCreated) })
-}
-
-// IssueSeedTicket serves the seed ws-ticket service's POST /api/ws-ticket:
-// the same ticket, answered 200 as that service did.
-func (h *Hub) IssueSeedTicket() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.issueTicket(w, r, http.StatusOK) })
-}
-
-func (h *Hub) issueTicket(w http.ResponseWriter, r *http.Request, status int) {
-	p := auth.FromContext(r.Context())
-	t := Ticket{ID: uuid.New(), UserID: p.UserID, OwnerID: p.OwnerID, ExpiresAt: time.Now().Add(TicketTTL)}
-	if p.IsKey() {
-		t.KeyID = p.KeyID // re-read when used: the key's state then counts
-	} else {
-		t.CredentialExpiresAt = p.ExpiresAt
-	}
-	httpjson.Write(w, status, TicketResponse{Ticket: h.tickets.Sign(t), ExpiresIn: int(TicketTTL / time.Second)})
-}
-
-// Connection describes an open connection in GET /v1/ws/connections.
-type Connection = api.WSConnection
-
-// ConnectionList is the body of GET /v1/ws/connections.
-type ConnectionList = api.WSConnectionList
-
-// ListConnections serves GET /v1/ws/connections: the open connections of
-// the caller's owner, oldest first.
-func (h *Hub) ListConnections() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := auth.FromContext(r.Context())
-		out := ConnectionList{Data: []Connection{}}
-		h.mu.Lock()
-		for c := range h.byOwner[p.OwnerID] {
-			out.Data = append(out.Data, Connection{
-				ID:             c.id,
-				AuthMethod:     string(c.principal.Method),
-				KeyPrefix:      c.principal.KeyPrefix,
-				MachineID:      c.machineID,
-				Hostname:       c.hostname,
-				RemoteAddr:     c.remoteAddr,
-				ConnectedAt:    api.Timestamp(c.connectedAt),
-				LastActivityAt: api.Timestamp(time.Unix(0, c.lastActivity.Load())),
-			})
-		}
-		h.mu.Unlock()
-		sort.Slice(out.Data, func(i, j int) bool {
-			if !out.Data[i].ConnectedAt.Equal(out.Data[j].ConnectedAt) {
-				return out.Data[i].ConnectedAt.Before(out.Data[j].ConnectedAt)
-			}
-			return out.Data[i].ID.String() < out.Data[j].ID.String()
-		})
-		httpjson.Write(w, http.StatusOK, out)
-	})
-}
-
-// CloseConnection serves DELETE /v1/ws/connections/{id}: closes one of
-// the owner's connections with 4002. Another owner's connection is
-// NOT_FOUND, as if it did not exist.
-func (h *Hub) CloseConnection() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := auth.FromContext(r.Context())
-		notFound := keyhub.Errorf(keyhub.CodeNotFound, "connection not found")
-		id, err := uuid.Parse(chi.URLParam(r, "id"))
-		if err != nil {
-			httpjson.Error(w, r, notFound)
-			return
-		}
-		h.mu.Lock()
-		c, ok := h.conns[id]
-		if ok && c.principal.OwnerID == p.OwnerID {
-			c.kill(StatusClosedByOwner, "closed by owner")
-		}
-		h.mu.Unlock()
-		if !ok || c.principal.OwnerID != p.OwnerID {
-			httpjson.Error(w, r, notFound)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
 }
 
 var errNotHandshake = keyhub.Errorf(keyhub.CodeUpgradeRequired, "this endpoint speaks WebSocket: send a WebSocket handshake (Connection: Upgrade, Upgrade: websocket)")

@@ -1,0 +1,298 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/keyhub/keyhub/internal/apikey"
+	"github.com/keyhub/keyhub/internal/clientip"
+	"github.com/keyhub/keyhub/internal/httpjson"
+	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/ratelimit"
+)
+
+// Gate is the one admission step every front door calls: the REST
+// middleware, the WebSocket upgrade (headers, ticket or first message), the
+// gateway's proxy and forward auth. Its order is fixed here, once:
+//
+//  1. an address over its failed-authentication limit is refused before
+//     its credential is looked at (guessing costs no database query);
+//  2. the credential is resolved (extractor chain, caches);
+//  3. a failed authentication spends from the address's failure bucket,
+//     and once that is empty the answer is 429 instead of 401;
+//  4. the principal's request bucket is spent (a Redis outage fails open);
+//  5. the principal must not have expired and must hold the needed scope.
+//
+// A refusal is an error: WriteError answers it, with Retry-After and the
+// RateLimit headers when it is a rate limit.
+type Gate struct {
+	auth    *Authenticator
+	limits  *ratelimit.Limits // nil: no rate limits
+	trusted []netip.Prefix
+	now     func() time.Time
+	// scopes names the scopes a refusal says are missing (product scopes
+	// have names only in the catalog).
+	scopes *keyhub.ScopeCatalog
+	// policies is the RateLimit-Policy value per tier, built once: the
+	// header is the same for every request of a tier.
+	policies map[string][]string
+}
+
+// NewGate returns the admission step over a's extractor chain; limits may
+// be nil (no rate limiting), trustedProxies say whose X-Forwarded-For is
+// believed for the client address, scopes names the scopes (nil: keyhub's
+// own only).
+func NewGate(a *Authenticator, limits *ratelimit.Limits, trustedProxies []netip.Prefix, scopes *keyhub.ScopeCatalog) *Gate {
+	g := &Gate{auth: a, limits: limits, trusted: trustedProxies, now: time.Now, policies: map[string][]string{}, scopes: scopes}
+	if limits != nil {
+		for _, tier := range []keyhub.Tier{keyhub.TierFree, keyhub.TierPro, keyhub.TierTeam, keyhub.TierEnterprise} {
+			g.policies[string(tier)] = []string{ratelimit.PolicyHeader(string(tier), limits.TierLimit(tier))}
+		}
+	}
+	return g
+}
+
+// Authenticator is the extractor chain behind the gate.
+func (g *Gate) Authenticator() *Authenticator { return g.auth }
+
+// Need says what a front door requires of a request.
+type Need struct {
+	// Scope must be held (0: none).
+	Scope keyhub.Scopes
+	// Anonymous lets a request without credentials through with a nil
+	// principal; without it, such a request is MISSING_CREDENTIALS.
+	Anonymous bool
+}
+
+// Admission is an admitted request.
+type Admission struct {
+	// Principal is nil only for an anonymous request that Need allowed.
+	// It may be shared with a cache: never modify it.
+	Principal *keyhub.Principal
+	// Client is the request's address, as the trusted proxies tell it.
+	Client netip.Addr
+	// Decision is the principal's bucket after this request; Spent is
+	// false when no bucket was spent (anonymous, or no rate limits).
+	Decision ratelimit.Decision
+	Spent    bool
+}
+
+// Refusal is a request refused by a rate limit: the RATE_LIMITED error
+// with the decision its headers come from.
+type Refusal struct {
+	Decision ratelimit.Decision
+	err      error
+}
+
+func (r *Refusal) Error() string { return r.err.Error() }
+
+// Unwrap exposes the RATE_LIMITED keyhub error.
+func (r *Refusal) Unwrap() error { return r.err }
+
+func refusal(d ratelimit.Decision, why string) error {
+	return &Refusal{Decision: d, err: ratelimit.RefusalError(d, why)}
+}
+
+// WhyPrincipalLimit says why a request over its key's or user's limit is
+// refused.
+func whyPrincipalLimit(p *keyhub.Principal) string {
+	if p.IsKey() {
+		return "too many requests for this API key"
+	}
+	return "too many requests for this user"
+}
+
+// Client is the request's client address, as the trusted proxies tell it.
+func (g *Gate) Client(r *http.Request) netip.Addr { return clientip.Of(r, g.trusted) }
+
+// Admit runs the admission step on the credential in r's headers.
+func (g *Gate) Admit(r *http.Request, need Need) (Admission, error) {
+	client := g.Client(r)
+	if !HasCredentials(r.Header) {
+		if need.Anonymous {
+			return Admission{Client: client}, nil
+		}
+		return Admission{Client: client}, errMissing
+	}
+	return g.admit(r.Context(), client, need, func(context.Context) (*keyhub.Principal, string, error) {
+		cred, err := extract(r.Header)
+		if err != nil {
+			return nil, "unknown", err
+		}
+		if cred == "" {
+			return nil, "unknown", errMissing
+		}
+		method := keyhub.AuthJWT
+		if apikey.LooksLikeKey(cred) {
+			method = keyhub.AuthAPIKey
+		}
+		p, err := g.auth.Resolve(r.Context(), cred)
+		return p, string(method), err
+	})
+}
+
+// Resolver resolves a credential that did not come in the headers (a
+// WebSocket ticket, a first message). method labels the outcome metric.
+type Resolver func(ctx context.Context) (p *keyhub.Principal, method string, err error)
+
+// AdmitWith runs the admission step on a credential resolve finds.
+func (g *Gate) AdmitWith(ctx context.Context, client netip.Addr, need Need, resolve Resolver) (Admission, error) {
+	return g.admit(ctx, client, need, resolve)
+}
+
+// RefuseBlocked answers whether client is over its failed-authentication
+// limit, from memory alone: a front door that must accept a connection
+// before it can read the credential (first-message WebSocket) asks first.
+func (g *Gate) RefuseBlocked(client netip.Addr) error {
+	if g.limits == nil {
+		return nil
+	}
+	if d, blocked := g.limits.AuthBlocked(client); blocked {
+		return refusal(d, ratelimit.AuthFailureMessage)
+	}
+	return nil
+}
+
+func (g *Gate) admit(ctx context.Context, client netip.Addr, need Need, resolve Resolver) (Admission, error) {
+	adm := Admission{Client: client}
+	if err := g.RefuseBlocked(client); err != nil {
+		return adm, err
+	}
+	p, method, err := resolve(ctx)
+	if err == nil && p == nil {
+		err = errMissing
+	}
+	if err == nil {
+		err = g.checkExpiry(p)
+	}
+	g.auth.metrics.AuthOutcome(method, err)
+	if err != nil {
+		return adm, g.countFailure(ctx, client, err)
+	}
+	adm.Principal = p
+	if g.limits != nil {
+		d := g.limits.Principal(ctx, p)
+		adm.Decision, adm.Spent = d, true
+		if !d.Allowed {
+			return adm, refusal(d, whyPrincipalLimit(p))
+		}
+	}
+	if err := g.CheckScope(p, need.Scope); err != nil {
+		return adm, err
+	}
+	return adm, nil
+}
+
+// countFailure spends one unit of client's failed-authentication bucket
+// when err is a failed authentication; over the limit the answer becomes
+// a 429.
+func (g *Gate) countFailure(ctx context.Context, client netip.Addr, err error) error {
+	if g.limits == nil || !ratelimit.IsAuthFailure(err) {
+		return err
+	}
+	if d := g.limits.AuthFailure(ctx, client); !d.Allowed {
+		return refusal(d, ratelimit.AuthFailureMessage)
+	}
+	return err
+}
+
+func (g *Gate) checkExpiry(p *keyhub.Principal) error {
+	if !p.Expired(g.now()) {
+		return nil
+	}
+	if p.IsKey() {
+		return keyhub.Errorf(keyhub.CodeKeyExpired, "the API key has expired")
+	}
+	return keyhub.Errorf(keyhub.CodeExpiredToken, "the access token has expired")
+}
+
+// CheckScope refuses a principal that lacks scope with INSUFFICIENT_SCOPE
+// naming the first scope missing (dashboard users hold every scope).
+func (g *Gate) CheckScope(p *keyhub.Principal, scope keyhub.Scopes) error {
+	if p.Scopes.Has(scope) {
+		return nil
+	}
+	name := "required"
+	if names := g.scopes.Names(scope &^ p.Scopes); len(names) > 0 {
+		name = names[0]
+	}
+	return keyhub.Errorf(keyhub.CodeInsufficientScope, "this API key lacks the %s scope", name)
+}
+
+// RequireScope refuses requests whose principal lacks scope (or that have
+// none), by the same rule as Admit.
+func (g *Gate) RequireScope(scope keyhub.Scopes) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p := FromContext(r.Context())
+			if p == nil {
+				WriteError(w, r, errMissing)
+				return
+			}
+			if err := g.CheckScope(p, scope); err != nil {
+				WriteError(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// SetHeaders sets the RateLimit-Policy and RateLimit headers of an
+// admitted request.
+func (g *Gate) SetHeaders(h http.Header, a Admission) {
+	if !a.Spent {
+		return
+	}
+	d := a.Decision
+	if v, ok := g.policies[d.Policy]; ok {
+		h[ratelimit.HeaderKeyPolicy] = v // never modified downstream: shared safely
+	} else {
+		h.Set(ratelimit.HeaderPolicy, ratelimit.PolicyHeader(d.Policy, d.Limit))
+	}
+	if d.Err == nil { // without Redis's answer, nothing is known to remain
+		h[ratelimit.HeaderKeyRateLimit] = []string{d.RateLimitHeader()}
+	}
+}
+
+// SetRefusalHeaders sets Retry-After and the RateLimit headers when err is
+// a rate-limit refusal, and reports whether it was one.
+func SetRefusalHeaders(h http.Header, err error) bool {
+	var rf *Refusal
+	if !errors.As(err, &rf) {
+		return false
+	}
+	ratelimit.SetRefusalHeaders(h, rf.Decision)
+	return true
+}
+
+// WriteError answers a refused request: the JSON error, with Retry-After
+// and the RateLimit headers for a rate limit.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	SetRefusalHeaders(w.Header(), err)
+	httpjson.Error(w, r, err)
+}
+
+// Middleware admits every request whose headers carry a credential and
+// puts its principal in the context, with the RateLimit headers on the
+// answer. A request without credentials passes on anonymous (routes that
+// need a principal add RequireScope or Require); invalid credentials are
+// refused here, on every route, so a mistyped key is never treated as no
+// key.
+func (g *Gate) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		adm, err := g.Admit(r, Need{Anonymous: true})
+		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		if adm.Principal != nil {
+			g.SetHeaders(w.Header(), adm)
+			r = r.WithContext(NewContext(r.Context(), adm.Principal))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
