@@ -278,7 +278,11 @@ func TestClientGoneIsLogged499(t *testing.T) {
 // does not let a slow-drip body hold the connection open.
 func TestRequestDeadlineHoldsUntilUpgrade(t *testing.T) {
 	t.Parallel()
-	env := apitest.New(t, map[string]string{"REQUEST_TIMEOUT": "300ms"})
+	// Long enough for a key to be created on a loaded machine (at 300 ms
+	// the key creation below failed with load ≈ 45 on 2 cores), short
+	// enough to tell a closed connection from one held open for 10 s.
+	const timeout = 1500 * time.Millisecond
+	env := apitest.New(t, map[string]string{"REQUEST_TIMEOUT": timeout.String()})
 	for _, path := range []string{"/v1/keys", "/healthz", "/v1/ws"} {
 		conn, err := net.Dial("tcp", env.Server.Listener.Addr().String())
 		if err != nil {
@@ -324,7 +328,7 @@ func TestRequestDeadlineHoldsUntilUpgrade(t *testing.T) {
 	if _, _, err := ws.Read(ctx); err != nil { // welcome
 		t.Fatal(err)
 	}
-	time.Sleep(600 * time.Millisecond) // twice the request deadline
+	time.Sleep(2 * timeout) // the socket must outlive the request deadline
 	if err := wsjson.Write(ctx, ws, map[string]any{"type": "ping", "id": 1}); err != nil {
 		t.Fatal(err)
 	}
