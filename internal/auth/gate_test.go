@@ -102,9 +102,9 @@ func TestGateRefusesExpired(t *testing.T) {
 	t.Parallel()
 	g := gateFixture(t)
 	calls := 0
-	key := keyPrincipal(keyhub.AllScopes)
+	key := keyPrincipal(keyhub.BuiltinScopes)
 	key.ExpiresAt = time.Now().Add(-time.Second)
-	user := &keyhub.Principal{UserID: uuid.New(), Tier: keyhub.TierFree, Method: keyhub.AuthJWT, Scopes: keyhub.AllScopes, ExpiresAt: time.Now().Add(-time.Second)}
+	user := &keyhub.Principal{UserID: uuid.New(), Tier: keyhub.TierFree, Method: keyhub.AuthJWT, Scopes: keyhub.BuiltinScopes, ExpiresAt: time.Now().Add(-time.Second)}
 	for _, tc := range []struct {
 		p    *keyhub.Principal
 		want keyhub.Code
