@@ -49,6 +49,9 @@ type conn struct {
 	connectedAt time.Time
 	release     func() // gives the connection's slot back (idempotent)
 	requestID   string // the upgrade request's, for the close's log line
+	// upstream is the product's socket this one is relayed to (Relay);
+	// nil for keyhub's own protocol.
+	upstream *websocket.Conn
 
 	lastActivity atomic.Int64 // unix nanoseconds
 	subscribed   atomic.Bool
@@ -242,6 +245,9 @@ func (h *Hub) serve(c *conn) {
 	defer c.session.Stop()
 	if err := h.register(c); err != nil {
 		c.release()
+		if c.upstream != nil {
+			c.upstream.Close(closeCodeOf(err), string(keyhub.ErrorCode(err)))
+		}
 		c.ws.Close(closeCodeOf(err), string(keyhub.ErrorCode(err)))
 		h.metrics.WSClosed(int(closeCodeOf(err)))
 		return
@@ -288,9 +294,12 @@ func (h *Hub) serve(c *conn) {
 		},
 		ExpiresAt: api.Timestamp(sessionEnd),
 	}
-	if err := h.send(ctx, c.ws, welcome); err != nil {
-		c.fail("write failed")
-		return
+	// A relayed socket speaks its upstream's protocol: no welcome.
+	if c.upstream == nil {
+		if err := h.send(ctx, c.ws, welcome); err != nil {
+			c.fail("write failed")
+			return
+		}
 	}
 
 	c.mu.Lock()
@@ -302,7 +311,12 @@ func (h *Hub) serve(c *conn) {
 		c.mu.Unlock()
 	}()
 
-	readErr := h.readLoop(ctx, c)
+	var readErr error
+	if c.upstream != nil {
+		readErr = h.relay(ctx, c)
+	} else {
+		readErr = h.readLoop(ctx, c)
+	}
 	if code := websocket.CloseStatus(readErr); code != -1 {
 		c.closeCode(code) // the peer's, unless the server closed first
 	}
