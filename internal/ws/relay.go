@@ -46,12 +46,7 @@ var errNoHeaderCredential = keyhub.Errorf(keyhub.CodeMissingCredentials,
 // dial (502, 504) before the client is upgraded.
 func (h *Hub) Relay(need auth.Need, dial UpstreamDialer, dialFailed func(http.ResponseWriter, *http.Request, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !isHandshake(r) {
-			w.Header().Set("Upgrade", "websocket")
-			httpjson.Error(w, r, errNotHandshake)
-			return
-		}
-		if err := h.checkOrigin(r); err != nil {
+		if err := h.checkHandshake(w, r); err != nil {
 			httpjson.Error(w, r, err)
 			return
 		}

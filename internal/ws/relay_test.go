@@ -1,8 +1,12 @@
 package ws_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -270,4 +274,32 @@ func TestRelayAdmission(t *testing.T) {
 		t.Fatalf("after the refused dial: %v", err)
 	}
 	echo(t, c, "again")
+}
+
+// An upgrade that announces a body is refused at once with 400, on keyhub's
+// own socket and a relayed one: it used to hold a pending slot for the
+// whole authentication timeout while the body never came.
+func TestUpgradeWithBodyRefusedAtOnce(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t, map[string]string{"WS_AUTH_TIMEOUT": "30s"})
+	up := newEchoUpstream(t)
+	relayURL := relayEnv(t, env, up.srv.URL, auth.Need{})
+	for _, target := range []string{strings.TrimPrefix(env.URL, "http://") + "/v1/ws", strings.TrimPrefix(relayURL, "ws://") + "/"} {
+		host, path, _ := strings.Cut(target, "/")
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "GET /%s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 10\r\n\r\n", path, host)
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: no answer within 5 s: %v", target, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusBadRequest || errorCode(t, body) != string(keyhub.CodeValidation) {
+			t.Fatalf("%s: %d %s", target, resp.StatusCode, body)
+		}
+	}
 }

@@ -34,12 +34,7 @@ func (h *Hub) Upgrade() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Checked before anything else, so a plain GET neither spends a
 		// ticket nor gets the library's plain-text answer.
-		if !isHandshake(r) {
-			w.Header().Set("Upgrade", "websocket")
-			httpjson.Error(w, r, errNotHandshake)
-			return
-		}
-		if err := h.checkOrigin(r); err != nil {
+		if err := h.checkHandshake(w, r); err != nil {
 			httpjson.Error(w, r, err)
 			return
 		}
@@ -350,6 +345,24 @@ func truncate(s string) string {
 	}
 	return strings.ToValidUTF8(s, "")
 }
+
+// checkHandshake refuses, before anything is spent, what cannot become a
+// connection: a request that is not a handshake, one that announces a
+// body (it would hold a pending slot while the body never comes), and a
+// browser from an origin not allowed.
+func (h *Hub) checkHandshake(w http.ResponseWriter, r *http.Request) error {
+	if !isHandshake(r) {
+		w.Header().Set("Upgrade", "websocket")
+		return errNotHandshake
+	}
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		w.Header().Set("Connection", "close") // the body is not read
+		return errHandshakeBody
+	}
+	return h.checkOrigin(r)
+}
+
+var errHandshakeBody = keyhub.Errorf(keyhub.CodeValidation, "a WebSocket handshake has no body: send no Content-Length or Transfer-Encoding")
 
 var errNotHandshake = keyhub.Errorf(keyhub.CodeUpgradeRequired, "this endpoint speaks WebSocket: send a WebSocket handshake (Connection: Upgrade, Upgrade: websocket)")
 
