@@ -27,6 +27,7 @@ import (
 	"github.com/keyhub/keyhub/internal/dashboard"
 	"github.com/keyhub/keyhub/internal/devissuer"
 	"github.com/keyhub/keyhub/internal/eckey"
+	"github.com/keyhub/keyhub/internal/gateway"
 	"github.com/keyhub/keyhub/internal/httpapi"
 	"github.com/keyhub/keyhub/internal/identity"
 	"github.com/keyhub/keyhub/internal/jwtverify"
@@ -192,6 +193,19 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		return nil, err
 	}
 
+	gw, err := gateway.New(gateway.Config{
+		Routes: cfg.GatewayRoutes,
+		LookupScope:     cfg.Scopes.Lookup,
+		Admit:           gateway.AuthAdmitter{Auth: authn, Limits: limits, TrustedProxies: cfg.TrustedProxies},
+		TrustedProxies:  cfg.TrustedProxies,
+		UpstreamTimeout: cfg.GatewayTimeout,
+		Metrics:         m,
+		Log:             log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("GATEWAY_ROUTES: %w", err)
+	}
+
 	draining := new(atomic.Bool)
 	ready := func(ctx context.Context) error {
 		if draining.Load() {
@@ -223,6 +237,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		Scopes:     cfg.Scopes,
 		// Upstreams verify Keyhub-Identity against it.
 		IdentityJWKS: signer.JWKSHandler(),
+		Gateway:    gw,
 	})
 	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, Identity: signer, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log, draining: draining, Metrics: m, redis: redisClient}, nil
 }

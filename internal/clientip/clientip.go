@@ -36,6 +36,13 @@ func Of(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	return peer
 }
 
+// FromTrustedProxy reports whether r came straight from a trusted proxy,
+// whose forwarding headers (X-Forwarded-Proto, -Host) may be believed.
+func FromTrustedProxy(r *http.Request, trusted []netip.Prefix) bool {
+	peer := remoteAddr(r)
+	return peer.IsValid() && isTrusted(peer, trusted)
+}
+
 func remoteAddr(r *http.Request) netip.Addr {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyhub/keyhub/internal/gateway"
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
@@ -99,6 +100,12 @@ type Config struct {
 	// GatewaySigningKey is the path of the PEM or JWK private key that
 	// signs Keyhub-Identity tokens; empty: generated (see README).
 	GatewaySigningKey string
+
+	// GatewayRoutes are the products keyhub proxies to (GATEWAY_ROUTES).
+	GatewayRoutes []gateway.Route
+	// GatewayTimeout bounds the wait for an upstream's response headers
+	// (then 504); it must leave time under RequestTimeout to answer.
+	GatewayTimeout time.Duration
 }
 
 // Load reads the configuration through getenv.
@@ -157,6 +164,9 @@ func Load(getenv func(string) string) (Config, error) {
 		Scopes:              p.scopes("PRODUCT_SCOPES"),
 		PublicURL:           strings.TrimRight(p.str("PUBLIC_URL", ""), "/"),
 		GatewaySigningKey:   p.str("GATEWAY_SIGNING_KEY", ""),
+
+		GatewayRoutes:  p.routes("GATEWAY_ROUTES"),
+		GatewayTimeout: p.duration("GATEWAY_TIMEOUT", 0), // default: from REQUEST_TIMEOUT, below
 	}
 	if p.err != nil {
 		return Config{}, p.err
@@ -240,6 +250,19 @@ func Load(getenv func(string) string) (Config, error) {
 		c.PublicURL = "http://" + c.LocalAddr()
 	} else if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return Config{}, fmt.Errorf("PUBLIC_URL must be an http(s) URL such as https://keyhub.example.com, got %q", c.PublicURL)
+	}
+	switch {
+	case c.GatewayTimeout == 0:
+		c.GatewayTimeout = min(20*time.Second, c.RequestTimeout*2/3)
+	case c.GatewayTimeout >= c.RequestTimeout:
+		return Config{}, fmt.Errorf("GATEWAY_TIMEOUT (%s) must be shorter than REQUEST_TIMEOUT (%s): a 504 needs time to be sent", c.GatewayTimeout, c.RequestTimeout)
+	}
+	for _, rt := range c.GatewayRoutes {
+		for _, name := range []string{rt.Scope, rt.ReadScope} {
+			if _, known := c.Scopes.Lookup(name); name != "" && !known {
+				return Config{}, fmt.Errorf("GATEWAY_ROUTES: route %s names the unknown scope %q (known: %s; add product scopes to PRODUCT_SCOPES)", rt.Prefix, name, strings.Join(c.Scopes.Known(), ", "))
+			}
+		}
 	}
 	if c.LastUsedFlushInterval < time.Second {
 		return Config{}, fmt.Errorf("LAST_USED_FLUSH_INTERVAL must be at least 1s")
@@ -377,6 +400,15 @@ func (p *parser) scopes(name string) *keyhub.ScopeCatalog {
 		return nil
 	}
 	return c
+}
+
+func (p *parser) routes(name string) []gateway.Route {
+	routes, err := gateway.ParseRoutes(p.getenv(name))
+	if err != nil {
+		p.fail(name, "%v", err)
+		return nil
+	}
+	return routes
 }
 
 func (p *parser) prefixes(name string) []netip.Prefix {

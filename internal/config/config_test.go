@@ -84,12 +84,29 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"METRICS_ADDR":               {"DATABASE_URL": db, "METRICS_ADDR": "9090"},
 		"PRODUCT_SCOPES":             {"DATABASE_URL": db, "PRODUCT_SCOPES": "app:read,keys:admin"},
 		"PUBLIC_URL":                 {"DATABASE_URL": db, "PUBLIC_URL": "keyhub.example.com"},
+		"GATEWAY_ROUTES":             {"DATABASE_URL": db, "GATEWAY_ROUTES": "/v1/ http://127.0.0.1:9000"},
+		"GATEWAY_TIMEOUT":            {"DATABASE_URL": db, "GATEWAY_TIMEOUT": "30s"},
 	}
 	for name, vars := range cases {
 		_, err := load(vars)
 		if err == nil || !strings.HasPrefix(err.Error(), name) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: got %v", name, err)
 		}
+	}
+}
+
+// GATEWAY_ROUTES is read into routes; GATEWAY_TIMEOUT defaults under
+// REQUEST_TIMEOUT.
+func TestGatewaySettings(t *testing.T) {
+	c, err := load(map[string]string{"DATABASE_URL": db, "GATEWAY_ROUTES": "/app/ http://127.0.0.1:9000 scope=app:write; /b/ http://b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.GatewayRoutes) != 2 || c.GatewayRoutes[0].Prefix != "/app/" || c.GatewayRoutes[0].Scope != "app:write" || c.GatewayTimeout != 20*time.Second {
+		t.Fatalf("%+v %s", c.GatewayRoutes, c.GatewayTimeout)
+	}
+	if c, err := load(map[string]string{"DATABASE_URL": db}); err != nil || len(c.GatewayRoutes) != 0 {
+		t.Fatalf("no routes by default: %v %v", c.GatewayRoutes, err)
 	}
 }
 

@@ -64,6 +64,14 @@ func routes(d Deps) http.Handler {
 		r.Method(http.MethodGet, "/ws", ws.Upgrade())
 	}
 
+	// The products behind keyhub (GATEWAY_ROUTES). Each route admits its
+	// requests itself (credential, rate limit, its own scope per method)
+	// and forwards them without their credentials; a route may never
+	// shadow keyhub's own paths (gateway.Reserved).
+	for _, m := range d.Gateway.Mounts() {
+		r.Handle(m.Pattern, m.Handler)
+	}
+
 	// Everything else passes the gate: invalid credentials are refused
 	// even where a principal is optional.
 	r.Group(func(r chi.Router) {

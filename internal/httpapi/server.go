@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/clientip"
+	"github.com/keyhub/keyhub/internal/gateway"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/metrics"
 	"github.com/keyhub/keyhub/internal/ratelimit"
@@ -57,6 +58,9 @@ type Deps struct {
 	// RateLimits tells /v1/me the request rate this server enforces; nil
 	// when rate limiting is off (the Gate spends the buckets).
 	RateLimits *ratelimit.Limits
+	// Gateway proxies GATEWAY_ROUTES to the products behind keyhub; nil
+	// (or no routes) mounts none.
+	Gateway *gateway.Gateway
 }
 
 // NewServer returns the complete HTTP handler.

@@ -64,6 +64,8 @@ var statusOfCode = map[keyhub.Code]int{
 	keyhub.CodeNotReady:             http.StatusServiceUnavailable,
 	keyhub.CodeUnavailable:          http.StatusServiceUnavailable,
 	keyhub.CodeInternal:             http.StatusInternalServerError,
+	keyhub.CodeUpstreamUnavailable:  http.StatusBadGateway,
+	keyhub.CodeUpstreamTimeout:      http.StatusGatewayTimeout,
 }
 
 // StatusOf returns the HTTP status of an error code.
@@ -108,10 +110,12 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case code == keyhub.CodeUnavailable:
 		Logger(r.Context()).Warn("dependency unavailable", "code", code, "err", err)
-	case status >= 500 && status != http.StatusServiceUnavailable:
+	// 502 and 504 are an upstream's failures: the gateway logs them with
+	// their route.
+	case status >= 500 && status != http.StatusServiceUnavailable && status != http.StatusBadGateway && status != http.StatusGatewayTimeout:
 		Logger(r.Context()).Error("request failed", "code", code, "err", err)
 	}
-	if code == keyhub.CodeUnavailable || code == keyhub.CodeNotReady {
+	if code == keyhub.CodeUnavailable || code == keyhub.CodeNotReady || code == keyhub.CodeUpstreamUnavailable {
 		// Not AUTH_NOT_CONFIGURED: retrying will not configure sign-in.
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
 	}

@@ -50,6 +50,12 @@ const (
 	// CodeUnavailable means a dependency (the database) did not answer:
 	// the request may succeed if retried after Retry-After.
 	CodeUnavailable Code = "UNAVAILABLE"
+
+	// CodeUpstreamUnavailable means the gateway could not reach the
+	// product behind a route (502, with Retry-After); CodeUpstreamTimeout
+	// that it did not answer in time (504).
+	CodeUpstreamUnavailable Code = "UPSTREAM_UNAVAILABLE"
+	CodeUpstreamTimeout     Code = "UPSTREAM_TIMEOUT"
 )
 
 // Error is the one error type that crosses layers. Message is safe to show

@@ -68,6 +68,22 @@ type Metrics struct {
 	// ChangeFeedEventReads counts the reads of events other processes
 	// announced, one per batch: keyhub_changefeed_event_reads_total.
 	ChangeFeedEventReads prometheus.Counter
+
+	gatewayRequests *prometheus.CounterVec
+	gatewayDuration *prometheus.HistogramVec
+	gatewayByRoute  children[gatewayKey, gatewayChildren]
+}
+
+// gatewayKey labels one proxied request: its route's prefix and the status
+// its client got.
+type gatewayKey struct {
+	route  string
+	status int
+}
+
+type gatewayChildren struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // requestBuckets span a cached-key request (tens of microseconds) to the
@@ -135,6 +151,19 @@ func New() *Metrics {
 	m.ChangeFeedLag = f.histogram("keyhub_changefeed_lag_seconds", "Time from a change's commit to its notification being handled by this process.", lagBuckets)
 	m.ChangeFeedReconnects = f.counter("keyhub_changefeed_reconnects_total", "Reconnects of the change-feed listener (caches are flushed after each).")
 	m.ChangeFeedEventReads = f.counter("keyhub_changefeed_event_reads_total", "Database reads of events other processes announced (one per batch of events).")
+
+	m.gatewayRequests = f.counterVec("keyhub_gateway_requests_total",
+		"Requests to GATEWAY_ROUTES, by route prefix and the status the client got (refusals, 502 and 504 included).",
+		"route", "code")
+	m.gatewayDuration = f.histogramVec("keyhub_gateway_request_duration_seconds",
+		"Time from a gateway request's arrival to the end of its answer (admission, upstream and streaming), by route prefix.",
+		requestBuckets, "route")
+	m.gatewayByRoute.make = func(k gatewayKey) gatewayChildren {
+		return gatewayChildren{
+			requests: m.gatewayRequests.WithLabelValues(k.route, statusLabel(k.status)),
+			duration: m.gatewayDuration.WithLabelValues(k.route),
+		}
+	}
 
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -258,6 +287,25 @@ func (m *Metrics) RateLimitRejected(limiter string) {
 	if m != nil {
 		m.rateLimiters.get(limiter).Inc()
 	}
+}
+
+// GatewayRequest records a request to the gateway route with prefix
+// route (a fixed, configured set), answered with status after d.
+func (m *Metrics) GatewayRequest(route string, status int, d time.Duration) {
+	if m != nil {
+		c := m.gatewayByRoute.get(gatewayKey{route: route, status: status})
+		c.requests.Inc()
+		c.duration.Observe(d.Seconds())
+	}
+}
+
+// statusLabel keeps a status label to three-digit codes: an upstream's
+// answer is relayed as it is, and a label must come from a bounded set.
+func statusLabel(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status)
 }
 
 // RedisError records a failed Redis call of operation.
