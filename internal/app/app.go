@@ -194,7 +194,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	}
 
 	gw, err := gateway.New(gateway.Config{
-		Routes: cfg.GatewayRoutes,
+		Routes:          cfg.GatewayRoutes,
 		LookupScope:     cfg.Scopes.Lookup,
 		Admit:           gateway.AuthAdmitter{Auth: authn, Limits: limits, TrustedProxies: cfg.TrustedProxies},
 		TrustedProxies:  cfg.TrustedProxies,

@@ -86,6 +86,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"PUBLIC_URL":                 {"DATABASE_URL": db, "PUBLIC_URL": "keyhub.example.com"},
 		"GATEWAY_ROUTES":             {"DATABASE_URL": db, "GATEWAY_ROUTES": "/v1/ http://127.0.0.1:9000"},
 		"GATEWAY_TIMEOUT":            {"DATABASE_URL": db, "GATEWAY_TIMEOUT": "30s"},
+		"GATEWAY_ROUTES: route /app/ names the unknown scope": {"DATABASE_URL": db, "PRODUCT_SCOPES": "app:read", "GATEWAY_ROUTES": "/app/ http://x read_scope=app:read scope=app:write"},
 	}
 	for name, vars := range cases {
 		_, err := load(vars)
@@ -98,15 +99,15 @@ func TestErrorsNameTheVariable(t *testing.T) {
 // GATEWAY_ROUTES is read into routes; GATEWAY_TIMEOUT defaults under
 // REQUEST_TIMEOUT.
 func TestGatewaySettings(t *testing.T) {
-	c, err := load(map[string]string{"DATABASE_URL": db, "GATEWAY_ROUTES": "/app/ http://127.0.0.1:9000 scope=app:write; /b/ http://b"})
+	c, err := load(map[string]string{"DATABASE_URL": db, "PRODUCT_SCOPES": "app:write", "GATEWAY_ROUTES": "/app/ http://127.0.0.1:9000 scope=app:write; /b/ http://b read_scope=keys:read"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(c.GatewayRoutes) != 2 || c.GatewayRoutes[0].Prefix != "/app/" || c.GatewayRoutes[0].Scope != "app:write" || c.GatewayTimeout != 20*time.Second {
 		t.Fatalf("%+v %s", c.GatewayRoutes, c.GatewayTimeout)
 	}
-	if c, err := load(map[string]string{"DATABASE_URL": db}); err != nil || len(c.GatewayRoutes) != 0 {
-		t.Fatalf("no routes by default: %v %v", c.GatewayRoutes, err)
+	if c, err := load(map[string]string{"DATABASE_URL": db, "REQUEST_TIMEOUT": "300ms"}); err != nil || len(c.GatewayRoutes) != 0 || c.GatewayTimeout != 200*time.Millisecond {
+		t.Fatalf("no routes by default, and a timeout under a short REQUEST_TIMEOUT: %v %s %v", c.GatewayRoutes, c.GatewayTimeout, err)
 	}
 }
 

@@ -174,10 +174,11 @@ func TestProxyAdmission(t *testing.T) {
 	t.Parallel()
 	up := newRecorder(t, nil)
 	env := apitest.New(t, map[string]string{
-		"GATEWAY_ROUTES":      "/app/ " + up.URL + " scope=keys:write read_scope=keys:read",
+		"PRODUCT_SCOPES":      "app:read,app:write",
+		"GATEWAY_ROUTES":      "/app/ " + up.URL + " scope=app:write read_scope=app:read",
 		"RATE_LIMIT_TIER_RPM": "free=3",
 	})
-	reader, _ := newKey(t, env, []string{"keys:read"})
+	reader, _ := newKey(t, env, []string{"app:read", "keys:write"})
 
 	for _, tc := range []struct {
 		method, cred string
