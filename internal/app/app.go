@@ -237,7 +237,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		Scopes:     cfg.Scopes,
 		// Upstreams verify Keyhub-Identity against it.
 		IdentityJWKS: signer.JWKSHandler(),
-		Gateway:    gw,
+		Gateway:      gw,
 	})
 	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, Identity: signer, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log, draining: draining, Metrics: m, redis: redisClient}, nil
 }
