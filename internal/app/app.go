@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
@@ -196,7 +197,11 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	gw, err := gateway.New(gateway.Config{
 		Routes:          cfg.GatewayRoutes,
 		LookupScope:     cfg.Scopes.Lookup,
-		Admit:           gateway.AuthAdmitter{Auth: authn, Limits: limits, TrustedProxies: cfg.TrustedProxies},
+		Admit:           gateAdmitter{gate},
+		Identities:      signerIdentities{signer},
+		Sockets: func(scope keyhub.Scopes, dial func(context.Context, *http.Request, *keyhub.Principal, []string) (*websocket.Conn, error), failed func(http.ResponseWriter, *http.Request, error)) http.Handler {
+			return hub.Relay(auth.Need{Scope: scope}, dial, failed)
+		},
 		TrustedProxies:  cfg.TrustedProxies,
 		UpstreamTimeout: cfg.GatewayTimeout,
 		Metrics:         m,
@@ -240,6 +245,36 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		Gateway:      gw,
 	})
 	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, Identity: signer, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log, draining: draining, Metrics: m, redis: redisClient}, nil
+}
+
+// gateAdmitter admits the gateway's requests through the one admission
+// step, with the RateLimit headers on the answer.
+type gateAdmitter struct{ gate *auth.Gate }
+
+func (a gateAdmitter) Admit(w http.ResponseWriter, r *http.Request) (*keyhub.Principal, error) {
+	adm, err := a.gate.Admit(r, auth.Need{})
+	if err != nil {
+		return nil, err
+	}
+	a.gate.SetHeaders(w.Header(), adm)
+	return adm.Principal, nil
+}
+
+func (gateAdmitter) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	auth.WriteError(w, r, err)
+}
+
+// signerIdentities sets the signed identity and its convenience headers
+// on what the gateway sends upstream.
+type signerIdentities struct{ signer *identity.Signer }
+
+func (s signerIdentities) SetIdentity(h http.Header, p *keyhub.Principal, audience string) error {
+	token, err := s.signer.Identity(p, audience)
+	if err != nil {
+		return err
+	}
+	s.signer.SetHeaders(h, p, token)
+	return nil
 }
 
 // newRateLimits builds the rate-limit policy: in Redis when REDIS_URL is

@@ -24,9 +24,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/keyhub/keyhub/internal/clientip"
+
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/metrics"
@@ -48,9 +50,21 @@ type Identities interface {
 	SetIdentity(h http.Header, p *keyhub.Principal, audience string) error
 }
 
+// SocketRelay serves the WebSocket upgrades of a route (ws.Hub.Relay):
+// admitted like keyhub's own sockets with scope (header or ticket),
+// holding a connection slot, closed with 4001 when the key stops working,
+// relayed frame by frame to the socket dial opens. dialFailed answers a
+// failed dial before the client is upgraded.
+type SocketRelay func(scope keyhub.Scopes,
+	dial func(ctx context.Context, r *http.Request, p *keyhub.Principal, subprotocols []string) (*websocket.Conn, error),
+	dialFailed func(w http.ResponseWriter, r *http.Request, err error)) http.Handler
+
 // Config assembles a Gateway.
 type Config struct {
-	Routes []Route
+	// Sockets relays WebSocket upgrades under a route; nil proxies them
+	// like any request (and they fail: ReverseProxy's tunnel is not used).
+	Sockets SocketRelay
+	Routes  []Route
 	// LookupScope resolves a route's scope name (keyhub's own or a
 	// product scope).
 	LookupScope func(name string) (keyhub.Scopes, bool)
@@ -102,6 +116,10 @@ func New(cfg Config) (*Gateway, error) {
 			// The upstream's failures are answered by ErrorHandler; what
 			// ReverseProxy would log itself (a client gone mid-copy) is noise.
 			ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
+		}
+		if cfg.Sockets != nil {
+			// An upgrade is a GET: the route's read scope applies.
+			rp.sockets = cfg.Sockets(rp.readScope, rp.dialUpstream, rp.upstreamFailed)
 		}
 		g.routes = append(g.routes, rp)
 	}
@@ -163,6 +181,7 @@ type routeProxy struct {
 	scope, readScope keyhub.Scopes
 	cfg              *Config
 	proxy            *httputil.ReverseProxy
+	sockets          http.Handler // nil: no WebSocket relay
 }
 
 // identityKey carries a request's identity headers from ServeHTTP, where a
@@ -184,6 +203,10 @@ func (rp *routeProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rp.cfg.Metrics.GatewayRequest(rp.route.Prefix, status, time.Since(start))
 	}()
 
+	if rp.sockets != nil && isUpgrade(r) {
+		rp.sockets.ServeHTTP(ww, r)
+		return
+	}
 	p, err := rp.cfg.Admit.Admit(ww, r)
 	if err != nil {
 		rp.cfg.Admit.WriteError(ww, r, err)
