@@ -195,10 +195,10 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	}
 
 	gw, err := gateway.New(gateway.Config{
-		Routes:          cfg.GatewayRoutes,
-		LookupScope:     cfg.Scopes.Lookup,
-		Admit:           gateAdmitter{gate},
-		Identities:      signerIdentities{signer},
+		Routes:      cfg.GatewayRoutes,
+		LookupScope: cfg.Scopes.Lookup,
+		Admit:       gateAdmitter{gate},
+		Identities:  signerIdentities{signer},
 		Sockets: func(scope keyhub.Scopes, dial func(context.Context, *http.Request, *keyhub.Principal, []string) (*websocket.Conn, error), failed func(http.ResponseWriter, *http.Request, error)) http.Handler {
 			return hub.Relay(auth.Need{Scope: scope}, dial, failed)
 		},

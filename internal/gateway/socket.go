@@ -33,7 +33,7 @@ var handshakeHeaders = map[string]bool{
 	"Te": true, "Trailer": true, "Transfer-Encoding": true, "Content-Length": true, "Host": true,
 	// keyhub checked the Origin; the upstream's check would compare it
 	// with its own host and refuse every browser.
-	"Origin": true,
+	"Origin":            true,
 	"Sec-Websocket-Key": true, "Sec-Websocket-Version": true, "Sec-Websocket-Extensions": true, "Sec-Websocket-Protocol": true, "Sec-Websocket-Accept": true,
 }
 
