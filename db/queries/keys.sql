@@ -67,8 +67,26 @@ SET replaced_by = @replaced_by,
 WHERE id = @id AND owner_id = @owner_id
 RETURNING *;
 
--- name: TouchKeys :exec
-UPDATE api_keys k
-SET last_used_at = v.used_at
-FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@used_ats::timestamptz[]) AS used_at) AS v
-WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.used_at);
+-- name: TouchKeys :many
+-- Records when keys were last used, and returns the ids it skipped because
+-- another transaction holds their row (a flush of the same keys by another
+-- process, a revoke): a flush never waits for a row lock, so flushes on
+-- several processes cannot deadlock each other and never hold up a revoke.
+-- The caller writes the skipped ids at its next flush. All parts of the
+-- statement see one snapshot: the last SELECT reads last_used_at as it was
+-- before the update of this statement.
+WITH v AS (
+    SELECT unnest(@ids::uuid[]) AS id, unnest(@used_ats::timestamptz[]) AS used_at
+), locked AS (
+    SELECT k.id FROM api_keys k JOIN v ON v.id = k.id
+    WHERE k.last_used_at IS NULL OR k.last_used_at < v.used_at
+    FOR NO KEY UPDATE OF k SKIP LOCKED
+), touched AS (
+    UPDATE api_keys k SET last_used_at = v.used_at
+    FROM v JOIN locked ON locked.id = v.id
+    WHERE k.id = v.id
+    RETURNING k.id
+)
+SELECT v.id::uuid AS id FROM v JOIN api_keys k ON k.id = v.id
+WHERE (k.last_used_at IS NULL OR k.last_used_at < v.used_at)
+  AND v.id NOT IN (SELECT touched.id FROM touched);

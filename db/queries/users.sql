@@ -31,8 +31,21 @@ WHERE u.id = ANY (@ids::uuid[])
 ORDER BY u.id
 FOR UPDATE OF u;
 
--- name: TouchUsers :exec
-UPDATE users u
-SET last_seen_at = v.seen_at
-FROM (SELECT unnest(@ids::uuid[]) AS id, unnest(@seen_ats::timestamptz[]) AS seen_at) AS v
-WHERE u.id = v.id AND u.last_seen_at < v.seen_at;
+-- name: TouchUsers :many
+-- Records when users were last seen; like TouchKeys, it skips (and
+-- returns) the rows another transaction holds instead of waiting for them.
+WITH v AS (
+    SELECT unnest(@ids::uuid[]) AS id, unnest(@seen_ats::timestamptz[]) AS seen_at
+), locked AS (
+    SELECT u.id FROM users u JOIN v ON v.id = u.id
+    WHERE u.last_seen_at < v.seen_at
+    FOR NO KEY UPDATE OF u SKIP LOCKED
+), touched AS (
+    UPDATE users u SET last_seen_at = v.seen_at
+    FROM v JOIN locked ON locked.id = v.id
+    WHERE u.id = v.id
+    RETURNING u.id
+)
+SELECT v.id::uuid AS id FROM v JOIN users u ON u.id = v.id
+WHERE u.last_seen_at < v.seen_at
+  AND v.id NOT IN (SELECT touched.id FROM touched);

@@ -306,13 +306,13 @@ func newRateLimits(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*ra
 }
 
 // countFailures counts the failed batches of a last-used writer.
-func countFailures(m *metrics.Metrics, table string, write func(context.Context, []uuid.UUID, []time.Time) error) func(context.Context, []uuid.UUID, []time.Time) error {
-	return func(ctx context.Context, ids []uuid.UUID, at []time.Time) error {
-		err := write(ctx, ids, at)
+func countFailures(m *metrics.Metrics, table string, write auth.TouchWriter) auth.TouchWriter {
+	return func(ctx context.Context, ids []uuid.UUID, at []time.Time) ([]uuid.UUID, error) {
+		skipped, err := write(ctx, ids, at)
 		if err != nil {
 			m.LastUsedFlushFailed(table)
 		}
-		return err
+		return skipped, err
 	}
 }
 

@@ -259,31 +259,38 @@ func TestLastUsedIsBatched(t *testing.T) {
 	}
 }
 
-// A failed flush keeps its timestamps and writes them on the next flush.
+// A failed flush keeps its timestamps and writes them on the next flush;
+// so does a flush whose writer skipped a row another process held.
 func TestToucherRetriesAfterFailure(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
 	var written sync.Map
-	write := func(ctx context.Context, ids []uuid.UUID, at []time.Time) error {
-		if calls.Add(1) == 1 {
-			return fmt.Errorf("database down")
+	write := func(ctx context.Context, ids []uuid.UUID, at []time.Time) ([]uuid.UUID, error) {
+		switch calls.Add(1) {
+		case 1:
+			return nil, fmt.Errorf("database down")
+		case 2:
+			return ids, nil // every row held by another transaction
 		}
 		for i, id := range ids {
 			written.Store(id, at[i])
 		}
-		return nil
+		return nil, nil
 	}
 	tr := auth.NewToucher("test", write, time.Hour, discardLogger())
 	id := uuid.New()
-	tr.Mark(id, time.Now())
+	usedAt := time.Now()
+	tr.Mark(id, usedAt)
 	if err := tr.Flush(context.Background()); err == nil {
 		t.Fatal("first flush should fail")
 	}
-	if err := tr.Flush(context.Background()); err != nil {
-		t.Fatal(err)
+	for flush := 2; flush <= 3; flush++ {
+		if err := tr.Flush(context.Background()); err != nil {
+			t.Fatalf("flush %d: %v", flush, err)
+		}
 	}
-	if _, ok := written.Load(id); !ok {
-		t.Fatal("mark lost after a failed flush")
+	if at, ok := written.Load(id); !ok || !at.(time.Time).Equal(usedAt) {
+		t.Fatalf("mark lost after a failed and a skipping flush: %v %v", at, ok)
 	}
 }
 

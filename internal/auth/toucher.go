@@ -14,7 +14,7 @@ import (
 // write. A failed flush keeps its timestamps for the next one.
 type Toucher struct {
 	name     string
-	write    func(ctx context.Context, ids []uuid.UUID, at []time.Time) error
+	write    TouchWriter
 	interval time.Duration
 	log      *slog.Logger
 
@@ -22,8 +22,14 @@ type Toucher struct {
 	pending map[uuid.UUID]time.Time
 }
 
+// TouchWriter writes a batch of "last used" timestamps (ids[i] used at
+// at[i]). It may skip rows it would have to wait for (another process
+// flushing the same keys, a write holding the row) rather than wait: it
+// returns those ids, and the Toucher writes them at its next flush.
+type TouchWriter func(ctx context.Context, ids []uuid.UUID, at []time.Time) (skipped []uuid.UUID, err error)
+
 // NewToucher returns a Toucher that flushes through write every interval.
-func NewToucher(name string, write func(context.Context, []uuid.UUID, []time.Time) error, interval time.Duration, log *slog.Logger) *Toucher {
+func NewToucher(name string, write TouchWriter, interval time.Duration, log *slog.Logger) *Toucher {
 	return &Toucher{name: name, write: write, interval: interval, log: log, pending: make(map[uuid.UUID]time.Time)}
 }
 
@@ -57,7 +63,8 @@ func (t *Toucher) Run(ctx context.Context) {
 }
 
 // Flush writes what is pending. On failure the timestamps go back into
-// the pending set (unless newer ones arrived meanwhile) and are retried.
+// the pending set (unless newer ones arrived meanwhile) and are retried;
+// so do those the writer skipped.
 func (t *Toucher) Flush(ctx context.Context) error {
 	t.mu.Lock()
 	batch := t.pending
@@ -72,8 +79,13 @@ func (t *Toucher) Flush(ctx context.Context) error {
 		ids = append(ids, id)
 		ats = append(ats, at)
 	}
-	err := t.write(ctx, ids, ats)
+	skipped, err := t.write(ctx, ids, ats)
 	if err == nil {
+		for _, id := range skipped {
+			if at, ok := batch[id]; ok {
+				t.Mark(id, at)
+			}
+		}
 		return nil
 	}
 	t.log.Warn("flush failed; will retry", "what", t.name, "count", len(ids), "err", err)

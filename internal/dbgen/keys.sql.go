@@ -369,11 +369,22 @@ func (q *Queries) RevokeKey(ctx context.Context, db DBTX, arg RevokeKeyParams) (
 	return i, err
 }
 
-const touchKeys = `-- name: TouchKeys :exec
-UPDATE api_keys k
-SET last_used_at = v.used_at
-FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::timestamptz[]) AS used_at) AS v
-WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.used_at)
+const touchKeys = `-- name: TouchKeys :many
+WITH v AS (
+    SELECT unnest($1::uuid[]) AS id, unnest($2::timestamptz[]) AS used_at
+), locked AS (
+    SELECT k.id FROM api_keys k JOIN v ON v.id = k.id
+    WHERE k.last_used_at IS NULL OR k.last_used_at < v.used_at
+    FOR NO KEY UPDATE OF k SKIP LOCKED
+), touched AS (
+    UPDATE api_keys k SET last_used_at = v.used_at
+    FROM v JOIN locked ON locked.id = v.id
+    WHERE k.id = v.id
+    RETURNING k.id
+)
+SELECT v.id::uuid AS id FROM v JOIN api_keys k ON k.id = v.id
+WHERE (k.last_used_at IS NULL OR k.last_used_at < v.used_at)
+  AND v.id NOT IN (SELECT touched.id FROM touched)
 `
 
 type TouchKeysParams struct {
@@ -381,7 +392,29 @@ type TouchKeysParams struct {
 	UsedAts []time.Time
 }
 
-func (q *Queries) TouchKeys(ctx context.Context, db DBTX, arg TouchKeysParams) error {
-	_, err := db.Exec(ctx, touchKeys, arg.Ids, arg.UsedAts)
-	return err
+// Records when keys were last used, and returns the ids it skipped because
+// another transaction holds their row (a flush of the same keys by another
+// process, a revoke): a flush never waits for a row lock, so flushes on
+// several processes cannot deadlock each other and never hold up a revoke.
+// The caller writes the skipped ids at its next flush. All parts of the
+// statement see one snapshot: the last SELECT reads last_used_at as it was
+// before the update of this statement.
+func (q *Queries) TouchKeys(ctx context.Context, db DBTX, arg TouchKeysParams) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, touchKeys, arg.Ids, arg.UsedAts)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

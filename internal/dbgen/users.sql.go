@@ -125,11 +125,22 @@ func (q *Queries) LockUsersForKeys(ctx context.Context, db DBTX, ids []uuid.UUID
 	return items, nil
 }
 
-const touchUsers = `-- name: TouchUsers :exec
-UPDATE users u
-SET last_seen_at = v.seen_at
-FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::timestamptz[]) AS seen_at) AS v
-WHERE u.id = v.id AND u.last_seen_at < v.seen_at
+const touchUsers = `-- name: TouchUsers :many
+WITH v AS (
+    SELECT unnest($1::uuid[]) AS id, unnest($2::timestamptz[]) AS seen_at
+), locked AS (
+    SELECT u.id FROM users u JOIN v ON v.id = u.id
+    WHERE u.last_seen_at < v.seen_at
+    FOR NO KEY UPDATE OF u SKIP LOCKED
+), touched AS (
+    UPDATE users u SET last_seen_at = v.seen_at
+    FROM v JOIN locked ON locked.id = v.id
+    WHERE u.id = v.id
+    RETURNING u.id
+)
+SELECT v.id::uuid AS id FROM v JOIN users u ON u.id = v.id
+WHERE u.last_seen_at < v.seen_at
+  AND v.id NOT IN (SELECT touched.id FROM touched)
 `
 
 type TouchUsersParams struct {
@@ -137,7 +148,24 @@ type TouchUsersParams struct {
 	SeenAts []time.Time
 }
 
-func (q *Queries) TouchUsers(ctx context.Context, db DBTX, arg TouchUsersParams) error {
-	_, err := db.Exec(ctx, touchUsers, arg.Ids, arg.SeenAts)
-	return err
+// Records when users were last seen; like TouchKeys, it skips (and
+// returns) the rows another transaction holds instead of waiting for them.
+func (q *Queries) TouchUsers(ctx context.Context, db DBTX, arg TouchUsersParams) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, touchUsers, arg.Ids, arg.SeenAts)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

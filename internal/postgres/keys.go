@@ -340,15 +340,18 @@ func (s *Store) KeyForAuth(ctx context.Context, keyHashHex string) (keyhub.AuthK
 	return keyhub.AuthKey{Principal: p, RevokedAt: row.RevokedAt}, nil
 }
 
-// TouchKeys records when keys were last used, in one statement.
-func (s *Store) TouchKeys(ctx context.Context, ids []uuid.UUID, usedAt []time.Time) error {
+// TouchKeys records when keys were last used, in one statement that
+// never waits for a row lock: it returns the ids whose rows another
+// transaction held, for the caller's next flush.
+func (s *Store) TouchKeys(ctx context.Context, ids []uuid.UUID, usedAt []time.Time) ([]uuid.UUID, error) {
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
-	if err := s.q.TouchKeys(ctx, s.pool, dbgen.TouchKeysParams{Ids: ids, UsedAts: usedAt}); err != nil {
-		return fmt.Errorf("touch keys: %w", err)
+	skipped, err := s.q.TouchKeys(ctx, s.pool, dbgen.TouchKeysParams{Ids: ids, UsedAts: usedAt})
+	if err != nil {
+		return nil, fmt.Errorf("touch keys: %w", err)
 	}
-	return nil
+	return skipped, nil
 }
 
 // keyFromRow converts a key row; stored scope names the catalog does not

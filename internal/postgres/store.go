@@ -63,9 +63,10 @@ const maxTxAttempts = 3
 // inTx runs fn in a transaction, committing when it returns nil. A
 // transaction that PostgreSQL chose as the victim of a deadlock (40P01) is
 // run again, up to maxTxAttempts times in all: key writes lock user and key
-// rows in a fixed order, but the batched last-used writes (TouchKeys,
-// TouchUsers) and an operator's SQL lock rows in theirs, so a deadlock is
-// rare but possible. fn must start from scratch each time it runs.
+// rows in a fixed order, and the batched last-used writes (TouchKeys,
+// TouchUsers) never wait for a row lock, but an operator's SQL locks rows
+// in its own order, so a deadlock is rare but possible. fn must start from
+// scratch each time it runs.
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	for attempt := 1; ; attempt++ {
 		err := pgx.BeginFunc(ctx, s.pool, fn)

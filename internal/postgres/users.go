@@ -102,13 +102,15 @@ func (s *Store) userPrincipal(row dbgen.GetUserPrincipalRow) keyhub.Principal {
 	}
 }
 
-// TouchUsers records when users were last seen, in one statement.
-func (s *Store) TouchUsers(ctx context.Context, ids []uuid.UUID, seenAt []time.Time) error {
+// TouchUsers records when users were last seen, like TouchKeys: it never
+// waits for a row lock and returns the ids it skipped.
+func (s *Store) TouchUsers(ctx context.Context, ids []uuid.UUID, seenAt []time.Time) ([]uuid.UUID, error) {
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
-	if err := s.q.TouchUsers(ctx, s.pool, dbgen.TouchUsersParams{Ids: ids, SeenAts: seenAt}); err != nil {
-		return fmt.Errorf("touch users: %w", err)
+	skipped, err := s.q.TouchUsers(ctx, s.pool, dbgen.TouchUsersParams{Ids: ids, SeenAts: seenAt})
+	if err != nil {
+		return nil, fmt.Errorf("touch users: %w", err)
 	}
-	return nil
+	return skipped, nil
 }
