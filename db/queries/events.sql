@@ -1,6 +1,7 @@
 -- name: InsertEvent :one
-INSERT INTO api_key_events (api_key_id, owner_id, actor_user_id, actor_key_id, event_type, ip_address, user_agent, details)
-VALUES (@api_key_id, @owner_id, @actor_user_id, @actor_key_id, @event_type, @ip_address, @user_agent, @details)
+-- created_at is the stamp of the writing transaction (LockOwnerWrites).
+INSERT INTO api_key_events (api_key_id, owner_id, actor_user_id, actor_key_id, event_type, ip_address, user_agent, details, created_at)
+VALUES (@api_key_id, @owner_id, @actor_user_id, @actor_key_id, @event_type, @ip_address, @user_agent, @details, @created_at)
 RETURNING *;
 
 -- name: ListEvents :many

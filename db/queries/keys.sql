@@ -11,12 +11,29 @@ SELECT count(*) FROM api_keys
 WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now());
 
 -- name: InsertKey :one
-INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at)
-VALUES (@owner_id, @user_id, @name, @key_prefix, @key_hash, @scopes, @expires_at)
+-- created_at is the stamp of the writing transaction (LockOwnerWrites),
+-- not its start, so that it is in commit order with every other key write.
+INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, created_at)
+VALUES (@owner_id, @user_id, @name, @key_prefix, @key_hash, @scopes, @expires_at, @created_at)
 RETURNING *;
 
 -- name: GetKey :one
 SELECT * FROM api_keys WHERE id = @id AND owner_id = @owner_id;
+
+-- name: LockOwnerWrites :one
+-- Taken first by every transaction that writes keys or audit events of an
+-- owner, and held until it ends: the writes of an owner commit one after
+-- the other, and each is stamped (key created_at and revoked_at, event
+-- created_at) with the time it took the lock, after the previous one
+-- committed. So stamps and event ids follow commit order within an owner:
+-- an auditor never reads that a key acted after its revocation, and a
+-- listing newest-first never gains an event behind one already read. The
+-- start of the transaction (now()) is no such stamp: a write that waited on a
+-- lock would be stamped before writes that committed while it waited.
+WITH locked AS MATERIALIZED (
+    SELECT 1 AS held FROM pg_advisory_xact_lock(hashtextextended('keyhub.owner_writes:' || sqlc.arg(owner_id)::uuid::text, 0))
+)
+SELECT clock_timestamp()::timestamptz AS stamp FROM locked;
 
 -- name: GetKeyForUpdate :one
 SELECT * FROM api_keys WHERE id = @id AND owner_id = @owner_id FOR UPDATE;
@@ -52,16 +69,17 @@ ORDER BY created_at DESC, id DESC
 LIMIT @max_rows;
 
 -- name: RevokeKey :one
-UPDATE api_keys SET revoked_at = now()
+UPDATE api_keys SET revoked_at = @revoked_at
 WHERE id = @id AND owner_id = @owner_id AND revoked_at IS NULL
 RETURNING *;
 
 -- name: ReplaceKey :one
--- Links a key to its replacement and ends it: at once when retire_at is
--- NULL, else by moving its expiry to retire_at (never later than it was).
+-- Links a key to its replacement and ends it: at once (at revoked_at) when
+-- retire_at is NULL, else by moving its expiry to retire_at (never later
+-- than it was).
 UPDATE api_keys
 SET replaced_by = @replaced_by,
-    revoked_at = CASE WHEN sqlc.narg(retire_at)::timestamptz IS NULL THEN now() ELSE revoked_at END,
+    revoked_at = CASE WHEN sqlc.narg(retire_at)::timestamptz IS NULL THEN @revoked_at::timestamptz ELSE revoked_at END,
     expires_at = CASE WHEN sqlc.narg(retire_at)::timestamptz IS NULL THEN expires_at
                       ELSE LEAST(expires_at, sqlc.narg(retire_at)::timestamptz) END
 WHERE id = @id AND owner_id = @owner_id

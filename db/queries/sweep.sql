@@ -2,12 +2,10 @@
 -- One sweeper at a time in the whole cluster; the others skip their turn.
 SELECT pg_try_advisory_xact_lock(4823601135);
 
--- name: RecordExpiredKeys :execrows
--- An `expired` event (no actor: the system writes it) for each key that
--- expired within the look-back window and has none yet.
-INSERT INTO api_key_events (api_key_id, owner_id, event_type, details)
-SELECT k.id, k.owner_id, 'expired', jsonb_build_object('expired_at', k.expires_at)
-FROM api_keys k
+-- name: ExpiredKeysToRecord :many
+-- The keys that expired within the look-back window and have no `expired`
+-- event yet, oldest expiry first.
+SELECT k.id, k.owner_id FROM api_keys k
 WHERE k.revoked_at IS NULL
   AND k.expires_at IS NOT NULL
   AND k.expires_at <= now()
@@ -17,3 +15,13 @@ WHERE k.revoked_at IS NULL
       WHERE e.api_key_id = k.id AND e.event_type = 'expired')
 ORDER BY k.expires_at
 LIMIT @max_rows;
+
+-- name: RecordExpiredKeys :execrows
+-- An `expired` event (no actor: the system writes it) for each given key
+-- still not revoked, stamped with the time the sweep took the write locks
+-- of their owners (LockOwnerWrites). One sweep runs at a time, so no key
+-- gets two.
+INSERT INTO api_key_events (api_key_id, owner_id, event_type, details, created_at)
+SELECT k.id, k.owner_id, 'expired', jsonb_build_object('expired_at', k.expires_at), @stamp::timestamptz
+FROM api_keys k
+WHERE k.id = ANY (@ids::uuid[]) AND k.revoked_at IS NULL;

@@ -51,8 +51,8 @@ func (q *Queries) GetEventsByIDs(ctx context.Context, db DBTX, ids []int64) ([]A
 }
 
 const insertEvent = `-- name: InsertEvent :one
-INSERT INTO api_key_events (api_key_id, owner_id, actor_user_id, actor_key_id, event_type, ip_address, user_agent, details)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+INSERT INTO api_key_events (api_key_id, owner_id, actor_user_id, actor_key_id, event_type, ip_address, user_agent, details, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 RETURNING id, api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details, created_at, actor_key_id
 `
 
@@ -65,8 +65,10 @@ type InsertEventParams struct {
 	IpAddress   netip.Addr
 	UserAgent   *string
 	Details     pqtype.NullRawMessage
+	CreatedAt   time.Time
 }
 
+// created_at is the stamp of the writing transaction (LockOwnerWrites).
 func (q *Queries) InsertEvent(ctx context.Context, db DBTX, arg InsertEventParams) (ApiKeyEvent, error) {
 	row := db.QueryRow(ctx, insertEvent,
 		arg.ApiKeyID,
@@ -77,6 +79,7 @@ func (q *Queries) InsertEvent(ctx context.Context, db DBTX, arg InsertEventParam
 		arg.IpAddress,
 		arg.UserAgent,
 		arg.Details,
+		arg.CreatedAt,
 	)
 	var i ApiKeyEvent
 	err := row.Scan(

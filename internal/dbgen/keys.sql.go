@@ -189,8 +189,8 @@ func (q *Queries) GetPredecessorInGraceForUpdate(ctx context.Context, db DBTX, a
 }
 
 const insertKey = `-- name: InsertKey :one
-INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by
 `
 
@@ -202,8 +202,11 @@ type InsertKeyParams struct {
 	KeyHash   string
 	Scopes    []string
 	ExpiresAt *time.Time
+	CreatedAt time.Time
 }
 
+// created_at is the stamp of the writing transaction (LockOwnerWrites),
+// not its start, so that it is in commit order with every other key write.
 func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (ApiKey, error) {
 	row := db.QueryRow(ctx, insertKey,
 		arg.OwnerID,
@@ -213,6 +216,7 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		arg.KeyHash,
 		arg.Scopes,
 		arg.ExpiresAt,
+		arg.CreatedAt,
 	)
 	var i ApiKey
 	err := row.Scan(
@@ -294,29 +298,55 @@ func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]
 	return items, nil
 }
 
+const lockOwnerWrites = `-- name: LockOwnerWrites :one
+WITH locked AS MATERIALIZED (
+    SELECT 1 AS held FROM pg_advisory_xact_lock(hashtextextended('keyhub.owner_writes:' || $1::uuid::text, 0))
+)
+SELECT clock_timestamp()::timestamptz AS stamp FROM locked
+`
+
+// Taken first by every transaction that writes keys or audit events of an
+// owner, and held until it ends: the writes of an owner commit one after
+// the other, and each is stamped (key created_at and revoked_at, event
+// created_at) with the time it took the lock, after the previous one
+// committed. So stamps and event ids follow commit order within an owner:
+// an auditor never reads that a key acted after its revocation, and a
+// listing newest-first never gains an event behind one already read. The
+// start of the transaction (now()) is no such stamp: a write that waited on a
+// lock would be stamped before writes that committed while it waited.
+func (q *Queries) LockOwnerWrites(ctx context.Context, db DBTX, ownerID uuid.UUID) (time.Time, error) {
+	row := db.QueryRow(ctx, lockOwnerWrites, ownerID)
+	var stamp time.Time
+	err := row.Scan(&stamp)
+	return stamp, err
+}
+
 const replaceKey = `-- name: ReplaceKey :one
 UPDATE api_keys
 SET replaced_by = $1,
-    revoked_at = CASE WHEN $2::timestamptz IS NULL THEN now() ELSE revoked_at END,
+    revoked_at = CASE WHEN $2::timestamptz IS NULL THEN $3::timestamptz ELSE revoked_at END,
     expires_at = CASE WHEN $2::timestamptz IS NULL THEN expires_at
                       ELSE LEAST(expires_at, $2::timestamptz) END
-WHERE id = $3 AND owner_id = $4
+WHERE id = $4 AND owner_id = $5
 RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by
 `
 
 type ReplaceKeyParams struct {
 	ReplacedBy uuid.NullUUID
 	RetireAt   *time.Time
+	RevokedAt  time.Time
 	ID         uuid.UUID
 	OwnerID    uuid.UUID
 }
 
-// Links a key to its replacement and ends it: at once when retire_at is
-// NULL, else by moving its expiry to retire_at (never later than it was).
+// Links a key to its replacement and ends it: at once (at revoked_at) when
+// retire_at is NULL, else by moving its expiry to retire_at (never later
+// than it was).
 func (q *Queries) ReplaceKey(ctx context.Context, db DBTX, arg ReplaceKeyParams) (ApiKey, error) {
 	row := db.QueryRow(ctx, replaceKey,
 		arg.ReplacedBy,
 		arg.RetireAt,
+		arg.RevokedAt,
 		arg.ID,
 		arg.OwnerID,
 	)
@@ -339,18 +369,19 @@ func (q *Queries) ReplaceKey(ctx context.Context, db DBTX, arg ReplaceKeyParams)
 }
 
 const revokeKey = `-- name: RevokeKey :one
-UPDATE api_keys SET revoked_at = now()
-WHERE id = $1 AND owner_id = $2 AND revoked_at IS NULL
+UPDATE api_keys SET revoked_at = $1
+WHERE id = $2 AND owner_id = $3 AND revoked_at IS NULL
 RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by
 `
 
 type RevokeKeyParams struct {
-	ID      uuid.UUID
-	OwnerID uuid.UUID
+	RevokedAt *time.Time
+	ID        uuid.UUID
+	OwnerID   uuid.UUID
 }
 
 func (q *Queries) RevokeKey(ctx context.Context, db DBTX, arg RevokeKeyParams) (ApiKey, error) {
-	row := db.QueryRow(ctx, revokeKey, arg.ID, arg.OwnerID)
+	row := db.QueryRow(ctx, revokeKey, arg.RevokedAt, arg.ID, arg.OwnerID)
 	var i ApiKey
 	err := row.Scan(
 		&i.ID,

@@ -7,12 +7,13 @@ package dbgen
 
 import (
 	"context"
+	"time"
+
+	"github.com/google/uuid"
 )
 
-const recordExpiredKeys = `-- name: RecordExpiredKeys :execrows
-INSERT INTO api_key_events (api_key_id, owner_id, event_type, details)
-SELECT k.id, k.owner_id, 'expired', jsonb_build_object('expired_at', k.expires_at)
-FROM api_keys k
+const expiredKeysToRecord = `-- name: ExpiredKeysToRecord :many
+SELECT k.id, k.owner_id FROM api_keys k
 WHERE k.revoked_at IS NULL
   AND k.expires_at IS NOT NULL
   AND k.expires_at <= now()
@@ -24,15 +25,56 @@ ORDER BY k.expires_at
 LIMIT $2
 `
 
-type RecordExpiredKeysParams struct {
+type ExpiredKeysToRecordParams struct {
 	LookBackSeconds float64
 	MaxRows         int32
 }
 
-// An `expired` event (no actor: the system writes it) for each key that
-// expired within the look-back window and has none yet.
+type ExpiredKeysToRecordRow struct {
+	ID      uuid.UUID
+	OwnerID uuid.UUID
+}
+
+// The keys that expired within the look-back window and have no `expired`
+// event yet, oldest expiry first.
+func (q *Queries) ExpiredKeysToRecord(ctx context.Context, db DBTX, arg ExpiredKeysToRecordParams) ([]ExpiredKeysToRecordRow, error) {
+	rows, err := db.Query(ctx, expiredKeysToRecord, arg.LookBackSeconds, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ExpiredKeysToRecordRow
+	for rows.Next() {
+		var i ExpiredKeysToRecordRow
+		if err := rows.Scan(&i.ID, &i.OwnerID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const recordExpiredKeys = `-- name: RecordExpiredKeys :execrows
+INSERT INTO api_key_events (api_key_id, owner_id, event_type, details, created_at)
+SELECT k.id, k.owner_id, 'expired', jsonb_build_object('expired_at', k.expires_at), $1::timestamptz
+FROM api_keys k
+WHERE k.id = ANY ($2::uuid[]) AND k.revoked_at IS NULL
+`
+
+type RecordExpiredKeysParams struct {
+	Stamp time.Time
+	Ids   []uuid.UUID
+}
+
+// An `expired` event (no actor: the system writes it) for each given key
+// still not revoked, stamped with the time the sweep took the write locks
+// of their owners (LockOwnerWrites). One sweep runs at a time, so no key
+// gets two.
 func (q *Queries) RecordExpiredKeys(ctx context.Context, db DBTX, arg RecordExpiredKeysParams) (int64, error) {
-	result, err := db.Exec(ctx, recordExpiredKeys, arg.LookBackSeconds, arg.MaxRows)
+	result, err := db.Exec(ctx, recordExpiredKeys, arg.Stamp, arg.Ids)
 	if err != nil {
 		return 0, err
 	}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,6 +27,10 @@ type actor struct {
 	expiresAt *time.Time
 	// tiers are the owners' tiers of the locked users, as they are now.
 	tiers map[uuid.UUID]keyhub.Tier
+	// at stamps everything the write changes (keys created or revoked, its
+	// events): the time it took the owner's write lock, so stamps follow
+	// commit order (see LockOwnerWrites).
+	at time.Time
 }
 
 // Errors of the re-check, worded like the authenticator's.
@@ -34,7 +39,8 @@ var (
 	errActingUserMoved = keyhub.Errorf(keyhub.CodeInvalidToken, "the user of this session now belongs to another owner: send the request again")
 )
 
-// lockActor starts every key write: it locks the rows of the acting user
+// lockActor starts every key write: it takes the owner's write lock (the
+// write's stamp, see LockOwnerWrites), locks the rows of the acting user
 // and of keysOf, the user whose keys the write changes (in id order, so
 // two writes never deadlock), then re-reads the acting credential.
 //
@@ -44,6 +50,13 @@ var (
 // this transaction ends. So the re-check cannot go stale before the write
 // commits, and counting keys and inserting one cannot interleave.
 func (s *Store) lockActor(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, keysOf uuid.UUID) (actor, error) {
+	if s.beforeLock != nil {
+		s.beforeLock()
+	}
+	at, err := s.q.LockOwnerWrites(ctx, tx, p.OwnerID)
+	if err != nil {
+		return actor{}, fmt.Errorf("lock the writes of owner %s: %w", p.OwnerID, err)
+	}
 	ids := []uuid.UUID{p.UserID}
 	if keysOf != p.UserID {
 		ids = append(ids, keysOf)
@@ -52,7 +65,7 @@ func (s *Store) lockActor(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, k
 	if err != nil {
 		return actor{}, err
 	}
-	a := actor{principal: p, tiers: make(map[uuid.UUID]keyhub.Tier, len(rows))}
+	a := actor{principal: p, tiers: make(map[uuid.UUID]keyhub.Tier, len(rows)), at: at}
 	var actingOwner uuid.UUID
 	for _, r := range rows {
 		a.tiers[r.ID] = keyhub.Tier(r.Tier)
@@ -89,9 +102,9 @@ func (s *Store) lockActor(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, k
 	switch {
 	case key.UserID != p.UserID:
 		return actor{}, keyhub.ErrUnknownKey
-	case key.Status(time.Now()) == keyhub.KeyRevoked:
+	case key.Status(at) == keyhub.KeyRevoked:
 		return actor{}, keyhub.ErrKeyRevoked
-	case key.Status(time.Now()) == keyhub.KeyExpired:
+	case key.Status(at) == keyhub.KeyExpired:
 		return actor{}, keyhub.ErrKeyExpired
 	case !key.Scopes.Has(keyhub.ScopeKeysWrite):
 		return actor{}, keyhub.Errorf(keyhub.CodeInsufficientScope, "this API key lacks the keys:write scope")

@@ -46,11 +46,11 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 		if limit := tier.Limits().ActiveKeysPerUser; active >= int64(limit) {
 			return keyhub.Errorf(keyhub.CodeKeyLimitReached, "the %s tier allows %d active key(s) per user: revoke or refresh one", tier, limit)
 		}
-		created, err = s.insertKey(ctx, tx, p.OwnerID, p.UserID, in.Name, s.scopes.Names(in.Scopes), a.capExpiry(in.ExpiresAt))
+		created, err = s.insertKey(ctx, tx, a, p.OwnerID, p.UserID, in.Name, s.scopes.Names(in.Scopes), a.capExpiry(in.ExpiresAt))
 		if err != nil {
 			return err
 		}
-		event, err = s.insertEvent(ctx, tx, created.Key, p, keyhub.EventCreated, meta, nil)
+		event, err = s.insertEvent(ctx, tx, a, created.Key, keyhub.EventCreated, meta, nil)
 		return err
 	})
 	if err != nil {
@@ -60,8 +60,8 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 	return created, nil
 }
 
-// insertKey stores a new key with the given scope names.
-func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, ownerID, userID uuid.UUID, name string, scopeNames []string, expiresAt *time.Time) (keyhub.NewKey, error) {
+// insertKey stores a new key with the given scope names, stamped by a.
+func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, a actor, ownerID, userID uuid.UUID, name string, scopeNames []string, expiresAt *time.Time) (keyhub.NewKey, error) {
 	secret, err := apikey.Generate()
 	if err != nil {
 		return keyhub.NewKey{}, err
@@ -74,6 +74,7 @@ func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, ownerID, userID uuid.U
 		KeyHash:   apikey.HashHex(secret),
 		Scopes:    scopeNames,
 		ExpiresAt: expiresAt,
+		CreatedAt: a.at,
 	})
 	if err != nil {
 		return keyhub.NewKey{}, fmt.Errorf("insert key: %w", err)
@@ -119,7 +120,7 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 			return err
 		}
 		old := s.keyFromRow(oldRow)
-		now := time.Now()
+		now := a.at
 		switch {
 		case old.ReplacedBy != nil:
 			return keyhub.Errorf(keyhub.CodeKeyAlreadyRefreshed, "this key was already refreshed; refresh its replacement instead")
@@ -149,7 +150,7 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 		// The stored names are copied verbatim, so that the replacement of a
 		// key carrying a product scope removed from PRODUCT_SCOPES carries
 		// it too: it matches again if the operator restores it.
-		out.New, err = s.insertKey(ctx, tx, old.OwnerID, old.UserID, name, oldRow.Scopes, a.capExpiry(expiresAt))
+		out.New, err = s.insertKey(ctx, tx, a, old.OwnerID, old.UserID, name, oldRow.Scopes, a.capExpiry(expiresAt))
 		if err != nil {
 			return err
 		}
@@ -165,6 +166,7 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 		oldRow, err = s.q.ReplaceKey(ctx, tx, dbgen.ReplaceKeyParams{
 			ReplacedBy: uuid.NullUUID{UUID: out.New.Key.ID, Valid: true},
 			RetireAt:   retireAt,
+			RevokedAt:  a.at,
 			ID:         old.ID,
 			OwnerID:    old.OwnerID,
 		})
@@ -176,14 +178,14 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 		// change carries the grace's end, so that this process's sockets
 		// close then even when the feed is down.
 		keyChanges = append(keyChanges, changes.KeyChangeOf(out.Old, oldRow.KeyHash, now))
-		refreshed, err := s.insertEvent(ctx, tx, out.Old, p, keyhub.EventRefreshed, meta, map[string]any{
+		refreshed, err := s.insertEvent(ctx, tx, a, out.Old, keyhub.EventRefreshed, meta, map[string]any{
 			"replaced_by":   out.New.Key.ID,
 			"grace_seconds": int64(in.Grace / time.Second),
 		})
 		if err != nil {
 			return err
 		}
-		created, err := s.insertEvent(ctx, tx, out.New.Key, p, keyhub.EventCreated, meta, map[string]any{
+		created, err := s.insertEvent(ctx, tx, a, out.New.Key, keyhub.EventCreated, meta, map[string]any{
 			"replaces": out.Old.ID,
 		})
 		events = append(events, refreshed, created)
@@ -217,13 +219,13 @@ func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 			alreadyRevoked = true
 			return nil
 		}
-		row, err = s.q.RevokeKey(ctx, tx, dbgen.RevokeKeyParams{ID: keyID, OwnerID: p.OwnerID})
+		row, err = s.q.RevokeKey(ctx, tx, dbgen.RevokeKeyParams{ID: keyID, OwnerID: p.OwnerID, RevokedAt: &a.at})
 		if err != nil {
 			return err
 		}
 		key = s.keyFromRow(row)
-		keyChanges = append(keyChanges, changes.KeyChangeOf(key, row.KeyHash, time.Now()))
-		event, err := s.insertEvent(ctx, tx, key, p, keyhub.EventRevoked, meta, nil)
+		keyChanges = append(keyChanges, changes.KeyChangeOf(key, row.KeyHash, a.at))
+		event, err := s.insertEvent(ctx, tx, a, key, keyhub.EventRevoked, meta, nil)
 		if err != nil {
 			return err
 		}
@@ -253,12 +255,12 @@ func (s *Store) endGrace(ctx context.Context, tx pgx.Tx, a actor, successor keyh
 		return nil, nil, fmt.Errorf("find predecessor of %s: %w", successor.ID, err)
 	}
 	predID := row.ID
-	row, err = s.q.RevokeKey(ctx, tx, dbgen.RevokeKeyParams{ID: predID, OwnerID: row.OwnerID})
+	row, err = s.q.RevokeKey(ctx, tx, dbgen.RevokeKeyParams{ID: predID, OwnerID: row.OwnerID, RevokedAt: &a.at})
 	if err != nil {
 		return nil, nil, fmt.Errorf("end grace of %s: %w", predID, err)
 	}
 	pred := s.keyFromRow(row)
-	event, err := s.insertEvent(ctx, tx, pred, a.principal, keyhub.EventRevoked, meta, map[string]any{
+	event, err := s.insertEvent(ctx, tx, a, pred, keyhub.EventRevoked, meta, map[string]any{
 		"reason":    reason,
 		"successor": successor.ID,
 	})
@@ -379,16 +381,19 @@ func (s *Store) keyFromRow(r dbgen.ApiKey) keyhub.Key {
 // maxUserAgent is the longest user agent the audit trail keeps (bytes).
 const maxUserAgent = 512
 
-func (s *Store) insertEvent(ctx context.Context, tx pgx.Tx, key keyhub.Key, actor *keyhub.Principal, typ keyhub.EventType, meta keyhub.RequestMeta, details map[string]any) (keyhub.Event, error) {
+// insertEvent writes an event of key done by a (its principal is the
+// actor), stamped with a's stamp.
+func (s *Store) insertEvent(ctx context.Context, tx pgx.Tx, a actor, key keyhub.Key, typ keyhub.EventType, meta keyhub.RequestMeta, details map[string]any) (keyhub.Event, error) {
 	params := dbgen.InsertEventParams{
 		ApiKeyID:  key.ID,
 		OwnerID:   key.OwnerID,
 		EventType: string(typ),
+		CreatedAt: a.at,
 	}
-	if actor != nil {
-		params.ActorUserID = uuid.NullUUID{UUID: actor.UserID, Valid: true}
-		if actor.IsKey() {
-			params.ActorKeyID = uuid.NullUUID{UUID: actor.KeyID, Valid: true}
+	if p := a.principal; p != nil {
+		params.ActorUserID = uuid.NullUUID{UUID: p.UserID, Valid: true}
+		if p.IsKey() {
+			params.ActorKeyID = uuid.NullUUID{UUID: p.KeyID, Valid: true}
 		}
 	}
 	// An IPv4 address seen over IPv6 (::ffff:a.b.c.d) is stored as IPv4;

@@ -26,6 +26,10 @@ type Store struct {
 	// bus hears what this process's own transactions committed, and the
 	// change feed's notices of everyone's.
 	bus *changes.Bus
+
+	// beforeLock, set by tests only, runs in a key write's transaction
+	// before it takes any lock: where a concurrent write can overtake it.
+	beforeLock func()
 }
 
 // NewStore returns a Store on pool that publishes its committed changes on

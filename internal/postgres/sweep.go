@@ -1,10 +1,13 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keyhub/keyhub/internal/dbgen"
@@ -30,9 +33,29 @@ func (s *Store) RecordExpiredKeys(ctx context.Context) (int64, error) {
 		if err != nil || !locked {
 			return err
 		}
-		written, err = s.q.RecordExpiredKeys(ctx, tx, dbgen.RecordExpiredKeysParams{
+		expired, err := s.q.ExpiredKeysToRecord(ctx, tx, dbgen.ExpiredKeysToRecordParams{
 			LookBackSeconds: expiryLookBack.Seconds(), MaxRows: expirySweepBatch,
 		})
+		if err != nil || len(expired) == 0 {
+			return err
+		}
+		// Their owners' write locks, in id order and before any row lock
+		// (a key write takes one owner's lock first too, so neither waits
+		// for the other in a cycle): the events are stamped in commit
+		// order with the owners' key writes.
+		ids := make([]uuid.UUID, 0, len(expired))
+		owners := make([]uuid.UUID, 0, len(expired))
+		for _, k := range expired {
+			ids, owners = append(ids, k.ID), append(owners, k.OwnerID)
+		}
+		slices.SortFunc(owners, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+		var stamp time.Time
+		for _, owner := range slices.Compact(owners) {
+			if stamp, err = s.q.LockOwnerWrites(ctx, tx, owner); err != nil {
+				return err
+			}
+		}
+		written, err = s.q.RecordExpiredKeys(ctx, tx, dbgen.RecordExpiredKeysParams{Stamp: stamp, Ids: ids})
 		return err
 	})
 	if err != nil {

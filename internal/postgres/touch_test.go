@@ -19,7 +19,7 @@ import (
 func insertKeys(t *testing.T, pool *pgxpool.Pool, n int) []uuid.UUID {
 	t.Helper()
 	ctx := context.Background()
-	p, _, err := postgres.NewStore(pool).ProvisionUser(ctx, uuid.New(), "touch@example.com")
+	p, _, err := postgres.NewStore(pool, nil).ProvisionUser(ctx, uuid.New(), "touch@example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestTouchKeysFromSeveralProcessesNeverDeadlock(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(proc.Close)
-		store := postgres.NewStore(proc)
+		store := postgres.NewStore(proc, nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -131,7 +131,7 @@ func TestTouchKeysFromSeveralProcessesNeverDeadlock(t *testing.T) {
 func TestTouchKeysSkipsHeldRows(t *testing.T) {
 	t.Parallel()
 	pool, _ := pgtest.NewDB(t)
-	store := postgres.NewStore(pool)
+	store := postgres.NewStore(pool, nil)
 	ids := insertKeys(t, pool, 3)
 	ctx := context.Background()
 	holder, err := pool.Begin(ctx)
