@@ -285,6 +285,7 @@ func newRateLimits(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*ra
 	rlCfg := ratelimit.Config{
 		TierRPM:      cfg.RateLimitTierRPM,
 		AuthFailures: ratelimit.Limit{Rate: cfg.AuthFailureRate, Burst: cfg.AuthFailureBurst, Period: time.Minute},
+		Refreshes:    ratelimit.Limit{Rate: cfg.KeyRefreshRate, Burst: cfg.KeyRefreshBurst, Period: time.Hour},
 		Size:         cfg.RateLimitMemoryKeys,
 		Log:          log,
 		OnReject:     m.RateLimitRejected,

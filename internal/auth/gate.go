@@ -92,7 +92,11 @@ func (r *Refusal) Error() string { return r.err.Error() }
 // Unwrap exposes the RATE_LIMITED keyhub error.
 func (r *Refusal) Unwrap() error { return r.err }
 
-func refusal(d ratelimit.Decision, why string) error {
+// Refuse is the error of a request refused by the limit d decided, why
+// saying which: WriteError answers it with Retry-After and the RateLimit
+// headers. Limits spent outside the gate (a route's own budget) refuse
+// with it too.
+func Refuse(d ratelimit.Decision, why string) error {
 	return &Refusal{Decision: d, err: ratelimit.RefusalError(d, why)}
 }
 
@@ -151,7 +155,7 @@ func (g *Gate) RefuseBlocked(client netip.Addr) error {
 		return nil
 	}
 	if d, blocked := g.limits.AuthBlocked(client); blocked {
-		return refusal(d, ratelimit.AuthFailureMessage)
+		return Refuse(d, ratelimit.AuthFailureMessage)
 	}
 	return nil
 }
@@ -177,7 +181,7 @@ func (g *Gate) admit(ctx context.Context, client netip.Addr, need Need, resolve 
 		d := g.limits.Principal(ctx, p)
 		adm.Decision, adm.Spent = d, true
 		if !d.Allowed {
-			return adm, refusal(d, whyPrincipalLimit(p))
+			return adm, Refuse(d, whyPrincipalLimit(p))
 		}
 	}
 	if err := g.CheckScope(p, need.Scope); err != nil {
@@ -194,7 +198,7 @@ func (g *Gate) countFailure(ctx context.Context, client netip.Addr, err error) e
 		return err
 	}
 	if d := g.limits.AuthFailure(ctx, client); !d.Allowed {
-		return refusal(d, ratelimit.AuthFailureMessage)
+		return Refuse(d, ratelimit.AuthFailureMessage)
 	}
 	return err
 }

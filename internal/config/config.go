@@ -74,6 +74,10 @@ type Config struct {
 	// per client IP (per minute, and at once).
 	AuthFailureRate  int
 	AuthFailureBurst int
+	// KeyRefreshRate and KeyRefreshBurst limit key refreshes per acting
+	// API key lineage (per hour, and at once).
+	KeyRefreshRate  int
+	KeyRefreshBurst int
 	// RateLimitMemoryKeys bounds the rate-limit keys kept in process.
 	RateLimitMemoryKeys int
 	// WSPendingMax and WSPendingPerIP cap unauthenticated WebSocket
@@ -154,6 +158,8 @@ func Load(getenv func(string) string) (Config, error) {
 		RateLimitTierRPM:    p.tierInts("RATE_LIMIT_TIER_RPM"),
 		AuthFailureRate:     p.positiveInt("AUTH_FAILURE_RATE_LIMIT", 20),
 		AuthFailureBurst:    p.positiveInt("AUTH_FAILURE_BURST", 10),
+		KeyRefreshRate:      p.positiveInt("KEY_REFRESH_RATE_LIMIT", 60),
+		KeyRefreshBurst:     p.positiveInt("KEY_REFRESH_BURST", 10),
 		RateLimitMemoryKeys: p.positiveInt("RATE_LIMIT_MEMORY_KEYS", 100_000),
 		WSPendingMax:        p.positiveInt("WS_PENDING_MAX", 1024),
 		WSPendingPerIP:      p.positiveInt("WS_PENDING_PER_IP", 16),
@@ -234,6 +240,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.AuthFailureRate > maxRPM || c.AuthFailureBurst > maxRPM {
 		return Config{}, fmt.Errorf("AUTH_FAILURE_RATE_LIMIT and AUTH_FAILURE_BURST must be at most %d", maxRPM)
+	}
+	if c.KeyRefreshRate > maxRPM || c.KeyRefreshBurst > maxRPM {
+		return Config{}, fmt.Errorf("KEY_REFRESH_RATE_LIMIT and KEY_REFRESH_BURST must be at most %d", maxRPM)
 	}
 	if c.WSLeaseTTL < time.Second || c.WSLeaseTTL > 10*time.Minute {
 		return Config{}, fmt.Errorf("WS_LEASE_TTL must be between 1s and 10m, got %s", c.WSLeaseTTL)

@@ -25,7 +25,7 @@ func (q *Queries) CountActiveKeysOfUser(ctx context.Context, db DBTX, userID uui
 }
 
 const getActiveKeyOfUser = `-- name: GetActiveKeyOfUser :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by FROM api_keys
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id FROM api_keys
 WHERE owner_id = $1 AND user_id = $2
   AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
 ORDER BY created_at DESC, id DESC
@@ -54,12 +54,13 @@ func (q *Queries) GetActiveKeyOfUser(ctx context.Context, db DBTX, arg GetActive
 		&i.CreatedAt,
 		&i.RevokedAt,
 		&i.ReplacedBy,
+		&i.LineageID,
 	)
 	return i, err
 }
 
 const getKey = `-- name: GetKey :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by FROM api_keys WHERE id = $1 AND owner_id = $2
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id FROM api_keys WHERE id = $1 AND owner_id = $2
 `
 
 type GetKeyParams struct {
@@ -83,13 +84,14 @@ func (q *Queries) GetKey(ctx context.Context, db DBTX, arg GetKeyParams) (ApiKey
 		&i.CreatedAt,
 		&i.RevokedAt,
 		&i.ReplacedBy,
+		&i.LineageID,
 	)
 	return i, err
 }
 
 const getKeyForAuth = `-- name: GetKeyForAuth :one
 SELECT k.id, k.owner_id, k.user_id, k.key_prefix, k.scopes, k.expires_at, k.revoked_at,
-       o.tier, u.email
+       k.lineage_id, o.tier, u.email
 FROM api_keys k
 JOIN owners o ON o.id = k.owner_id
 JOIN users u ON u.id = k.user_id
@@ -104,6 +106,7 @@ type GetKeyForAuthRow struct {
 	Scopes    []string
 	ExpiresAt *time.Time
 	RevokedAt *time.Time
+	LineageID uuid.UUID
 	Tier      string
 	Email     string
 }
@@ -119,6 +122,7 @@ func (q *Queries) GetKeyForAuth(ctx context.Context, db DBTX, keyHash string) (G
 		&i.Scopes,
 		&i.ExpiresAt,
 		&i.RevokedAt,
+		&i.LineageID,
 		&i.Tier,
 		&i.Email,
 	)
@@ -126,7 +130,7 @@ func (q *Queries) GetKeyForAuth(ctx context.Context, db DBTX, keyHash string) (G
 }
 
 const getKeyForUpdate = `-- name: GetKeyForUpdate :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by FROM api_keys WHERE id = $1 AND owner_id = $2 FOR UPDATE
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id FROM api_keys WHERE id = $1 AND owner_id = $2 FOR UPDATE
 `
 
 type GetKeyForUpdateParams struct {
@@ -150,12 +154,13 @@ func (q *Queries) GetKeyForUpdate(ctx context.Context, db DBTX, arg GetKeyForUpd
 		&i.CreatedAt,
 		&i.RevokedAt,
 		&i.ReplacedBy,
+		&i.LineageID,
 	)
 	return i, err
 }
 
 const getPredecessorInGraceForUpdate = `-- name: GetPredecessorInGraceForUpdate :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by FROM api_keys
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id FROM api_keys
 WHERE replaced_by = $1::uuid AND owner_id = $2
   AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
 FOR UPDATE
@@ -184,14 +189,15 @@ func (q *Queries) GetPredecessorInGraceForUpdate(ctx context.Context, db DBTX, a
 		&i.CreatedAt,
 		&i.RevokedAt,
 		&i.ReplacedBy,
+		&i.LineageID,
 	)
 	return i, err
 }
 
 const insertKey = `-- name: InsertKey :one
-INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by
+INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, created_at, lineage_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id
 `
 
 type InsertKeyParams struct {
@@ -203,10 +209,13 @@ type InsertKeyParams struct {
 	Scopes    []string
 	ExpiresAt *time.Time
 	CreatedAt time.Time
+	LineageID uuid.NullUUID
 }
 
 // created_at is the stamp of the writing transaction (LockOwnerWrites),
 // not its start, so that it is in commit order with every other key write.
+// lineage_id is the lineage of the predecessor for a refresh; NULL starts
+// a new one (the trigger api_keys_lineage_default).
 func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (ApiKey, error) {
 	row := db.QueryRow(ctx, insertKey,
 		arg.OwnerID,
@@ -217,6 +226,7 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		arg.Scopes,
 		arg.ExpiresAt,
 		arg.CreatedAt,
+		arg.LineageID,
 	)
 	var i ApiKey
 	err := row.Scan(
@@ -232,12 +242,13 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		&i.CreatedAt,
 		&i.RevokedAt,
 		&i.ReplacedBy,
+		&i.LineageID,
 	)
 	return i, err
 }
 
 const listKeys = `-- name: ListKeys :many
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by FROM api_keys
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id FROM api_keys
 WHERE owner_id = $1
   AND CASE $2::text
         WHEN 'active'  THEN revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
@@ -287,6 +298,7 @@ func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]
 			&i.CreatedAt,
 			&i.RevokedAt,
 			&i.ReplacedBy,
+			&i.LineageID,
 		); err != nil {
 			return nil, err
 		}
@@ -328,7 +340,7 @@ SET replaced_by = $1,
     expires_at = CASE WHEN $2::timestamptz IS NULL THEN expires_at
                       ELSE LEAST(expires_at, $2::timestamptz) END
 WHERE id = $4 AND owner_id = $5
-RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by
+RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id
 `
 
 type ReplaceKeyParams struct {
@@ -364,6 +376,7 @@ func (q *Queries) ReplaceKey(ctx context.Context, db DBTX, arg ReplaceKeyParams)
 		&i.CreatedAt,
 		&i.RevokedAt,
 		&i.ReplacedBy,
+		&i.LineageID,
 	)
 	return i, err
 }
@@ -371,7 +384,7 @@ func (q *Queries) ReplaceKey(ctx context.Context, db DBTX, arg ReplaceKeyParams)
 const revokeKey = `-- name: RevokeKey :one
 UPDATE api_keys SET revoked_at = $1
 WHERE id = $2 AND owner_id = $3 AND revoked_at IS NULL
-RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by
+RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id
 `
 
 type RevokeKeyParams struct {
@@ -396,6 +409,7 @@ func (q *Queries) RevokeKey(ctx context.Context, db DBTX, arg RevokeKeyParams) (
 		&i.CreatedAt,
 		&i.RevokedAt,
 		&i.ReplacedBy,
+		&i.LineageID,
 	)
 	return i, err
 }

@@ -25,6 +25,7 @@ type ApiKey struct {
 	CreatedAt  time.Time
 	RevokedAt  *time.Time
 	ReplacedBy uuid.NullUUID
+	LineageID  uuid.UUID
 }
 
 type ApiKeyEvent struct {

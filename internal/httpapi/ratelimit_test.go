@@ -222,3 +222,38 @@ func TestRateLimitRedisDown(t *testing.T) {
 		t.Fatalf("guesses reached the key cache after the burst (1 key + 9 of the 10 allowed; mk_nonsense is malformed):\n%s", grepLines(scrape, "keyhub_key_cache"))
 	}
 }
+
+// A key's bucket is its lineage's: the successor of a key that refreshed
+// itself starts with what its predecessor left, not a full bucket (a free
+// key refreshing itself used to reach ≈50,900 requests a minute). And
+// refreshes spend from a budget of their own.
+func TestRateLimitFollowsKeyLineage(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, vars map[string]string) {
+		vars["RATE_LIMIT_TIER_RPM"] = "free=6"
+		vars["KEY_REFRESH_BURST"] = "2"
+		env := apitest.New(t, vars)
+		key := createKey(t, env, env.Token(t, uniqueEmail("lineage")))
+		refresh := func(k api.CreatedKey) apitest.Response {
+			return env.Post(t, "/v1/keys/"+k.ID.String()+"/refresh", k.Secret, map[string]any{})
+		}
+		wantRateLimit(t, env.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, ""), "free", 5, 10)
+		var refreshed api.Refreshed
+		r := refresh(key).Want(t, http.StatusCreated, "")
+		wantRateLimit(t, r, "free", 4, 20)
+		r.JSON(t, &refreshed)
+		key = refreshed.NewKey
+		wantRateLimit(t, env.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, ""), "free", 3, 30)
+		refresh(key).Want(t, http.StatusCreated, "").JSON(t, &refreshed)
+		key = refreshed.NewKey
+		// The third refresh in a row is over the refresh budget (2 at once,
+		// 60 an hour: one a minute), and still spends a request.
+		r = refresh(key)
+		wantRateLimited(t, r, `"key_refreshes";q=2;w=120`, 60)
+		env.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "")
+		wantRateLimited(t, env.Get(t, "/v1/me", key.Secret), `"free";q=6;w=60`, 10)
+		if scrape := scrapeMetrics(t, env); !strings.Contains(scrape, `keyhub_ratelimit_rejections_total{limiter="refresh"} 1`) {
+			t.Fatalf("refused refresh not counted:\n%s", grepLines(scrape, "keyhub_ratelimit"))
+		}
+	})
+}

@@ -84,7 +84,7 @@ func routes(d Deps) http.Handler {
 			r.With(scope(keyhub.ScopeKeysWrite)).Post("/keys", s.handleKeyCreate)
 			r.With(scope(keyhub.ScopeKeysRead)).Get("/keys/{id}", s.handleKeyGet)
 			r.With(scope(keyhub.ScopeKeysWrite)).Delete("/keys/{id}", s.handleKeyRevoke)
-			r.With(scope(keyhub.ScopeKeysWrite)).Post("/keys/{id}/refresh", s.handleKeyRefresh)
+			r.With(scope(keyhub.ScopeKeysWrite), s.limitRefreshes).Post("/keys/{id}/refresh", s.handleKeyRefresh)
 			r.With(scope(keyhub.ScopeEventsRead)).Get("/keys/{id}/events", s.handleKeyEvents)
 			r.With(scope(keyhub.ScopeEventsRead)).Get("/events", s.handleEventList)
 
@@ -100,7 +100,7 @@ func routes(d Deps) http.Handler {
 			r.With(scope(keyhub.ScopeKeysRead)).Get("/", s.handleSeedGet)
 			r.With(scope(keyhub.ScopeKeysWrite)).Post("/", s.handleSeedCreate)
 			r.With(scope(keyhub.ScopeKeysWrite)).Delete("/", s.handleSeedRevoke)
-			r.With(scope(keyhub.ScopeKeysWrite)).Post("/refresh", s.handleSeedRefresh)
+			r.With(scope(keyhub.ScopeKeysWrite), s.limitRefreshes).Post("/refresh", s.handleSeedRefresh)
 		})
 		if d.WebSocket != nil {
 			// The seed ws-ticket service: a ticket for X-API-Key, redeemed at /ws.

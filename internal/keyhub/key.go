@@ -31,6 +31,9 @@ type Key struct {
 	LastUsedAt *time.Time
 	RevokedAt  *time.Time
 	ReplacedBy *uuid.UUID
+	// LineageID is the first key of this key's chain of refreshes (the
+	// key's own id when it replaced none): every successor shares it.
+	LineageID uuid.UUID
 }
 
 // Status reports the key's status at now. A revoked key stays revoked even

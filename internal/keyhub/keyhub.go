@@ -71,8 +71,11 @@ type Principal struct {
 	Tier    Tier
 	Email   string
 	Method  AuthMethod
-	// KeyID, KeyPrefix are set when Method is AuthAPIKey.
-	KeyID     uuid.UUID
+	// KeyID, LineageID and KeyPrefix are set when Method is AuthAPIKey.
+	KeyID uuid.UUID
+	// LineageID is the key's lineage (Key.LineageID): what the key may
+	// spend belongs to it, so that a refresh does not start afresh.
+	LineageID uuid.UUID
 	KeyPrefix string
 	Scopes    Scopes
 	// ExpiresAt is when the credential stops being valid: the key's

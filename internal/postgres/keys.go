@@ -46,7 +46,7 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 		if limit := tier.Limits().ActiveKeysPerUser; active >= int64(limit) {
 			return keyhub.Errorf(keyhub.CodeKeyLimitReached, "the %s tier allows %d active key(s) per user: revoke or refresh one", tier, limit)
 		}
-		created, err = s.insertKey(ctx, tx, a, p.OwnerID, p.UserID, in.Name, s.scopes.Names(in.Scopes), a.capExpiry(in.ExpiresAt))
+		created, err = s.insertKey(ctx, tx, a, p.OwnerID, p.UserID, in.Name, s.scopes.Names(in.Scopes), a.capExpiry(in.ExpiresAt), uuid.Nil)
 		if err != nil {
 			return err
 		}
@@ -61,7 +61,9 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 }
 
 // insertKey stores a new key with the given scope names, stamped by a.
-func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, a actor, ownerID, userID uuid.UUID, name string, scopeNames []string, expiresAt *time.Time) (keyhub.NewKey, error) {
+// lineage is the predecessor's lineage for a refresh; uuid.Nil starts a
+// new lineage.
+func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, a actor, ownerID, userID uuid.UUID, name string, scopeNames []string, expiresAt *time.Time, lineage uuid.UUID) (keyhub.NewKey, error) {
 	secret, err := apikey.Generate()
 	if err != nil {
 		return keyhub.NewKey{}, err
@@ -75,6 +77,7 @@ func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, a actor, ownerID, user
 		Scopes:    scopeNames,
 		ExpiresAt: expiresAt,
 		CreatedAt: a.at,
+		LineageID: uuid.NullUUID{UUID: lineage, Valid: lineage != uuid.Nil},
 	})
 	if err != nil {
 		return keyhub.NewKey{}, fmt.Errorf("insert key: %w", err)
@@ -150,7 +153,7 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 		// The stored names are copied verbatim, so that the replacement of a
 		// key carrying a product scope removed from PRODUCT_SCOPES carries
 		// it too: it matches again if the operator restores it.
-		out.New, err = s.insertKey(ctx, tx, a, old.OwnerID, old.UserID, name, oldRow.Scopes, a.capExpiry(expiresAt))
+		out.New, err = s.insertKey(ctx, tx, a, old.OwnerID, old.UserID, name, oldRow.Scopes, a.capExpiry(expiresAt), old.LineageID)
 		if err != nil {
 			return err
 		}
@@ -333,6 +336,7 @@ func (s *Store) KeyForAuth(ctx context.Context, keyHashHex string) (keyhub.AuthK
 		Email:     row.Email,
 		Method:    keyhub.AuthAPIKey,
 		KeyID:     row.ID,
+		LineageID: row.LineageID,
 		KeyPrefix: row.KeyPrefix,
 		Scopes:    s.scopes.FromStored(row.Scopes),
 	}
@@ -370,6 +374,7 @@ func (s *Store) keyFromRow(r dbgen.ApiKey) keyhub.Key {
 		ExpiresAt:  r.ExpiresAt,
 		LastUsedAt: r.LastUsedAt,
 		RevokedAt:  r.RevokedAt,
+		LineageID:  r.LineageID,
 	}
 	if r.ReplacedBy.Valid {
 		id := r.ReplacedBy.UUID

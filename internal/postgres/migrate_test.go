@@ -4,23 +4,34 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pressly/goose/v3"
+
 	"github.com/keyhub/keyhub/internal/pgtest"
 	"github.com/keyhub/keyhub/internal/postgres"
 )
 
-func TestMigrationsUpDownUp(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	pool, err := postgres.Open(ctx, pgtest.NewDatabase(t))
+// newMigrator returns a pool on a new empty database and a migrator on it,
+// both closed when the test ends.
+func newMigrator(t *testing.T) (*pgxpool.Pool, *goose.Provider) {
+	t.Helper()
+	pool, err := postgres.Open(context.Background(), pgtest.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close)
 	p, err := postgres.Migrator(pool, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	t.Cleanup(func() { p.Close() })
+	return pool, p
+}
+
+func TestMigrationsUpDownUp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, p := newMigrator(t)
 
 	tables := func() int {
 		var n int
@@ -53,5 +64,56 @@ func TestMigrationsUpDownUp(t *testing.T) {
 	}
 	if pending, err := p.HasPending(ctx); err != nil || pending {
 		t.Fatalf("pending after up: %v %v", pending, err)
+	}
+}
+
+// The lineage migration gives keys refreshed before it the lineage of the
+// first key of their chain, so their successors keep sharing one bucket.
+func TestLineageMigrationFollowsRefreshChains(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, p := newMigrator(t)
+	// Up to the migration before the lineage one.
+	if _, err := p.UpTo(ctx, 20261206072800); err != nil {
+		t.Fatal(err)
+	}
+	// Two chains: first → second → third, and a key never refreshed.
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO owners (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'o');
+		INSERT INTO users (id, default_owner_id) VALUES ('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-00000000000a');
+		INSERT INTO api_keys (id, owner_id, user_id, name, key_prefix, key_hash) VALUES
+			('00000000-0000-0000-0000-000000000003', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', 'third', 'mk_AAAAAAAA', repeat('3', 64)),
+			('00000000-0000-0000-0000-000000000004', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', 'alone', 'mk_AAAAAAAA', repeat('4', 64));
+		INSERT INTO api_keys (id, owner_id, user_id, name, key_prefix, key_hash, replaced_by) VALUES
+			('00000000-0000-0000-0000-000000000002', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', 'second', 'mk_AAAAAAAA', repeat('2', 64), '00000000-0000-0000-0000-000000000003');
+		INSERT INTO api_keys (id, owner_id, user_id, name, key_prefix, key_hash, replaced_by) VALUES
+			('00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', 'first', 'mk_AAAAAAAA', repeat('1', 64), '00000000-0000-0000-0000-000000000002');
+	`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, "SELECT name, lineage_id::text FROM api_keys ORDER BY name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for rows.Next() {
+		var name, lineage string
+		if err := rows.Scan(&name, &lineage); err != nil {
+			t.Fatal(err)
+		}
+		got[name] = lineage
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	first, alone := "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000004"
+	want := map[string]string{"first": first, "second": first, "third": first, "alone": alone}
+	for name, lineage := range want {
+		if got[name] != lineage {
+			t.Errorf("%s: lineage %s, want %s (all: %v)", name, got[name], lineage, got)
+		}
 	}
 }

@@ -20,10 +20,14 @@ const (
 	LimiterPrincipal   = "principal"    // requests per API key or user session
 	LimiterAuthFailure = "auth_failure" // failed authentications per client IP
 	LimiterWSPending   = "ws_pending"   // WebSocket connections waiting to authenticate (in all or per IP)
+	LimiterRefresh     = "refresh"      // key refreshes per acting API key lineage
 )
 
 // AuthFailurePolicy names the failed-authentication policy in headers.
 const AuthFailurePolicy = "auth_failures"
+
+// RefreshPolicy names the key-refresh policy in headers.
+const RefreshPolicy = "key_refreshes"
 
 // Config assembles Limits.
 type Config struct {
@@ -32,6 +36,9 @@ type Config struct {
 	TierRPM map[keyhub.Tier]int
 	// AuthFailures limits failed authentications per client IP.
 	AuthFailures Limit
+	// Refreshes limits key refreshes per acting API key lineage (zero:
+	// unlimited).
+	Refreshes Limit
 	// Redis, when set, makes every limit global across the processes
 	// sharing it; nil limits each process on its own.
 	Redis *redis.Client
@@ -56,6 +63,7 @@ type Limits struct {
 	outage       *Local
 	tiers        map[keyhub.Tier]Limit
 	authFailures Limit
+	refreshes    Limit
 	onReject     func(string)
 	// failuresUntil (unix nanos) is a window after the last failed
 	// authentication this process saw: past it no address can be blocked,
@@ -82,7 +90,7 @@ func New(cfg Config) *Limits {
 	if size <= 0 {
 		size = 100_000
 	}
-	l := &Limits{tiers: make(map[keyhub.Tier]Limit), authFailures: cfg.AuthFailures, onReject: cfg.OnReject, now: time.Now}
+	l := &Limits{tiers: make(map[keyhub.Tier]Limit), authFailures: cfg.AuthFailures, refreshes: cfg.Refreshes, onReject: cfg.OnReject, now: time.Now}
 	for _, tier := range []keyhub.Tier{keyhub.TierFree, keyhub.TierPro, keyhub.TierTeam, keyhub.TierEnterprise} {
 		rpm := tier.Limits().RequestsPerMinute
 		if n, ok := cfg.TierRPM[tier]; ok && n > 0 {
@@ -107,18 +115,11 @@ func (l *Limits) TierLimit(t keyhub.Tier) Limit {
 	return l.tiers[keyhub.TierFree]
 }
 
-// Principal spends one request of p's bucket: its API key's, or its
-// user's for a session token. A Redis outage fails open: the request is
-// allowed, and Err says why.
+// Principal spends one request of p's bucket (see PrincipalBucket). A
+// Redis outage fails open: the request is allowed, and Err says why.
 func (l *Limits) Principal(ctx context.Context, p *keyhub.Principal) Decision {
 	lim := l.TierLimit(p.Tier)
-	var key string
-	if p.IsKey() {
-		key = bucketName("key:", p.KeyID)
-	} else {
-		key = bucketName("user:", p.UserID)
-	}
-	res, err := l.limiter.Allow(ctx, key, lim)
+	res, err := l.limiter.Allow(ctx, PrincipalBucket(p), lim)
 	if err != nil {
 		return Decision{Result: Result{Allowed: true, Remaining: lim.Burst}, Policy: string(p.Tier), Limit: lim, Err: err}
 	}
@@ -126,6 +127,29 @@ func (l *Limits) Principal(ctx context.Context, p *keyhub.Principal) Decision {
 		l.rejected(LimiterPrincipal)
 	}
 	return Decision{Result: res, Policy: string(p.Tier), Limit: lim}
+}
+
+// Refresh spends one key refresh of an acting API key's refresh budget,
+// a bucket of its lineage beside its request bucket (PrincipalBucket
+// names both): a refresh is a write with an audit trail, and a key
+// refreshing itself in a loop must not turn its request budget into a
+// stream of new keys. A user session's refreshes (the dashboard) are
+// bounded by its request bucket alone: a person rotating many keys at
+// once is not the automated loop this guards against. A Redis outage
+// fails open, like Principal: a rotation after a leak must not wait for
+// Redis.
+func (l *Limits) Refresh(ctx context.Context, p *keyhub.Principal) Decision {
+	if !l.refreshes.Valid() || !p.IsKey() {
+		return Decision{Result: Result{Allowed: true}, Policy: RefreshPolicy}
+	}
+	res, err := l.limiter.Allow(ctx, "refresh:"+PrincipalBucket(p), l.refreshes)
+	if err != nil {
+		return Decision{Result: Result{Allowed: true, Remaining: l.refreshes.Burst}, Policy: RefreshPolicy, Limit: l.refreshes, Err: err}
+	}
+	if !res.Allowed {
+		l.rejected(LimiterRefresh)
+	}
+	return Decision{Result: res, Policy: RefreshPolicy, Limit: l.refreshes}
 }
 
 // AuthFailure spends one failed authentication of ip's bucket. A Redis
@@ -168,6 +192,22 @@ func (l *Limits) AuthBlocked(ip netip.Addr) (Decision, bool) {
 	}
 	l.rejected(LimiterAuthFailure)
 	return Decision{Result: Result{RetryAfter: wait, ResetAfter: l.authFailures.Window()}, Policy: AuthFailurePolicy, Limit: l.authFailures}, true
+}
+
+// PrincipalBucket names the request bucket p spends from, the one place
+// that decides it: an API key's lineage (a key and every successor its
+// refreshes made share one bucket, so a key refreshing itself cannot
+// start afresh), or the user's for a session token.
+func PrincipalBucket(p *keyhub.Principal) string {
+	if !p.IsKey() {
+		return bucketName("user:", p.UserID)
+	}
+	if p.LineageID == uuid.Nil { // a principal built without its lineage: its key is the lineage
+		return bucketName("key:", p.KeyID)
+	}
+	// "key:": a key that was never refreshed is its own lineage, so its
+	// bucket is the one it had before lineages existed.
+	return bucketName("key:", p.LineageID)
 }
 
 // bucketName is prefix + id in hex, built with one allocation: it is on
