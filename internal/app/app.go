@@ -157,7 +157,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		StaleBound:   cfg.StaleBound,
 	}, keyUsage)
 	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, StaleBound: cfg.StaleBound, Metrics: m,
-		TokenCacheSize: cfg.JWTCacheSize})
+		Logger: log, TokenCacheSize: cfg.JWTCacheSize})
 	bus.Subscribe(authn)
 
 	limits, redisClient, err := newRateLimits(cfg, log, m)

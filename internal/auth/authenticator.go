@@ -16,6 +16,8 @@ package auth
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -23,6 +25,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyhub/keyhub/internal/apikey"
+	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/jwtverify"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/metrics"
@@ -45,6 +48,7 @@ type Authenticator struct {
 	verified *tokenCache
 	users    *userCache
 	metrics  *metrics.Metrics
+	log      *slog.Logger
 }
 
 // Config assembles an Authenticator.
@@ -57,6 +61,9 @@ type Config struct {
 	SeenUsers *Toucher      // receives users' last_seen_at; may be nil
 	// Metrics counts the outcomes of header authentication; may be nil.
 	Metrics *metrics.Metrics
+	// Logger explains refused credentials at DEBUG (never the credential);
+	// nil logs nothing.
+	Logger *slog.Logger
 	// StaleBound is the oldest a cached user may be while the change feed
 	// is down (see KeyCacheConfig.StaleBound).
 	StaleBound time.Duration
@@ -82,7 +89,11 @@ func New(cfg Config) *Authenticator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &Authenticator{keys: cfg.Keys, tokens: cfg.Tokens, users: newUserCache(cfg.Users, cfg.UserSize, cfg.UserTTL, cfg.StaleBound, cfg.SeenUsers, cfg.Now), metrics: cfg.Metrics}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &Authenticator{keys: cfg.Keys, tokens: cfg.Tokens, users: newUserCache(cfg.Users, cfg.UserSize, cfg.UserTTL, cfg.StaleBound, cfg.SeenUsers, cfg.Now),
+		metrics: cfg.Metrics, log: cfg.Logger}
 	if cfg.Tokens != nil {
 		a.verified = newTokenCache(cfg.Tokens, cfg.TokenCacheSize, cfg.Now)
 	}
@@ -124,14 +135,44 @@ func (a *Authenticator) FeedUp() {
 // comes near it, and parsing cost must not grow with a hostile header.
 const maxCredentialLen = 8 << 10
 
+// The reasons (keyhub.Error.Reason) are a fixed set, listed in the README
+// with jwtverify's.
 var (
 	errAmbiguous   = keyhub.Errorf(keyhub.CodeAmbiguousCredentials, "the request carries more than one credential; send exactly one")
-	errBadAuthz    = keyhub.Errorf(keyhub.CodeInvalidToken, "the Authorization header must be \"Bearer <token>\"")
-	errTooLong     = keyhub.Errorf(keyhub.CodeInvalidToken, "the credential is too long")
-	errKeyNotToken = keyhub.Errorf(keyhub.CodeInvalidAPIKey, "X-API-Key must hold an mk_ API key")
+	errBadAuthz    = &keyhub.Error{Code: keyhub.CodeInvalidToken, Reason: "bad_authorization_header", Message: "the Authorization header must be \"Bearer <token>\""}
+	errTooLong     = &keyhub.Error{Code: keyhub.CodeInvalidToken, Reason: "too_long", Message: "the credential is too long"}
+	errKeyNotToken = &keyhub.Error{Code: keyhub.CodeInvalidAPIKey, Reason: "not_an_api_key", Message: "X-API-Key must hold an mk_ API key"}
+	errKeyAsToken  = &keyhub.Error{Code: keyhub.CodeInvalidToken, Reason: "api_key_as_token", Message: "an API key was sent where an access token was expected"}
 	errMissing     = keyhub.Errorf(keyhub.CodeMissingCredentials, "this endpoint requires an Authorization: Bearer token or an X-API-Key header")
 	errNoJWT       = keyhub.Errorf(keyhub.CodeAuthNotConfigured, "user sign-in is not configured on this server")
 )
+
+// RecordOutcome counts one authentication attempt (method as in
+// metrics.AuthOutcome) and, at DEBUG, says why a credential was refused:
+// its code, reason and message, and the internal cause. None of them holds
+// the credential (messages name claims, kids and key prefixes at most), so
+// the line is safe to keep; it is built only when DEBUG is enabled, since
+// refusals are what a flood is made of.
+func (a *Authenticator) RecordOutcome(ctx context.Context, method string, err error) {
+	a.metrics.AuthOutcome(method, err)
+	if err == nil || !a.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 6)
+	if id := httpjson.RequestID(ctx); id != "" {
+		attrs = append(attrs, slog.String("request_id", id))
+	}
+	attrs = append(attrs, slog.String("method", method), slog.String("code", string(keyhub.ErrorCode(err))))
+	var kerr *keyhub.Error
+	if errors.As(err, &kerr) {
+		attrs = append(attrs, slog.String("reason", kerr.Reason), slog.String("message", kerr.Message))
+		err = kerr.Err
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("cause", err.Error()))
+	}
+	a.log.LogAttrs(ctx, slog.LevelDebug, "credential refused", attrs...)
+}
 
 // HasCredentials reports whether the request carries any credential header.
 func HasCredentials(h http.Header) bool {
@@ -178,7 +219,7 @@ func (a *Authenticator) ResolveKey(ctx context.Context, key string) (*keyhub.Pri
 // ResolveToken verifies a credential that must be a Supabase access token.
 func (a *Authenticator) ResolveToken(ctx context.Context, token string) (*keyhub.Principal, error) {
 	if apikey.LooksLikeKey(token) {
-		return nil, keyhub.Errorf(keyhub.CodeInvalidToken, "an API key was sent where an access token was expected")
+		return nil, errKeyAsToken
 	}
 	if len(token) > maxCredentialLen {
 		return nil, errTooLong

@@ -172,7 +172,7 @@ func (g *Gate) admit(ctx context.Context, client netip.Addr, need Need, resolve 
 	if err == nil {
 		err = g.checkExpiry(p)
 	}
-	g.auth.metrics.AuthOutcome(method, err)
+	g.auth.RecordOutcome(ctx, method, err)
 	if err != nil {
 		return adm, g.countFailure(ctx, client, err)
 	}

@@ -176,8 +176,8 @@ func (c *ApiKeyCache) cached(keyHash [32]byte, now time.Time) (*cachedKey, bool)
 
 // Errors are built once: the rejection path must stay cheap under a flood.
 var (
-	errMalformedKey = keyhub.Errorf(keyhub.CodeInvalidAPIKey, "API key is malformed: expected mk_ followed by 43 base64url characters")
-	errBadChecksum  = keyhub.Errorf(keyhub.CodeInvalidAPIKey, "API key checksum does not match: the key was mistyped or truncated")
+	errMalformedKey = &keyhub.Error{Code: keyhub.CodeInvalidAPIKey, Reason: "malformed", Message: "API key is malformed: expected mk_ followed by 43 base64url characters"}
+	errBadChecksum  = &keyhub.Error{Code: keyhub.CodeInvalidAPIKey, Reason: "bad_checksum", Message: "API key checksum does not match: the key was mistyped or truncated"}
 )
 
 func (c *ApiKeyCache) load(ctx context.Context, keyHash [32]byte, now time.Time) (*cachedKey, error) {

@@ -46,6 +46,9 @@ type tokenEnv struct {
 	jwks     atomic.Pointer[[]byte]
 	// ahead moves the caches' clock (not the verifier's) ahead of the wall clock.
 	ahead atomic.Int64
+	// clock is how far ahead of the real time the verifier's fetch budget
+	// runs, in nanoseconds.
+	clock atomic.Int64
 }
 
 // now is the caches' clock.
@@ -62,7 +65,8 @@ func newTokenEnv(t testing.TB, cacheSize int, staleBound time.Duration) *tokenEn
 		w.Write(*env.jwks.Load())
 	}))
 	t.Cleanup(srv.Close)
-	v, err := jwtverify.New(t.Context(), jwtverify.Config{JWKSURL: srv.URL, Issuer: tokenIssuer, Leeway: 30 * time.Second})
+	v, err := jwtverify.New(t.Context(), jwtverify.Config{JWKSURL: srv.URL, Issuer: tokenIssuer, Leeway: 30 * time.Second,
+		Now: func() time.Time { return time.Now().Add(time.Duration(env.clock.Load())) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,9 +221,11 @@ func TestTokenCacheDroppedWhenKeyLeavesJWKS(t *testing.T) {
 		t.Fatalf("cached: %v, %d verifications", err, n)
 	}
 	// Rotation: the JWKS now holds only a new key. The first token of the
-	// new key (unknown kid) makes the verifier refresh the set.
+	// new key (unknown kid) makes the verifier refresh the set, once the
+	// fetch budget allows (30 s after the fetch at start).
 	next := newIssuer(t)
 	env.publish(next)
+	env.clock.Add(int64(30 * time.Second))
 	if _, err := env.authn.ResolveToken(context.Background(), env.token(t, next, "rot@example.com", time.Hour)); err != nil {
 		t.Fatalf("token of the new key: %v", err)
 	}

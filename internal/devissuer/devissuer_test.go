@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -204,10 +205,19 @@ func TestTokenVerifiesThroughJWKS(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	issuer := "http://" + addr + "/auth/v1"
+	// The verifier's fetch budget allows one JWKS fetch per 30 s, and the
+	// one at start failed: its clock is moved past that.
+	var later atomic.Bool
 	v, err := jwtverify.New(t.Context(), jwtverify.Config{
 		JWKSURL: issuer + "/.well-known/jwks.json",
 		Issuer:  issuer,
 		Leeway:  30 * time.Second,
+		Now: func() time.Time {
+			if later.Load() {
+				return time.Now().Add(30 * time.Second)
+			}
+			return time.Now()
+		},
 	})
 	if err != nil {
 		t.Fatalf("New with JWKS not yet served: %v", err)
@@ -225,6 +235,7 @@ func TestTokenVerifiesThroughJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Token: %v", err)
 	}
+	later.Store(true)
 	claims, err := v.Verify(t.Context(), token)
 	if err != nil {
 		t.Fatalf("Verify: %v", err)

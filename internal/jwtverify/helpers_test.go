@@ -10,10 +10,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +23,8 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
 const (
@@ -90,6 +94,15 @@ func defaultJWKS(t testing.TB) []byte {
 	)
 }
 
+// rotatedJWKS is the default ES256 key plus next as "ec-2": what the JWKS
+// publishes during a rotation.
+func rotatedJWKS(t testing.TB, next *ecdsa.PrivateKey) []byte {
+	return jwksJSON(t,
+		jwkOf(t, &loadTestKeys().ec.PublicKey, kidEC, jwkset.AlgES256, false),
+		jwkOf(t, &next.PublicKey, "ec-2", jwkset.AlgES256, false),
+	)
+}
+
 func spkiDER(t testing.TB, pub any) []byte {
 	t.Helper()
 	der, err := x509.MarshalPKIXPublicKey(pub)
@@ -110,14 +123,30 @@ type jwksServer struct {
 	fetches atomic.Int64
 	fail    atomic.Bool
 	body    atomic.Pointer[[]byte]
+	// clock, when set, stamps each fetch in fetchTimes.
+	clock      *fakeClock
+	mu         sync.Mutex
+	fetchTimes []time.Time
 }
 
 func newJWKSServer(t testing.TB, body []byte) *jwksServer {
 	t.Helper()
-	s := &jwksServer{}
+	return newTimedJWKSServer(t, body, nil)
+}
+
+// newTimedJWKSServer is a jwksServer that notes the clock's time of each
+// fetch.
+func newTimedJWKSServer(t testing.TB, body []byte, clock *fakeClock) *jwksServer {
+	t.Helper()
+	s := &jwksServer{clock: clock}
 	s.body.Store(&body)
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fetches.Add(1)
+		if s.clock != nil {
+			s.mu.Lock()
+			s.fetchTimes = append(s.fetchTimes, s.clock.Now())
+			s.mu.Unlock()
+		}
 		if s.fail.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
@@ -206,3 +235,41 @@ func (b *logBuffer) logger() *slog.Logger {
 }
 
 var b64 = base64.StdEncoding.EncodeToString
+
+// times returns the clock's time of every fetch so far.
+func (s *jwksServer) times() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.fetchTimes)
+}
+
+// fakeClock is a clock that moves only when told to.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// reasonOf is the Reason of a *keyhub.Error ("" for any other error).
+func reasonOf(err error) string {
+	var kerr *keyhub.Error
+	if errors.As(err, &kerr) {
+		return kerr.Reason
+	}
+	return ""
+}

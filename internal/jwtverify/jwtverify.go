@@ -1,6 +1,7 @@
 // Package jwtverify verifies Supabase Auth access tokens (JWTs) presented by
-// dashboard users. Keys come from the project's JWKS endpoint (fetched and
-// refreshed through keyfunc), from a static public key pasted into the
+// dashboard users. Keys come from the project's JWKS endpoint (fetched at
+// start, every 10 minutes, and on an unknown kid within a budget of one
+// fetch per 30 s; see remote.go), from a static public key pasted into the
 // environment, or from the legacy HS256 shared secret. Each key is bound to
 // the one algorithm it can verify, so a token can never choose how it is
 // checked.
@@ -19,13 +20,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/MicahParks/jwkset"
-	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-	"golang.org/x/time/rate"
 
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
@@ -35,19 +35,10 @@ import (
 // costing more than a few microseconds (CVE-2025-30204 style).
 const MaxTokenLength = 8 << 10
 
-// Defaults and tuning of the JWKS client.
+// Defaults of the verifier (the JWKS fetches are tuned in remote.go).
 const (
 	defaultAudience       = "authenticated"
 	defaultRefreshTimeout = 2 * time.Second
-	// jwksHTTPTimeout bounds the fetch at start and each periodic refresh, so
-	// a black-holed auth server delays start-up by at most this much.
-	jwksHTTPTimeout = 5 * time.Second
-	// jwksRefreshInterval is the periodic refresh: a key Supabase revokes
-	// stops being accepted within this time.
-	jwksRefreshInterval = 10 * time.Minute
-	// unknownKIDRefreshEvery is keyfunc's default rate of refreshes
-	// triggered by tokens with an unknown kid.
-	unknownKIDRefreshEvery = 5 * time.Minute
 	// minRSABits rejects toy RSA keys wherever they come from.
 	minRSABits = 2048
 )
@@ -78,10 +69,13 @@ type Config struct {
 	Leeway         time.Duration // clock skew allowance for exp/nbf/iat, e.g. 30s
 	RefreshTimeout time.Duration // max time a request waits for an unknown-kid JWKS refresh (default 2s)
 	HTTPClient     *http.Client  // optional, for JWKS fetches
-	Logger         *slog.Logger  // warnings (e.g. a private JWK pasted: private part dropped), JWKS refresh failures
+	Logger         *slog.Logger  // warnings (e.g. a private JWK pasted: private part dropped), JWKS fetches and refusals
 	// UnknownKeyHint is added to the error of a token whose signing key is
 	// not known (dev mode says where its key lives).
 	UnknownKeyHint string
+	// Now is the clock of the JWKS fetch budget (tests move it to prove
+	// the 30 s spacing without waiting); nil is time.Now.
+	Now func() time.Time
 }
 
 // Claims are the parts of a verified Supabase access token keyhub uses.
@@ -96,12 +90,12 @@ type Claims struct {
 // Verifier checks access tokens. It is safe for concurrent use.
 type Verifier struct {
 	parser         *jwt.Parser
-	hsKey          any             // []byte of SUPABASE_JWT_SECRET, or nil; boxed once so keyFor does not allocate
-	ecKeys         []staticKey     // *ecdsa.PublicKey on P-256, for ES256 only
-	rsaKeys        []staticKey     // *rsa.PublicKey, for RS256 only
-	jwks           keyfunc.Keyfunc // nil unless JWKSURL is set
-	keySet         *watchedKeys    // the fetched JWKS keys behind jwks; nil unless JWKSURL is set
+	hsKey          any         // []byte of SUPABASE_JWT_SECRET, or nil; boxed once so keyFor does not allocate
+	ecKeys         []staticKey // *ecdsa.PublicKey on P-256, for ES256 only
+	rsaKeys        []staticKey // *rsa.PublicKey, for RS256 only
+	remote         *remoteKeys // the fetched JWKS; nil unless JWKSURL is set
 	refreshTimeout time.Duration
+	methods        []string // the algs the configured keys can verify
 	configured     bool
 	// issuer, audience and unknownKeyHint make the errors say which check
 	// failed: the expected values are configuration, not secrets.
@@ -159,7 +153,11 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		}
 	}
 	if cfg.JWKSURL != "" {
-		if err := v.startJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, log); err != nil {
+		now := cfg.Now
+		if now == nil {
+			now = time.Now
+		}
+		if err := v.startJWKS(ctx, cfg.JWKSURL, cfg.HTTPClient, log, now); err != nil {
 			return nil, err
 		}
 	}
@@ -167,15 +165,16 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	// Only what a configured source can issue is allowed: with no shared
 	// secret, an HS256 token is refused before any key is looked at.
 	var methods []string
-	if len(v.ecKeys) > 0 || v.jwks != nil {
+	if len(v.ecKeys) > 0 || v.remote != nil {
 		methods = append(methods, jwt.SigningMethodES256.Alg())
 	}
-	if len(v.rsaKeys) > 0 || v.jwks != nil {
+	if len(v.rsaKeys) > 0 || v.remote != nil {
 		methods = append(methods, jwt.SigningMethodRS256.Alg())
 	}
 	if v.hsKey != nil {
 		methods = append(methods, jwt.SigningMethodHS256.Alg())
 	}
+	v.methods = methods
 	v.configured = len(methods) > 0
 	if !v.configured {
 		return v, nil
@@ -203,13 +202,10 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	return v, nil
 }
 
-// startJWKS sets up the keyfunc client of the JWKS endpoint: one fetch now,
-// a periodic refresh, and a refresh on unknown kids. That last one is
-// keyfunc's default limiter, one per 5 minutes; a request that cannot have it
-// fails at once rather than queueing (its wait is capped below the
-// limiter's interval), so a flood of made-up kids costs the auth server one
-// fetch per 5 minutes.
-func (v *Verifier) startJWKS(ctx context.Context, rawURL string, client *http.Client, log *slog.Logger) error {
+// startJWKS fetches the JWKS once (bounded by jwksHTTPTimeout) and starts
+// the periodic fetch. Tokens with an unknown kid fetch it too, within the
+// budget remoteKeys keeps (one fetch of any kind per 30 s).
+func (v *Verifier) startJWKS(ctx context.Context, rawURL string, client *http.Client, log *slog.Logger, now func() time.Time) error {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("jwtverify: JWKS URL %q is not an http(s) URL", rawURL)
@@ -217,49 +213,20 @@ func (v *Verifier) startJWKS(ctx context.Context, rawURL string, client *http.Cl
 	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
 		log.Warn("JWKS URL is plain http; keys can be swapped in transit", "url", rawURL)
 	}
-	// keyfunc.NewDefaultOverrideCtx with the same settings, built by hand
-	// for one reason: the fetched keys live in a watchedKeys, which counts
-	// changes of the key set (KeySetGeneration) so that verified tokens
-	// cached elsewhere are dropped when their key may be gone.
-	fetched := &watchedKeys{Storage: jwkset.NewMemoryStorage()}
-	remote, err := jwkset.NewStorageFromHTTP(rawURL, jwkset.HTTPClientStorageOptions{
-		Client:                    client,
-		Ctx:                       ctx,
-		HTTPTimeout:               jwksHTTPTimeout,
-		NoErrorReturnFirstHTTPReq: true,
-		RefreshErrorHandler: func(ctx context.Context, err error) {
-			// The last good keys stay in use; a failed fetch never
-			// empties the set.
-			log.WarnContext(ctx, "JWKS refresh failed", "url", rawURL, "error", err)
-		},
-		RefreshInterval: jwksRefreshInterval,
-		Storage:         fetched,
-	})
-	if err != nil {
-		return fmt.Errorf("jwtverify: JWKS client for %q: %w", rawURL, err)
+	v.remote = newRemoteKeys(ctx, rawURL, client, log, now)
+	err = v.remote.fetchNow()
+	go v.remote.runPeriodic(ctx)
+	if err != nil || len(v.remote.snapshot().all) > 0 {
+		return nil // a failed fetch has said so itself
 	}
-	storage, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
-		HTTPURLs: map[string]jwkset.Storage{rawURL: remote},
-		// Nothing is ever written to the "given" store; reading the fetched
-		// keys first spares each request a not-found error from it.
-		PrioritizeHTTP: true,
-		// On an unknown kid, jwkset waits for the limiter and fetches under
-		// one context derived from the request's and capped at this: the
-		// request never waits on a long-lived context.
-		RateLimitWaitMax:  v.refreshTimeout,
-		RefreshUnknownKID: rate.NewLimiter(rate.Every(unknownKIDRefreshEvery), 1),
-	})
-	if err != nil {
-		return fmt.Errorf("jwtverify: JWKS client for %q: %w", rawURL, err)
+	// The JWKS answered with no keys. A legacy project that signs with
+	// the shared secret publishes none, legitimately: HS256 tokens never
+	// look at the JWKS, so there is nothing to warn about.
+	if v.hsKey != nil {
+		log.Info("the JWKS publishes no keys: access tokens are verified with SUPABASE_JWT_SECRET (HS256)", "url", rawURL)
+		return nil
 	}
-	if v.jwks, err = keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: storage}); err != nil {
-		return fmt.Errorf("jwtverify: JWKS client for %q: %w", rawURL, err)
-	}
-	v.keySet = fetched
-	// KeyReadAll never triggers a refresh.
-	if keys, err := v.jwks.Storage().KeyReadAll(ctx); err != nil || len(keys) == 0 {
-		log.Warn("JWKS has no keys yet; they will be fetched on the first token with an unknown kid or the next periodic refresh", "url", rawURL)
-	}
+	log.Warn("the JWKS publishes no keys: ES256 and RS256 tokens are refused until it does (it is fetched again every 10 minutes, and on a token with an unknown kid at most every 30 s)", "url", rawURL)
 	return nil
 }
 
@@ -270,10 +237,10 @@ func (v *Verifier) startJWKS(ctx context.Context, rawURL string, client *http.Cl
 // read before the verification is still current. Static keys and the
 // shared secret never change while the process runs.
 func (v *Verifier) KeySetGeneration() uint64 {
-	if v.keySet == nil {
+	if v.remote == nil {
 		return 0
 	}
-	return v.keySet.generation.Load()
+	return v.remote.snapshot().generation
 }
 
 // Configured reports whether any key source is present.
@@ -282,20 +249,21 @@ func (v *Verifier) Configured() bool { return v.configured }
 // Verify checks token and returns its claims, or a *keyhub.Error:
 // AUTH_NOT_CONFIGURED, INVALID_TOKEN, EXPIRED_TOKEN (only for a token whose
 // signature is valid) or NOT_A_USER_SESSION (a validly signed anon or
-// service_role token).
+// service_role token). An INVALID_TOKEN error's Reason says which check
+// refused the token.
 func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if !v.configured {
 		return Claims{}, keyhub.Errorf(keyhub.CodeAuthNotConfigured, "token authentication is not configured")
 	}
 	if len(token) > MaxTokenLength {
-		return Claims{}, keyhub.Errorf(keyhub.CodeInvalidToken, "token is too long")
+		return Claims{}, invalid(reasonTooLong, "token is too long", nil)
 	}
 	if token == "" {
-		return Claims{}, keyhub.Errorf(keyhub.CodeInvalidToken, "token is empty")
+		return Claims{}, invalid(reasonEmpty, "token is empty", nil)
 	}
 
 	var tc tokenClaims
-	_, err := v.parser.ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) {
+	parsed, err := v.parser.ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) {
 		return v.keyFor(ctx, t)
 	})
 	if err != nil {
@@ -304,10 +272,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		// token is malformed, unverifiable or forged, and none of its claims
 		// (exp included) can be trusted.
 		if !errors.Is(err, jwt.ErrTokenInvalidClaims) || errors.Is(err, jwt.ErrTokenSignatureInvalid) {
-			if errors.Is(err, jwt.ErrTokenUnverifiable) {
-				return Claims{}, invalid(v.unknownKeyMessage(err), err)
-			}
-			return Claims{}, invalid("token is invalid", err)
+			return Claims{}, v.unverified(parsed, err)
 		}
 		// Validly signed by us. An anon or service_role key has no aud or
 		// another iss, so this comes before the claim errors.
@@ -319,7 +284,8 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 			e.Err = err
 			return Claims{}, e
 		}
-		return Claims{}, invalid(v.claimsMessage(err, &tc), err)
+		reason, msg := v.claimsMessage(err, &tc)
+		return Claims{}, invalid(reason, msg, err)
 	}
 
 	if notUserSession(&tc) {
@@ -329,17 +295,23 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	// sign-ins too). A missing role, or any other role (say a custom one from
 	// an access-token hook), is not a token we know how to authorize, so it
 	// is INVALID_TOKEN rather than a guess.
+	if tc.Role == "" {
+		return Claims{}, invalid(reasonMissingClaim, "token lacks a required claim (role)", nil)
+	}
 	if tc.Role != roleAuthenticated {
-		return Claims{}, keyhub.Errorf(keyhub.CodeInvalidToken, "token role is not accepted")
+		return Claims{}, invalid(reasonWrongRole, fmt.Sprintf("token role %q is not accepted", clip(tc.Role)), nil)
+	}
+	if tc.Subject == "" {
+		return Claims{}, invalid(reasonMissingClaim, "token lacks a required claim (sub)", nil)
 	}
 	// Only the canonical 36-character form: uuid.Parse would also take the
 	// urn:uuid:, braced and undashed spellings of the same id.
 	if len(tc.Subject) != 36 {
-		return Claims{}, keyhub.Errorf(keyhub.CodeInvalidToken, "token subject is not a user id")
+		return Claims{}, invalid(reasonBadSubject, "token subject is not a user id", nil)
 	}
 	sub, err := uuid.Parse(tc.Subject)
 	if err != nil || sub == uuid.Nil {
-		return Claims{}, invalid("token subject is not a user id", err)
+		return Claims{}, invalid(reasonBadSubject, "token subject is not a user id", err)
 	}
 	return Claims{
 		Subject:   sub,
@@ -350,12 +322,67 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	}, nil
 }
 
+// Why a token was refused, finer than its code: the Reason of the
+// INVALID_TOKEN errors Verify returns, logged at DEBUG and counted in
+// keyhub_auth_outcomes_total. A fixed set (never a value from the token),
+// listed in the README.
+const (
+	reasonTooLong        = "too_long"
+	reasonEmpty          = "empty"
+	reasonMalformed      = "malformed"        // not three base64url parts of JSON
+	reasonAlgNotAccepted = "alg_not_accepted" // an alg no configured key issues
+	reasonBadSignature   = "bad_signature"
+	reasonUnknownKID     = "unknown_kid"           // no configured or published key (the JWKS was checked)
+	reasonKIDThrottled   = "unknown_kid_throttled" // refused without a fetch: the JWKS fetch budget is spent
+	reasonJWKSDown       = "jwks_unavailable"      // the fetch for an unknown kid failed or took too long
+	reasonBadHeader      = "bad_header"            // crit, or a kid that is not a string
+	reasonWrongIssuer    = "wrong_issuer"
+	reasonWrongAudience  = "wrong_audience"
+	reasonMissingClaim   = "missing_claim"
+	reasonNotYetValid    = "not_yet_valid"    // nbf in the future
+	reasonIssuedInFuture = "issued_in_future" // iat in the future
+	reasonBadClaims      = "bad_claims"       // a claim of the wrong type, or several failures
+	reasonWrongRole      = "wrong_role"
+	reasonBadSubject     = "bad_subject"
+)
+
+// unverified explains a token whose signature could not be checked or did
+// not verify: none of its claims can be trusted.
+func (v *Verifier) unverified(parsed *jwt.Token, err error) *keyhub.Error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		var unknown *unknownKeyError
+		if errors.As(err, &unknown) {
+			reason := reasonUnknownKID
+			var spent *refreshBudgetSpentError
+			var failed *fetchFailedError
+			switch {
+			case errors.As(err, &spent):
+				reason = reasonKIDThrottled
+			case errors.As(err, &failed), errors.Is(err, errFetchWaitOver), errors.Is(err, context.DeadlineExceeded):
+				reason = reasonJWKSDown
+			}
+			return invalid(reason, v.unknownKeyMessage(unknown), err)
+		}
+		return invalid(reasonBadHeader, "token header is not supported (crit, or a kid that is not a string)", err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		// jwt refuses an alg outside the allow-list with this same error,
+		// before any key is looked at; parsed is set on both paths.
+		if parsed != nil && parsed.Method != nil && !slices.Contains(v.methods, parsed.Method.Alg()) {
+			return invalid(reasonAlgNotAccepted, fmt.Sprintf("token alg %q is not accepted", clip(parsed.Method.Alg())), err)
+		}
+		return invalid(reasonBadSignature, "token signature is invalid", err)
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return invalid(reasonMalformed, "token is malformed", err)
+	}
+	return invalid(reasonBadClaims, "token is invalid", err)
+}
+
 // unknownKeyMessage says that no configured key verifies the token, and
-// why when that is safe to say (the alg is refused, the kid is unknown).
-func (v *Verifier) unknownKeyMessage(err error) string {
+// why when that is safe to say (the kid is unknown).
+func (v *Verifier) unknownKeyMessage(unknown *unknownKeyError) string {
 	msg := "token signing key is unknown"
-	var unknown *unknownKeyError
-	if errors.As(err, &unknown) {
+	if unknown.kid != "" {
 		msg = fmt.Sprintf("token signing key is unknown: no %s key with kid %q", unknown.alg, clip(unknown.kid))
 	}
 	if v.unknownKeyHint != "" {
@@ -364,27 +391,54 @@ func (v *Verifier) unknownKeyMessage(err error) string {
 	return msg
 }
 
-// claimsMessage says which claim of a validly signed token failed. The
-// expected values are configuration, and the token's own are the caller's:
-// neither is a secret, and both help whoever set the token up.
-func (v *Verifier) claimsMessage(err error, tc *tokenClaims) string {
+// claimsMessage says which claim of a validly signed token failed, and its
+// reason. The expected values are configuration, and the token's own are
+// the caller's: neither is a secret, and both help whoever set the token up.
+func (v *Verifier) claimsMessage(err error, tc *tokenClaims) (reason, msg string) {
 	switch {
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return reasonMissingClaim, missingClaimsMessage(v.missingClaims(tc))
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return fmt.Sprintf("token iss %q does not match the expected issuer %q", clip(tc.Issuer), v.issuer)
+		return reasonWrongIssuer, fmt.Sprintf("token iss %q does not match the expected issuer %q", clip(tc.Issuer), v.issuer)
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		got := make([]string, 0, len(tc.Audience))
 		for _, aud := range tc.Audience {
 			got = append(got, clip(aud))
 		}
-		return fmt.Sprintf("token aud %q does not include the expected audience %q", got, v.audience)
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "token lacks a required claim (exp)"
+		return reasonWrongAudience, fmt.Sprintf("token aud %q does not include the expected audience %q", got, v.audience)
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return "token is not valid yet (nbf is in the future)"
+		return reasonNotYetValid, "token is not valid yet (nbf is in the future)"
 	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return "token was issued in the future (iat): check the clocks"
+		return reasonIssuedInFuture, "token was issued in the future (iat): check the clocks"
 	}
-	return "token claims are invalid"
+	return reasonBadClaims, "token claims are invalid"
+}
+
+// missingClaims names the claims the parser requires that tc lacks, read
+// from the claims themselves: jwt's error says only that one is missing.
+func (v *Verifier) missingClaims(tc *tokenClaims) []string {
+	var missing []string
+	if tc.Issuer == "" && v.issuer != "" {
+		missing = append(missing, "iss")
+	}
+	if len(tc.Audience) == 0 || len(tc.Audience) == 1 && tc.Audience[0] == "" {
+		missing = append(missing, "aud")
+	}
+	if tc.ExpiresAt == nil {
+		missing = append(missing, "exp")
+	}
+	return missing
+}
+
+// missingClaimsMessage says which required claims a token lacks.
+func missingClaimsMessage(missing []string) string {
+	switch len(missing) {
+	case 0:
+		return "token lacks a required claim"
+	case 1:
+		return "token lacks a required claim (" + missing[0] + ")"
+	}
+	return "token lacks required claims (" + strings.Join(missing, ", ") + ")"
 }
 
 // clip bounds a value echoed from a token.
@@ -455,7 +509,7 @@ func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 
 	var candidates []jwt.VerificationKey
 	var jwksErr error // why the JWKS had no key, for the logs
-	if v.jwks != nil {
+	if v.remote != nil {
 		if kid != "" {
 			key, err := v.jwksKey(ctx, kid, alg)
 			if err == nil && !hasUnnamed(static) {
@@ -467,13 +521,10 @@ func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 			jwksErr = err
 		} else {
 			// No kid: try every fetched key of the right type (keyfunc does
-			// the same). This never triggers a refresh.
-			jwks, err := v.jwks.Storage().KeyReadAll(ctx)
-			if err == nil {
-				for _, j := range jwks {
-					if key, err := checkKey(alg, j); err == nil {
-						candidates = append(candidates, key)
-					}
+			// the same). This never triggers a fetch.
+			for _, j := range v.remote.snapshot().all {
+				if key, err := checkKey(alg, j); err == nil {
+					candidates = append(candidates, key)
 				}
 			}
 		}
@@ -494,13 +545,11 @@ func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 	}
 }
 
-// jwksKey finds kid among the fetched keys. It does what
-// keyfunc.KeyfuncCtx(ctx) does (read by kid, check the JWK's alg, take the
-// public half) without allocating a closure per request, and adds the key
-// type check. On a miss the storage refreshes under the unknown-kid rate
-// limit, bounded by the request's ctx and RefreshTimeout (RateLimitWaitMax).
+// jwksKey finds kid among the fetched keys (read by kid, check the JWK's
+// alg, take the public half, check the key type). On a miss the JWKS is
+// fetched within its budget, the request waiting at most RefreshTimeout.
 func (v *Verifier) jwksKey(ctx context.Context, kid, alg string) (any, error) {
-	j, err := v.jwks.Storage().KeyRead(ctx, kid)
+	j, err := v.remote.key(ctx, kid, v.refreshTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -577,11 +626,10 @@ func onlyExpired(err error) bool {
 	return true
 }
 
-// invalid builds an INVALID_TOKEN error keeping the cause for the logs.
-func invalid(msg string, cause error) *keyhub.Error {
-	e := keyhub.Errorf(keyhub.CodeInvalidToken, "%s", msg)
-	e.Err = cause
-	return e
+// invalid builds an INVALID_TOKEN error with its reason, keeping the cause
+// for the logs.
+func invalid(reason, msg string, cause error) *keyhub.Error {
+	return &keyhub.Error{Code: keyhub.CodeInvalidToken, Message: msg, Reason: reason, Err: cause}
 }
 
 // isLoopback reports whether host is localhost or a loopback address.

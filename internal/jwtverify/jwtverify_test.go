@@ -425,19 +425,29 @@ func TestUnknownKIDBurst(t *testing.T) {
 	}
 }
 
-// A key published after start (rotation) is picked up on its first token.
+// A key published after start (rotation) is picked up on its first token
+// once the fetch budget allows (30 s after the last fetch), and refused
+// without a fetch before that.
 func TestJWKSRotation(t *testing.T) {
 	t.Parallel()
 	k := loadTestKeys()
+	clock := newFakeClock()
 	srv := newJWKSServer(t, defaultJWKS(t))
-	v := newVerifier(t, Config{JWKSURL: srv.URL, Issuer: testIssuer})
+	v := newVerifier(t, Config{JWKSURL: srv.URL, Issuer: testIssuer, Now: clock.Now})
 
 	next := mustECKey(t, elliptic.P256())
-	srv.publish(jwksJSON(t,
-		jwkOf(t, &k.ec.PublicKey, kidEC, jwkset.AlgES256, false),
-		jwkOf(t, &next.PublicKey, "ec-2", jwkset.AlgES256, false),
-	))
-	if _, err := v.Verify(t.Context(), sign(t, jwt.SigningMethodES256, next, "ec-2", claims())); err != nil {
+	srv.publish(rotatedJWKS(t, next))
+	rotated := sign(t, jwt.SigningMethodES256, next, "ec-2", claims())
+	clock.Advance(jwksMinFetchInterval - time.Second)
+	fetches := srv.fetches.Load()
+	if _, err := v.Verify(t.Context(), rotated); keyhub.ErrorCode(err) != keyhub.CodeInvalidToken || reasonOf(err) != "unknown_kid_throttled" {
+		t.Fatalf("token of the new key 29s after the last fetch: %v (reason %q), want INVALID_TOKEN, unknown_kid_throttled", err, reasonOf(err))
+	}
+	if srv.fetches.Load() != fetches {
+		t.Fatal("fetched within 30s of the last fetch")
+	}
+	clock.Advance(time.Second)
+	if _, err := v.Verify(t.Context(), rotated); err != nil {
 		t.Fatalf("token of the new key: %v", err)
 	}
 	if _, err := v.Verify(t.Context(), sign(t, jwt.SigningMethodES256, k.ec, kidEC, claims())); err != nil {
@@ -452,14 +462,16 @@ func TestJWKSKeepsLastGoodKeys(t *testing.T) {
 	k := loadTestKeys()
 	srv := newJWKSServer(t, defaultJWKS(t))
 	var logs logBuffer
-	v := newVerifier(t, Config{JWKSURL: srv.URL, Issuer: testIssuer, Logger: logs.logger()})
+	clock := newFakeClock()
+	v := newVerifier(t, Config{JWKSURL: srv.URL, Issuer: testIssuer, Logger: logs.logger(), Now: clock.Now})
 
 	srv.fail.Store(true)
+	clock.Advance(jwksMinFetchInterval)
 	before := srv.fetches.Load()
 	// An unknown kid forces a refresh, which fails.
 	_, err := v.Verify(t.Context(), sign(t, jwt.SigningMethodES256, k.ec, "unknown", claims()))
-	if keyhub.ErrorCode(err) != keyhub.CodeInvalidToken {
-		t.Fatalf("unknown kid: %v", err)
+	if keyhub.ErrorCode(err) != keyhub.CodeInvalidToken || reasonOf(err) != "jwks_unavailable" {
+		t.Fatalf("unknown kid: %v (reason %q), want INVALID_TOKEN, jwks_unavailable", err, reasonOf(err))
 	}
 	if srv.fetches.Load() == before {
 		t.Fatal("no refresh attempted")
@@ -522,7 +534,9 @@ func TestKeySetGeneration(t *testing.T) {
 	t.Run("same keys", func(t *testing.T) {
 		t.Parallel()
 		srv := newJWKSServer(t, defaultJWKS(t))
-		v := newVerifier(t, Config{JWKSURL: srv.URL, Issuer: testIssuer})
+		clock := newFakeClock()
+		v := newVerifier(t, Config{JWKSURL: srv.URL, Issuer: testIssuer, Now: clock.Now})
+		clock.Advance(jwksMinFetchInterval)
 		before, fetches := v.KeySetGeneration(), srv.fetches.Load()
 		// An unknown kid forces a refresh, which finds the same set.
 		if _, err := v.Verify(t.Context(), sign(t, jwt.SigningMethodES256, k.ec, "unknown", claims())); err == nil {
@@ -538,7 +552,9 @@ func TestKeySetGeneration(t *testing.T) {
 	t.Run("key removed", func(t *testing.T) {
 		t.Parallel()
 		srv := newJWKSServer(t, defaultJWKS(t))
-		v := newVerifier(t, Config{JWKSURL: srv.URL, Issuer: testIssuer})
+		clock := newFakeClock()
+		v := newVerifier(t, Config{JWKSURL: srv.URL, Issuer: testIssuer, Now: clock.Now})
+		clock.Advance(jwksMinFetchInterval)
 		old := sign(t, jwt.SigningMethodES256, k.ec, kidEC, claims())
 		if _, err := v.Verify(t.Context(), old); err != nil {
 			t.Fatal(err)

@@ -63,7 +63,11 @@ const (
 type Error struct {
 	Code    Code
 	Message string
-	Err     error
+	// Reason is a stable lower_snake_case label, finer than Code, where one
+	// code covers several causes (which check refused a credential): logged
+	// and counted in metrics, never sent. Empty when the code says it all.
+	Reason string
+	Err    error
 }
 
 func (e *Error) Error() string {

@@ -13,6 +13,7 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -108,10 +109,10 @@ func New() *Metrics {
 	}
 
 	m.authOutcomes = f.counterVec("keyhub_auth_outcomes_total",
-		`Authentication attempts by method (jwt, api_key, ticket, first_message; unknown for a malformed header) and outcome code ("OK" or the error code).`,
-		"method", "code")
+		`Authentication attempts by method (jwt, api_key, ticket, first_message; unknown for a malformed header), outcome code ("OK" or the error code) and reason (which check refused the credential, where the code covers several; empty otherwise).`,
+		"method", "code", "reason")
 	m.auths.make = func(l authLabels) prometheus.Counter {
-		return m.authOutcomes.WithLabelValues(l.method, l.code)
+		return m.authOutcomes.WithLabelValues(l.method, l.code, l.reason)
 	}
 
 	keyCache := f.counterVec("keyhub_key_cache_lookups_total",
@@ -179,18 +180,33 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Register(cs ...prometheus.Collector) { m.registry.MustRegister(cs...) }
 
 // AuthOutcome records one authentication attempt: method is "jwt",
-// "api_key", "ticket", "first_message" or "unknown"; err nil is "OK".
+// "api_key", "ticket", "first_message" or "unknown"; err nil is "OK". The
+// reason label is the error's Reason, a fixed set of constants (never a
+// value from the request).
 func (m *Metrics) AuthOutcome(method string, err error) {
 	if m == nil {
 		return
 	}
-	code := "OK"
-	if kerr, ok := err.(*keyhub.Error); ok {
-		code = string(kerr.Code) // the usual case, without errors.As's allocation
-	} else if err != nil {
-		code = string(keyhub.ErrorCode(err))
+	labels := authLabels{method: method, code: "OK"}
+	if err != nil {
+		kerr, ok := err.(*keyhub.Error) // the usual case, without errors.As's allocation
+		if !ok {
+			kerr = asError(err)
+		}
+		labels.code, labels.reason = string(kerr.Code), kerr.Reason
 	}
-	m.auths.get(authLabels{method: method, code: code}).Inc()
+	m.auths.get(labels).Inc()
+}
+
+// asError finds the *keyhub.Error in err's chain, or stands for an
+// internal error; apart from AuthOutcome so that only this rare path pays
+// for errors.As's escaping pointer.
+func asError(err error) *keyhub.Error {
+	var kerr *keyhub.Error
+	if errors.As(err, &kerr) {
+		return kerr
+	}
+	return &keyhub.Error{Code: keyhub.CodeInternal}
 }
 
 // KeyCacheHit records a key verified from memory.
@@ -325,7 +341,7 @@ func closeCodeLabel(code int) string {
 	return "other"
 }
 
-type authLabels struct{ method, code string }
+type authLabels struct{ method, code, reason string }
 
 // factory registers what it makes.
 type factory struct{ r *prometheus.Registry }

@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -142,8 +143,27 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 func TestAuthOutcomeOfAPlainError(t *testing.T) {
 	m := metrics.New()
 	m.AuthOutcome("jwt", errors.New("boom"))
-	if !strings.Contains(scrape(t, m), `keyhub_auth_outcomes_total{code="INTERNAL",method="jwt"} 1`) {
+	if !strings.Contains(scrape(t, m), `keyhub_auth_outcomes_total{code="INTERNAL",method="jwt",reason=""} 1`) {
 		t.Fatal("a plain error is not counted as INTERNAL")
+	}
+}
+
+// A refusal is counted by its reason where the code covers several, also
+// when the error is wrapped.
+func TestAuthOutcomeCountsReasons(t *testing.T) {
+	m := metrics.New()
+	m.AuthOutcome("jwt", &keyhub.Error{Code: keyhub.CodeInvalidToken, Message: "x", Reason: "unknown_kid_throttled"})
+	m.AuthOutcome("jwt", fmt.Errorf("wrapped: %w", &keyhub.Error{Code: keyhub.CodeInvalidToken, Message: "x", Reason: "bad_signature"}))
+	m.AuthOutcome("api_key", keyhub.ErrKeyRevoked)
+	text := scrape(t, m)
+	for _, want := range []string{
+		`keyhub_auth_outcomes_total{code="INVALID_TOKEN",method="jwt",reason="unknown_kid_throttled"} 1`,
+		`keyhub_auth_outcomes_total{code="INVALID_TOKEN",method="jwt",reason="bad_signature"} 1`,
+		`keyhub_auth_outcomes_total{code="KEY_REVOKED",method="api_key",reason=""} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("scrape lacks %s:\n%s", want, text)
+		}
 	}
 }
 
