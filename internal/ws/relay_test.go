@@ -261,6 +261,9 @@ func TestRelayAdmission(t *testing.T) {
 	}
 	c.Close(websocket.StatusNormalClosure, "")
 	up.waitClose(t, 1)
+	// The slot is free once the server has released it, a moment after
+	// the upstream saw its side close.
+	waitConnections(t, env, jwt, 0)
 
 	down := relayEnv(t, env, "ws://127.0.0.1:1/nothing", auth.Need{})
 	_, resp, err = dialRelay(t, down, bearer(key.Secret))
