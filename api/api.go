@@ -3,6 +3,10 @@
 // single-key API (/api/v1/auth/api-keys) in the camelCase its clients
 // already speak. Tests validate real responses against openapi.yaml, so
 // these types and the spec cannot drift apart unnoticed.
+//
+// The package is the contract and nothing else: it imports only the
+// standard library and uuid, so the public client compiles none of the
+// server. The server builds these shapes from its domain in internal/wire.
 package api
 
 import (
@@ -10,8 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
 // Me is the authenticated principal, as GET /v1/me and the WebSocket
@@ -41,37 +43,6 @@ type TierLimits struct {
 	RequestsPerMinute int `json:"requests_per_minute"`
 }
 
-// MeFrom describes a principal; scopes names its scope bits.
-func MeFrom(p *keyhub.Principal, scopes *keyhub.ScopeCatalog) Me {
-	me := Me{
-		UserID:     p.UserID,
-		Email:      p.Email,
-		OwnerID:    p.OwnerID,
-		Tier:       string(p.Tier),
-		AuthMethod: string(p.Method),
-		Scopes:     scopes.Names(p.Scopes),
-	}
-	l := p.Tier.Limits()
-	me.Limits = TierLimits{
-		MaxActiveKeys:     l.ActiveKeysPerUser,
-		MaxConnections:    l.WSConnections,
-		MessagesPerMinute: l.WSMessagesPerMinute,
-		MaxMessageBytes:   l.WSMaxMessageBytes,
-		SessionSeconds:    int64(l.WSSession / time.Second),
-		RequestsPerMinute: l.RequestsPerMinute,
-	}
-	if p.IsKey() {
-		id := p.KeyID
-		me.KeyID = &id
-		me.KeyPrefix = p.KeyPrefix
-	}
-	if !p.ExpiresAt.IsZero() {
-		t := Timestamp(p.ExpiresAt)
-		me.ExpiresAt = &t
-	}
-	return me
-}
-
 // Key is an API key without its secret.
 type Key struct {
 	ID         uuid.UUID  `json:"id"`
@@ -85,23 +56,6 @@ type Key struct {
 	LastUsedAt *time.Time `json:"last_used_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
 	ReplacedBy *uuid.UUID `json:"replaced_by"`
-}
-
-// KeyFrom describes a key as of now; scopes names its scope bits.
-func KeyFrom(k keyhub.Key, now time.Time, scopes *keyhub.ScopeCatalog) Key {
-	return Key{
-		ID:         k.ID,
-		UserID:     k.UserID,
-		Name:       k.Name,
-		Prefix:     k.Prefix,
-		Scopes:     scopes.Names(k.Scopes),
-		Status:     string(k.Status(now)),
-		CreatedAt:  Timestamp(k.CreatedAt),
-		ExpiresAt:  utc(k.ExpiresAt),
-		LastUsedAt: utc(k.LastUsedAt),
-		RevokedAt:  utc(k.RevokedAt),
-		ReplacedBy: k.ReplacedBy,
-	}
 }
 
 // CreatedKey is a new key with its secret, shown this once.
@@ -159,31 +113,6 @@ type Event struct {
 	CreatedAt   time.Time       `json:"created_at"`
 }
 
-// EventFrom describes an audit event.
-func EventFrom(e keyhub.Event) Event {
-	out := Event{
-		ID:          e.ID,
-		KeyID:       e.KeyID,
-		ActorUserID: e.ActorUserID,
-		ActorKeyID:  e.ActorKeyID,
-		Type:        string(e.Type),
-		Details:     e.Details,
-		CreatedAt:   Timestamp(e.CreatedAt),
-	}
-	if out.Details == nil {
-		out.Details = json.RawMessage("{}")
-	}
-	if e.IP.IsValid() {
-		ip := e.IP.String()
-		out.IPAddress = &ip
-	}
-	if e.UserAgent != "" {
-		ua := e.UserAgent
-		out.UserAgent = &ua
-	}
-	return out
-}
-
 // EventList is a page of events.
 type EventList struct {
 	Data       []Event `json:"data"`
@@ -199,14 +128,6 @@ type Health struct {
 // alike: RFC 3339 in UTC with at most microsecond precision (PostgreSQL's),
 // trailing zeros omitted as RFC 3339 allows; 2026-12-02T14:03:03.997123Z.
 func Timestamp(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
-
-func utc(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := Timestamp(*t)
-	return &u
-}
 
 // DevTokenRequest is POST /dev/token's body (dev mode only).
 type DevTokenRequest struct {

@@ -4,8 +4,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
 // The seed service's single-key API, in its camelCase.
@@ -19,11 +17,6 @@ type SeedKeyInfo struct {
 	CreatedAt  time.Time  `json:"createdAt"`
 }
 
-// SeedKeyInfoFrom describes a key the seed's way.
-func SeedKeyInfoFrom(k keyhub.Key) SeedKeyInfo {
-	return SeedKeyInfo{ID: k.ID, Prefix: k.Prefix, Name: k.Name, LastUsedAt: utc(k.LastUsedAt), CreatedAt: Timestamp(k.CreatedAt)}
-}
-
 // SeedCreatedKey answers POST /api/v1/auth/api-keys.
 type SeedCreatedKey struct {
 	ID        uuid.UUID `json:"id"`
@@ -31,11 +24,6 @@ type SeedCreatedKey struct {
 	Prefix    string    `json:"prefix"`
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"createdAt"`
-}
-
-// SeedCreatedKeyFrom describes a new key with its secret.
-func SeedCreatedKeyFrom(k keyhub.Key, secret string) SeedCreatedKey {
-	return SeedCreatedKey{ID: k.ID, Key: secret, Prefix: k.Prefix, Name: k.Name, CreatedAt: Timestamp(k.CreatedAt)}
 }
 
 // SeedRefreshedKey answers POST /api/v1/auth/api-keys/refresh.

@@ -54,8 +54,9 @@ type WSWelcome struct {
 }
 
 // WSMessage is any message the server sends after the welcome: the fields
-// of every type side by side, each set only for its types. Raw keeps the
-// whole message (a "whoami" carries the fields of Me).
+// of every type side by side, each set only for its types. The server
+// encodes exactly this type, so what the client decodes is what was sent.
+// Raw keeps the whole message as received.
 type WSMessage struct {
 	// Type is "pong", "whoami", "subscribed", "unsubscribed", "event" or "error".
 	Type string `json:"type"`
@@ -69,6 +70,18 @@ type WSMessage struct {
 	Code         string `json:"code,omitempty"`
 	Message      string `json:"message,omitempty"`
 	RetryAfterMs int64  `json:"retry_after_ms,omitempty"`
+	// Me is set on "whoami", whose fields are those of GET /v1/me beside
+	// the type.
+	*Me
 
 	Raw json.RawMessage `json:"-"`
+}
+
+// WSClientMessage is a message a client sends after the welcome: "ping"
+// (with an optional ID, echoed by the pong), "whoami", "subscribe" or
+// "unsubscribe" (with a Topic, "events").
+type WSClientMessage struct {
+	Type  string          `json:"type"`
+	ID    json.RawMessage `json:"id,omitempty"`
+	Topic string          `json:"topic,omitempty"`
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
-	keyhubspec "github.com/keyhub/keyhub"
+	"github.com/keyhub/keyhub"
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/api/client"
 	"github.com/keyhub/keyhub/internal/apitest"
@@ -61,7 +61,7 @@ func TestClientCoversEveryOperation(t *testing.T) {
 	if h, err := anon.Readyz(ctx); err != nil || h.Status != "ready" {
 		t.Fatalf("readyz: %+v %v", h, err)
 	}
-	if spec, err := anon.OpenAPI(ctx); err != nil || !bytes.Equal(spec, keyhubspec.OpenAPI) {
+	if spec, err := anon.OpenAPI(ctx); err != nil || !bytes.Equal(spec, docs.OpenAPI) {
 		t.Fatalf("openapi: %d bytes, %v", len(spec), err)
 	}
 	if jwks, err := anon.IdentityJWKS(ctx); err != nil || !bytes.Contains(jwks, []byte(`"ES256"`)) {

@@ -173,7 +173,7 @@ func (k *Connector) Unsubscribe(ctx context.Context, topic string) error {
 }
 
 func (k *Connector) sendTopic(ctx context.Context, typ, topic string) error {
-	err := k.Send(ctx, map[string]string{"type": typ, "topic": topic})
+	err := k.Send(ctx, api.WSClientMessage{Type: typ, Topic: topic})
 	if errors.Is(err, ErrNotConnected) {
 		return nil // the next session sends it
 	}
@@ -317,7 +317,7 @@ func (k *Connector) session(ctx context.Context) (welcomed bool, err error) {
 		k.opts.OnWelcome(welcome)
 	}
 	for _, topic := range topics {
-		raw, _ := json.Marshal(map[string]string{"type": "subscribe", "topic": topic})
+		raw, _ := json.Marshal(api.WSClientMessage{Type: "subscribe", Topic: topic})
 		if err := conn.Write(ctx, websocket.MessageText, raw); err != nil {
 			return true, readError(err)
 		}

@@ -19,7 +19,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
-	keyhubspec "github.com/keyhub/keyhub"
+	"github.com/keyhub/keyhub"
 	"github.com/keyhub/keyhub/api/client"
 )
 
@@ -47,7 +47,7 @@ type specRecorder struct {
 func loadSpec(t testing.TB) *openapi3.T {
 	t.Helper()
 	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromData(keyhubspec.OpenAPI)
+	doc, err := loader.LoadFromData(docs.OpenAPI)
 	if err != nil {
 		t.Fatalf("load openapi.yaml: %v", err)
 	}

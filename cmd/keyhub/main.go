@@ -20,7 +20,7 @@ import (
 	"strings"
 	"syscall"
 
-	keyhubspec "github.com/keyhub/keyhub"
+	"github.com/keyhub/keyhub"
 	"github.com/keyhub/keyhub/internal/config"
 )
 
@@ -150,7 +150,7 @@ Runs the API server: REST, WebSockets and the dashboard on LISTEN_ADDR.
 Every setting is an environment variable:
 
 `)
-	for _, v := range config.Documented(keyhubspec.Readme) {
+	for _, v := range config.Documented(docs.Readme) {
 		switch {
 		case v.Default == "":
 			fmt.Fprintf(w, "  %s\n", v.Name)

@@ -21,7 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
-	keyhubspec "github.com/keyhub/keyhub"
+	"github.com/keyhub/keyhub"
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/changes"
 	"github.com/keyhub/keyhub/internal/config"
@@ -236,7 +236,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 			SupabaseAnonKey: cfg.SupabaseAnonKey,
 		}),
 		WebSocket: hub,
-		OpenAPI:   keyhubspec.OpenAPI,
+		OpenAPI:   docs.OpenAPI,
 
 		RateLimits: limits,
 		Scopes:     cfg.Scopes,

@@ -8,6 +8,7 @@ import (
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/wire"
 )
 
 func (s *server) handleEventList(w http.ResponseWriter, r *http.Request) {
@@ -68,7 +69,7 @@ func (s *server) listEvents(w http.ResponseWriter, r *http.Request, f keyhub.Eve
 	}
 	out := api.EventList{Data: make([]api.Event, 0, len(events)), NextCursor: cursorOrNil(next)}
 	for _, e := range events {
-		out.Data = append(out.Data, api.EventFrom(e))
+		out.Data = append(out.Data, wire.EventFrom(e))
 	}
 	httpjson.Write(w, http.StatusOK, out)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/wire"
 )
 
 // handleHealthz says the process is alive; it touches nothing else.
@@ -39,7 +40,7 @@ func (s *server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleMe(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
-	me := api.MeFrom(p, s.deps.Scopes)
+	me := wire.MeFrom(p, s.deps.Scopes)
 	if s.deps.RateLimits != nil { // the figure this server enforces
 		me.Limits.RequestsPerMinute = s.deps.RateLimits.TierLimit(p.Tier).Rate
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/wire"
 )
 
 // maxKeyLifetime bounds expires_at / expires_in.
@@ -40,7 +41,7 @@ func (s *server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	httpjson.Write(w, http.StatusCreated, api.CreatedKey{Key: api.KeyFrom(created.Key, time.Now(), s.deps.Scopes), Secret: created.Secret})
+	httpjson.Write(w, http.StatusCreated, api.CreatedKey{Key: wire.KeyFrom(created.Key, time.Now(), s.deps.Scopes), Secret: created.Secret})
 }
 
 func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, scopes *keyhub.ScopeCatalog, now time.Time) (keyhub.CreateKeyInput, error) {
@@ -113,7 +114,7 @@ func (s *server) handleKeyList(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	out := api.KeyList{Data: make([]api.Key, 0, len(keys)), NextCursor: cursorOrNil(next)}
 	for _, k := range keys {
-		out.Data = append(out.Data, api.KeyFrom(k, now, s.deps.Scopes))
+		out.Data = append(out.Data, wire.KeyFrom(k, now, s.deps.Scopes))
 	}
 	httpjson.Write(w, http.StatusOK, out)
 }
@@ -129,7 +130,7 @@ func (s *server) handleKeyGet(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	httpjson.Write(w, http.StatusOK, api.KeyFrom(key, time.Now(), s.deps.Scopes))
+	httpjson.Write(w, http.StatusOK, wire.KeyFrom(key, time.Now(), s.deps.Scopes))
 }
 
 func (s *server) handleKeyRevoke(w http.ResponseWriter, r *http.Request) {
@@ -143,7 +144,7 @@ func (s *server) handleKeyRevoke(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	httpjson.Write(w, http.StatusOK, api.RevokedKey{Key: api.KeyFrom(key, time.Now(), s.deps.Scopes), AlreadyRevoked: already})
+	httpjson.Write(w, http.StatusOK, api.RevokedKey{Key: wire.KeyFrom(key, time.Now(), s.deps.Scopes), AlreadyRevoked: already})
 }
 
 func (s *server) handleKeyRefresh(w http.ResponseWriter, r *http.Request) {
@@ -178,8 +179,8 @@ func (s *server) handleKeyRefresh(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	httpjson.Write(w, http.StatusCreated, api.Refreshed{
-		NewKey: api.CreatedKey{Key: api.KeyFrom(out.New.Key, now, s.deps.Scopes), Secret: out.New.Secret},
-		OldKey: api.KeyFrom(out.Old, now, s.deps.Scopes),
+		NewKey: api.CreatedKey{Key: wire.KeyFrom(out.New.Key, now, s.deps.Scopes), Secret: out.New.Secret},
+		OldKey: wire.KeyFrom(out.Old, now, s.deps.Scopes),
 	})
 }
 

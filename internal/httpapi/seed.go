@@ -6,6 +6,7 @@ import (
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/wire"
 )
 
 // The seed service's single-key API: thin adapters over the same store
@@ -19,7 +20,7 @@ func (s *server) handleSeedGet(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	httpjson.Write(w, http.StatusOK, api.SeedKeyInfoFrom(key))
+	httpjson.Write(w, http.StatusOK, wire.SeedKeyInfoFrom(key))
 }
 
 func (s *server) handleSeedCreate(w http.ResponseWriter, r *http.Request) {
@@ -37,7 +38,7 @@ func (s *server) handleSeedCreate(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	httpjson.Write(w, http.StatusCreated, api.SeedCreatedKeyFrom(created.Key, created.Secret))
+	httpjson.Write(w, http.StatusCreated, wire.SeedCreatedKeyFrom(created.Key, created.Secret))
 }
 
 func (s *server) handleSeedRefresh(w http.ResponseWriter, r *http.Request) {
@@ -58,7 +59,7 @@ func (s *server) handleSeedRefresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpjson.Write(w, http.StatusOK, api.SeedRefreshedKey{
-		SeedCreatedKey:     api.SeedCreatedKeyFrom(out.New.Key, out.New.Secret),
+		SeedCreatedKey:     wire.SeedCreatedKeyFrom(out.New.Key, out.New.Secret),
 		PreviousKeyRevoked: out.Old.RevokedAt != nil,
 	})
 }

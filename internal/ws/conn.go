@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/wire"
 )
 
 // Error codes that only the WebSocket protocol uses.
@@ -189,47 +190,6 @@ func (c *conn) deliver(e *keyhub.Event) {
 
 func (c *conn) touch() { c.lastActivity.Store(time.Now().UnixNano()) }
 
-// Messages the server sends.
-type (
-	welcomeMessage struct {
-		Type         string       `json:"type"`
-		ConnectionID uuid.UUID    `json:"connection_id"`
-		Tier         keyhub.Tier  `json:"tier"`
-		Limits       limitsFields `json:"limits"`
-		ExpiresAt    time.Time    `json:"expires_at"`
-	}
-	limitsFields = api.WSLimits
-	errorMessage struct {
-		Type         string      `json:"type"`
-		Code         keyhub.Code `json:"code"`
-		Message      string      `json:"message,omitempty"`
-		RetryAfterMs int64       `json:"retry_after_ms,omitempty"`
-	}
-	pongMessage struct {
-		Type string          `json:"type"`
-		ID   json.RawMessage `json:"id,omitempty"`
-	}
-	whoamiMessage struct {
-		Type string `json:"type"`
-		api.Me
-	}
-	topicMessage struct {
-		Type  string `json:"type"`
-		Topic string `json:"topic"`
-	}
-	eventMessage struct {
-		Type  string    `json:"type"`
-		Event api.Event `json:"event"`
-	}
-)
-
-// clientMessage is any message a client sends after authenticating.
-type clientMessage struct {
-	Type  string          `json:"type"`
-	ID    json.RawMessage `json:"id"`
-	Topic string          `json:"topic"`
-}
-
 // serve runs an authenticated connection until it ends, whichever way,
 // then gives its slot back (c.release). It runs on a goroutine of its own:
 // the upgrade's handler returns, and with it net/http's goroutine and the
@@ -282,17 +242,12 @@ func (h *Hub) serve(c *conn) {
 	// ended tells the timers and the event writer.
 	ctx := context.Background()
 	defer close(c.ended)
-	welcome := welcomeMessage{
+	welcome := api.WSWelcome{
 		Type:         "welcome",
 		ConnectionID: c.id,
-		Tier:         c.principal.Tier,
-		Limits: limitsFields{
-			MaxConnections:    limits.WSConnections,
-			MessagesPerMinute: limits.WSMessagesPerMinute,
-			MaxMessageBytes:   limits.WSMaxMessageBytes,
-			SessionSeconds:    int64(limits.WSSession / time.Second),
-		},
-		ExpiresAt: api.Timestamp(sessionEnd),
+		Tier:         string(c.principal.Tier),
+		Limits:       wire.WSLimitsFrom(limits),
+		ExpiresAt:    api.Timestamp(sessionEnd),
 	}
 	// A relayed socket speaks its upstream's protocol: no welcome.
 	if c.upstream == nil {
@@ -365,7 +320,8 @@ func (h *Hub) writeEvents(ctx context.Context, c *conn) {
 		case <-c.ended:
 			return
 		case e := <-c.events:
-			if err := h.send(ctx, c.ws, eventMessage{Type: "event", Event: api.EventFrom(*e)}); err != nil {
+			event := wire.EventFrom(*e)
+			if err := h.send(ctx, c.ws, api.WSMessage{Type: "event", Event: &event}); err != nil {
 				c.fail("write failed")
 				return
 			}
@@ -417,7 +373,7 @@ func (h *Hub) readLoop(ctx context.Context, c *conn) error {
 				c.kill(websocket.StatusPolicyViolation, "rate limit exceeded")
 				continue // keep reading so that the close handshake completes
 			}
-			if err := h.send(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeRateLimited, Message: "too many messages", RetryAfterMs: retryAfterMs(delay)}); err != nil {
+			if err := h.send(ctx, c.ws, errorMessage(keyhub.CodeRateLimited, "too many messages", retryAfterMs(delay))); err != nil {
 				return err
 			}
 			continue
@@ -431,37 +387,42 @@ func (h *Hub) readLoop(ctx context.Context, c *conn) error {
 
 // answer handles one message; an error means the connection failed.
 func (h *Hub) answer(ctx context.Context, c *conn, data []byte) error {
-	var msg clientMessage
+	var msg api.WSClientMessage
 	if err := json.Unmarshal(data, &msg); err != nil {
-		return h.send(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInvalidJSON, Message: "messages must be JSON objects with a \"type\""})
+		return h.send(ctx, c.ws, errorMessage(keyhub.CodeInvalidJSON, "messages must be JSON objects with a \"type\"", 0))
 	}
 	switch msg.Type {
 	case "ping":
-		return h.send(ctx, c.ws, pongMessage{Type: "pong", ID: msg.ID})
+		return h.send(ctx, c.ws, api.WSMessage{Type: "pong", ID: msg.ID})
 	case "whoami":
 		p := c.currentPrincipal()
-		me := api.MeFrom(&p, h.scopes)
+		me := wire.MeFrom(&p, h.scopes)
 		if h.limits != nil { // the figure this server enforces
 			me.Limits.RequestsPerMinute = h.limits.TierLimit(p.Tier).Rate
 		}
-		return h.send(ctx, c.ws, whoamiMessage{Type: "whoami", Me: me})
+		return h.send(ctx, c.ws, api.WSMessage{Type: "whoami", Me: &me})
 	case "subscribe", "unsubscribe":
 		if msg.Topic != "events" {
-			return h.send(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownTopic, Message: "the only topic is \"events\""})
+			return h.send(ctx, c.ws, errorMessage(CodeUnknownTopic, "the only topic is \"events\"", 0))
 		}
 		// The audit trail is what events:read guards over REST.
 		if !c.principal.Scopes.Has(keyhub.ScopeEventsRead) {
-			return h.send(ctx, c.ws, errorMessage{Type: "error", Code: keyhub.CodeInsufficientScope, Message: "subscribing to events needs the events:read scope"})
+			return h.send(ctx, c.ws, errorMessage(keyhub.CodeInsufficientScope, "subscribing to events needs the events:read scope", 0))
 		}
 		if msg.Type == "subscribe" && c.events == nil {
 			c.events = make(chan *keyhub.Event, eventBacklog)
 			go h.writeEvents(ctx, c)
 		}
 		c.subscribed.Store(msg.Type == "subscribe")
-		return h.send(ctx, c.ws, topicMessage{Type: msg.Type + "d", Topic: msg.Topic})
+		return h.send(ctx, c.ws, api.WSMessage{Type: msg.Type + "d", Topic: msg.Topic})
 	default:
-		return h.send(ctx, c.ws, errorMessage{Type: "error", Code: CodeUnknownType, Message: "unknown message type"})
+		return h.send(ctx, c.ws, errorMessage(CodeUnknownType, "unknown message type", 0))
 	}
+}
+
+// errorMessage is the protocol's answer to a message it refuses.
+func errorMessage(code keyhub.Code, message string, retryAfterMs int64) api.WSMessage {
+	return api.WSMessage{Type: "error", Code: string(code), Message: message, RetryAfterMs: retryAfterMs}
 }
 
 // writeJSON sends v, giving up on a peer that does not read.

@@ -1,8 +1,10 @@
-// Package keyhub, at the module root, only embeds the documents the binary
+// Package docs, at the module root, only embeds the documents the binary
 // serves or prints: openapi.yaml, so that it serves the same contract the
 // repository documents, and README.md, whose configuration table is the
-// one description of the settings (`keyhub serve --help` prints it).
-package keyhub
+// one description of the settings (`keyhub serve --help` prints it). It is
+// not named after the module: the domain, internal/keyhub, is package
+// keyhub, and both are imported side by side.
+package docs
 
 import _ "embed"
 

@@ -1,0 +1,119 @@
+// Package wire turns the domain's values into the api package's wire
+// shapes. Both front ends (REST in httpapi, the socket in ws) answer with
+// it, so a key or an event looks the same on every path; it lives apart
+// from api because api is the public contract the client compiles, and
+// must not carry the server's tier table or domain types with it.
+package wire
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/keyhub/keyhub/api"
+	"github.com/keyhub/keyhub/internal/keyhub"
+)
+
+// MeFrom describes a principal, with its tier's limits as the tier table
+// states them (a server that overrides the request rate sets it after);
+// scopes names its scope bits.
+func MeFrom(p *keyhub.Principal, scopes *keyhub.ScopeCatalog) api.Me {
+	me := api.Me{
+		UserID:     p.UserID,
+		Email:      p.Email,
+		OwnerID:    p.OwnerID,
+		Tier:       string(p.Tier),
+		AuthMethod: string(p.Method),
+		Scopes:     scopes.Names(p.Scopes),
+	}
+	l := p.Tier.Limits()
+	me.Limits = api.TierLimits{
+		MaxActiveKeys:     l.ActiveKeysPerUser,
+		MaxConnections:    l.WSConnections,
+		MessagesPerMinute: l.WSMessagesPerMinute,
+		MaxMessageBytes:   l.WSMaxMessageBytes,
+		SessionSeconds:    int64(l.WSSession / time.Second),
+		RequestsPerMinute: l.RequestsPerMinute,
+	}
+	if p.IsKey() {
+		id := p.KeyID
+		me.KeyID = &id
+		me.KeyPrefix = p.KeyPrefix
+	}
+	if !p.ExpiresAt.IsZero() {
+		t := api.Timestamp(p.ExpiresAt)
+		me.ExpiresAt = &t
+	}
+	return me
+}
+
+// WSLimitsFrom is the part of a tier's limits a WebSocket welcome announces.
+func WSLimitsFrom(l keyhub.TierLimits) api.WSLimits {
+	return api.WSLimits{
+		MaxConnections:    l.WSConnections,
+		MessagesPerMinute: l.WSMessagesPerMinute,
+		MaxMessageBytes:   l.WSMaxMessageBytes,
+		SessionSeconds:    int64(l.WSSession / time.Second),
+	}
+}
+
+// KeyFrom describes a key as of now; scopes names its scope bits.
+func KeyFrom(k keyhub.Key, now time.Time, scopes *keyhub.ScopeCatalog) api.Key {
+	return api.Key{
+		ID:         k.ID,
+		UserID:     k.UserID,
+		Name:       k.Name,
+		Prefix:     k.Prefix,
+		Scopes:     scopes.Names(k.Scopes),
+		Status:     string(k.Status(now)),
+		CreatedAt:  api.Timestamp(k.CreatedAt),
+		ExpiresAt:  timestampOrNil(k.ExpiresAt),
+		LastUsedAt: timestampOrNil(k.LastUsedAt),
+		RevokedAt:  timestampOrNil(k.RevokedAt),
+		ReplacedBy: k.ReplacedBy,
+	}
+}
+
+// EventFrom describes an audit event.
+func EventFrom(e keyhub.Event) api.Event {
+	out := api.Event{
+		ID:          e.ID,
+		KeyID:       e.KeyID,
+		ActorUserID: e.ActorUserID,
+		ActorKeyID:  e.ActorKeyID,
+		Type:        string(e.Type),
+		Details:     e.Details,
+		CreatedAt:   api.Timestamp(e.CreatedAt),
+	}
+	if out.Details == nil {
+		out.Details = json.RawMessage("{}")
+	}
+	if e.IP.IsValid() {
+		ip := e.IP.String()
+		out.IPAddress = &ip
+	}
+	if e.UserAgent != "" {
+		ua := e.UserAgent
+		out.UserAgent = &ua
+	}
+	return out
+}
+
+// SeedKeyInfoFrom describes a key the seed service's way.
+func SeedKeyInfoFrom(k keyhub.Key) api.SeedKeyInfo {
+	return api.SeedKeyInfo{ID: k.ID, Prefix: k.Prefix, Name: k.Name, LastUsedAt: timestampOrNil(k.LastUsedAt), CreatedAt: api.Timestamp(k.CreatedAt)}
+}
+
+// SeedCreatedKeyFrom describes a new key with its secret, the seed
+// service's way.
+func SeedCreatedKeyFrom(k keyhub.Key, secret string) api.SeedCreatedKey {
+	return api.SeedCreatedKey{ID: k.ID, Key: secret, Prefix: k.Prefix, Name: k.Name, CreatedAt: api.Timestamp(k.CreatedAt)}
+}
+
+// timestampOrNil is api.Timestamp of an optional time.
+func timestampOrNil(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := api.Timestamp(*t)
+	return &u
+}
