@@ -48,8 +48,8 @@ func (s *server) listEvents(w http.ResponseWriter, r *http.Request, f keyhub.Eve
 		name string
 		dst  **time.Time
 	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if v := q.Get(bound.name); v != "" {
-			t, err := time.Parse(time.RFC3339Nano, v)
+		if q.Has(bound.name) { // ?since= is not a time either
+			t, err := time.Parse(time.RFC3339Nano, q.Get(bound.name))
 			if err != nil {
 				httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "%s must be an RFC 3339 time such as 2026-01-02T15:04:05Z", bound.name))
 				return

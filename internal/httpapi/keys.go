@@ -93,10 +93,10 @@ func validName(raw string) (string, error) {
 func (s *server) handleKeyList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	status := q.Get("status")
-	switch status {
-	case "":
+	switch {
+	case !q.Has("status"):
 		status = "all"
-	case "active", "revoked", "expired", "all":
+	case status == "active", status == "revoked", status == "expired", status == "all":
 	default:
 		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "status must be active, revoked, expired or all"))
 		return
@@ -198,8 +198,10 @@ func keyID(r *http.Request) (uuid.UUID, error) {
 func pageOf(r *http.Request) (keyhub.Page, error) {
 	q := r.URL.Query()
 	page := keyhub.Page{Cursor: q.Get("cursor")}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
+	// Present but empty (?limit=) is refused like any other value that is
+	// not a number: the documents promise an integer.
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
 		if err != nil || n < 1 || n > keyhub.MaxPageLimit {
 			return page, keyhub.Errorf(keyhub.CodeValidation, "limit must be an integer from 1 to %d", keyhub.MaxPageLimit)
 		}

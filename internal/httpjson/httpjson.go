@@ -131,7 +131,8 @@ const MaxBodyBytes = 64 << 10
 // Decode reads a JSON object into v strictly: unknown fields, trailing
 // data, a body over MaxBodyBytes and malformed JSON are each a 400 error
 // with a message that says which. An empty body decodes as {} when
-// emptyOK, so optional-body endpoints accept a bare POST.
+// emptyOK, so optional-body endpoints accept a bare POST; null is not an
+// object and is refused like an array or a number.
 func Decode(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) error {
 	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	raw, err := io.ReadAll(body)
@@ -142,11 +143,18 @@ func Decode(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) error {
 		}
 		return keyhub.Errorf(keyhub.CodeInvalidJSON, "could not read the request body")
 	}
-	if len(bytes.TrimSpace(raw)) == 0 {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 {
 		if emptyOK {
 			return nil
 		}
 		return keyhub.Errorf(keyhub.CodeInvalidJSON, "request body is empty; a JSON object is expected")
+	}
+	// encoding/json decodes null into a struct as a no-op, so without this
+	// a null body would pass for {} (and a bare refresh would rotate a key
+	// on a body that is not an object at all).
+	if string(trimmed) == "null" {
+		return keyhub.Errorf(keyhub.CodeInvalidJSON, "request body must be a JSON object, not null")
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

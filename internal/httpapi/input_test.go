@@ -1,0 +1,68 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/keyhub/keyhub/api"
+	"github.com/keyhub/keyhub/internal/apitest"
+)
+
+// TestNullBodyIsInvalidJSON: a body of null is not an object. Decoded into
+// a struct it is a silent no-op, so before it was refused the seed refresh
+// rotated a key on it and the v1 refresh took it for "no options".
+func TestNullBodyIsInvalidJSON(t *testing.T) {
+	t.Parallel()
+	env := apitest.NewDev(t, nil)
+	jwt := env.Token(t, "null@example.com")
+	var created api.SeedCreatedKey
+	env.Post(t, "/api/v1/auth/api-keys", jwt, nil).Want(t, http.StatusCreated, "").JSON(t, &created)
+
+	for _, path := range []string{
+		"/v1/keys",
+		"/v1/keys/" + created.ID.String() + "/refresh",
+		"/api/v1/auth/api-keys",
+		"/api/v1/auth/api-keys/refresh",
+		"/dev/token",
+	} {
+		for _, body := range []string{"null", " null\n"} {
+			env.Post(t, path, jwt, body).Want(t, http.StatusBadRequest, "INVALID_JSON")
+		}
+	}
+	// Nothing was rotated: the key made above is still the caller's.
+	var current api.SeedKeyInfo
+	env.Get(t, "/api/v1/auth/api-keys", jwt).Want(t, http.StatusOK, "").JSON(t, &current)
+	if current.ID != created.ID {
+		t.Errorf("the active key is %s, not %s: a null body rotated it", current.ID, created.ID)
+	}
+}
+
+// TestEmptyQueryValuesAreRefused: ?limit= is not an integer from 1 to 200
+// and ?since= is not a time; an empty value is refused like any other bad
+// one instead of meaning "absent".
+func TestEmptyQueryValuesAreRefused(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, nil)
+	jwt := env.Token(t, "empty@example.com")
+	var created api.CreatedKey
+	env.Post(t, "/v1/keys", jwt, map[string]any{"name": "q"}).Want(t, http.StatusCreated, "").JSON(t, &created)
+	keyEvents := "/v1/keys/" + created.ID.String() + "/events"
+
+	for _, path := range []string{
+		"/v1/keys?limit=",
+		"/v1/keys?status=",
+		"/v1/keys?status=active&limit=",
+		"/v1/events?limit=",
+		"/v1/events?since=",
+		"/v1/events?until=",
+		keyEvents + "?since=",
+		keyEvents + "?until=",
+		keyEvents + "?limit=",
+	} {
+		env.Get(t, path, jwt).Want(t, http.StatusBadRequest, "VALIDATION_FAILED")
+	}
+	// Absent is still the default.
+	for _, path := range []string{"/v1/keys", "/v1/events", keyEvents} {
+		env.Get(t, path, jwt).Want(t, http.StatusOK, "")
+	}
+}
