@@ -66,3 +66,35 @@ func TestEmptyQueryValuesAreRefused(t *testing.T) {
 		env.Get(t, path, jwt).Want(t, http.StatusOK, "")
 	}
 }
+
+// TestUserAgentOfAnyBytes: a User-Agent that is not UTF-8 is stored as
+// displayable text; the write it comes with succeeds (it answered 500).
+func TestUserAgentOfAnyBytes(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, nil)
+	jwt := env.Token(t, "ua@example.com")
+	ua := map[string]string{"User-Agent": "curl/8\xff\xfe"}
+	var created api.CreatedKey
+	env.Do(t, apitest.Request{Method: http.MethodPost, Path: "/v1/keys", Cred: jwt, Body: map[string]any{"name": "ua"}, Headers: ua}).
+		Want(t, http.StatusCreated, "").JSON(t, &created)
+	var refreshed api.Refreshed
+	env.Do(t, apitest.Request{Method: http.MethodPost, Path: "/v1/keys/" + created.ID.String() + "/refresh", Cred: jwt, Headers: ua}).
+		Want(t, http.StatusCreated, "").JSON(t, &refreshed)
+	env.Do(t, apitest.Request{Method: http.MethodDelete, Path: "/v1/keys/" + refreshed.NewKey.ID.String(), Cred: jwt, Headers: ua}).
+		Want(t, http.StatusOK, "")
+	var events api.EventList
+	env.Get(t, "/v1/events", jwt).Want(t, http.StatusOK, "").JSON(t, &events)
+	for _, e := range events.Data {
+		// A run of invalid bytes becomes one replacement character.
+		if e.UserAgent == nil || *e.UserAgent != "curl/8\uFFFD" {
+			t.Errorf("%s event: user agent %q", e.Type, deref(e.UserAgent))
+		}
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<null>"
+	}
+	return *s
+}

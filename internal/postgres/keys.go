@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -383,7 +382,8 @@ func (s *Store) keyFromRow(r dbgen.ApiKey) keyhub.Key {
 	return k
 }
 
-// maxUserAgent is the longest user agent the audit trail keeps (bytes).
+// maxUserAgent is the longest user agent the audit trail keeps, in
+// characters, as the column's CHECK counts them.
 const maxUserAgent = 512
 
 // insertEvent writes an event of key done by a (its principal is the
@@ -405,8 +405,9 @@ func (s *Store) insertEvent(ctx context.Context, tx pgx.Tx, a actor, key keyhub.
 	// inet has no zones.
 	// The zero Addr (unknown) is stored as NULL.
 	params.IpAddress = meta.IP.Unmap().WithZone("")
-	if meta.UserAgent != "" {
-		ua := truncateUTF8(meta.UserAgent, maxUserAgent)
+	// A header is whatever bytes the client sent: PostgreSQL refuses NUL and
+	// invalid UTF-8 in text, and would fail the whole write with them.
+	if ua := storableText(meta.UserAgent, maxUserAgent); ua != "" {
 		params.UserAgent = &ua
 	}
 	if details != nil {
@@ -421,15 +422,4 @@ func (s *Store) insertEvent(ctx context.Context, tx pgx.Tx, a actor, key keyhub.
 		return keyhub.Event{}, fmt.Errorf("insert %s event: %w", typ, err)
 	}
 	return eventFromRow(row), nil
-}
-
-func truncateUTF8(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	s = s[:max]
-	for !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
 }
