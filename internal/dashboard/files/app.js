@@ -111,8 +111,11 @@ const pages = {
 function route() {
   const signedIn = Boolean(state.session.token());
   const wanted = window.location.hash.replace(/^#\/?/, '');
-  let page = signedIn ? (pages[wanted] ? wanted : 'me') : 'signin';
-  if (!signedIn && wanted && pages[wanted]) {
+  // Own properties only: pages[wanted] also finds what every object
+  // inherits (#/constructor, #/toString, #/__proto__).
+  const known = Object.hasOwn(pages, wanted);
+  let page = signedIn ? (known ? wanted : 'me') : 'signin';
+  if (!signedIn && wanted && known) {
     page = 'signin';
   }
   if (state.page && pages[state.page] && pages[state.page].leave) {
