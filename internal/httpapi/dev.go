@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/httpjson"
@@ -28,8 +29,10 @@ func (s *server) handleDevToken(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
+	// The length is checked as sent, in characters, as openapi.yaml's
+	// maxLength counts; and again in bytes, RFC 5321's unit.
 	email := strings.TrimSpace(req.Email)
-	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > maxEmailLen {
+	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > maxEmailLen || utf8.RuneCountInString(req.Email) > maxEmailLen {
 		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "email must be a plain address such as you@example.com"))
 		return
 	}

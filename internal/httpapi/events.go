@@ -35,7 +35,9 @@ func (s *server) handleKeyEvents(w http.ResponseWriter, r *http.Request) {
 func (s *server) listEvents(w http.ResponseWriter, r *http.Request, f keyhub.EventFilter) {
 	q := r.URL.Query()
 	for _, t := range strings.Split(q.Get("type"), ",") {
-		if t = strings.TrimSpace(t); t == "" {
+		// Spaces only, as openapi.yaml's pattern says: TrimSpace would also
+		// take U+00A0 and friends, which the document refuses.
+		if t = strings.Trim(t, " "); t == "" {
 			continue
 		}
 		if !keyhub.EventType(t).Valid() {

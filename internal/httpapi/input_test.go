@@ -98,3 +98,27 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// TestKeyNamesRefuseC1AndBidi: every path that takes a name refuses C1
+// control characters and the bidirectional overrides and isolates that
+// make "evil\u202egnp.exe" display as "evilexe.png".
+func TestKeyNamesRefuseC1AndBidi(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, nil)
+	jwt := env.Token(t, "names@example.com")
+	var created api.SeedCreatedKey
+	env.Post(t, "/api/v1/auth/api-keys", jwt, map[string]any{"name": "fine"}).Want(t, http.StatusCreated, "").JSON(t, &created)
+	refresh := "/v1/keys/" + created.ID.String() + "/refresh"
+	for _, name := range []string{"c1\u0085", "csi\u009b31m", "evil\u202egnp.exe", "\u202aembed", "pop\u202c", "iso\u2066x\u2069", "fsi\u2068"} {
+		env.Post(t, "/v1/keys", jwt, map[string]any{"name": name}).Want(t, http.StatusBadRequest, "VALIDATION_FAILED")
+		env.Post(t, refresh, jwt, map[string]any{"name": name}).Want(t, http.StatusBadRequest, "VALIDATION_FAILED")
+		env.Post(t, "/api/v1/auth/api-keys", jwt, map[string]any{"name": name}).Want(t, http.StatusBadRequest, "VALIDATION_FAILED")
+		env.Post(t, "/api/v1/auth/api-keys/refresh", jwt, map[string]any{"name": name}).Want(t, http.StatusBadRequest, "VALIDATION_FAILED")
+	}
+	// Nothing was rotated on the way.
+	var current api.SeedKeyInfo
+	env.Get(t, "/api/v1/auth/api-keys", jwt).Want(t, http.StatusOK, "").JSON(t, &current)
+	if current.ID != created.ID || current.Name != "fine" {
+		t.Errorf("the active key is %+v, not the one created", current)
+	}
+}

@@ -3,9 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -45,7 +43,7 @@ func (s *server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, scopes *keyhub.ScopeCatalog, now time.Time) (keyhub.CreateKeyInput, error) {
-	name, err := validName(req.Name)
+	name, err := keyhub.KeyName(req.Name)
 	if err != nil {
 		return keyhub.CreateKeyInput{}, err
 	}
@@ -76,18 +74,6 @@ func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, scopes *keyhu
 		in.ExpiresAt = req.ExpiresAt
 	}
 	return in, nil
-}
-
-// validName trims a key name and checks it is 1–100 characters.
-func validName(raw string) (string, error) {
-	name := strings.TrimSpace(raw)
-	if n := utf8.RuneCountInString(name); n < 1 || n > 100 {
-		return "", keyhub.Errorf(keyhub.CodeValidation, "name must be 1 to 100 characters (after trimming spaces)")
-	}
-	if strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return "", keyhub.Errorf(keyhub.CodeValidation, "name must not contain control characters")
-	}
-	return name, nil
 }
 
 func (s *server) handleKeyList(w http.ResponseWriter, r *http.Request) {
@@ -160,7 +146,7 @@ func (s *server) handleKeyRefresh(w http.ResponseWriter, r *http.Request) {
 	}
 	var in keyhub.RefreshInput
 	if req.Name != nil {
-		if in.Name, err = validName(*req.Name); err != nil {
+		if in.Name, err = keyhub.KeyName(*req.Name); err != nil {
 			httpjson.Error(w, r, err)
 			return
 		}

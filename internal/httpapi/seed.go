@@ -89,5 +89,5 @@ func seedName(w http.ResponseWriter, r *http.Request) (string, error) {
 	if req.Name == nil {
 		return "", nil
 	}
-	return validName(*req.Name)
+	return keyhub.KeyName(*req.Name)
 }
