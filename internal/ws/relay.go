@@ -51,17 +51,8 @@ func (h *Hub) Relay(need auth.Need, dial UpstreamDialer, dialFailed func(http.Re
 			return
 		}
 		client := h.gate.Client(r)
-		var adm auth.Admission
-		var err error
-		switch ticket := r.URL.Query().Get("ticket"); {
-		case auth.HasCredentials(r.Header):
-			adm, err = h.gate.Admit(r, need)
-		case ticket != "":
-			adm, err = h.gate.AdmitWith(r.Context(), client, need, func(ctx context.Context) (*keyhub.Principal, string, error) {
-				p, err := h.redeemTicket(ctx, ticket)
-				return p, "ticket", err
-			})
-		default:
+		adm, err := h.admitHandshake(r, client, need)
+		if errors.Is(err, errNoHandshakeCredential) {
 			err = errNoHeaderCredential
 		}
 		if err != nil {

@@ -39,17 +39,8 @@ func (h *Hub) Upgrade() http.Handler {
 			return
 		}
 		client := h.gate.Client(r)
-		var adm auth.Admission
-		var err error
-		switch ticket := r.URL.Query().Get("ticket"); {
-		case auth.HasCredentials(r.Header):
-			adm, err = h.gate.Admit(r, needConnect)
-		case ticket != "":
-			adm, err = h.gate.AdmitWith(r.Context(), client, needConnect, func(ctx context.Context) (*keyhub.Principal, string, error) {
-				p, err := h.redeemTicket(ctx, ticket)
-				return p, "ticket", err
-			})
-		default:
+		adm, err := h.admitHandshake(r, client, needConnect)
+		if errors.Is(err, errNoHandshakeCredential) {
 			// The credential comes after the upgrade: an address over its
 			// failed-authentication limit gets no further.
 			if err := h.gate.RefuseBlocked(client); err != nil {
@@ -78,6 +69,27 @@ func (h *Hub) Upgrade() http.Handler {
 		// A daemon authenticated by header or ticket names itself in the query.
 		q := r.URL.Query()
 		go h.serve(h.newConn(id, release, ws, r, client, &p, truncate(q.Get("machine_id")), truncate(q.Get("hostname"))))
+	})
+}
+
+// errNoHandshakeCredential says that a handshake carries neither a header
+// credential nor a ticket: its credential, if any, comes after the upgrade.
+var errNoHandshakeCredential = errors.New("no credential in the handshake")
+
+// admitHandshake admits a handshake by the credential it carries: a header
+// credential, else a ?ticket= (used up), each through the one admission
+// step; errNoHandshakeCredential when it carries neither.
+func (h *Hub) admitHandshake(r *http.Request, client netip.Addr, need auth.Need) (auth.Admission, error) {
+	if auth.HasCredentials(r.Header) {
+		return h.gate.Admit(r, need)
+	}
+	ticket := r.URL.Query().Get("ticket")
+	if ticket == "" {
+		return auth.Admission{Client: client}, errNoHandshakeCredential
+	}
+	return h.gate.AdmitWith(r.Context(), client, need, func(ctx context.Context) (*keyhub.Principal, string, error) {
+		p, err := h.redeemTicket(ctx, ticket)
+		return p, "ticket", err
 	})
 }
 
