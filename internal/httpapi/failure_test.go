@@ -114,6 +114,17 @@ func TestDatabaseOutageIs503AndRecovers(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The check below is only worth something if the outage's requests
+	// reached the log at all.
+	logged503 := 0
+	for _, line := range env.Logs.Lines(t) {
+		if line["msg"] == "request" && line["status"] == float64(http.StatusServiceUnavailable) {
+			logged503++
+		}
+	}
+	if logged503 < len(unavailable) {
+		t.Fatalf("%d requests answered 503 during the outage, %d logged: the log is not captured", len(unavailable), logged503)
+	}
 	for _, line := range env.Logs.Lines(t) {
 		if line["level"] == "ERROR" {
 			t.Errorf("an outage is not a server error, yet logged: %v", line)

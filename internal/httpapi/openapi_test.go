@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +32,7 @@ func devEnv(t *testing.T) *apitest.Env {
 
 // TestOpenAPIEveryRouteIsDocumented walks the router: every method and
 // path it serves is in openapi.yaml, and every operation of openapi.yaml is
-// routed (the WebSocket ones only when the WebSocket endpoint is mounted).
+// routed, the WebSocket ones included: the app always mounts them.
 func TestOpenAPIEveryRouteIsDocumented(t *testing.T) {
 	t.Parallel()
 	env := devEnv(t)
@@ -55,13 +54,9 @@ func TestOpenAPIEveryRouteIsDocumented(t *testing.T) {
 	}
 
 	documented := map[string]bool{}
-	wsMounted := routed["GET /v1/ws"]
 	for path, item := range spec.Paths.Map() {
-		for method, op := range item.Operations() {
+		for method := range item.Operations() {
 			documented[method+" "+path] = true
-			if !wsMounted && slices.Contains(op.Tags, "websocket") {
-				continue
-			}
 			if !routed[method+" "+path] {
 				t.Errorf("%s %s is documented but not routed", method, path)
 			}
@@ -71,9 +66,6 @@ func TestOpenAPIEveryRouteIsDocumented(t *testing.T) {
 		if !documented[r] {
 			t.Errorf("%s is routed but not in openapi.yaml", r)
 		}
-	}
-	if !wsMounted {
-		t.Log("WebSocket routes are not mounted: their operations were not checked against the router")
 	}
 }
 
@@ -245,23 +237,13 @@ func TestOpenAPISeed(t *testing.T) {
 	env.Delete(t, base, jwt).Want(t, http.StatusNotFound, "NOT_FOUND")
 }
 
-// TestOpenAPIWebSocketRoutes covers the WebSocket routes when the
-// WebSocket endpoint is mounted. Refusals before the upgrade go through
-// env.Do (and the observer); the 101 itself needs a WebSocket client.
+// TestOpenAPIWebSocketRoutes covers the WebSocket routes (the app always
+// mounts them). Refusals before the upgrade go through env.Do (and the
+// observer); the 101 itself needs a WebSocket client.
 func TestOpenAPIWebSocketRoutes(t *testing.T) {
 	t.Parallel()
 	env := apitest.New(t, nil)
 	jwt := env.Token(t, "ws@example.com")
-	// Probe outside env.Do: an unmounted route is not a spec violation.
-	probe, err := env.Server.Client().Get(env.URL + "/v1/ws/connections")
-	if err != nil {
-		t.Fatal(err)
-	}
-	probe.Body.Close()
-	if probe.StatusCode == http.StatusNotFound {
-		t.Skip("the WebSocket endpoint is not mounted")
-	}
-
 	// POST /v1/ws/tickets
 	var ticket struct {
 		Ticket string `json:"ticket"`

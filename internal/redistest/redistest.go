@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/keyhub/keyhub/internal/testdep"
 )
 
 // URL returns the test Redis's URL. Without KEYHUB_TEST_REDIS_URL the test
@@ -18,10 +20,7 @@ func URL(t testing.TB) string {
 	t.Helper()
 	url := os.Getenv("KEYHUB_TEST_REDIS_URL")
 	if url == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("KEYHUB_TEST_REDIS_URL is not set: run the tests with make test")
-		}
-		t.Skip("KEYHUB_TEST_REDIS_URL is not set (make test starts a Redis)")
+		testdep.Missing(t, "KEYHUB_TEST_REDIS_URL is not set (make test starts a Redis)")
 	}
 	return url
 }
