@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/keyhub/keyhub/internal/app"
@@ -14,12 +15,12 @@ import (
 
 const devUsage = `usage: keyhub dev token [--email ADDRESS] [--ttl 1h]
 
-Prints an access token signed by dev mode's issuer (KEYHUB_DATA_DIR/dev), for a
-server started with KEYHUB_DEV=1 and the same LISTEN_ADDR and KEYHUB_DATA_DIR.`
+Prints an access token signed by dev mode's key (KEYHUB_DATA_DIR/dev), which
+every server started with KEYHUB_DEV=1 and the same KEYHUB_DATA_DIR accepts,
+on any LISTEN_ADDR (and the same JWT_ISSUER, when one is set).`
 
 // dev prints a Supabase-shaped access token signed by the dev issuer, for
-// a server started with KEYHUB_DEV=1 and the same LISTEN_ADDR and
-// KEYHUB_DATA_DIR.
+// the servers started with KEYHUB_DEV=1 and the same KEYHUB_DATA_DIR.
 func dev(args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "token" {
 		if len(args) > 0 && isHelp(args[0]) {
@@ -46,7 +47,13 @@ func dev(args []string, getenv func(string) string, stdout io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError(fmt.Sprintf("unexpected argument %q\n%s", fs.Arg(0), devUsage))
 	}
-	// The token command needs no database: only the issuer's address and key.
+	// Refused before the settings are read: a production environment would
+	// otherwise be told about a missing WS_TICKET_SECRET, as if dev tokens
+	// were one setting away.
+	if strings.EqualFold(strings.TrimSpace(getenv("KEYHUB_ENV")), "production") {
+		return errors.New("dev tokens are refused when KEYHUB_ENV=production")
+	}
+	// The token command needs no database: only the key and the issuer name.
 	cfg, err := config.Load(func(name string) string {
 		if name == "DATABASE_URL" && getenv(name) == "" {
 			return "postgres://unused"
@@ -56,14 +63,15 @@ func dev(args []string, getenv func(string) string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Env == "production" {
-		return fmt.Errorf("dev tokens are refused when KEYHUB_ENV=production")
+	iss := config.DevIssuer
+	if explicit := strings.TrimSpace(getenv("JWT_ISSUER")); explicit != "" {
+		iss = explicit // the server verifies this one instead
 	}
 	issuer, err := devissuer.LoadOrCreate(app.DevKeyDir(cfg))
 	if err != nil {
 		return err
 	}
-	token, err := issuer.Token(cfg.DevIssuer(), *email, *ttl)
+	token, err := issuer.Token(iss, *email, *ttl)
 	if err != nil {
 		return err
 	}

@@ -104,7 +104,7 @@ func newEnv(t testing.TB, env map[string]string, pool *pgxpool.Pool, dbURL strin
 func NewDev(t testing.TB, env map[string]string) *Env {
 	t.Helper()
 	pool, dbURL := pgtest.NewDB(t)
-	// The listener comes first: dev mode's issuer and JWKS URLs name its address.
+	// The listener comes first: dev mode's JWKS URL names its address.
 	srv := httptest.NewUnstartedServer(nil)
 	vars := map[string]string{
 		"DATABASE_URL":    dbURL,
@@ -121,7 +121,7 @@ func NewDev(t testing.TB, env map[string]string) *Env {
 		t.Fatalf("dev issuer: %v", err)
 	}
 	e := start(t, cfg, pool, srv, issuer.JWKSHandler())
-	e.Issuer, e.TokenIssuer = issuer, cfg.DevIssuer()
+	e.Issuer, e.TokenIssuer = issuer, cfg.JWTIssuer
 	return e
 }
 

@@ -224,11 +224,11 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		c.JWKSURL = "http://" + c.LocalAddr() + "/auth/v1/.well-known/jwks.json"
 		if c.JWTIssuer == "" {
-			c.JWTIssuer = c.DevIssuer()
+			c.JWTIssuer = DevIssuer
 		}
 	}
 	if c.Env == "production" && c.WSTicketSecret == "" {
-		return Config{}, fmt.Errorf("WS_TICKET_SECRET is required when KEYHUB_ENV=production (32+ random bytes; processes sharing a database must share it)")
+		return Config{}, fmt.Errorf("WS_TICKET_SECRET is required when KEYHUB_ENV=production (32+ characters, e.g. openssl rand -base64 32; processes sharing a database must share it)")
 	}
 	if c.WSTicketSecret != "" && len(c.WSTicketSecret) < 32 {
 		return Config{}, fmt.Errorf("WS_TICKET_SECRET must be at least 32 characters")
@@ -289,8 +289,13 @@ func (c Config) LocalAddr() string {
 	return net.JoinHostPort(host, port)
 }
 
-// DevIssuer is the iss of dev-mode tokens.
-func (c Config) DevIssuer() string { return "http://" + c.LocalAddr() + "/auth/v1" }
+// DevIssuer is the iss of dev-mode tokens unless JWT_ISSUER says otherwise.
+// It names the dev mode, not an address: a token is bound to the server by
+// the signing key in KEYHUB_DATA_DIR, so `keyhub dev token` mints tokens
+// every dev server sharing that key accepts, whatever its LISTEN_ADDR (one
+// derived from LISTEN_ADDR made the token command repeat the server's
+// address, and a second server on another port refuse the first's tokens).
+const DevIssuer = "keyhub-dev"
 
 // parser keeps the first error, so Load reads like a list of settings.
 type parser struct {

@@ -39,7 +39,7 @@ func TestDevMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.JWTIssuer != "http://localhost:9000/auth/v1" || c.JWKSURL != "http://localhost:9000/auth/v1/.well-known/jwks.json" {
+	if c.JWTIssuer != config.DevIssuer || c.JWKSURL != "http://localhost:9000/auth/v1/.well-known/jwks.json" {
 		t.Fatalf("%s %s", c.JWTIssuer, c.JWKSURL)
 	}
 }
