@@ -8,7 +8,7 @@ PG_DIR := .keyhub/pg
 # The Debian packages whose programs the tests run for real. db/require.sh
 # installs the missing ones as root (waiting for another apt) and, in CI,
 # fails when one is still missing instead of letting its tests skip.
-TEST_PACKAGES := postgresql redis-server chromium nginx caddy
+TEST_PACKAGES := postgresql redis-server chromium nginx caddy docker-compose
 
 .PHONY: run stop test test-in-cluster packages build generate check-generated bench fuzz token chromium measure-propagation loadtest
 

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/keyhub/keyhub/internal/apitest"
 )
 
 // The test binary doubles as the keyhub that `make run` starts (the script
@@ -51,7 +53,7 @@ func fakeKeyhub(logPath string, args []string) int {
 	defer ln.Close()
 	logf("serving on %s", ln.Addr())
 	sig := <-signals
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	db := "database up"
 	conn, err := pgx.Connect(ctx, os.Getenv("DATABASE_URL"))
@@ -70,7 +72,7 @@ func fakeKeyhub(logPath string, args []string) int {
 type makeRun struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *strings.Builder
+	stderr *apitest.LogBuffer // make's output, read while it runs
 	done   chan error
 }
 
@@ -124,7 +126,7 @@ func (e *runEnv) start(t *testing.T) *makeRun {
 	cmd := exec.Command("make", "--no-print-directory", "run", "GO=true", "BIN="+e.dir, "PG_DIR="+e.pgDir)
 	cmd.Env = append(os.Environ(), "LISTEN_ADDR="+addr, "KEYHUB_FAKE_LOG="+e.log, "DATABASE_URL=", "SUPABASE_URL=")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	r := &makeRun{cmd: cmd, addr: addr, stderr: &strings.Builder{}, done: make(chan error, 1)}
+	r := &makeRun{cmd: cmd, addr: addr, stderr: &apitest.LogBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = r.stderr, r.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -133,7 +135,9 @@ func (e *runEnv) start(t *testing.T) *makeRun {
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	})
-	deadline := time.Now().Add(60 * time.Second)
+	// A bound for failures only: on a busy machine initdb alone can take
+	// a minute.
+	deadline := time.Now().Add(5 * time.Minute)
 	for !strings.Contains(readFile(e.log), "serving on "+addr) {
 		select {
 		case err := <-r.done:
@@ -153,7 +157,7 @@ func (r *makeRun) wait(t *testing.T) error {
 	select {
 	case err := <-r.done:
 		return err
-	case <-time.After(60 * time.Second):
+	case <-time.After(3 * time.Minute):
 		t.Fatalf("make run did not exit; its output:\n%s", r.stderr)
 		return nil
 	}
@@ -242,7 +246,7 @@ func TestMakeRunStopPaths(t *testing.T) {
 			}
 			tc.stop(r)
 			err := r.wait(t)
-			e.waitLog(t, "database up", 30*time.Second)
+			e.waitLog(t, "database up", 2*time.Minute)
 			if strings.Contains(readFile(e.log), "database down") {
 				t.Errorf("keyhub shut down after its database:\n%s", readFile(e.log))
 			}
@@ -254,7 +258,7 @@ func TestMakeRunStopPaths(t *testing.T) {
 			}
 			// The script leaves after keyhub; make may exit first when it
 			// was killed outright.
-			waitUntil(t, "the cluster to stop", 30*time.Second, func() bool { return !e.clusterRunning(t) })
+			waitUntil(t, "the cluster to stop", 2*time.Minute, func() bool { return !e.clusterRunning(t) })
 		})
 	}
 }
@@ -280,7 +284,7 @@ func TestMakeRunSharedCluster(t *testing.T) {
 	}
 	syscall.Kill(-second.cmd.Process.Pid, syscall.SIGINT)
 	second.wait(t)
-	waitUntil(t, "the cluster to stop", 30*time.Second, func() bool { return !e.clusterRunning(t) })
+	waitUntil(t, "the cluster to stop", 2*time.Minute, func() bool { return !e.clusterRunning(t) })
 	if strings.Contains(readFile(e.log), "database down") {
 		t.Errorf("a server shut down after its database:\n%s", readFile(e.log))
 	}
@@ -298,7 +302,7 @@ func TestMakeStopStopsAnOrphanCluster(t *testing.T) {
 	r := e.start(t)
 	inner := innerScript(t, e)
 	syscall.Kill(inner, syscall.SIGKILL)
-	e.waitLog(t, "stopped by", 30*time.Second) // the parent-death signal reached keyhub
+	e.waitLog(t, "stopped by", 2*time.Minute) // the parent-death signal reached keyhub
 	r.wait(t)
 	if !e.clusterRunning(t) {
 		t.Fatal("expected the cluster to be left running")
@@ -307,7 +311,7 @@ func TestMakeStopStopsAnOrphanCluster(t *testing.T) {
 	next := e.start(t)
 	syscall.Kill(-next.cmd.Process.Pid, syscall.SIGTERM)
 	next.wait(t)
-	waitUntil(t, "the next run to stop the cluster", 30*time.Second, func() bool { return !e.clusterRunning(t) })
+	waitUntil(t, "the next run to stop the cluster", 2*time.Minute, func() bool { return !e.clusterRunning(t) })
 
 	// make stop, with no run left at all.
 	r = e.start(t)
