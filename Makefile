@@ -10,9 +10,13 @@ PG_DIR := .keyhub/pg
 # fails when one is still missing instead of letting its tests skip.
 TEST_PACKAGES := postgresql redis-server chromium nginx caddy docker-compose
 
-.PHONY: run stop test test-in-cluster packages build generate check-generated bench fuzz token chromium measure-propagation loadtest
+.PHONY: help run stop test test-in-cluster packages build clean generate check-generated bench token chromium measure-propagation loadtest
 
-## run: serve on localhost:8080 with a local PostgreSQL (or $$DATABASE_URL) and, without SUPABASE_URL, dev-mode sign-in
+## help: list these targets (the lines starting with two hashes)
+help:
+	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST))
+
+## run: serve on localhost:8080 with a local PostgreSQL (or DATABASE_URL) and, without SUPABASE_URL, dev-mode sign-in
 # db/run.sh checks the address before anything starts and makes every way
 # of stopping end clean (Ctrl-C, SIGTERM, make stop; its header lists them).
 # exec: make's SIGTERM reaches the script itself, not a shell around it.
@@ -46,8 +50,13 @@ packages:
 chromium:
 	@db/require.sh chromium
 
+## build: bin/keyhub
 build:
 	$(GO) build -o $(BIN)/keyhub ./cmd/keyhub
+
+## clean: remove the binaries builds leave (bin/keyhub, bin/keyhub-load, ./keyhub, ./mk); keeps bin/'s sqlc and .keyhub (make stop && rm -rf .keyhub drops the local database and dev keys)
+clean:
+	rm -f $(BIN)/keyhub $(BIN)/keyhub-load keyhub mk
 
 ## generate: regenerate internal/dbgen from db/queries and db/migrations
 generate: $(SQLC)

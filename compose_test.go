@@ -15,11 +15,12 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/keyhub/keyhub/internal/apitest"
+	"github.com/keyhub/keyhub/internal/testdep"
 )
 
 // lookPath finds a program on PATH or in the sbin folders a non-root PATH
-// lacks (Debian's nginx is /usr/sbin/nginx). Missing, the test skips, but
-// fails in CI: make test installs it (db/require.sh).
+// lacks (Debian's nginx is /usr/sbin/nginx). Missing, it is testdep's
+// case: make test installs it (db/require.sh).
 func lookPath(t *testing.T, name string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
@@ -30,10 +31,7 @@ func lookPath(t *testing.T, name string) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s not found (make test installs it through db/require.sh)", name)
-	}
-	t.Skipf("%s not found (Debian: apt-get install %s)", name, name)
+	testdep.Missing(t, fmt.Sprintf("%s not found (make test installs it through db/require.sh; Debian: apt-get install %s)", name, name))
 	return ""
 }
 
@@ -208,9 +206,9 @@ http {
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var logs strings.Builder
+	logs := &apitest.LogBuffer{} // read while nginx writes to it
 	cmd := exec.Command(nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", "stderr")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -151,18 +151,55 @@ Every setting is an environment variable:
 
 `)
 	for _, v := range config.Documented(docs.Readme) {
+		def := withoutMakeRunNotes(v.Default)
 		switch {
-		case v.Default == "":
+		case def == "":
 			fmt.Fprintf(w, "  %s\n", v.Name)
-		case strings.HasPrefix(v.Default, "("):
-			fmt.Fprintf(w, "  %s %s\n", v.Name, v.Default)
+		case strings.HasPrefix(def, "("):
+			fmt.Fprintf(w, "  %s %s\n", v.Name, def)
 		default:
-			fmt.Fprintf(w, "  %s (default: %s)\n", v.Name, v.Default)
+			// "default:" on its own, not in parentheses: a default with a
+			// note of its own printed "(default: :8080 (make run: ...))".
+			fmt.Fprintf(w, "  %s, default: %s\n", v.Name, def)
 		}
-		for _, line := range wrap(v.Meaning, 72) {
+		for _, line := range wrap(withoutMakeRunNotes(v.Meaning), 72) {
 			fmt.Fprintf(w, "      %s\n", line)
 		}
 	}
+}
+
+// withoutMakeRunNotes drops the README's notes about `make run` from a
+// setting's text: the binary also runs where there is no make run (the
+// container), so its help speaks of the binary alone. A note is a
+// parenthesized group, or one of its "; "-separated parts, naming make run.
+func withoutMakeRunNotes(text string) string {
+	var out strings.Builder
+	for {
+		open := strings.Index(text, "(")
+		if open < 0 {
+			break
+		}
+		end := strings.Index(text[open:], ")")
+		if end < 0 {
+			break
+		}
+		end += open
+		out.WriteString(text[:open])
+		var kept []string
+		for _, part := range strings.Split(text[open+1:end], "; ") {
+			if !strings.Contains(part, "make run") {
+				kept = append(kept, part)
+			}
+		}
+		if len(kept) > 0 {
+			out.WriteString("(" + strings.Join(kept, "; ") + ")")
+		}
+		text = text[end+1:]
+	}
+	out.WriteString(text)
+	// A dropped group leaves the space before it (or before a comma).
+	cleaned := strings.Join(strings.Fields(out.String()), " ")
+	return strings.ReplaceAll(cleaned, " ,", ",")
 }
 
 // wrap breaks text into lines of at most width characters at spaces.

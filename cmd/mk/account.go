@@ -58,10 +58,11 @@ func (m *cli) login(ctx context.Context, args []string) error {
 	return nil
 }
 
-// readKey asks for the key: hidden on a terminal, else the first line.
+// readKey asks for the key: hidden on a terminal, else the first line,
+// read without a prompt (mk login < file has nobody to ask).
 func (m *cli) readKey() (string, error) {
-	fmt.Fprint(m.stderr, "keyhub API key (mk_...): ")
 	if f, ok := m.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(m.stderr, "keyhub API key (mk_...): ")
 		raw, err := term.ReadPassword(int(f.Fd()))
 		fmt.Fprintln(m.stderr)
 		if err != nil {
@@ -71,10 +72,8 @@ func (m *cli) readKey() (string, error) {
 	}
 	line, err := bufio.NewReader(m.stdin).ReadString('\n')
 	if err != nil && line == "" {
-		fmt.Fprintln(m.stderr)
 		return "", usageErrorf("no key given on standard input")
 	}
-	fmt.Fprintln(m.stderr)
 	return strings.TrimSpace(line), nil
 }
 
