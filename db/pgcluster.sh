@@ -40,9 +40,13 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Ports below Linux's ephemeral range (32768–60999): a port in it can be
 # held by a TIME-WAIT socket that a connect test does not see, and the
 # server then fails to bind.
+# Ports in TRIED (space-separated) are skipped: one seen free that the
+# server could not bind.
+TRIED=" "
 pick_port() {
   local p
   for p in $(seq 15432 15532) ; do
+    case "$TRIED" in *" $p "*) continue ;; esac
     if port_free "$p"; then echo "$p"; return; fi
   done
   log "no free port between 15432 and 15532"; exit 1
@@ -66,12 +70,27 @@ start() {
   else
     port=$(cat "$dir/port" 2>/dev/null || true)
     if [ -z "$port" ] || ! port_free "$port"; then port=$(pick_port); fi
-    echo "$port" | as_owner tee "$dir/port" >/dev/null
-    # fsync off: this cluster is for development and tests, never for data
-    # that must survive a crash.
-    as_owner "$BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-      start >/dev/null || { tail -n 20 "$dir/server.log" >&2; exit 1; }
+    # A port seen free can be taken before the server binds it (another
+    # cluster starting at the same moment picks the same one): then the
+    # next free port is tried, a few times.
+    local attempt seen
+    for attempt in 1 2 3 4 5; do
+      echo "$port" | as_owner tee "$dir/port" >/dev/null
+      seen=$({ cat "$dir/server.log" 2>/dev/null || true; } | wc -l)
+      # fsync off: this cluster is for development and tests, never for data
+      # that must survive a crash.
+      if as_owner "$BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        start >/dev/null 2>&1; then
+        break
+      fi
+      if [ "$attempt" = 5 ] || ! tail -n "+$((seen + 1))" "$dir/server.log" | grep -q 'could not create any TCP/IP sockets'; then
+        tail -n 20 "$dir/server.log" >&2; exit 1
+      fi
+      log "port $port was taken meanwhile; trying another"
+      TRIED="$TRIED$port "
+      port=$(pick_port)
+    done
     log "started PostgreSQL on 127.0.0.1:$port (data: $dir/data)"
   fi
   if ! as_owner "$BINDIR/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='keyhub'" | grep -q 1; then
