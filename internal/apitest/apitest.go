@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keyhub/keyhub/internal/app"
@@ -302,6 +303,28 @@ func (e *Env) Token(t testing.TB, email string) string {
 	tok, err := e.Issuer.Token(e.TokenIssuer, email, time.Hour)
 	if err != nil {
 		t.Fatalf("token: %v", err)
+	}
+	return tok
+}
+
+// AnonymousToken returns an access token of an anonymous sign-in of user
+// (Supabase's is_anonymous).
+func (e *Env) AnonymousToken(t testing.TB, user uuid.UUID) string {
+	t.Helper()
+	tok, err := e.Issuer.AnonymousToken(e.TokenIssuer, user, time.Hour)
+	if err != nil {
+		t.Fatalf("anonymous token: %v", err)
+	}
+	return tok
+}
+
+// LinkedToken returns the access token of user once it has linked email
+// to its anonymous account.
+func (e *Env) LinkedToken(t testing.TB, user uuid.UUID, email string) string {
+	t.Helper()
+	tok, err := e.Issuer.TokenFor(e.TokenIssuer, user, email, time.Hour)
+	if err != nil {
+		t.Fatalf("linked token: %v", err)
 	}
 	return tok
 }

@@ -157,7 +157,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		StaleBound:   cfg.StaleBound,
 	}, keyUsage)
 	authn := auth.New(auth.Config{Keys: keys, Tokens: tokens, Users: store, SeenUsers: userSeen, StaleBound: cfg.StaleBound, Metrics: m,
-		Logger: log, TokenCacheSize: cfg.JWTCacheSize})
+		Logger: log, TokenCacheSize: cfg.JWTCacheSize, AnonymousUsers: cfg.AnonymousUsers})
 	bus.Subscribe(authn)
 
 	limits, redisClient, err := newRateLimits(cfg, log, m)
@@ -251,9 +251,10 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 // step, with the RateLimit headers on the answer.
 type gateAdmitter struct{ gate *auth.Gate }
 
-func (a gateAdmitter) Admit(w http.ResponseWriter, r *http.Request) (*keyhub.Principal, error) {
-	adm, err := a.gate.Admit(r, auth.Need{})
+func (a gateAdmitter) Admit(w http.ResponseWriter, r *http.Request, scope keyhub.Scopes) (*keyhub.Principal, error) {
+	adm, err := a.gate.Admit(r, auth.Need{Scope: scope})
 	if err != nil {
+		a.gate.SetHeaders(w.Header(), adm) // a scope refusal has spent the bucket
 		return nil, err
 	}
 	a.gate.SetHeaders(w.Header(), adm)

@@ -49,6 +49,9 @@ type Authenticator struct {
 	users    *userCache
 	metrics  *metrics.Metrics
 	log      *slog.Logger
+	// anonymous is what anonymous sign-ins may do; the refusal of every
+	// request (AnonymousRefuse) happens here, before a user is provisioned.
+	anonymous keyhub.AnonymousPolicy
 }
 
 // Config assembles an Authenticator.
@@ -73,6 +76,9 @@ type Config struct {
 	// Now is the clock of the user and token caches (nil: time.Now); the
 	// key cache has its own (KeyCacheConfig.Now).
 	Now func() time.Time
+	// AnonymousUsers is what anonymous sign-ins may do (ANONYMOUS_USERS);
+	// empty is keyhub.AnonymousReadOnly.
+	AnonymousUsers keyhub.AnonymousPolicy
 }
 
 // New returns the extractor chain.
@@ -92,8 +98,11 @@ func New(cfg Config) *Authenticator {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.AnonymousUsers == "" {
+		cfg.AnonymousUsers = keyhub.AnonymousReadOnly
+	}
 	a := &Authenticator{keys: cfg.Keys, tokens: cfg.Tokens, users: newUserCache(cfg.Users, cfg.UserSize, cfg.UserTTL, cfg.StaleBound, cfg.SeenUsers, cfg.Now),
-		metrics: cfg.Metrics, log: cfg.Logger}
+		metrics: cfg.Metrics, log: cfg.Logger, anonymous: cfg.AnonymousUsers}
 	if cfg.Tokens != nil {
 		a.verified = newTokenCache(cfg.Tokens, cfg.TokenCacheSize, cfg.Now)
 	}
@@ -145,6 +154,10 @@ var (
 	errKeyAsToken  = &keyhub.Error{Code: keyhub.CodeInvalidToken, Reason: "api_key_as_token", Message: "an API key was sent where an access token was expected"}
 	errMissing     = keyhub.Errorf(keyhub.CodeMissingCredentials, "this endpoint requires an Authorization: Bearer token or an X-API-Key header")
 	errNoJWT       = keyhub.Errorf(keyhub.CodeAuthNotConfigured, "user sign-in is not configured on this server")
+	errAnonymous   = keyhub.Errorf(keyhub.CodeAnonymousUser, "anonymous sign-ins are not accepted on this server: sign in with an email or another identity")
+	// errAnonymousReadOnly refuses what an anonymous sign-in may not do
+	// under ANONYMOUS_USERS=read-only.
+	errAnonymousReadOnly = keyhub.Errorf(keyhub.CodeAnonymousUser, "an anonymous sign-in can only read: link an email or another identity to your account, then sign in again")
 )
 
 // RecordOutcome counts one authentication attempt (method as in
@@ -235,12 +248,23 @@ func (a *Authenticator) resolveToken(ctx context.Context, token string) (*keyhub
 	if err != nil {
 		return nil, err
 	}
+	if claims.Anonymous && a.anonymous == keyhub.AnonymousRefuse {
+		return nil, errAnonymous // before provisioning: no tenant for it
+	}
 	p, err := a.users.principal(ctx, claims.Subject, claims.Email)
 	if err != nil {
 		return nil, err
 	}
 	// A session ends at the token's exp: a WebSocket opened with it closes then.
 	p.ExpiresAt = claims.ExpiresAt
+	// From the token, never the user cache: the user's next token, once an
+	// identity is linked, has no is_anonymous.
+	p.Anonymous = claims.Anonymous
+	if p.Anonymous && a.anonymous == keyhub.AnonymousReadOnly {
+		// The scopes a read needs, nothing more: every write, ticket and
+		// socket is then refused by the scope check, as ANONYMOUS_USER.
+		p.Scopes &= keyhub.AnonymousReadOnlyScopes
+	}
 	return &p, nil
 }
 

@@ -214,10 +214,15 @@ func (g *Gate) checkExpiry(p *keyhub.Principal) error {
 }
 
 // CheckScope refuses a principal that lacks scope with INSUFFICIENT_SCOPE
-// naming the first scope missing (dashboard users hold every scope).
+// naming the first scope missing (dashboard users hold every scope), or
+// with ANONYMOUS_USER for an anonymous sign-in, which lacks it only
+// because it has not linked an identity (ANONYMOUS_USERS=read-only).
 func (g *Gate) CheckScope(p *keyhub.Principal, scope keyhub.Scopes) error {
 	if p.Scopes.Has(scope) {
 		return nil
+	}
+	if p.Anonymous {
+		return errAnonymousReadOnly
 	}
 	name := "required"
 	if names := g.scopes.Names(scope &^ p.Scopes); len(names) > 0 {

@@ -38,6 +38,8 @@ type Config struct {
 	JWTAudience     string
 	JWTLeeway       time.Duration
 	JWTCacheSize    int // verified access tokens kept (JWT_CACHE_SIZE)
+	// AnonymousUsers is what anonymous sign-ins may do (ANONYMOUS_USERS).
+	AnonymousUsers keyhub.AnonymousPolicy
 
 	KeyCacheTTL           time.Duration
 	KeyCacheSize          int
@@ -135,6 +137,8 @@ func Load(getenv func(string) string) (Config, error) {
 		JWTAudience:     p.str("JWT_AUDIENCE", "authenticated"),
 		JWTLeeway:       p.duration("JWT_LEEWAY", 30*time.Second),
 		JWTCacheSize:    p.positiveInt("JWT_CACHE_SIZE", 10_000),
+		AnonymousUsers: keyhub.AnonymousPolicy(p.oneOf("ANONYMOUS_USERS", string(keyhub.AnonymousReadOnly),
+			string(keyhub.AnonymousRefuse), string(keyhub.AnonymousReadOnly), string(keyhub.AnonymousAllow))),
 
 		KeyCacheTTL:           p.duration("API_KEY_CACHE_TTL", 5*time.Minute),
 		KeyCacheSize:          p.positiveInt("API_KEY_CACHE_SIZE", 100_000),

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keyhub/keyhub/internal/config"
+	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
 func load(vars map[string]string) (config.Config, error) {
@@ -56,6 +57,9 @@ func TestRateLimitSettings(t *testing.T) {
 	if c.AuthFailureRate != 20 || c.AuthFailureBurst != 10 || c.WSPendingPerIP != 16 || c.WSPendingMax != 1024 {
 		t.Fatalf("defaults: %+v", c)
 	}
+	if c.AnonymousUsers != keyhub.AnonymousReadOnly {
+		t.Fatalf("ANONYMOUS_USERS defaults to %q, want read-only", c.AnonymousUsers)
+	}
 }
 
 // Each bad value stops the process with one line naming its variable.
@@ -87,6 +91,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"GATEWAY_ROUTES":             {"DATABASE_URL": db, "GATEWAY_ROUTES": "/v1/ http://127.0.0.1:9000"},
 		"GATEWAY_TIMEOUT":            {"DATABASE_URL": db, "GATEWAY_TIMEOUT": "30s"},
 		"GATEWAY_ROUTES: route /app/ names the unknown scope": {"DATABASE_URL": db, "PRODUCT_SCOPES": "app:read", "GATEWAY_ROUTES": "/app/ http://x read_scope=app:read scope=app:write"},
+		"ANONYMOUS_USERS": {"DATABASE_URL": db, "ANONYMOUS_USERS": "readonly"},
 	}
 	for name, vars := range cases {
 		_, err := load(vars)

@@ -63,6 +63,13 @@ func (i *Issuer) JWKSHandler() http.Handler { return i.public.Handler() }
 // session_id, aal "aal1", is_anonymous false; the header carries kid and
 // alg ES256. The email is trimmed and lower-cased, as Supabase stores it.
 func (i *Issuer) Token(issuer string, email string, ttl time.Duration) (string, error) {
+	return i.TokenFor(issuer, UserIDForEmail(email), email, ttl)
+}
+
+// TokenFor is Token for a given user id: the token Supabase issues once an
+// anonymous user has linked email to the account (same sub, is_anonymous
+// false).
+func (i *Issuer) TokenFor(issuer string, user uuid.UUID, email string, ttl time.Duration) (string, error) {
 	email = normalizeEmail(email)
 	switch {
 	case issuer == "":
@@ -72,6 +79,28 @@ func (i *Issuer) Token(issuer string, email string, ttl time.Duration) (string, 
 	case ttl <= 0:
 		return "", fmt.Errorf("devissuer: ttl %s is not positive", ttl)
 	}
+	return i.mint(issuer, user, email, false, ttl)
+}
+
+// AnonymousToken mints the access token of a Supabase anonymous sign-in
+// for user: no email, is_anonymous true, amr method "anonymous"; what
+// ANONYMOUS_USERS decides about.
+func (i *Issuer) AnonymousToken(issuer string, user uuid.UUID, ttl time.Duration) (string, error) {
+	switch {
+	case issuer == "":
+		return "", errors.New("devissuer: empty issuer")
+	case ttl <= 0:
+		return "", fmt.Errorf("devissuer: ttl %s is not positive", ttl)
+	}
+	return i.mint(issuer, user, "", true, ttl)
+}
+
+// mint signs a Supabase-shaped token.
+func (i *Issuer) mint(issuer string, user uuid.UUID, email string, anonymous bool, ttl time.Duration) (string, error) {
+	amr := "password"
+	if anonymous {
+		amr = "anonymous"
+	}
 	sessionID, err := uuid.NewRandom()
 	if err != nil {
 		return "", fmt.Errorf("devissuer: session id: %w", err)
@@ -79,7 +108,7 @@ func (i *Issuer) Token(issuer string, email string, ttl time.Duration) (string, 
 	now := time.Now()
 	token := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
 		"iss":          issuer,
-		"sub":          UserIDForEmail(email).String(),
+		"sub":          user.String(),
 		"aud":          "authenticated", // a string, as Supabase writes it
 		"exp":          now.Add(ttl).Unix(),
 		"iat":          now.Unix(),
@@ -88,8 +117,8 @@ func (i *Issuer) Token(issuer string, email string, ttl time.Duration) (string, 
 		"role":         "authenticated",
 		"session_id":   sessionID.String(),
 		"aal":          "aal1",
-		"amr":          []map[string]any{{"method": "password", "timestamp": now.Unix()}},
-		"is_anonymous": false,
+		"amr":          []map[string]any{{"method": amr, "timestamp": now.Unix()}},
+		"is_anonymous": anonymous,
 	})
 	token.Header["kid"] = i.public.KeyID
 	signed, err := token.SignedString(i.key)

@@ -40,7 +40,9 @@ import (
 // has set the RateLimit headers on w; on refusal it returns the error
 // WriteError answers.
 type Admitter interface {
-	Admit(w http.ResponseWriter, r *http.Request) (*keyhub.Principal, error)
+	// Admit refuses a request without a valid credential holding scope
+	// (0: none), in the order and with the answers of keyhub's own routes.
+	Admit(w http.ResponseWriter, r *http.Request, scope keyhub.Scopes) (*keyhub.Principal, error)
 	WriteError(w http.ResponseWriter, r *http.Request, err error)
 }
 
@@ -207,13 +209,9 @@ func (rp *routeProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rp.sockets.ServeHTTP(ww, r)
 		return
 	}
-	p, err := rp.cfg.Admit.Admit(ww, r)
+	p, err := rp.cfg.Admit.Admit(ww, r, rp.needs(r.Method))
 	if err != nil {
 		rp.cfg.Admit.WriteError(ww, r, err)
-		return
-	}
-	if need, name := rp.needs(r.Method); !p.Scopes.Has(need) {
-		httpjson.Error(ww, r, keyhub.Errorf(keyhub.CodeInsufficientScope, "this credential lacks the %s scope", name))
 		return
 	}
 	if hasDotSegment(r.URL.Path) {
@@ -242,13 +240,13 @@ func (rp *routeProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rp.proxy.ServeHTTP(ww, r.WithContext(ctx))
 }
 
-// needs is the scope a request with method must hold, and its name.
-func (rp *routeProxy) needs(method string) (keyhub.Scopes, string) {
+// needs is the scope a request with method must hold.
+func (rp *routeProxy) needs(method string) keyhub.Scopes {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
-		return rp.readScope, rp.route.NeedsScope(method)
+		return rp.readScope
 	}
-	return rp.scope, rp.route.NeedsScope(method)
+	return rp.scope
 }
 
 var errDotSegment = keyhub.Errorf(keyhub.CodeValidation, "the path must not contain . or .. segments")

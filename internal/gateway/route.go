@@ -35,17 +35,6 @@ type Route struct {
 	Audience string
 }
 
-// NeedsScope is the scope name a request with method must hold ("" for none).
-func (rt Route) NeedsScope(method string) string {
-	switch method {
-	case "GET", "HEAD", "OPTIONS":
-		if rt.ReadScope != "" {
-			return rt.ReadScope
-		}
-	}
-	return rt.Scope
-}
-
 // String is the route as GATEWAY_ROUTES spells it; ParseRoutes reads it
 // back to the same Route.
 func (rt Route) String() string {

@@ -50,6 +50,7 @@ var statusOfCode = map[keyhub.Code]int{
 	keyhub.CodeInvalidTicket:        http.StatusUnauthorized,
 	keyhub.CodeInsufficientScope:    http.StatusForbidden,
 	keyhub.CodeUserSessionRequired:  http.StatusForbidden,
+	keyhub.CodeAnonymousUser:        http.StatusForbidden,
 	keyhub.CodeOriginNotAllowed:     http.StatusForbidden,
 	keyhub.CodeNotFound:             http.StatusNotFound,
 	keyhub.CodeMethodNotAllowed:     http.StatusMethodNotAllowed,

@@ -85,6 +85,8 @@ type Claims struct {
 	Role      string
 	SessionID string
 	ExpiresAt time.Time
+	// Anonymous is the is_anonymous claim: an anonymous sign-in.
+	Anonymous bool
 }
 
 // Verifier checks access tokens. It is safe for concurrent use.
@@ -114,9 +116,10 @@ type staticKey struct {
 // tokenClaims is what a token's payload is decoded into.
 type tokenClaims struct {
 	jwt.RegisteredClaims
-	Email     string `json:"email"`
-	Role      string `json:"role"`
-	SessionID string `json:"session_id"`
+	Email       string `json:"email"`
+	Role        string `json:"role"`
+	SessionID   string `json:"session_id"`
+	IsAnonymous bool   `json:"is_anonymous"`
 }
 
 // New builds a verifier. ctx bounds the background JWKS refresh goroutine
@@ -319,6 +322,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		Role:      tc.Role,
 		SessionID: tc.SessionID,
 		ExpiresAt: tc.ExpiresAt.Time, // non-nil: WithExpirationRequired
+		Anonymous: tc.IsAnonymous,
 	}, nil
 }
 

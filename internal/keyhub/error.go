@@ -34,7 +34,10 @@ const (
 
 	CodeInsufficientScope   Code = "INSUFFICIENT_SCOPE"
 	CodeUserSessionRequired Code = "USER_SESSION_REQUIRED"
-	CodeOriginNotAllowed    Code = "ORIGIN_NOT_ALLOWED"
+	// CodeAnonymousUser refuses an anonymous sign-in (Supabase's
+	// is_anonymous) what ANONYMOUS_USERS does not let it do.
+	CodeAnonymousUser    Code = "ANONYMOUS_USER"
+	CodeOriginNotAllowed Code = "ORIGIN_NOT_ALLOWED"
 
 	CodeKeyLimitReached     Code = "KEY_LIMIT_REACHED"
 	CodeKeyAlreadyExists    Code = "KEY_ALREADY_EXISTS"

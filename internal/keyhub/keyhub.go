@@ -81,7 +81,28 @@ type Principal struct {
 	// ExpiresAt is when the credential stops being valid: the key's
 	// expires_at or the token's exp. Zero means never.
 	ExpiresAt time.Time
+	// Anonymous is set for a session of an anonymous sign-in (the token's
+	// is_anonymous): a visitor who has not linked an identity yet. It comes
+	// from each token, never from a cache, so the first token after the
+	// user links an identity clears it.
+	Anonymous bool
 }
+
+// AnonymousPolicy is what anonymous sign-ins may do (ANONYMOUS_USERS).
+type AnonymousPolicy string
+
+// The policies.
+const (
+	// AnonymousRefuse refuses every request of an anonymous session, before
+	// any user or tenant is created for it.
+	AnonymousRefuse AnonymousPolicy = "refuse"
+	// AnonymousReadOnly lets an anonymous session read (GET /v1/me, its
+	// keys and events) but not create or refresh keys, issue tickets or
+	// open sockets. The default.
+	AnonymousReadOnly AnonymousPolicy = "read-only"
+	// AnonymousAllow treats an anonymous session like any other.
+	AnonymousAllow AnonymousPolicy = "allow"
+)
 
 // IsKey reports whether the principal authenticated with an API key.
 func (p *Principal) IsKey() bool { return p.Method == AuthAPIKey }

@@ -22,6 +22,11 @@ const (
 	// BuiltinScopes are keyhub's own four. A dashboard (JWT) user holds
 	// these and every product scope: ScopeCatalog.All.
 	BuiltinScopes = ScopeKeysRead | ScopeKeysWrite | ScopeEventsRead | ScopeWSConnect
+	// AnonymousReadOnlyScopes is all an anonymous sign-in holds under
+	// ANONYMOUS_USERS=read-only: it reads, and creates, refreshes and
+	// connects nothing. No product scope: a visitor who has not linked an
+	// identity does not use the product.
+	AnonymousReadOnlyScopes = ScopeKeysRead | ScopeEventsRead
 )
 
 // builtinNames are the names of keyhub's own scopes, by bit.
