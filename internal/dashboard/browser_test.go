@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/go-chi/cors"
 
+	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/apitest"
 	"github.com/keyhub/keyhub/internal/dashboard"
 	"github.com/keyhub/keyhub/internal/testdep"
@@ -594,5 +596,39 @@ func TestDashboardSupabaseSignIn(t *testing.T) {
 	defer fake.mu.Unlock()
 	if fake.logouts != 1 {
 		t.Errorf("%d logouts at Supabase, want 1", fake.logouts)
+	}
+}
+
+// The scope picker offers the server's product scopes (PRODUCT_SCOPES)
+// beside keyhub's own, and a key gets exactly the boxes left checked.
+func TestDashboardProductScopes(t *testing.T) {
+	t.Parallel()
+	env := apitest.NewDev(t, map[string]string{"PRODUCT_SCOPES": "app:read,app:write"})
+	ctx := tab(t)
+	signIn(t, ctx, env.URL+"/", "scopes@example.com")
+	do(t, ctx, "create a key with app:read only",
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=keys]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#create-form input[name=scopes][value="app:write"]`)),
+		chromedp.SendKeys(chromedp.ID("create-name"), "product"),
+		chromedp.Click(chromedp.CSS(`#create-form input[name=scopes][value="app:write"]`)),
+		chromedp.Click(chromedp.CSS(`#create-form input[name=scopes][value="keys:write"]`)),
+		chromedp.Click(chromedp.CSS("#create-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.ID("secret-value")),
+	)
+	secret := eval[string](t, ctx, `document.getElementById('secret-value').value`)
+	var me api.Me
+	env.Get(t, "/v1/me", secret).Want(t, http.StatusOK, "").JSON(t, &me)
+	if want := []string{"keys:read", "events:read", "ws:connect", "app:read"}; !slices.Equal(me.Scopes, want) {
+		t.Fatalf("the key holds %v, want %v", me.Scopes, want)
+	}
+	// The picker lists each scope once, however often the page is shown.
+	do(t, ctx, "show the keys page again",
+		chromedp.Click(chromedp.ID("secret-done")),
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=me]`)),
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=keys]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#keys-table tr[data-status=active]`)),
+	)
+	if n := eval[int](t, ctx, `document.querySelectorAll('#create-form input[name=scopes]').length`); n != 6 {
+		t.Fatalf("the picker has %d boxes, want 6", n)
 	}
 }

@@ -223,7 +223,19 @@ async function showMe() {
 // ---- keys ----------------------------------------------------------------
 
 async function showKeys() {
-  await loadKeys(false);
+  await Promise.all([loadKeys(false), offerProductScopes()]);
+}
+
+// offerProductScopes adds a box for every scope the session holds that the
+// picker lacks: the server's product scopes (PRODUCT_SCOPES). A session
+// holds every scope, so /v1/me lists them all.
+async function offerProductScopes() {
+  const me = await state.api.get('/v1/me');
+  const picker = $('create-scopes');
+  const offered = new Set([...picker.querySelectorAll('input[name=scopes]')].map((box) => box.value));
+  for (const scope of me.scopes.filter((s) => !offered.has(s))) {
+    picker.append(el('label', {}, el('input', { type: 'checkbox', name: 'scopes', value: scope, checked: true }), ` ${scope}`));
+  }
 }
 
 async function loadKeys(more) {
