@@ -141,3 +141,44 @@ type DevToken struct {
 	TokenType   string `json:"token_type"`
 	ExpiresIn   int64  `json:"expires_in"`
 }
+
+// VerifyKeyRequest is the body of POST /v1/keys/verify: the key a
+// customer presented to the product, and the scope the call needs.
+type VerifyKeyRequest struct {
+	Key   string  `json:"key"`
+	Scope *string `json:"scope,omitempty"`
+}
+
+// KeyVerification answers POST /v1/keys/verify. An invalid key is only
+// {"valid":false,"code":...}: nothing else about it is told; the other
+// fields are then zero.
+type KeyVerification struct {
+	Valid bool `json:"valid"`
+	// Code is VALID, or why not: INVALID_API_KEY, KEY_REVOKED,
+	// KEY_EXPIRED, INSUFFICIENT_SCOPE, RATE_LIMITED.
+	Code      string     `json:"code"`
+	KeyID     uuid.UUID  `json:"key_id"`
+	OwnerID   uuid.UUID  `json:"owner_id"`
+	UserID    uuid.UUID  `json:"user_id"`
+	Name      string     `json:"name"`
+	Scopes    []string   `json:"scopes"`
+	Tier      string     `json:"tier"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	// RateLimit is the key's bucket after this verification; null when
+	// the server has no rate limits or could not read them (Redis down).
+	RateLimit *VerifyRateLimit `json:"ratelimit"`
+}
+
+// VerifyRateLimit is a key's request bucket.
+type VerifyRateLimit struct {
+	Limit        int   `json:"limit"`
+	Remaining    int   `json:"remaining"`
+	ResetSeconds int64 `json:"reset_seconds"`
+}
+
+// KeyRefused is what POST /v1/keys/verify tells about a key that may not
+// be used: only why.
+type KeyRefused struct {
+	Valid bool   `json:"valid"`
+	Code  string `json:"code"`
+}

@@ -50,7 +50,8 @@ func wantAPIError(t testing.TB, err error, status int, code string) *client.Erro
 func TestClientCoversEveryOperation(t *testing.T) {
 	t.Parallel()
 	doc := loadSpec(t)
-	env := apitest.NewDev(t, nil)
+	const verifyToken = "verify-token-0123456789abcdefghijklmnop"
+	env := apitest.NewDev(t, map[string]string{"VERIFY_TOKENS": verifyToken})
 	rec := newSpecRecorder(t, doc, env.Server.Client().Transport)
 	ctx := context.Background()
 	anon := newClient(t, env, rec)
@@ -88,6 +89,16 @@ func TestClientCoversEveryOperation(t *testing.T) {
 	}
 	_, err = user.CreateKey(ctx, api.CreateKeyRequest{Name: "second"})
 	wantAPIError(t, err, http.StatusConflict, "KEY_LIMIT_REACHED")
+
+	operator := newClient(t, env, rec, client.WithToken(verifyToken))
+	if v, err := operator.Verify(ctx, created.Secret, "keys:read"); err != nil || !v.Valid || v.KeyID != created.ID || v.Name != "cli" {
+		t.Fatalf("verify: %+v %v", v, err)
+	}
+	if v, err := operator.Verify(ctx, "mk_typo", ""); err != nil || v.Valid || v.Code != "INVALID_API_KEY" {
+		t.Fatalf("verify a typo: %+v %v", v, err)
+	}
+	_, err = user.Verify(ctx, created.Secret, "")
+	wantAPIError(t, err, http.StatusForbidden, "OPERATOR_CREDENTIAL_REQUIRED")
 
 	keyClient := newClient(t, env, rec, client.WithAPIKey(created.Secret))
 	if me, err := keyClient.Me(ctx); err != nil || me.KeyID == nil || *me.KeyID != created.ID {

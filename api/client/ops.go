@@ -54,6 +54,19 @@ func (c *Client) DevToken(ctx context.Context, email string) (api.DevToken, erro
 	return call[api.DevToken](ctx, c, request{method: http.MethodPost, path: "/dev/token", body: api.DevTokenRequest{Email: email}, want: http.StatusOK})
 }
 
+// Verify is POST /v1/keys/verify (verifyKey): whether key may be used now
+// (spending one request of it), needing scope unless it is empty. The
+// client's credential must be an operator's (WithToken: the service_role
+// key or a VERIFY_TOKENS secret). An invalid key is not an error: the
+// answer's Valid is false and Code says why.
+func (c *Client) Verify(ctx context.Context, key, scope string) (api.KeyVerification, error) {
+	req := api.VerifyKeyRequest{Key: key}
+	if scope != "" {
+		req.Scope = &scope
+	}
+	return call[api.KeyVerification](ctx, c, request{method: http.MethodPost, path: "/v1/keys/verify", body: req, want: http.StatusOK})
+}
+
 // Me is GET /v1/me (getMe): who the credential belongs to.
 func (c *Client) Me(ctx context.Context) (api.Me, error) {
 	return call[api.Me](ctx, c, request{method: http.MethodGet, path: "/v1/me", want: http.StatusOK})

@@ -1,5 +1,5 @@
 -- name: GetKeyForAuth :one
-SELECT k.id, k.owner_id, k.user_id, k.key_prefix, k.scopes, k.expires_at, k.revoked_at,
+SELECT k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.scopes, k.expires_at, k.revoked_at,
        k.lineage_id, o.tier, u.email
 FROM api_keys k
 JOIN owners o ON o.id = k.owner_id

@@ -34,6 +34,7 @@ import (
 	"github.com/keyhub/keyhub/internal/jwtverify"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/metrics"
+	"github.com/keyhub/keyhub/internal/operator"
 	"github.com/keyhub/keyhub/internal/postgres"
 	"github.com/keyhub/keyhub/internal/ratelimit"
 	"github.com/keyhub/keyhub/internal/ws"
@@ -243,6 +244,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		// Upstreams verify Keyhub-Identity against it.
 		IdentityJWKS: signer.JWKSHandler(),
 		Gateway:      gw,
+		Operators:    operator.New(operator.Config{JWTSecret: cfg.JWTSecret, Tokens: cfg.VerifyTokens}),
 	})
 	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, Identity: signer, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log, draining: draining, Metrics: m, redis: redisClient}, nil
 }

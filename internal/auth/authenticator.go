@@ -268,6 +268,12 @@ func (a *Authenticator) resolveToken(ctx context.Context, token string) (*keyhub
 	return &p, nil
 }
 
+// Credential is the one credential in h, by the extractor chain's rules
+// ("" when there is none): a front door that also accepts a credential
+// the chain cannot resolve (an operator's, POST /v1/keys/verify) reads it
+// exactly as the chain would.
+func Credential(h http.Header) (string, error) { return extract(h) }
+
 // extract finds the one credential of a request ("" when there is none).
 func extract(h http.Header) (string, error) {
 	cred := ""

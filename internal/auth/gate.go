@@ -16,7 +16,8 @@ import (
 
 // Gate is the one admission step every front door calls: the REST
 // middleware, the WebSocket upgrade (headers, ticket or first message), the
-// gateway's proxy and forward auth. Its order is fixed here, once:
+// gateway's proxy and forward auth, and the verify API (AdmitKey, for the
+// key asked about). Its order is fixed here, once:
 //
 //  1. an address over its failed-authentication limit is refused before
 //     its credential is looked at (guessing costs no database query);
@@ -160,11 +161,39 @@ func (g *Gate) RefuseBlocked(client netip.Addr) error {
 	return nil
 }
 
+// AdmitKey runs the admission step on an API key presented on someone
+// else's behalf: a product's backend asking whether its customer's key may
+// be used now (POST /v1/keys/verify). The key is resolved through the same
+// caches, refused when expired, spends its own bucket and must hold
+// need.Scope, by the same code as a request made with it. Only the address
+// steps are left out: the address is the backend's, which passed them with
+// its own credential, and must neither be blocked by nor pay for its
+// customers' mistyped keys.
+func (g *Gate) AdmitKey(ctx context.Context, key string, need Need) (Admission, error) {
+	adm, _, err := g.judge(ctx, need, func(ctx context.Context) (*keyhub.Principal, string, error) {
+		p, err := g.auth.ResolveKey(ctx, key)
+		return p, "verify", err
+	})
+	return adm, err
+}
+
 func (g *Gate) admit(ctx context.Context, client netip.Addr, need Need, resolve Resolver) (Admission, error) {
-	adm := Admission{Client: client}
 	if err := g.RefuseBlocked(client); err != nil {
-		return adm, err
+		return Admission{Client: client}, err
 	}
+	adm, resolved, err := g.judge(ctx, need, resolve)
+	adm.Client = client
+	if !resolved {
+		err = g.countFailure(ctx, client, err)
+	}
+	return adm, err
+}
+
+// judge is the admission step after the address's: resolve the
+// credential, refuse it expired, spend its bucket, check the scope.
+// resolved is false when the credential itself was refused (a failed
+// authentication, which admit counts against the address).
+func (g *Gate) judge(ctx context.Context, need Need, resolve Resolver) (adm Admission, resolved bool, err error) {
 	p, method, err := resolve(ctx)
 	if err == nil && p == nil {
 		err = errMissing
@@ -174,20 +203,17 @@ func (g *Gate) admit(ctx context.Context, client netip.Addr, need Need, resolve 
 	}
 	g.auth.RecordOutcome(ctx, method, err)
 	if err != nil {
-		return adm, g.countFailure(ctx, client, err)
+		return adm, false, err
 	}
 	adm.Principal = p
 	if g.limits != nil {
 		d := g.limits.Principal(ctx, p)
 		adm.Decision, adm.Spent = d, true
 		if !d.Allowed {
-			return adm, Refuse(d, whyPrincipalLimit(p))
+			return adm, true, Refuse(d, whyPrincipalLimit(p))
 		}
 	}
-	if err := g.CheckScope(p, need.Scope); err != nil {
-		return adm, err
-	}
-	return adm, nil
+	return adm, true, g.CheckScope(p, need.Scope)
 }
 
 // countFailure spends one unit of client's failed-authentication bucket

@@ -10,8 +10,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keyhub/keyhub/internal/apikey"
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/pgtest"
+	"github.com/keyhub/keyhub/internal/postgres"
 	"github.com/keyhub/keyhub/internal/ratelimit"
 )
 
@@ -130,5 +133,51 @@ func TestGateAdmitHeaders(t *testing.T) {
 	r.Header.Set("Authorization", "Basic abc")
 	if _, err := g.Admit(r, auth.Need{Anonymous: true}); keyhub.ErrorCode(err) != keyhub.CodeInvalidToken {
 		t.Fatalf("malformed header: %v", err)
+	}
+}
+
+// AdmitKey is the gate for a key asked about on its holder's behalf: a
+// cached key costs no database lookup, each verification spends the key's
+// bucket and judges its scope, and mistyped keys are refused as such
+// however many there are (no address pays for them: the asker's is not
+// the key holder's).
+func TestGateAdmitKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := pgtest.NewDB(t)
+	store := &countingStore{Store: postgres.NewStore(pool, nil)}
+	cache := auth.NewApiKeyCache(store, auth.KeyCacheConfig{TTL: time.Minute, Size: 10, NegativeTTL: time.Minute, NegativeSize: 10}, nil)
+	limits := ratelimit.New(ratelimit.Config{
+		TierRPM:      map[keyhub.Tier]int{keyhub.TierFree: 3},
+		AuthFailures: ratelimit.Limit{Rate: 2, Burst: 2, Period: time.Minute},
+	})
+	g := auth.NewGate(auth.New(auth.Config{Keys: cache}), limits, nil, nil)
+	k, _ := newKey(t, store.Store, "verify@example.com")
+
+	for want := 2; want >= 1; want-- {
+		adm, err := g.AdmitKey(ctx, k.Secret, auth.Need{Scope: keyhub.ScopeKeysRead})
+		if err != nil || adm.Principal.KeyID != k.Key.ID || !adm.Spent || adm.Decision.Remaining != want {
+			t.Fatalf("want %d remaining: %+v %v", want, adm, err)
+		}
+	}
+	if n := store.lookups.Load(); n != 1 {
+		t.Fatalf("two verifications made %d database lookups, want 1 (the first)", n)
+	}
+	// Lacking the scope is refused and still spends: the last request.
+	if _, err := g.AdmitKey(ctx, k.Secret, auth.Need{Scope: keyhub.Scopes(1 << 40)}); keyhub.ErrorCode(err) != keyhub.CodeInsufficientScope {
+		t.Fatalf("missing scope: %v", err)
+	}
+	var refused *auth.Refusal
+	if _, err := g.AdmitKey(ctx, k.Secret, auth.Need{}); !asRefusal(err, &refused) || refused.Decision.RetryAfter <= 0 {
+		t.Fatalf("4th verification of a 3/min key: %v", err)
+	}
+
+	for i := range 5 {
+		unknown, _ := apikey.Generate()
+		for _, key := range []string{unknown, "mk_typo", "not a key"} {
+			if _, err := g.AdmitKey(ctx, key, auth.Need{}); keyhub.ErrorCode(err) != keyhub.CodeInvalidAPIKey && keyhub.ErrorCode(err) != keyhub.CodeUnknownAPIKey {
+				t.Fatalf("round %d, %q: %v", i, key, err)
+			}
+		}
 	}
 }

@@ -103,6 +103,9 @@ type Config struct {
 	// PublicURL is keyhub's address as clients and upstreams know it: the
 	// iss of Keyhub-Identity tokens.
 	PublicURL string
+	// VerifyTokens are the operator secrets accepted by POST
+	// /v1/keys/verify (besides the service_role key).
+	VerifyTokens []string
 	// GatewaySigningKey is the path of the PEM or JWK private key that
 	// signs Keyhub-Identity tokens; empty: generated (see README).
 	GatewaySigningKey string
@@ -174,6 +177,7 @@ func Load(getenv func(string) string) (Config, error) {
 		Scopes:              p.scopes("PRODUCT_SCOPES"),
 		PublicURL:           strings.TrimRight(p.str("PUBLIC_URL", ""), "/"),
 		GatewaySigningKey:   p.str("GATEWAY_SIGNING_KEY", ""),
+		VerifyTokens:        p.list("VERIFY_TOKENS"),
 
 		GatewayRoutes:  p.routes("GATEWAY_ROUTES"),
 		GatewayTimeout: p.duration("GATEWAY_TIMEOUT", 0), // default: from REQUEST_TIMEOUT, below
@@ -257,6 +261,11 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			return Config{}, fmt.Errorf("METRICS_ADDR must be host:port or :port, got %q", c.MetricsAddr)
+		}
+	}
+	for _, token := range c.VerifyTokens {
+		if len(token) < 32 {
+			return Config{}, fmt.Errorf("VERIFY_TOKENS must list secrets of at least 32 characters each")
 		}
 	}
 	if c.PublicURL == "" {

@@ -92,6 +92,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"GATEWAY_TIMEOUT":            {"DATABASE_URL": db, "GATEWAY_TIMEOUT": "30s"},
 		"GATEWAY_ROUTES: route /app/ names the unknown scope": {"DATABASE_URL": db, "PRODUCT_SCOPES": "app:read", "GATEWAY_ROUTES": "/app/ http://x read_scope=app:read scope=app:write"},
 		"ANONYMOUS_USERS": {"DATABASE_URL": db, "ANONYMOUS_USERS": "readonly"},
+		"VERIFY_TOKENS":   {"DATABASE_URL": db, "VERIFY_TOKENS": "short"},
 	}
 	for name, vars := range cases {
 		_, err := load(vars)

@@ -90,7 +90,7 @@ func (q *Queries) GetKey(ctx context.Context, db DBTX, arg GetKeyParams) (ApiKey
 }
 
 const getKeyForAuth = `-- name: GetKeyForAuth :one
-SELECT k.id, k.owner_id, k.user_id, k.key_prefix, k.scopes, k.expires_at, k.revoked_at,
+SELECT k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.scopes, k.expires_at, k.revoked_at,
        k.lineage_id, o.tier, u.email
 FROM api_keys k
 JOIN owners o ON o.id = k.owner_id
@@ -102,6 +102,7 @@ type GetKeyForAuthRow struct {
 	ID        uuid.UUID
 	OwnerID   uuid.UUID
 	UserID    uuid.UUID
+	Name      string
 	KeyPrefix string
 	Scopes    []string
 	ExpiresAt *time.Time
@@ -118,6 +119,7 @@ func (q *Queries) GetKeyForAuth(ctx context.Context, db DBTX, keyHash string) (G
 		&i.ID,
 		&i.OwnerID,
 		&i.UserID,
+		&i.Name,
 		&i.KeyPrefix,
 		&i.Scopes,
 		&i.ExpiresAt,

@@ -14,6 +14,7 @@ import (
 	"github.com/keyhub/keyhub/internal/gateway"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/metrics"
+	"github.com/keyhub/keyhub/internal/operator"
 	"github.com/keyhub/keyhub/internal/ratelimit"
 )
 
@@ -52,6 +53,9 @@ type Deps struct {
 	// Scopes names the scopes keys may carry (keyhub's and PRODUCT_SCOPES);
 	// nil knows keyhub's own only.
 	Scopes *keyhub.ScopeCatalog
+	// Operators tells operator credentials (POST /v1/keys/verify) from
+	// tenants'; nil accepts none.
+	Operators *operator.Checker
 	// IdentityJWKS serves the public key of the identities the gateway
 	// sends upstream (GET /.well-known/jwks.json); nil leaves it unrouted.
 	IdentityJWKS http.Handler

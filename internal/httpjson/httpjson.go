@@ -52,6 +52,7 @@ var statusOfCode = map[keyhub.Code]int{
 	keyhub.CodeUserSessionRequired:  http.StatusForbidden,
 	keyhub.CodeAnonymousUser:        http.StatusForbidden,
 	keyhub.CodeOriginNotAllowed:     http.StatusForbidden,
+	keyhub.CodeOperatorRequired:     http.StatusForbidden,
 	keyhub.CodeNotFound:             http.StatusNotFound,
 	keyhub.CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
 	keyhub.CodeKeyLimitReached:      http.StatusConflict,

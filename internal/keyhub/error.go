@@ -38,6 +38,9 @@ const (
 	// is_anonymous) what ANONYMOUS_USERS does not let it do.
 	CodeAnonymousUser    Code = "ANONYMOUS_USER"
 	CodeOriginNotAllowed Code = "ORIGIN_NOT_ALLOWED"
+	// CodeOperatorRequired refuses a tenant's credential where only the
+	// operator's is accepted (POST /v1/keys/verify).
+	CodeOperatorRequired Code = "OPERATOR_CREDENTIAL_REQUIRED"
 
 	CodeKeyLimitReached     Code = "KEY_LIMIT_REACHED"
 	CodeKeyAlreadyExists    Code = "KEY_ALREADY_EXISTS"

@@ -71,12 +71,13 @@ type Principal struct {
 	Tier    Tier
 	Email   string
 	Method  AuthMethod
-	// KeyID, LineageID and KeyPrefix are set when Method is AuthAPIKey.
+	// KeyID, LineageID, KeyPrefix and KeyName are set when Method is AuthAPIKey.
 	KeyID uuid.UUID
 	// LineageID is the key's lineage (Key.LineageID): what the key may
 	// spend belongs to it, so that a refresh does not start afresh.
 	LineageID uuid.UUID
 	KeyPrefix string
+	KeyName   string
 	Scopes    Scopes
 	// ExpiresAt is when the credential stops being valid: the key's
 	// expires_at or the token's exp. Zero means never.

@@ -180,7 +180,8 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Register(cs ...prometheus.Collector) { m.registry.MustRegister(cs...) }
 
 // AuthOutcome records one authentication attempt: method is "jwt",
-// "api_key", "ticket", "first_message" or "unknown"; err nil is "OK". The
+// "api_key", "ticket", "first_message", "verify" (a key an operator asks
+// about) or "unknown"; err nil is "OK". The
 // reason label is the error's Reason, a fixed set of constants (never a
 // value from the request).
 func (m *Metrics) AuthOutcome(method string, err error) {

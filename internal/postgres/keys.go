@@ -337,6 +337,7 @@ func (s *Store) KeyForAuth(ctx context.Context, keyHashHex string) (keyhub.AuthK
 		KeyID:     row.ID,
 		LineageID: row.LineageID,
 		KeyPrefix: row.KeyPrefix,
+		KeyName:   row.Name,
 		Scopes:    s.scopes.FromStored(row.Scopes),
 	}
 	if row.ExpiresAt != nil {

@@ -1,0 +1,118 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/keyhub/keyhub/api"
+	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/httpjson"
+	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/ratelimit"
+)
+
+// POST /v1/keys/verify: a backend service (the product behind keyhub)
+// asks whether a key its customer presented may be used now, in the
+// manner of Unkey's verifyKey and RFC 7662. Only operators may ask; a
+// well-formed question is always answered 200, valid or not. The key
+// passes the same gate as a request made with it (auth.Gate.AdmitKey):
+// resolved through the same caches, so a cached key needs no database,
+// and spending its own bucket, since the product's traffic is the key's
+// traffic.
+
+var errOperatorRequired = keyhub.Errorf(keyhub.CodeOperatorRequired,
+	"verifying keys needs an operator credential (the service_role key or a VERIFY_TOKENS secret), not a tenant's key or session")
+
+func (s *server) handleKeyVerify(w http.ResponseWriter, r *http.Request) {
+	if err := s.admitOperator(r); err != nil {
+		auth.WriteError(w, r, err)
+		return
+	}
+	var req api.VerifyKeyRequest
+	if err := httpjson.Decode(w, r, &req, false); err != nil {
+		httpjson.Error(w, r, err)
+		return
+	}
+	if req.Key == "" {
+		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "key is required"))
+		return
+	}
+	var need keyhub.Scopes
+	if req.Scope != nil {
+		var err error
+		if need, err = s.deps.Scopes.Parse([]string{*req.Scope}); err != nil {
+			httpjson.Error(w, r, err)
+			return
+		}
+	}
+	adm, err := s.deps.Gate.AdmitKey(r.Context(), req.Key, auth.Need{Scope: need})
+	if err != nil {
+		code, ok := verdictCode(err)
+		if !ok {
+			httpjson.Error(w, r, err) // no verdict: the database did not answer (503)
+			return
+		}
+		httpjson.Write(w, http.StatusOK, api.KeyRefused{Valid: false, Code: string(code)})
+		return
+	}
+	httpjson.Write(w, http.StatusOK, s.keyVerification(adm))
+}
+
+// admitOperator accepts an operator's bearer credential. Anything else
+// goes to the gate, which tells what it is: a tenant's valid key or
+// session is 403; a missing credential 401; a wrong one 401, counted
+// against the client address like every failed authentication (429 once
+// over that limit).
+func (s *server) admitOperator(r *http.Request) error {
+	gate := s.deps.Gate
+	// An address over its failure limit is refused before its credential
+	// is looked at: guessing an operator's secret is guessing too.
+	if err := gate.RefuseBlocked(gate.Client(r)); err != nil {
+		return err
+	}
+	if cred, err := auth.Credential(r.Header); err == nil && s.deps.Operators.IsOperator(cred) {
+		return nil
+	}
+	if _, err := gate.Admit(r, auth.Need{}); err != nil {
+		return err
+	}
+	return errOperatorRequired
+}
+
+// verdictCode is what a refused key's answer says, the only thing it
+// says: ok is false for a refusal that is no verdict on the key (an
+// outage).
+func verdictCode(err error) (code keyhub.Code, ok bool) {
+	var limited *auth.Refusal
+	if errors.As(err, &limited) {
+		return keyhub.CodeRateLimited, true
+	}
+	switch code := keyhub.ErrorCode(err); code {
+	case keyhub.CodeKeyRevoked, keyhub.CodeKeyExpired, keyhub.CodeInsufficientScope:
+		return code, true
+	default:
+		// Unknown, malformed or not a key at all: which one is nobody's
+		// business but the key holder's.
+		return keyhub.CodeInvalidAPIKey, ratelimit.IsAuthFailure(err)
+	}
+}
+
+// keyVerification is the answer for an admitted key: what it holds and
+// its bucket after this verification.
+func (s *server) keyVerification(adm auth.Admission) api.KeyVerification {
+	p := adm.Principal
+	v := api.KeyVerification{
+		Valid: true, Code: "VALID",
+		KeyID: p.KeyID, OwnerID: p.OwnerID, UserID: p.UserID, Name: p.KeyName,
+		Scopes: s.deps.Scopes.Names(p.Scopes), Tier: string(p.Tier),
+	}
+	// Without Redis's answer, nothing is known to remain: null.
+	if d := adm.Decision; adm.Spent && d.Err == nil {
+		v.RateLimit = &api.VerifyRateLimit{Limit: d.Limit.Rate, Remaining: d.Remaining, ResetSeconds: d.ResetSeconds()}
+	}
+	if !p.ExpiresAt.IsZero() {
+		t := api.Timestamp(p.ExpiresAt)
+		v.ExpiresAt = &t
+	}
+	return v
+}
