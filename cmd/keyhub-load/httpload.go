@@ -22,12 +22,25 @@ import (
 
 // request builds the bytes of a GET request with the given headers.
 func request(host, path string, headers map[string]string) []byte {
+	return rawRequest("GET", host, path, headers, nil)
+}
+
+// postJSON builds the bytes of a POST request carrying body as JSON.
+func postJSON(host, path string, headers map[string]string, body []byte) []byte {
+	return rawRequest("POST", host, path, headers, body)
+}
+
+func rawRequest(method, host, path string, headers map[string]string, body []byte) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: keyhub-load\r\n", path, host)
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: keyhub-load\r\n", method, path, host)
 	for name, value := range headers {
 		fmt.Fprintf(&b, "%s: %s\r\n", name, value)
 	}
+	if body != nil {
+		fmt.Fprintf(&b, "Content-Type: application/json\r\nContent-Length: %d\r\n", len(body))
+	}
 	b.WriteString("\r\n")
+	b.Write(body)
 	return b.Bytes()
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -26,8 +27,11 @@ type keyhubServer struct {
 	addr      string // public listener, host:port
 	debugAddr string // DEBUG_ADDR: pprof, used to force a GC
 	dbURL     string // keyhub's own database
-	dir       string // data dir and log file
-	exited    chan struct{}
+	// verifyToken is the operator secret (VERIFY_TOKENS) of POST
+	// /v1/keys/verify.
+	verifyToken string
+	dir         string // data dir and log file
+	exited      chan struct{}
 }
 
 // startKeyhub creates a fresh database on the server of baseURL, migrates
@@ -55,7 +59,9 @@ func startKeyhub(ctx context.Context, bin, baseURL string, logf func(string, ...
 	if err != nil {
 		return nil, err
 	}
+	verifyToken := rand.Text() + rand.Text() // 52 random base32 characters
 	env := append(os.Environ(),
+		"VERIFY_TOKENS="+verifyToken,
 		"DATABASE_URL="+dbURL,
 		"LISTEN_ADDR="+addr,
 		"DEBUG_ADDR="+debugAddr,
@@ -80,7 +86,7 @@ func startKeyhub(ctx context.Context, bin, baseURL string, logf func(string, ...
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start keyhub: %w", err)
 	}
-	s := &keyhubServer{cmd: cmd, addr: addr, debugAddr: debugAddr, dbURL: dbURL, dir: dir, exited: make(chan struct{})}
+	s := &keyhubServer{cmd: cmd, addr: addr, debugAddr: debugAddr, dbURL: dbURL, dir: dir, verifyToken: verifyToken, exited: make(chan struct{})}
 	go func() { cmd.Wait(); logFile.Close(); close(s.exited) }()
 	logf("keyhub pid %d on %s (log: %s)", cmd.Process.Pid, addr, logFile.Name())
 
