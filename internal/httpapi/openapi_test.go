@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/apikey"
@@ -95,6 +96,12 @@ func TestOpenAPIHealth(t *testing.T) {
 	env.Get(t, "/readyz", "").Want(t, http.StatusOK, "")
 	env.Post(t, "/healthz", "", nil).Want(t, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
 	env.Delete(t, "/readyz", "").Want(t, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
+	// RFC 9110: a 405 says what is allowed, here and under /v1's subrouter.
+	for path, want := range map[string]string{"/healthz": "GET", "/v1/keys": "GET, POST", "/v1/keys/" + uuid.NewString(): "GET, DELETE"} {
+		if got := env.Do(t, apitest.Request{Method: http.MethodPut, Path: path}).Want(t, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED").Header.Get("Allow"); got != want {
+			t.Errorf("PUT %s: Allow %q, want %q", path, got, want)
+		}
+	}
 	env.Get(t, "/nowhere", "").Want(t, http.StatusNotFound, "NOT_FOUND")
 	// Outside dev mode the JWKS route does not exist.
 	env.Get(t, "/auth/v1/.well-known/jwks.json", "").Want(t, http.StatusNotFound, "NOT_FOUND")

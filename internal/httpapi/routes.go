@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"net/netip"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -29,8 +30,11 @@ func routes(d Deps) http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		// RFC 9110 15.5.6: a 405 lists what the path allows. chi knows
+		// that only for its own default handler, so ask the router.
+		w.Header()["Allow"] = []string{strings.Join(allowedMethods(r, req.URL.Path), ", ")}
+		httpjson.Error(w, req, keyhub.Errorf(keyhub.CodeMethodNotAllowed, "%s is not allowed on %s", req.Method, req.URL.Path))
 	})
 
 	// Public.
@@ -113,4 +117,18 @@ func routes(d Deps) http.Handler {
 		}
 	})
 	return r
+}
+
+// routeMethods are the methods a 405's Allow header may name.
+var routeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions}
+
+// allowedMethods are the methods routes serves on path.
+func allowedMethods(routes chi.Routes, path string) []string {
+	var allow []string
+	for _, method := range routeMethods {
+		if routes.Match(chi.NewRouteContext(), method, path) {
+			allow = append(allow, method)
+		}
+	}
+	return allow
 }
