@@ -48,6 +48,16 @@ type Redis struct {
 	failures    atomic.Int64 // since the last log line
 	lastLog     atomic.Int64 // unix nanos
 	pausedUntil atomic.Int64 // unix nanos; see pauseAfterError
+	// down is the outage under way (nil: none). A request during the pause
+	// logs its real cause, not "not asked"; the first success ends it with
+	// one INFO line. Loaded once per successful round trip: one atomic read.
+	down atomic.Pointer[outage]
+}
+
+// outage is a Redis outage: since when, and the last error Redis gave.
+type outage struct {
+	since time.Time
+	cause error
 }
 
 // RedisConfig assembles a Redis limiter.
@@ -107,6 +117,9 @@ func (r *Redis) Allow(ctx context.Context, key string, limit Limit) (Result, err
 		r.failed(err)
 		return Result{}, err
 	}
+	if o := r.down.Load(); o != nil && r.down.CompareAndSwap(o, nil) {
+		r.log.Info("rate limit: Redis is back", "down_for", r.now().Sub(o.since).Round(time.Millisecond), "last_error", o.cause)
+	}
 	out := Result{Allowed: res.Allowed > 0, Remaining: res.Remaining, ResetAfter: max(res.ResetAfter, 0)}
 	if !out.Allowed {
 		out.RetryAfter = max(res.RetryAfter, time.Millisecond)
@@ -134,6 +147,16 @@ func (r *Redis) Blocked(key string, _ Limit) (time.Duration, bool) {
 func (r *Redis) failed(err error) {
 	if r.onError != nil {
 		r.onError()
+	}
+	o := r.down.Load()
+	if errors.Is(err, ErrRedisPaused) && o != nil {
+		err = o.cause // what Redis said, not that it was not asked
+	} else {
+		since := r.now()
+		if o != nil {
+			since = o.since
+		}
+		r.down.Store(&outage{since: since, cause: err})
 	}
 	n := r.failures.Add(1)
 	now := r.now().UnixNano()

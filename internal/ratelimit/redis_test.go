@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -221,5 +223,61 @@ func TestCanceledRequestIsNotAnOutage(t *testing.T) {
 	}
 	if n := failures.Load(); n != 0 {
 		t.Fatalf("%d Redis errors counted for a canceled request", n)
+	}
+}
+
+// An outage's WARN lines name Redis's own error, also while Redis is not
+// asked (the pause), and its end is logged once at INFO.
+func TestRedisOutageLogsCauseAndRecovery(t *testing.T) {
+	t.Parallel()
+	var down atomic.Bool
+	down.Store(true)
+	opts, err := redis.ParseURL(redistest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := net.Dialer{Timeout: time.Second}
+	opts.MaxRetries, opts.DialerRetries = -1, 1
+	opts.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if down.Load() {
+			return nil, errors.New("dial refused by the test")
+		}
+		return dial.DialContext(ctx, network, addr)
+	}
+	client := redis.NewClient(opts)
+	t.Cleanup(func() { _ = client.Close() })
+	var logBuf bytes.Buffer
+	l := NewRedis(RedisConfig{Client: client, RefusedSize: 10, Log: slog.New(slog.NewTextHandler(&logBuf, nil))})
+	start := time.Now()
+	l.now = func() time.Time { return start }
+	if _, err := l.Allow(context.Background(), "k", PerMinute(10)); err == nil {
+		t.Fatal("Allow with every dial refused must fail")
+	}
+	// Past the log interval but inside a fresh pause: the request is not
+	// sent, and the WARN says why Redis failed.
+	l.now = func() time.Time { return start.Add(errorLogInterval) }
+	l.pausedUntil.Store(start.Add(errorLogInterval + pauseAfterError).UnixNano())
+	if _, err := l.Allow(context.Background(), "k", PerMinute(10)); !errors.Is(err, ErrRedisPaused) {
+		t.Fatalf("during the pause: %v", err)
+	}
+	if n := strings.Count(logBuf.String(), "dial refused by the test"); n != 2 {
+		t.Fatalf("%d WARN lines name the cause, want 2:\n%s", n, logBuf.String())
+	}
+	if strings.Contains(logBuf.String(), "not asked") {
+		t.Fatalf("a WARN line hides the cause:\n%s", logBuf.String())
+	}
+
+	down.Store(false)
+	l.now = func() time.Time { return start.Add(errorLogInterval + 2*pauseAfterError) }
+	for range 2 {
+		if _, err := l.Allow(context.Background(), "k", PerMinute(10)); err != nil {
+			t.Fatalf("Redis is back: %v", err)
+		}
+	}
+	if n := strings.Count(logBuf.String(), "Redis is back"); n != 1 {
+		t.Fatalf("%d recovery lines, want 1:\n%s", n, logBuf.String())
+	}
+	if !strings.Contains(logBuf.String(), "down_for=12s") {
+		t.Fatalf("the recovery line does not say how long Redis was down:\n%s", logBuf.String())
 	}
 }
