@@ -31,8 +31,12 @@ const (
 	// before it is disconnected rather than slowing the writer of events.
 	eventBacklog = 64
 	// maxRateStrikes is how many messages over the rate limit are answered
-	// with RATE_LIMITED before the connection is closed.
+	// with RATE_LIMITED within strikeWindow before the connection is
+	// closed. They are counted in a window, not since the last allowed
+	// message: a client slipping one allowed message between bursts would
+	// otherwise never be closed.
 	maxRateStrikes = 10
+	strikeWindow   = time.Minute
 )
 
 // conn is one authenticated connection. It costs one goroutine, the
@@ -357,7 +361,9 @@ func messageRate(limits keyhub.TierLimits) rate.Limit {
 // fails or closes.
 func (h *Hub) readLoop(ctx context.Context, c *conn) error {
 	limiter := c.limiter // set before the reader starts; safe for concurrent use
-	strikes := 0
+	// A bucket of maxRateStrikes warnings refilled over strikeWindow: a
+	// sliding window, so bursts straddling a window's edge gain nothing.
+	strikes := rate.NewLimiter(rate.Every(strikeWindow/maxRateStrikes), maxRateStrikes)
 	for {
 		_, data, err := c.ws.Read(ctx)
 		if err != nil {
@@ -369,7 +375,7 @@ func (h *Hub) readLoop(ctx context.Context, c *conn) error {
 		if res := limiter.ReserveN(now, 1); !res.OK() || res.DelayFrom(now) > 0 {
 			delay := res.DelayFrom(now)
 			res.CancelAt(now)
-			if strikes++; strikes > maxRateStrikes {
+			if !strikes.AllowN(now, 1) {
 				c.kill(websocket.StatusPolicyViolation, "rate limit exceeded")
 				continue // keep reading so that the close handshake completes
 			}
@@ -378,7 +384,6 @@ func (h *Hub) readLoop(ctx context.Context, c *conn) error {
 			}
 			continue
 		}
-		strikes = 0
 		if err := h.answer(ctx, c, data); err != nil {
 			return err
 		}

@@ -1,19 +1,21 @@
 package ws_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/keyhub/keyhub/api"
 	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/apitest"
 	"github.com/keyhub/keyhub/internal/redistest"
 )
@@ -118,6 +120,85 @@ func TestRateLimit(t *testing.T) {
 		_ = c.Write(context.Background(), websocket.MessageText, []byte(`{"type":"ping"}`))
 	}
 	expectClose(t, c, websocket.StatusPolicyViolation, 2*time.Second)
+}
+
+// maxRateStrikesForTest is the server's warnings per minute before it
+// closes (ws.maxRateStrikes).
+const maxRateStrikesForTest = 10
+
+// Warnings are counted in a window, not since the last allowed message: a
+// client slipping an allowed message between bursts over the rate is still
+// closed with 1008 after maxRateStrikes warnings.
+func TestRateLimitWarningsCountedPerWindow(t *testing.T) {
+	t.Parallel()
+	env, jwt, key := setup(t, nil)
+	var me api.Me
+	env.Get(t, "/v1/me", jwt).Want(t, http.StatusOK, "").JSON(t, &me)
+	// Enterprise: 10,000 messages a minute, one every 6 ms, so short pauses
+	// let an allowed message through between bursts.
+	if _, err := env.Pool.Exec(context.Background(), `UPDATE owners SET tier = 'enterprise' WHERE id = $1`, me.OwnerID); err != nil {
+		t.Fatal(err)
+	}
+	c := mustDial(t, env, "/v1/ws", bearer(key.Secret))
+	if tier := readWelcome(t, c).str("tier"); tier != "enterprise" {
+		t.Fatalf("tier %q, want enterprise", tier)
+	}
+	closed := make(chan websocket.StatusCode, 1)
+	var warnings, answers atomic.Int64
+	go func() {
+		for {
+			_, data, err := c.Read(context.Background())
+			if err != nil {
+				closed <- websocket.CloseStatus(err)
+				return
+			}
+			if bytes.Contains(data, []byte(`"RATE_LIMITED"`)) {
+				warnings.Add(1)
+			}
+			answers.Add(1)
+		}
+	}()
+	// answered waits until the server has answered n messages in all, so
+	// that a burst reaches it only after the pause before it.
+	answered := func(n int64) bool {
+		for answers.Load() < n {
+			select {
+			case code := <-closed:
+				if code != websocket.StatusPolicyViolation {
+					t.Fatalf("closed with %d, want 1008", code)
+				}
+				return false
+			case <-time.After(time.Millisecond):
+			}
+		}
+		return true
+	}
+	ping := []byte(`{"type":"ping"}`)
+	sent := int64(0)
+	for range 10000 { // empties the bucket
+		if err := c.Write(context.Background(), websocket.MessageText, ping); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+	}
+	if !answered(sent) {
+		t.Fatal("closed before any warning")
+	}
+	// Bursts of 4 after short pauses: the first passes on a token refilled
+	// meanwhile, so never more than 3 warnings come in a row. (On a slow
+	// machine a pause may refill the whole burst: no warning, no harm.)
+	deadline := time.Now().Add(time.Minute)
+	for warnings.Load() < 3*maxRateStrikesForTest && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // refills at least one message
+		for range 4 {
+			_ = c.Write(context.Background(), websocket.MessageText, ping)
+			sent++
+		}
+		if !answered(sent) {
+			return // closed with 1008
+		}
+	}
+	t.Fatalf("%d warnings, with allowed messages between them, and the connection is still open", warnings.Load())
 }
 
 func TestMessageTooBigCloses1009(t *testing.T) {
