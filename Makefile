@@ -9,8 +9,13 @@ PG_DIR := .keyhub/pg
 # installs the missing ones as root (waiting for another apt) and, in CI,
 # fails when one is still missing instead of letting its tests skip.
 TEST_PACKAGES := postgresql redis-server chromium nginx caddy docker-compose
+# axe-core checks the dashboard's accessibility in its browser tests; it
+# is cached per user, outside the repository, like the apt-installed Chromium.
+AXE_VERSION := 4.14.1
+AXE_JS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/keyhub/axe-core-$(AXE_VERSION)/node_modules/axe-core/axe.min.js
+export KEYHUB_AXE_JS ?= $(AXE_JS)
 
-.PHONY: help run stop test test-in-cluster packages build clean generate check-generated bench token chromium measure-propagation loadtest
+.PHONY: help run stop test test-in-cluster packages build clean generate check-generated bench token chromium axe-core screenshots measure-propagation loadtest
 
 ## help: list these targets (the lines starting with two hashes)
 help:
@@ -31,7 +36,7 @@ stop:
 # nginx lives in /usr/sbin, which a non-root PATH lacks: the tests look for
 # their programs on PATH.
 test: export PATH := $(PATH):/usr/sbin:/sbin
-test: packages $(SQLC)
+test: packages $(SQLC) axe-core
 	@db/pgcluster.sh throwaway -- db/redis.sh throwaway -- $(MAKE) --no-print-directory test-in-cluster
 
 test-in-cluster:
@@ -49,6 +54,24 @@ packages:
 ## chromium: the headless browser of the dashboard tests (internal/dashboard)
 chromium:
 	@db/require.sh chromium
+
+## axe-core: the accessibility checker of the dashboard tests, from npm into the user's cache when missing (npm through db/require.sh); in CI a missing one fails the tests
+axe-core:
+	@if [ ! -f "$(KEYHUB_AXE_JS)" ]; then \
+	  db/require.sh npm || exit 1; \
+	  if command -v npm >/dev/null 2>&1; then \
+	    dir=$$(dirname "$$(dirname "$$(dirname "$(KEYHUB_AXE_JS)")")"); \
+	    echo "axe-core not found; installing axe-core@$(AXE_VERSION) from npm into $$dir (dashboard accessibility tests)"; \
+	    npm install --prefix "$$dir" --no-save --no-audit --no-fund --silent axe-core@$(AXE_VERSION) >/dev/null || exit 1; \
+	  else \
+	    echo "axe-core not found and npm missing: the dashboard's accessibility checks skip (in CI they fail)"; \
+	  fi; \
+	fi
+
+## screenshots: regenerate the dashboard pictures in internal/dashboard/docs/ (a throwaway PostgreSQL, headless Chromium)
+screenshots: chromium axe-core
+	@db/pgcluster.sh throwaway -- env KEYHUB_DASHBOARD_SCREENSHOTS=$(CURDIR)/internal/dashboard/docs \
+	  $(GO) test -count=1 -run '^TestDashboard' ./internal/dashboard/
 
 ## build: bin/keyhub
 build:

@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -22,6 +23,7 @@ type slowNetwork struct {
 	URL string
 
 	mu      sync.Mutex
+	down    bool // every request fails as if the network were gone
 	hold    func(*http.Request) bool
 	release chan struct{}
 	held    int // requests held since the last Hold
@@ -40,6 +42,14 @@ func newSlowNetwork(t *testing.T, env *apitest.Env) *slowNetwork {
 	n := &slowNetwork{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.mu.Lock()
+		if n.down {
+			n.mu.Unlock()
+			// No answer at all: the browser sees a network error.
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
 		match := n.hold != nil && n.hold(r)
 		release := n.release
 		if match {
@@ -79,6 +89,14 @@ func (n *slowNetwork) Release() {
 		close(n.release)
 		n.hold = nil
 	}
+}
+
+// SetDown makes every request fail (true) as if the network were gone,
+// or work again (false).
+func (n *slowNetwork) SetDown(down bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.down = down
 }
 
 // Held is how many requests were held since Hold.
@@ -144,8 +162,54 @@ func rowCount(t *testing.T, ctx context.Context, table string) int {
 	return eval[int](t, ctx, `document.querySelectorAll('#`+table+` tbody tr').length`)
 }
 
-// doubleClick clicks sel twice in a row, as a double click does (two
-// click events; chromedp.DoubleClick sends one press with a count of 2).
+// doubleClick double-clicks sel where it is, as a user does: two presses
+// at one spot (the second lands there whatever the first changed;
+// chromedp.DoubleClick sends one press with a count of 2, one click).
 func doubleClick(sel string) chromedp.Action[chromedp.Void] {
-	return chromedp.Steps(chromedp.Click(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		center := fmt.Sprintf(`(() => { const b = document.querySelector(%q); b.scrollIntoView({block: 'center'}); const r = b.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()`, sel)
+		xy, err := chromedp.Evaluate[[]float64](center)(ctx, t)
+		if err != nil {
+			return err
+		}
+		if _, err := chromedp.MouseClickXY(xy[0], xy[1])(ctx, t); err != nil {
+			return err
+		}
+		_, err = chromedp.MouseClickXY(xy[0], xy[1], chromedp.ClickCount(2))(ctx, t)
+		return err
+	})
+}
+
+// openCreateForm unfolds the create form (folded while the account has
+// an active key).
+var openCreateForm = chromedp.Steps(
+	chromedp.Evaluate[chromedp.Void](`(p => p.open || p.querySelector('summary').click())(document.getElementById('create-panel'))`),
+	chromedp.WaitVisible(chromedp.CSS("#create-panel[open] #create-name")),
+)
+
+// closeUncopiedSecret closes the secret dialog without copying: the first
+// click only warns, the second closes.
+var closeUncopiedSecret = chromedp.Steps(
+	chromedp.Click(chromedp.ID("secret-done")),
+	chromedp.WaitVisible(chromedp.ID("secret-not-copied")),
+	chromedp.Click(chromedp.ID("secret-done")),
+	chromedp.WaitNotVisible(chromedp.ID("secret-dialog")),
+)
+
+// choose sets a select's value as a user would (with its change event).
+func choose(id, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.SetValue(chromedp.ID(id), value),
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.getElementById(%q).dispatchEvent(new Event('change'))`, id)),
+	)
+}
+
+// expireKey makes a key expired a day ago, as if its time had passed.
+func expireKey(t *testing.T, env *apitest.Env, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := env.Pool.Exec(ctx, `UPDATE api_keys SET created_at = now() - interval '2 days', expires_at = now() - interval '1 day' WHERE id = $1`, id); err != nil {
+		t.Fatalf("expire key: %v", err)
+	}
 }

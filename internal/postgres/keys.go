@@ -43,7 +43,11 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 		}
 		tier := a.tiers[p.UserID]
 		if limit := tier.Limits().ActiveKeysPerUser; active >= int64(limit) {
-			return keyhub.Errorf(keyhub.CodeKeyLimitReached, "the %s tier allows %d active key(s) per user: revoke or refresh one", tier, limit)
+			keys := "keys"
+			if limit == 1 {
+				keys = "key"
+			}
+			return keyhub.Errorf(keyhub.CodeKeyLimitReached, "the %s tier allows %d active %s per user: revoke or refresh one", tier, limit, keys)
 		}
 		created, err = s.insertKey(ctx, tx, a, p.OwnerID, p.UserID, in.Name, s.scopes.Names(in.Scopes), a.capExpiry(in.ExpiresAt), uuid.Nil)
 		if err != nil {

@@ -12,14 +12,29 @@ export class ApiError extends Error {
     this.retryAfterSeconds = retryAfterSeconds;
   }
 
-  /** A line for the user: the code, the message and, on 429, when to retry. */
+  /**
+   * A line for the user: the message as a sentence, when to retry (429,
+   * said once: the API's own message may say it already), and the code for
+   * a support request. A network failure has no code worth showing.
+   */
   describe() {
-    let text = `${this.code}: ${this.message}`;
-    if (this.retryAfterSeconds != null) {
-      text += ` Try again in ${this.retryAfterSeconds} s (at ${new Date(Date.now() + this.retryAfterSeconds * 1000).toLocaleTimeString()}).`;
+    let text = sentence(this.message);
+    if (this.retryAfterSeconds != null && !/\b(retry|try again)\b/i.test(this.message)) {
+      const at = new Date(Date.now() + this.retryAfterSeconds * 1000).toLocaleTimeString();
+      text += ` Try again in ${this.retryAfterSeconds} s (at ${at}).`;
     }
-    return text;
+    return this.code === 'NETWORK_ERROR' ? text : `${text} (${this.code})`;
   }
+}
+
+/** sentence starts text with a capital and ends it with a full stop. */
+export function sentence(text) {
+  const trimmed = String(text || '').trim();
+  if (!trimmed) {
+    return '';
+  }
+  const capital = trimmed[0].toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
 }
 
 // Codes that mean the session is gone: the user must sign in again.
@@ -71,7 +86,9 @@ export class Client {
     try {
       response = await fetch(this.baseURL + path, init);
     } catch {
-      throw new ApiError(0, 'NETWORK_ERROR', 'keyhub could not be reached (offline, or this origin is not in ALLOWED_ORIGINS).', null);
+      // The browser does not say why (offline, server down, or refused by
+      // CORS); the words are for the user, the console has the details.
+      throw new ApiError(0, 'NETWORK_ERROR', 'Cannot reach keyhub. Check your connection, then try again.', null);
     }
     let data = null;
     const text = await response.text();

@@ -1,123 +1,95 @@
-// keyhub's dashboard: sign-in, then four pages (who am I, keys, audit
+// keyhub's dashboard: sign-in, then pages (who am I, keys, one key, audit
 // events, connections) over the public REST API and the WebSocket. Every
 // value from the API reaches the page through textContent, never as HTML.
 // A new key's secret exists only in the secret dialog, which is emptied
 // when it closes: it is never stored, logged or put in a URL.
 
-import { Client, isSessionError } from './api.js';
+import { Client, isSessionError, sentence } from './api.js';
 import { Session } from './session.js';
+import { LiveEvents } from './live.js';
+import {
+  $, el, plural, when, whenLong, relative, showNotice, hideNotice, runNoticeAction,
+  setPageState, busy, confirmAction, copyText,
+} from './ui.js';
 
-const $ = (id) => document.getElementById(id);
 const pageSize = 20;
+const keyPageLimit = 200; // the API's largest page
+const soon = 7 * 86400 * 1000; // a key expiring within this is highlighted
 
 const state = {
   config: null,
   session: null,
   api: null,
+  live: null,
   page: '',
-  keys: { cursor: null },
-  events: { cursor: null, socket: null },
-  // Every key the page has seen, by id: events and the key filter name
-  // keys on any page of the key list, not only the first.
-  keysById: new Map(),
+  // Every key of the account (all statuses), read page after page: the
+  // keys page searches, sorts and counts them, and events and connections
+  // name keys on any page, not only the first.
+  keys: { all: [], byId: new Map(), shown: pageSize, pinned: new Set() },
+  events: { cursor: null },
+  key: { id: '', cursor: null },
+  me: null,
 };
 
-// ---- small DOM helpers ---------------------------------------------------
+// ---- errors --------------------------------------------------------------
 
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(props)) {
-    if (name === 'dataset') {
-      Object.assign(node.dataset, value);
-    } else if (name === 'class') {
-      node.className = value;
-    } else if (name.startsWith('aria-')) {
-      node.setAttribute(name, value);
-    } else {
-      node[name] = value;
-    }
-  }
-  for (const child of children) {
-    node.append(child ?? '');
-  }
-  return node;
+// describe is an error in the user's words.
+function describe(err) {
+  return typeof err.describe === 'function' ? err.describe() : sentence(err.message || String(err));
 }
 
-function when(iso) {
-  if (!iso) {
-    return '—';
-  }
-  const at = new Date(iso);
-  return el('time', { dateTime: iso, title: at.toISOString() }, at.toLocaleString());
-}
-
-function showNotice(text, kind = 'error') {
-  $('notice-text').textContent = text;
-  $('notice').className = `notice ${kind}`;
-  $('notice').hidden = false;
-}
-
-function hideNotice() {
-  $('notice').hidden = true;
-}
-
-// report shows an API error with its code and message; a lost session
-// has already sent the user back to sign-in.
+// report shows an error in the notice; a lost session has already sent the
+// user back to sign-in.
 function report(err) {
-  if (isSessionError(err)) {
-    return;
+  if (!isSessionError(err)) {
+    showNotice(describe(err));
   }
-  showNotice(typeof err.describe === 'function' ? err.describe() : String(err.message || err));
 }
 
-function confirmAction(text) {
-  const dialog = $('confirm-dialog');
-  $('confirm-text').textContent = text;
-  dialog.returnValue = '';
-  dialog.showModal();
-  return new Promise((resolve) => {
-    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
-  });
-}
-
-// busy runs action while button is disabled (and marked busy for
-// assistive technology), and ignores the button while it is: a double
-// click, or a second Enter, would otherwise send the request twice (two
-// keys created, one secret lost). It returns action's result, or
-// undefined when the button was already busy.
-async function busy(button, action) {
-  if (button.disabled) {
-    return undefined;
-  }
-  button.disabled = true;
-  button.setAttribute('aria-busy', 'true');
+// load runs a page's reads with its status line: "Loading…" while they run,
+// and on failure the reason with a Try again button.
+async function load(stateId, what, read) {
+  setPageState(stateId, { loading: `Loading ${what}…` });
   try {
-    return await action();
-  } finally {
-    button.disabled = false;
-    button.removeAttribute('aria-busy');
+    await read();
+    setPageState(stateId, null);
+  } catch (err) {
+    if (isSessionError(err)) {
+      setPageState(stateId, null);
+      return;
+    }
+    setPageState(stateId, { error: `${what[0].toUpperCase()}${what.slice(1)} could not be loaded. ${describe(err)}`, retry: () => load(stateId, what, read) });
   }
 }
 
 // ---- routing -------------------------------------------------------------
 
 const pages = {
-  me: { show: showMe },
-  keys: { show: showKeys },
-  events: { show: showEvents, leave: stopLive },
-  connections: { show: showConnections },
+  me: { show: showMe, title: () => $('me-title').textContent },
+  keys: { show: showKeys, title: () => $('keys-title').textContent },
+  key: { show: showKey, title: () => 'Key' },
+  events: { show: showEvents, leave: () => state.live.stop(), title: () => $('events-title').textContent },
+  connections: { show: showConnections, title: () => $('connections-title').textContent },
 };
+
+// wanted is the page the address names: [page, parameter].
+function wanted() {
+  const path = window.location.hash.replace(/^#\/?/, '');
+  const match = /^keys\/([0-9a-f-]{36})$/.exec(path);
+  if (match) {
+    return ['key', match[1]];
+  }
+  // Own properties only: pages[path] also finds what every object
+  // inherits (#/constructor, #/toString, #/__proto__). The key page needs
+  // its id (#/keys/<id>).
+  return [Object.hasOwn(pages, path) && path !== 'key' ? path : '', ''];
+}
 
 function route() {
   const signedIn = Boolean(state.session.token());
-  const wanted = window.location.hash.replace(/^#\/?/, '');
-  // Own properties only: pages[wanted] also finds what every object
-  // inherits (#/constructor, #/toString, #/__proto__).
-  const known = Object.hasOwn(pages, wanted);
-  let page = signedIn ? (known ? wanted : 'me') : 'signin';
-  if (!signedIn && wanted && known) {
-    page = 'signin';
-  }
+  const [name, param] = wanted();
+  // Signed out, the address keeps the page asked for: sign-in leads there.
+  const page = signedIn ? (name || 'me') : 'signin';
   if (state.page && pages[state.page] && pages[state.page].leave) {
     pages[state.page].leave();
   }
@@ -128,18 +100,19 @@ function route() {
   }
   $('nav').hidden = !signedIn;
   $('signed-in-as').textContent = signedIn ? state.session.email() : '';
+  const navPage = page === 'key' ? 'keys' : page;
   for (const link of document.querySelectorAll('#nav a')) {
-    if (link.dataset.page === page) {
+    if (link.dataset.page === navPage) {
       link.setAttribute('aria-current', 'page');
     } else {
       link.removeAttribute('aria-current');
     }
   }
-  document.title = `${page === 'signin' ? 'Sign in' : $(`${page}-title`).textContent} · keyhub`;
+  document.title = `${page === 'signin' ? 'Sign in' : pages[page].title()} · keyhub`;
   if (page === 'signin') {
     showSignIn();
   } else {
-    pages[page].show();
+    pages[page].show(param);
   }
 }
 
@@ -162,28 +135,52 @@ function showSignIn() {
   $('signin-unavailable').hidden = cfg.dev_sign_in || supabase;
 }
 
+// signedIn goes where the user was (the address kept the page), or to
+// "who am I" on a first visit.
+function signedIn() {
+  const [name] = wanted();
+  if (name) {
+    route();
+  } else {
+    go('me');
+  }
+}
+
 async function onDevSignIn(event) {
   event.preventDefault();
   hideNotice();
-  try {
-    await state.session.signInDev($('dev-email').value.trim());
-    go('me');
-  } catch (err) {
-    showNotice(err.message);
-  }
+  await busy(event.target.querySelector('button[type=submit]'), async () => {
+    try {
+      await state.session.signInDev($('dev-email').value.trim());
+      signedIn();
+    } catch (err) {
+      showNotice(sentence(err.message));
+    }
+  });
 }
 
 async function onSupabaseSignIn(event) {
   event.preventDefault();
   hideNotice();
   const password = $('sb-password');
-  try {
-    await state.session.signInSupabase($('sb-email').value.trim(), password.value);
-    password.value = '';
-    go('me');
-  } catch (err) {
-    showNotice(err.message);
-  }
+  await busy(event.target.querySelector('button[type=submit]'), async () => {
+    try {
+      await state.session.signInSupabase($('sb-email').value.trim(), password.value);
+      password.value = '';
+      signedIn();
+    } catch (err) {
+      showNotice(sentence(err.message));
+    }
+  });
+}
+
+// onSessionExpiring warns before a session that cannot renew itself ends;
+// in dev mode one click gets a new one for the same email.
+function onSessionExpiring(endsAt) {
+  const action = state.config.dev_sign_in && state.session.current.kind === 'dev'
+    ? { label: 'Stay signed in', run: () => state.session.signInDev(state.session.email()).catch(report) }
+    : null;
+  showNotice(`Your session ends ${relative(new Date(endsAt).toISOString())} (at ${new Date(endsAt).toLocaleTimeString()}).${action ? '' : ' Save your work: you will have to sign in again.'}`, { kind: 'info', action });
 }
 
 // ---- who am I ------------------------------------------------------------
@@ -195,19 +192,24 @@ function fillDetails(list, rows) {
   }
 }
 
-async function showMe() {
-  try {
-    const me = await state.api.get('/v1/me');
+async function me() {
+  state.me = await state.api.get('/v1/me');
+  return state.me;
+}
+
+function showMe() {
+  return load('me-state', 'your account', async () => {
+    const who = await me();
     fillDetails($('me-details'), [
-      ['Email', me.email || '—'],
-      ['Tier', me.tier],
-      ['Signed in with', me.auth_method === 'jwt' ? 'user session' : `API key ${me.key_prefix}`],
-      ['Scopes', me.scopes.join(', ')],
-      ['Session ends', when(me.expires_at)],
-      ['User id', me.user_id],
-      ['Account (owner) id', me.owner_id],
+      ['Email', who.email || '—'],
+      ['Tier', who.tier],
+      ['Signed in with', who.auth_method === 'jwt' ? 'user session' : `API key ${who.key_prefix}`],
+      ['Scopes', who.scopes.join(', ')],
+      ['Session ends', whenLong(who.expires_at)],
+      ['User id', who.user_id],
+      ['Account (owner) id', who.owner_id],
     ]);
-    const l = me.limits;
+    const l = who.limits;
     fillDetails($('me-limits'), [
       ['Active keys', String(l.max_active_keys)],
       ['Open connections per key', String(l.max_connections)],
@@ -215,16 +217,10 @@ async function showMe() {
       ['Largest message', `${Math.round(l.max_message_bytes / 1024)} KiB`],
       ['Connection lifetime', `${Math.round(l.session_seconds / 60)} min`],
     ]);
-  } catch (err) {
-    report(err);
-  }
+  });
 }
 
-// ---- keys ----------------------------------------------------------------
-
-async function showKeys() {
-  await Promise.all([loadKeys(false), offerProductScopes()]);
-}
+// ---- the key list --------------------------------------------------------
 
 // offerProductScopes adds a box for every scope the session holds that the
 // picker lacks: the server's product scopes (PRODUCT_SCOPES). A session
@@ -234,165 +230,34 @@ async function offerProductScopes() {
   const picker = $('create-scopes');
   const offered = new Set([...picker.querySelectorAll('input[name=scopes]')].map((box) => box.value));
   for (const scope of me.scopes.filter((s) => !offered.has(s))) {
-    picker.append(el('label', {}, el('input', { type: 'checkbox', name: 'scopes', value: scope, checked: true }), ` ${scope}`));
+    // defaultChecked: the form's reset after a create checks it again.
+    const box = el('input', { type: 'checkbox', name: 'scopes', value: scope, defaultChecked: true, checked: true });
+    picker.insertBefore(el('label', {}, box, ` ${scope}`), $('scopes-error'));
   }
 }
-
-async function loadKeys(more) {
-  const status = $('keys-status').value;
-  const query = new URLSearchParams({ status, limit: String(pageSize) });
-  if (more && state.keys.cursor) {
-    query.set('cursor', state.keys.cursor);
-  }
-  try {
-    const page = await state.api.get(`/v1/keys?${query}`);
-    const body = $('keys-table').tBodies[0];
-    if (!more) {
-      body.replaceChildren();
-    }
-    for (const key of page.data) {
-      rememberKey(key);
-      // A key already listed (a page read twice) is not listed again.
-      if (!body.querySelector(`tr[data-key-id="${key.id}"]`)) {
-        body.append(keyRow(key));
-      }
-    }
-    state.keys.cursor = page.next_cursor;
-    $('keys-more').hidden = !page.next_cursor;
-    $('keys-empty').hidden = body.rows.length > 0;
-  } catch (err) {
-    report(err);
-  }
-}
-
-function keyRow(key) {
-  const actions = el('td', { class: 'actions' });
-  if (key.status === 'active') {
-    actions.append(el('button', { type: 'button', class: 'refresh', 'aria-label': `Refresh ${key.name}`, onclick: (e) => busy(e.currentTarget, () => refreshKey(key)) }, 'Refresh'));
-  }
-  if (!key.revoked_at) {
-    actions.append(el('button', { type: 'button', class: 'revoke danger', 'aria-label': `Revoke ${key.name}`, onclick: (e) => busy(e.currentTarget, () => revokeKey(key)) }, 'Revoke'));
-  }
-  let status = key.status;
-  if (key.status === 'active' && key.expires_at && key.replaced_by) {
-    status = 'active (grace)';
-  }
-  return el('tr', { dataset: { keyId: key.id, prefix: key.prefix, status: key.status } },
-    el('td', {}, key.name),
-    el('td', {}, el('code', {}, key.prefix)),
-    el('td', {}, el('span', { class: `status ${key.status}` }, status)),
-    el('td', { class: 'scopes' }, key.scopes.join(' ')),
-    el('td', {}, when(key.created_at)),
-    el('td', {}, when(key.expires_at)),
-    el('td', {}, when(key.last_used_at)),
-    actions);
-}
-
-function onCreateKey(event) {
-  event.preventDefault();
-  busy($('create-submit'), () => createKey(event.target));
-}
-
-async function createKey(form) {
-  hideNotice();
-  const body = {
-    name: $('create-name').value.trim(),
-    scopes: [...form.querySelectorAll('input[name=scopes]:checked')].map((box) => box.value),
-  };
-  const expiry = $('create-expiry').value;
-  if (expiry) {
-    body.expires_in = Number(expiry);
-  }
-  try {
-    const created = await state.api.post('/v1/keys', body);
-    form.reset();
-    showSecret(created);
-    await loadKeys(false);
-  } catch (err) {
-    report(err);
-  }
-}
-
-function showSecret(created) {
-  $('secret-name').textContent = `${created.name} (${created.prefix})`;
-  $('secret-value').value = created.key;
-  $('secret-copied').textContent = '';
-  $('secret-dialog').showModal();
-  $('secret-value').select();
-}
-
-async function copySecret() {
-  const input = $('secret-value');
-  try {
-    await navigator.clipboard.writeText(input.value);
-  } catch {
-    input.select();
-    document.execCommand('copy');
-  }
-  $('secret-copied').textContent = 'Copied to the clipboard.';
-}
-
-function forgetSecret() {
-  $('secret-value').value = '';
-  $('secret-name').textContent = '';
-  $('secret-copied').textContent = '';
-}
-
-// refreshKey asks for the grace period, then refreshes; it resolves when
-// all is done, so the row's button stays busy that long.
-async function refreshKey(key) {
-  const dialog = $('refresh-dialog');
-  $('refresh-name').textContent = key.name;
-  $('refresh-grace').value = '0';
-  dialog.returnValue = '';
-  dialog.showModal();
-  await new Promise((resolve) => dialog.addEventListener('close', resolve, { once: true }));
-  if (dialog.returnValue !== 'ok') {
-    return;
-  }
-  hideNotice();
-  try {
-    const grace = Number($('refresh-grace').value || '0');
-    const result = await state.api.post(`/v1/keys/${key.id}/refresh`, { grace_period: grace });
-    showSecret(result.new_key);
-    await loadKeys(false);
-  } catch (err) {
-    report(err);
-  }
-}
-
-async function revokeKey(key) {
-  if (!(await confirmAction(`Revoke ${key.name} (${key.prefix})? Everything using it stops working at once.`))) {
-    return;
-  }
-  hideNotice();
-  try {
-    await state.api.del(`/v1/keys/${key.id}`);
-    await loadKeys(false);
-  } catch (err) {
-    report(err);
-  }
-}
-
-// ---- key names -----------------------------------------------------------
-
-const keyPageLimit = 200; // the API's largest page
 
 function rememberKey(key) {
-  state.keysById.set(key.id, key);
+  const copy = { ...key };
+  delete copy.key; // a create's or refresh's answer carries the secret: never kept
+  const known = state.keys.byId.get(key.id);
+  if (known) {
+    Object.assign(known, copy);
+  } else {
+    state.keys.byId.set(key.id, copy);
+    state.keys.all.push(copy);
+  }
 }
 
 // keyLabel names a key by its name and prefix, or by its id while the page
 // does not know it.
 function keyLabel(id) {
-  const key = state.keysById.get(id);
+  const key = state.keys.byId.get(id);
   return key ? `${key.name} (${key.prefix})` : id;
 }
 
-// loadAllKeys reads every key of the account, page after page (a list of
-// one page of 100 used to leave the older keys as bare ids).
+// loadAllKeys reads every key of the account, page after page (one page
+// of 100 used to leave the older keys as bare ids).
 async function loadAllKeys() {
-  const all = [];
   let cursor = null;
   do {
     const query = new URLSearchParams({ status: 'all', limit: String(keyPageLimit) });
@@ -400,19 +265,15 @@ async function loadAllKeys() {
       query.set('cursor', cursor);
     }
     const page = await state.api.get(`/v1/keys?${query}`);
-    for (const key of page.data) {
-      rememberKey(key);
-      all.push(key);
-    }
+    page.data.forEach(rememberKey);
     cursor = page.next_cursor;
   } while (cursor);
-  return all;
 }
 
 // nameKeys looks up, one by one, the keys of ids the page does not know
 // (created since the list was read).
 async function nameKeys(ids) {
-  const unknown = [...new Set(ids)].filter((id) => id && !state.keysById.has(id));
+  const unknown = [...new Set(ids)].filter((id) => id && !state.keys.byId.has(id));
   await Promise.all(unknown.map(async (id) => {
     try {
       rememberKey(await state.api.get(`/v1/keys/${encodeURIComponent(id)}`));
@@ -424,33 +285,431 @@ async function nameKeys(ids) {
   }));
 }
 
-// ---- audit events --------------------------------------------------------
-
-async function showEvents() {
-  await loadKeyChoices();
-  await loadEvents(false);
-  startLive();
+function expiresSoon(key, now = Date.now()) {
+  return key.status === 'active' && key.expires_at && new Date(key.expires_at).getTime() - now < soon;
 }
 
-async function loadKeyChoices() {
-  try {
-    const keys = await loadAllKeys();
-    const select = $('events-key');
-    const chosen = select.value;
-    select.replaceChildren(el('option', { value: '' }, 'all keys'));
-    for (const key of keys) {
-      addKeyChoice(key.id);
+const sorts = {
+  newest: (a, b) => b.created_at.localeCompare(a.created_at),
+  oldest: (a, b) => a.created_at.localeCompare(b.created_at),
+  name: (a, b) => a.name.localeCompare(b.name, undefined, { sensitivity: 'base' }),
+  // Never used, or never expiring, goes last.
+  used: (a, b) => (b.last_used_at || '').localeCompare(a.last_used_at || ''),
+  expires: (a, b) => (a.expires_at || '\uffff').localeCompare(b.expires_at || '\uffff'),
+};
+
+// visibleKeys applies the search, the status filter and the sort. Keys
+// changed on this view (revoked, refreshed) stay where they are until
+// the filter changes, so an action never makes the list jump.
+function visibleKeys() {
+  const status = $('keys-status').value;
+  const search = $('keys-search').value.trim().toLowerCase();
+  return state.keys.all
+    .filter((key) => state.keys.pinned.has(key.id)
+      || status === 'all'
+      || (status === 'expiring' ? expiresSoon(key) : key.status === status))
+    .filter((key) => !search || key.name.toLowerCase().includes(search) || key.prefix.toLowerCase().includes(search))
+    .sort(sorts[$('keys-sort').value] || sorts.newest);
+}
+
+function renderKeys() {
+  const list = visibleKeys();
+  const body = $('keys-table').tBodies[0];
+  body.replaceChildren(...list.slice(0, state.keys.shown).map(keyRow));
+  $('keys-more').hidden = list.length <= state.keys.shown;
+  const active = state.keys.all.filter((key) => key.status === 'active').length;
+  const total = state.keys.all.length;
+  let count = `${active} active of ${plural(total, 'key')}`;
+  if ($('keys-search').value.trim() || $('keys-status').value !== 'all') {
+    count = `${plural(list.length, 'key')} shown · ${count}`;
+  }
+  $('keys-count').textContent = count;
+  $('keys-empty').hidden = list.length > 0;
+  $('keys-empty').textContent = total === 0 ? 'No keys yet: create your first one above.' : 'No keys match.';
+}
+
+// rerenderKeys shows the list again after a change, as many rows as
+// before, keeping focus on the key acted on.
+function rerenderKeys(focusId) {
+  const { scrollX, scrollY } = window;
+  renderKeys();
+  if (focusId) {
+    const link = document.querySelector(`#keys-table tr[data-key-id="${focusId}"] a`);
+    if (link) {
+      link.focus({ preventScroll: true });
     }
-    select.value = chosen;
+  }
+  // Replacing the rows that held focus lets the browser move the page:
+  // it stays where the user was.
+  window.scrollTo(scrollX, scrollY);
+}
+
+function showKeys() {
+  return load('keys-state', 'your keys', async () => {
+    state.keys.all = [];
+    state.keys.byId.clear();
+    state.keys.pinned.clear();
+    state.keys.shown = pageSize;
+    await Promise.all([loadAllKeys(), offerProductScopes()]);
+    // The create form is open for a first key and folded otherwise, so the
+    // list is what a phone shows first.
+    $('create-panel').open = !state.keys.all.some((key) => key.status === 'active');
+    renderKeys();
+  });
+}
+
+function copyButton(label, value, what) {
+  const button = el('button', { type: 'button', class: 'link copy', 'aria-label': `${label}`, dataset: { copy: value } }, 'Copy');
+  button.addEventListener('click', async () => {
+    await copyText(value);
+    button.textContent = 'Copied';
+    showNotice(`${what} copied to the clipboard.`, { kind: 'info' });
+  });
+  return button;
+}
+
+function keyActions(key, container) {
+  if (key.status === 'active') {
+    const refresh = el('button', { type: 'button', class: 'refresh secondary', 'aria-label': `Refresh ${key.name}: a new secret` }, 'Refresh');
+    refresh.addEventListener('click', () => busy(refresh, () => refreshKey(key)));
+    const revoke = el('button', { type: 'button', class: 'revoke danger', 'aria-label': `Revoke ${key.name}: it stops working` }, 'Revoke');
+    revoke.addEventListener('click', () => busy(revoke, () => revokeKey(key)));
+    container.append(refresh, revoke);
+  }
+  return container;
+}
+
+function statusText(key) {
+  if (key.status === 'active' && key.expires_at && key.replaced_by) {
+    return 'active (grace)';
+  }
+  return key.status;
+}
+
+function keyRow(key) {
+  const expiring = expiresSoon(key);
+  const expires = key.expires_at ? when(key.expires_at) : 'never';
+  return el('tr', { dataset: { keyId: key.id, prefix: key.prefix, status: key.status }, class: expiring ? 'expiring' : '' },
+    el('td', {}, el('a', { href: `#/keys/${key.id}` }, key.name)),
+    el('td', { class: 'wide' }, el('code', {}, key.prefix),
+      copyButton(`Copy the prefix of ${key.name}`, key.prefix, 'Prefix'),
+      copyButton(`Copy the id of ${key.name}`, key.id, 'Key id')),
+    el('td', {}, el('span', { class: `status ${key.status}` }, statusText(key))),
+    el('td', { class: 'scopes wide' }, key.scopes.join(' ')),
+    el('td', { class: 'wide' }, when(key.created_at)),
+    el('td', { class: `wide${expiring ? ' soon' : ''}` }, expires),
+    el('td', { class: 'wide' }, when(key.last_used_at, 'never used')),
+    keyActions(key, el('td', { class: 'actions' })));
+}
+
+// ---- create, refresh, revoke ---------------------------------------------
+
+function onCreateKey(event) {
+  event.preventDefault();
+  busy($('create-submit'), () => createKey(event.target));
+}
+
+// createBody reads the form, or says what is missing next to the field
+// (the API's wording, "scopes must not be empty", is not for this form).
+function createBody(form) {
+  const name = $('create-name').value.trim();
+  const scopes = [...form.querySelectorAll('input[name=scopes]:checked')].map((box) => box.value);
+  $('create-name-error').hidden = Boolean(name);
+  $('create-name').setAttribute('aria-invalid', String(!name));
+  $('scopes-error').hidden = scopes.length > 0;
+  $('create-scopes').setAttribute('aria-invalid', String(scopes.length === 0));
+  const body = { name, scopes };
+  const expiry = $('create-expiry').value;
+  let dateOK = true;
+  if (expiry === 'date') {
+    const day = $('create-date').value;
+    const at = day ? new Date(`${day}T00:00:00`) : null;
+    dateOK = Boolean(at) && at.getTime() > Date.now() + 60_000;
+    $('create-date-hint').textContent = dateOK ? 'The key stops working at the start of that day, your time.' : 'Choose a date after today.';
+    $('create-date-hint').className = dateOK ? 'hint' : 'field-error';
+    if (dateOK) {
+      body.expires_at = at.toISOString();
+    }
+  } else if (expiry) {
+    body.expires_in = Number(expiry);
+  }
+  if (!name) {
+    $('create-name').focus();
+    return null;
+  }
+  if (scopes.length === 0) {
+    form.querySelector('input[name=scopes]').focus();
+    return null;
+  }
+  if (!dateOK) {
+    $('create-date').focus();
+    return null;
+  }
+  return body;
+}
+
+async function createKey(form) {
+  hideNotice();
+  const body = createBody(form);
+  if (!body) {
+    return;
+  }
+  try {
+    const created = await state.api.post('/v1/keys', body);
+    form.reset();
+    $('create-date-row').hidden = true;
+    rememberKey(created);
+    state.keys.pinned.add(created.id);
+    renderKeys();
+    showSecret(created);
   } catch (err) {
     report(err);
   }
 }
 
+// ---- the secret dialog ---------------------------------------------------
+
+let secretCopied = false;
+
+function showSecret(created) {
+  const api = state.config.api_url || window.location.origin;
+  $('secret-name').textContent = `${created.name} (${created.prefix})`;
+  $('secret-value').value = created.key;
+  $('secret-export').value = `export KEYHUB_API_KEY=${created.key}`;
+  $('secret-curl').value = `curl -H "Authorization: Bearer $KEYHUB_API_KEY" ${api.replace(/\/+$/, '')}/v1/me`;
+  $('secret-copied').textContent = '';
+  $('secret-not-copied').hidden = true;
+  $('secret-done').textContent = 'I have stored it safely';
+  secretCopied = false;
+  $('secret-dialog').showModal();
+  $('secret-value').select();
+}
+
+async function copySecretField(id, what) {
+  await copyText($(id).value, $(id));
+  secretCopied = true;
+  $('secret-not-copied').hidden = true;
+  $('secret-done').textContent = 'I have stored it safely';
+  $('secret-copied').textContent = `Copied ${what} to the clipboard.`;
+}
+
+// closeSecret closes the dialog, but the first attempt without a copy
+// only warns: the secret cannot be shown again.
+function closeSecret(event) {
+  if (!secretCopied && $('secret-not-copied').hidden) {
+    if (event) {
+      event.preventDefault(); // Escape
+    }
+    $('secret-not-copied').hidden = false;
+    $('secret-done').textContent = 'Close without copying';
+    return;
+  }
+  $('secret-dialog').close();
+}
+
+function forgetSecret() {
+  for (const id of ['secret-value', 'secret-export', 'secret-curl']) {
+    $(id).value = '';
+  }
+  $('secret-name').textContent = '';
+  $('secret-copied').textContent = '';
+}
+
+// ---- refresh and revoke --------------------------------------------------
+
+// refreshKey asks for the grace period, then refreshes; it resolves when
+// all is done, so the button that started it stays busy that long.
+async function refreshKey(key) {
+  const dialog = $('refresh-dialog');
+  $('refresh-name').textContent = key.name;
+  $('refresh-grace').value = '0';
+  $('refresh-form').querySelector('input[name=grace][value="0"]').checked = true;
+  dialog.returnValue = '';
+  dialog.showModal();
+  await new Promise((resolve) => dialog.addEventListener('close', resolve, { once: true }));
+  if (dialog.returnValue !== 'ok') {
+    return;
+  }
+  hideNotice();
+  try {
+    const grace = Math.min(86400, Math.max(0, Math.round(Number($('refresh-grace').value || '0'))));
+    const result = await state.api.post(`/v1/keys/${key.id}/refresh`, { grace_period: grace });
+    rememberKey(result.old_key);
+    rememberKey(result.new_key);
+    state.keys.pinned.add(result.old_key.id).add(result.new_key.id);
+    afterChange(key.id);
+    showSecret(result.new_key);
+  } catch (err) {
+    report(err);
+  }
+}
+
+function onGracePreset(event) {
+  if (event.target.name === 'grace' && event.target.value !== 'custom') {
+    $('refresh-grace').value = event.target.value;
+  }
+}
+
+// childrenOf are the keys still working in their grace period after key
+// replaced them: revoking key ends their grace too.
+function childrenOf(key) {
+  return state.keys.all.filter((other) => other.replaced_by === key.id && other.status === 'active');
+}
+
+async function revokeKey(key) {
+  // A key in use, or with a predecessor in its grace period, stops more
+  // than itself: its name must be typed to revoke it.
+  let open = [];
+  try {
+    open = (await state.api.get('/v1/ws/connections')).data.filter((c) => c.key_prefix === key.prefix);
+  } catch {
+    open = []; // no ws:connect, or no socket support: nothing to warn about
+  }
+  const children = childrenOf(key);
+  const stops = [];
+  if (open.length) {
+    stops.push(`its ${plural(open.length, 'open connection')} will be closed`);
+  }
+  if (children.length) {
+    stops.push(`${plural(children.length, 'older key')} in a grace period will stop too`);
+  }
+  const ok = await confirmAction({
+    title: `Revoke ${key.name}?`,
+    text: `Everything using ${key.name} (${key.prefix}) stops working at once${stops.length ? `, ${stops.join(', and ')}` : ''}. This cannot be undone.`,
+    confirm: 'Revoke key',
+    typeToConfirm: open.length || children.length ? key.name : '',
+  });
+  if (!ok) {
+    return;
+  }
+  hideNotice();
+  try {
+    const revoked = await state.api.del(`/v1/keys/${key.id}`);
+    rememberKey(revoked);
+    state.keys.pinned.add(key.id);
+    afterChange(key.id);
+  } catch (err) {
+    report(err);
+  }
+}
+
+// afterChange shows a changed key where the user is: the list keeps its
+// rows and scroll, focus goes to the key's row (or page), and the whole
+// list is read again behind (a revoke can end a predecessor's grace).
+async function afterChange(id) {
+  if (state.page === 'key') {
+    showKey(id);
+    return;
+  }
+  rerenderKeys(id);
+  try {
+    await loadAllKeys();
+    const active = document.activeElement;
+    const focused = active && active.closest('#keys-table') ? active.closest('tr')?.dataset.keyId : '';
+    rerenderKeys(focused || '');
+  } catch (err) {
+    report(err);
+  }
+}
+
+// ---- one key -------------------------------------------------------------
+
+async function showKey(id) {
+  state.key.id = id;
+  await load('key-state', 'the key', async () => {
+    const [key, connections, history] = await Promise.all([
+      state.api.get(`/v1/keys/${encodeURIComponent(id)}`),
+      state.api.get('/v1/ws/connections').catch(() => ({ data: [] })),
+      state.api.get(`/v1/keys/${encodeURIComponent(id)}/events?limit=${pageSize}`),
+    ]);
+    rememberKey(key);
+    await nameKeys([key.replaced_by, ...history.data.map((event) => event.actor_key_id)]);
+    $('key-title').textContent = key.name;
+    document.title = `${key.name} · keyhub`;
+    const mine = connections.data.filter((c) => c.key_prefix === key.prefix);
+    fillDetails($('key-details'), [
+      ['Status', el('span', { class: `status ${key.status}` }, statusText(key))],
+      ['Prefix', el('span', {}, el('code', {}, key.prefix), copyButton('Copy the prefix', key.prefix, 'Prefix'))],
+      ['Id', el('span', {}, el('code', {}, key.id), copyButton('Copy the id', key.id, 'Key id'))],
+      ['Scopes', key.scopes.join(', ')],
+      ['Created', whenLong(key.created_at)],
+      ['Expires', key.expires_at ? whenLong(key.expires_at) : 'never'],
+      ['Last used', whenLong(key.last_used_at, 'never used')],
+      ['Last seen from', mine.length ? mine.map((c) => c.remote_addr).join(', ') : 'no open connection'],
+      ['Revoked', whenLong(key.revoked_at, 'no')],
+      ['Replaced by', key.replaced_by ? el('a', { href: `#/keys/${key.replaced_by}` }, keyLabel(key.replaced_by)) : '—'],
+    ]);
+    $('key-actions').replaceChildren();
+    keyActions(key, $('key-actions'));
+    const body = $('key-connections-table').tBodies[0];
+    body.replaceChildren(...mine.map((c) => el('tr', { dataset: { connectionId: c.id } },
+      el('td', {}, c.machine_id || '—'),
+      el('td', {}, c.hostname || '—'),
+      el('td', {}, c.remote_addr || '—'),
+      el('td', { class: 'wide' }, when(c.connected_at)),
+      el('td', { class: 'wide' }, when(c.last_activity_at)))));
+    $('key-connections-empty').hidden = mine.length > 0;
+    const historyBody = $('key-history-table').tBodies[0];
+    historyBody.replaceChildren(...history.data.map(historyRow));
+    state.key.cursor = history.next_cursor;
+    $('key-history-more').hidden = !history.next_cursor;
+  });
+}
+
+async function moreKeyHistory() {
+  const query = new URLSearchParams({ limit: String(pageSize), cursor: state.key.cursor });
+  try {
+    const page = await state.api.get(`/v1/keys/${encodeURIComponent(state.key.id)}/events?${query}`);
+    await nameKeys(page.data.map((event) => event.actor_key_id));
+    const body = $('key-history-table').tBodies[0];
+    for (const event of page.data) {
+      if (!body.querySelector(`tr[data-event-id="${event.id}"]`)) {
+        body.append(historyRow(event));
+      }
+    }
+    state.key.cursor = page.next_cursor;
+    $('key-history-more').hidden = !page.next_cursor;
+  } catch (err) {
+    report(err);
+  }
+}
+
+function historyRow(event) {
+  return el('tr', { dataset: { eventId: String(event.id), type: event.type } },
+    el('td', {}, when(event.created_at)),
+    el('td', {}, el('span', { class: `status ${event.type}` }, event.type)),
+    el('td', { class: 'actor' }, actorOf(event)),
+    el('td', { class: 'wide' }, event.ip_address || '—'),
+    el('td', { class: 'ua wide', title: event.user_agent || '' }, event.user_agent || '—'));
+}
+
+// ---- audit events --------------------------------------------------------
+
+async function showEvents() {
+  await load('events-state', 'the audit events', async () => {
+    await loadKeyChoices();
+    await loadEvents(false);
+  });
+  if (state.page === 'events') {
+    state.live.start();
+  }
+}
+
+async function loadKeyChoices() {
+  await loadAllKeys();
+  const select = $('events-key');
+  const chosen = select.value;
+  select.replaceChildren(el('option', { value: '' }, 'all keys'));
+  for (const key of [...state.keys.all].sort(sorts.newest)) {
+    addKeyChoice(key.id);
+  }
+  select.value = chosen;
+}
+
 // addKeyChoice offers a key in the events' key filter, once.
 function addKeyChoice(id) {
   const select = $('events-key');
-  if (state.keysById.has(id) && ![...select.options].some((option) => option.value === id)) {
+  if (state.keys.byId.has(id) && ![...select.options].some((option) => option.value === id)) {
     select.append(el('option', { value: id }, keyLabel(id)));
   }
 }
@@ -469,29 +728,37 @@ function eventsPath(more) {
 }
 
 async function loadEvents(more) {
+  const page = await state.api.get(eventsPath(more));
+  await nameKeys(page.data.flatMap((event) => [event.key_id, event.actor_key_id]));
+  const body = $('events-table').tBodies[0];
+  if (!more) {
+    body.replaceChildren();
+  }
+  for (const event of page.data) {
+    // An event already listed (a page read twice, or one that came live)
+    // is not listed again.
+    if (!body.querySelector(`tr[data-event-id="${event.id}"]`)) {
+      body.append(eventRow(event, false));
+    }
+  }
+  state.events.cursor = page.next_cursor;
+  $('events-more').hidden = !page.next_cursor;
+  $('events-empty').hidden = body.rows.length > 0;
+}
+
+function reloadEvents() {
+  return load('events-state', 'the audit events', () => loadEvents(false));
+}
+
+async function moreEvents() {
   try {
-    const page = await state.api.get(eventsPath(more));
-    const body = $('events-table').tBodies[0];
-    if (!more) {
-      body.replaceChildren();
-    }
-    await nameKeys(page.data.flatMap((event) => [event.key_id, event.actor_key_id]));
-    for (const event of page.data) {
-      // An event already listed (a page read twice, or one that came live)
-      // is not listed again.
-      if (!body.querySelector(`tr[data-event-id="${event.id}"]`)) {
-        body.append(eventRow(event, false));
-      }
-    }
-    state.events.cursor = page.next_cursor;
-    $('events-more').hidden = !page.next_cursor;
-    $('events-empty').hidden = body.rows.length > 0;
+    await loadEvents(true);
   } catch (err) {
     report(err);
   }
 }
 
-// actorOf names who acted: a key (by its prefix when the page knows it), a
+// actorOf names who acted: a key (by its name when the page knows it), a
 // signed-in user, or keyhub itself (an expiry has no actor).
 function actorOf(event) {
   if (event.actor_key_id) {
@@ -501,14 +768,13 @@ function actorOf(event) {
 }
 
 function eventRow(event, live) {
-  const key = keyLabel(event.key_id);
   return el('tr', { dataset: { eventId: String(event.id), type: event.type, live: live ? 'true' : 'false' }, class: live ? 'live-row' : '' },
     el('td', {}, when(event.created_at), live ? el('span', { class: 'badge' }, 'live') : ''),
     el('td', {}, el('span', { class: `status ${event.type}` }, event.type)),
-    el('td', {}, key),
+    el('td', {}, state.keys.byId.has(event.key_id) ? el('a', { href: `#/keys/${event.key_id}` }, keyLabel(event.key_id)) : event.key_id),
     el('td', { class: 'actor' }, actorOf(event)),
-    el('td', {}, event.ip_address || '—'),
-    el('td', { class: 'ua' }, event.user_agent || '—'));
+    el('td', { class: 'wide' }, event.ip_address || '—'),
+    el('td', { class: 'ua wide', title: event.user_agent || '' }, event.user_agent || '—'));
 }
 
 function matchesFilters(event) {
@@ -517,98 +783,69 @@ function matchesFilters(event) {
   return (!type || type === event.type) && (!key || key === event.key_id);
 }
 
-function setLive(text) {
-  $('live-status').textContent = `Live updates: ${text}`;
-}
-
-// startLive opens the events WebSocket with a one-use ticket (a browser
-// cannot set headers on a WebSocket) and subscribes to the audit stream.
-async function startLive() {
-  stopLive();
-  setLive('connecting…');
-  let socket;
-  try {
-    socket = new WebSocket(await state.api.socketURL('/v1/ws'));
-  } catch (err) {
-    setLive('off');
-    report(err);
+async function onLiveEvent(event) {
+  if (!matchesFilters(event)) {
     return;
   }
-  state.events.socket = socket;
-  socket.addEventListener('message', async (message) => {
-    let data;
-    try {
-      data = JSON.parse(message.data);
-    } catch {
-      return;
-    }
-    if (data.type === 'welcome') {
-      socket.send(JSON.stringify({ type: 'subscribe', topic: 'events' }));
-    } else if (data.type === 'subscribed') {
-      setLive('on');
-    } else if (data.type === 'event' && matchesFilters(data.event)) {
-      if (!state.keysById.has(data.event.key_id)) {
-        await nameKeys([data.event.key_id, data.event.actor_key_id]);
-        addKeyChoice(data.event.key_id);
-      }
-      const body = $('events-table').tBodies[0];
-      if (!body.querySelector(`tr[data-event-id="${data.event.id}"]`)) {
-        body.prepend(eventRow(data.event, true));
-      }
-      $('events-empty').hidden = true;
-    } else if (data.type === 'error') {
-      const retry = data.retry_after_ms ? ` Try again in ${Math.ceil(data.retry_after_ms / 1000)} s.` : '';
-      showNotice(`${data.code}: ${data.message || 'live updates failed'}.${retry}`);
-    }
-  });
-  socket.addEventListener('close', (close) => {
-    if (state.events.socket !== socket) {
-      return; // replaced or stopped on purpose
-    }
-    state.events.socket = null;
-    if (close.code === 4000 && state.page === 'events' && state.session.token()) {
-      startLive(); // the socket ended with the old access token; the session has a newer one
-      return;
-    }
-    setLive(`off (closed: ${close.code}${close.reason ? ` ${close.reason}` : ''})`);
-  });
+  if (!state.keys.byId.has(event.key_id)) {
+    await nameKeys([event.key_id, event.actor_key_id]).catch(() => {});
+    addKeyChoice(event.key_id);
+  }
+  const body = $('events-table').tBodies[0];
+  if (!body.querySelector(`tr[data-event-id="${event.id}"]`)) {
+    body.prepend(eventRow(event, true));
+  }
+  $('events-empty').hidden = true;
 }
 
-function stopLive() {
-  const socket = state.events.socket;
-  state.events.socket = null;
-  if (socket) {
-    socket.close(1000, 'page left');
+// explainLiveFailure finds why a socket was refused before it opened: the
+// browser only reports 1006. The likely reason is the tier's connection
+// limit, held by another tab or program.
+async function explainLiveFailure() {
+  const [who, list] = await Promise.all([me(), state.api.get('/v1/ws/connections')]);
+  const limit = who.limits.max_connections;
+  const mine = list.data.filter((c) => !c.key_prefix && !state.live.ownIds.has(c.id));
+  if (mine.length >= limit) {
+    return `your ${who.tier} tier allows ${plural(limit, 'live connection')} per user, and another tab or program is using it. Close it on the Connections page, or close the other tab`;
   }
-  setLive('off');
+  return '';
 }
 
 // ---- connections ---------------------------------------------------------
 
-async function showConnections() {
-  try {
-    const list = await state.api.get('/v1/ws/connections');
+function showConnections() {
+  return load('connections-state', 'the connections', async () => {
+    const [list] = await Promise.all([state.api.get('/v1/ws/connections'), loadAllKeys().catch(() => {})]);
+    const byPrefix = new Map(state.keys.all.map((key) => [key.prefix, key]));
     const body = $('connections-table').tBodies[0];
     body.replaceChildren();
-    for (const c of list.data) {
-      const label = c.key_prefix || 'user session';
+    // This tab's own sockets (the events page's, closing as it was left)
+    // are not listed: closing them would only cut the page's own feed.
+    for (const c of list.data.filter((conn) => !state.live.ownIds.has(conn.id))) {
+      const key = byPrefix.get(c.key_prefix);
+      const label = key ? `${key.name} (${c.key_prefix})` : c.key_prefix || 'user session';
+      const close = el('button', { type: 'button', class: 'close-connection danger', 'aria-label': `Close the connection of ${label}` }, 'Close');
+      close.addEventListener('click', () => busy(close, () => closeConnection(c, label)));
       body.append(el('tr', { dataset: { connectionId: c.id, keyPrefix: c.key_prefix || '' } },
-        el('td', {}, c.key_prefix ? el('code', {}, c.key_prefix) : 'user session'),
-        el('td', {}, c.machine_id || '—'),
+        el('td', {}, key ? el('a', { href: `#/keys/${key.id}` }, label) : label),
+        el('td', { class: 'wide' }, c.machine_id || '—'),
         el('td', {}, c.hostname || '—'),
-        el('td', {}, c.remote_addr || '—'),
-        el('td', {}, when(c.connected_at)),
-        el('td', {}, when(c.last_activity_at)),
-        el('td', { class: 'actions' }, el('button', { type: 'button', class: 'close-connection danger', 'aria-label': `Close the connection of ${label}`, onclick: (e) => busy(e.currentTarget, () => closeConnection(c, label)) }, 'Close'))));
+        el('td', { class: 'wide' }, c.remote_addr || '—'),
+        el('td', { class: 'wide' }, when(c.connected_at)),
+        el('td', { class: 'wide' }, when(c.last_activity_at)),
+        el('td', { class: 'actions' }, close)));
     }
-    $('connections-empty').hidden = list.data.length > 0;
-  } catch (err) {
-    report(err);
-  }
+    $('connections-empty').hidden = body.rows.length > 0;
+  });
 }
 
 async function closeConnection(c, label) {
-  if (!(await confirmAction(`Close the connection of ${label}? The client is told "closed by owner" and may reconnect.`))) {
+  const ok = await confirmAction({
+    title: 'Close this connection?',
+    text: `The client of ${label} is told "closed by owner" and may reconnect. To stop it for good, revoke its key.`,
+    confirm: 'Close connection',
+  });
+  if (!ok) {
     return;
   }
   hideNotice();
@@ -621,7 +858,8 @@ async function closeConnection(c, label) {
       row.remove();
     }
     $('connections-empty').hidden = $('connections-table').tBodies[0].rows.length > 0;
-    showNotice(`Connection of ${label} closed.`, 'info');
+    $('connections-reload').focus(); // the row and its button are gone
+    showNotice(`Connection of ${label} closed.`, { kind: 'info' });
   } catch (err) {
     report(err);
   }
@@ -634,42 +872,78 @@ async function main() {
     const response = await fetch('config.json', { cache: 'no-store' });
     state.config = await response.json();
   } catch {
-    $('loading').textContent = 'The dashboard configuration (config.json) could not be loaded.';
+    $('loading').textContent = 'The dashboard could not load its settings. Reload the page to try again.';
     return;
   }
   const apiURL = state.config.api_url || '';
   state.session = new Session(state.config, apiURL || window.location.origin);
-  state.api = new Client(apiURL, () => state.session.token(), () => state.session.clear('Your session has expired. Sign in again.'));
+  state.api = new Client(apiURL, () => state.session.token(), () => state.session.clear('Your session has expired. Sign in again: you will be back on this page, with what you typed.'));
+  state.live = new LiveEvents({
+    socketURL: () => state.api.socketURL('/v1/ws'),
+    onEvent: onLiveEvent,
+    onStatus: (text) => {
+      $('live-status').textContent = `Live updates: ${text}`;
+    },
+    explain: explainLiveFailure,
+    canRetry: () => Boolean(state.session.token()) && state.page === 'events',
+  });
   state.session.onChange = (message) => {
     if (message) {
-      showNotice(message, 'info');
+      showNotice(message, { kind: 'info' });
     }
     if (!state.session.token()) {
       route();
     }
   };
+  state.session.onExpiring = onSessionExpiring;
   state.session.restore();
 
   $('dev-form').addEventListener('submit', onDevSignIn);
   $('supabase-form').addEventListener('submit', onSupabaseSignIn);
   $('sign-out').addEventListener('click', async () => {
-    stopLive();
+    state.live.stop();
     await state.session.signOut();
     window.location.hash = '';
   });
   $('notice-close').addEventListener('click', hideNotice);
+  $('notice-action').addEventListener('click', (e) => busy(e.currentTarget, runNoticeAction));
   $('create-form').addEventListener('submit', onCreateKey);
-  $('keys-status').addEventListener('change', () => loadKeys(false));
-  $('keys-more').addEventListener('click', (e) => busy(e.currentTarget, () => loadKeys(true)));
-  $('events-type').addEventListener('change', () => loadEvents(false));
-  $('events-key').addEventListener('change', () => loadEvents(false));
-  $('events-more').addEventListener('click', (e) => busy(e.currentTarget, () => loadEvents(true)));
-  $('connections-reload').addEventListener('click', (e) => busy(e.currentTarget, showConnections));
-  $('secret-copy').addEventListener('click', copySecret);
-  $('secret-done').addEventListener('click', () => {
-    forgetSecret();
-    $('secret-dialog').close();
+  $('create-expiry').addEventListener('change', () => {
+    $('create-date-row').hidden = $('create-expiry').value !== 'date';
   });
+  for (const id of ['keys-status', 'keys-sort']) {
+    $(id).addEventListener('change', () => {
+      state.keys.pinned.clear();
+      state.keys.shown = pageSize;
+      renderKeys();
+    });
+  }
+  $('keys-search').addEventListener('input', () => {
+    state.keys.pinned.clear();
+    state.keys.shown = pageSize;
+    renderKeys();
+  });
+  $('keys-more').addEventListener('click', () => {
+    const first = state.keys.shown;
+    state.keys.shown += pageSize;
+    renderKeys();
+    // Keyboard users continue from the first new row.
+    document.querySelector(`#keys-table tbody tr:nth-child(${first + 1}) a`)?.focus();
+  });
+  $('events-type').addEventListener('change', reloadEvents);
+  $('events-key').addEventListener('change', reloadEvents);
+  $('events-more').addEventListener('click', (e) => busy(e.currentTarget, moreEvents));
+  $('key-history-more').addEventListener('click', (e) => busy(e.currentTarget, moreKeyHistory));
+  $('connections-reload').addEventListener('click', (e) => busy(e.currentTarget, showConnections));
+  $('refresh-form').addEventListener('change', onGracePreset);
+  $('refresh-grace').addEventListener('input', () => {
+    $('refresh-form').querySelector('input[name=grace][value=custom]').checked = true;
+  });
+  $('secret-copy').addEventListener('click', () => copySecretField('secret-value', 'the secret'));
+  $('secret-copy-export').addEventListener('click', () => copySecretField('secret-export', 'the export line'));
+  $('secret-copy-curl').addEventListener('click', () => copySecretField('secret-curl', 'the curl line'));
+  $('secret-done').addEventListener('click', () => closeSecret(null));
+  $('secret-dialog').addEventListener('cancel', closeSecret);
   $('secret-dialog').addEventListener('close', forgetSecret);
   window.addEventListener('hashchange', () => {
     route();

@@ -3,10 +3,12 @@
 // It lives in memory and in sessionStorage (this tab only, gone when the
 // tab closes), so a reload keeps the user signed in. A Supabase session is
 // refreshed with its refresh token a minute before the access token
-// expires; a dev session simply ends.
+// expires; a session that cannot renew itself (dev mode) warns five
+// minutes before it ends, so nothing typed is lost to a silent sign-out.
 
 const storageKey = 'keyhub.session';
 const refreshMargin = 60_000; // ms before expiry
+const warnMargin = 5 * 60_000; // ms before an unrenewable session ends
 
 export class Session {
   constructor(config, apiURL) {
@@ -14,7 +16,21 @@ export class Session {
     this.apiURL = apiURL.replace(/\/+$/, '');
     this.current = null;
     this.timer = null;
+    this.warnTimer = null;
     this.onChange = () => {};
+    // onExpiring(endsAt) runs warnMargin before a session that cannot renew
+    // itself ends (at once if it is closer than that).
+    this.onExpiring = () => {};
+  }
+
+  /** Reports whether the session can be renewed without the user. */
+  renews() {
+    return Boolean(this.current && this.current.kind === 'supabase' && this.current.refresh_token);
+  }
+
+  /** When the session ends (ms since the epoch), or 0 when signed out. */
+  endsAt() {
+    return this.current ? this.current.expires_at : 0;
   }
 
   /** The access token, or "" when signed out. */
@@ -91,11 +107,13 @@ export class Session {
     this.current = session;
     sessionStorage.setItem(storageKey, JSON.stringify(session));
     clearTimeout(this.timer);
+    clearTimeout(this.warnTimer);
     const wait = session.expires_at - Date.now();
-    if (session.kind === 'supabase' && session.refresh_token) {
+    if (this.renews()) {
       this.timer = setTimeout(() => this.refresh(), Math.max(0, wait - refreshMargin));
     } else {
-      this.timer = setTimeout(() => this.clear('Your session has expired. Sign in again.'), Math.max(0, wait));
+      this.timer = setTimeout(() => this.clear('Your session has expired. Sign in again: you will be back on this page, with what you typed.'), Math.max(0, wait));
+      this.warnTimer = setTimeout(() => this.onExpiring(session.expires_at), Math.max(0, wait - warnMargin));
     }
     this.onChange(null);
   }
@@ -119,6 +137,7 @@ export class Session {
   /** Forgets the session; message (if any) tells the user why. */
   clear(message) {
     clearTimeout(this.timer);
+    clearTimeout(this.warnTimer);
     this.current = null;
     sessionStorage.removeItem(storageKey);
     this.onChange(message);
@@ -139,7 +158,7 @@ async function postJSON(url, body, headers) {
       cache: 'no-store',
     });
   } catch {
-    throw new Error('NETWORK_ERROR: the sign-in service could not be reached.');
+    throw new Error('The sign-in service could not be reached. Check your connection, then try again.');
   }
   let data = {};
   try {
