@@ -97,7 +97,7 @@ func TestDashboardAccessibility(t *testing.T) {
 			chromedp.WaitVisible(chromedp.ID("dev-email")),
 		)
 		if screen.dark {
-			luminance := eval[float64](t, ctx, contrastJS+`contrast(getComputedStyle(document.body).backgroundColor, 'rgb(0, 0, 0)')`)
+			luminance := eval[float64](t, ctx, contrastJS+`contrast(getComputedStyle(document.documentElement).backgroundColor, 'rgb(0, 0, 0)')`)
 			if luminance > 2 {
 				t.Errorf("dark mode: the page background is light (%.1f:1 against black)", luminance)
 			}
