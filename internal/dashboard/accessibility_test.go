@@ -58,6 +58,10 @@ func TestDashboardAccessibility(t *testing.T) {
 		t.Fatalf("daemon dial: %v", err)
 	}
 	defer daemon.CloseNow()
+	// Listed once the welcome comes (the upgrade answers before that).
+	if _, _, err := daemon.Read(sqlCtx); err != nil {
+		t.Fatalf("daemon welcome: %v", err)
+	}
 	go func() { // reads until closed, so the server never waits on it
 		for {
 			if _, _, err := daemon.Read(context.Background()); err != nil {

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 	"github.com/go-chi/cors"
@@ -98,6 +99,13 @@ func tab(t *testing.T) context.Context {
 	ctx, cancel := chromedp.NewContext(browser)
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("open tab: %v", err)
+	}
+	// Every tab acts as the focused one: the package's tests run side by
+	// side in one browser, where only one tab has focus, and a page without
+	// it is refused the Clipboard API ("Document is not focused"), so a
+	// copy would depend on which test ran last.
+	if _, err := chromedp.Call(ctx, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true}); err != nil {
+		t.Fatalf("focus emulation: %v", err)
 	}
 	var mu sync.Mutex
 	var console, problems []string

@@ -96,8 +96,11 @@ func TestDashboardKeyPage(t *testing.T) {
 	if got := eval[string](t, ctx, `document.getElementById('secret-curl').value`); got != `curl -H "Authorization: Bearer $KEYHUB_API_KEY" `+env.URL+`/v1/me` {
 		t.Errorf("curl line %q", got)
 	}
-	do(t, ctx, "copy the export line and close",
-		chromedp.Click(chromedp.ID("secret-copy-export")),
+	// The copy is asynchronous: Done before it finished would (rightly)
+	// warn that nothing was copied.
+	do(t, ctx, "copy the export line", chromedp.Click(chromedp.ID("secret-copy-export")))
+	waitFor(t, ctx, "the export line copied", `document.getElementById('secret-copied').textContent.includes('Copied')`)
+	do(t, ctx, "close",
 		chromedp.Click(chromedp.ID("secret-done")),
 		chromedp.WaitNotVisible(chromedp.ID("secret-dialog")),
 	)
@@ -107,6 +110,17 @@ func TestDashboardKeyPage(t *testing.T) {
 
 	do(t, ctx, "copy the prefix", chromedp.Click(chromedp.CSS(`#keys-table tr[data-key-id="`+key.ID+`"] button.copy`)))
 	waitFor(t, ctx, "copied", `document.getElementById('notice-text').textContent === 'Prefix copied to the clipboard.'`)
+	// A browser that refuses both the Clipboard API and copying the
+	// selection: the page must not claim a copy, and shows the value.
+	eval[bool](t, ctx, `navigator.clipboard.writeText = () => Promise.reject(new Error('denied')); document.execCommand = () => false; true`)
+	do(t, ctx, "copy the id, refused", chromedp.Click(chromedp.CSS(`#keys-table tr[data-key-id="`+key.ID+`"] button.copy[data-copy="`+key.ID+`"]`)))
+	waitFor(t, ctx, "not copied", `document.getElementById('notice-text').textContent.includes('could not be copied')`)
+	if got := text(t, ctx, "#notice-text"); !strings.Contains(got, key.ID) {
+		t.Errorf("a refused copy says %q, want the id shown", got)
+	}
+	if eval[bool](t, ctx, `document.querySelector('#keys-table tr[data-key-id="`+key.ID+`"] button.copy[data-copy="`+key.ID+`"]').textContent === 'Copied'`) {
+		t.Error("a refused copy's button says Copied")
+	}
 
 	dialCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -117,6 +131,11 @@ func TestDashboardKeyPage(t *testing.T) {
 		t.Fatalf("daemon dial: %v", err)
 	}
 	defer daemon.CloseNow()
+	// The welcome comes once the connection is registered: the upgrade
+	// answers before that, and a page read before it lists no connection.
+	if _, _, err := daemon.Read(dialCtx); err != nil {
+		t.Fatalf("daemon welcome: %v", err)
+	}
 	go func() {
 		for {
 			if _, _, err := daemon.Read(context.Background()); err != nil {

@@ -361,9 +361,12 @@ function showKeys() {
 function copyButton(label, value, what) {
   const button = el('button', { type: 'button', class: 'link copy', 'aria-label': `${label}`, dataset: { copy: value } }, 'Copy');
   button.addEventListener('click', async () => {
-    await copyText(value);
-    button.textContent = 'Copied';
-    showNotice(`${what} copied to the clipboard.`, { kind: 'info' });
+    if (await copyText(value)) {
+      button.textContent = 'Copied';
+      showNotice(`${what} copied to the clipboard.`, { kind: 'info' });
+    } else {
+      showNotice(`${what} could not be copied: the browser refused. It is ${value}`, { kind: 'info' });
+    }
   });
   return button;
 }
@@ -486,7 +489,11 @@ function showSecret(created) {
 }
 
 async function copySecretField(id, what) {
-  await copyText($(id).value, $(id));
+  if (!(await copyText($(id).value, $(id)))) {
+    // The field stays selected: the user can copy it by hand.
+    $('secret-copied').textContent = `The browser refused to copy ${what}: it is selected, press Ctrl+C (⌘C).`;
+    return;
+  }
   secretCopied = true;
   $('secret-not-copied').hidden = true;
   $('secret-done').textContent = 'I have stored it safely';
@@ -505,6 +512,9 @@ function closeSecret(event) {
     return;
   }
   $('secret-dialog').close();
+  // At once: the dialog's close event comes a task later, and until then
+  // the hidden fields would still hold the secret.
+  forgetSecret();
 }
 
 function forgetSecret() {

@@ -194,14 +194,37 @@ export function confirmAction({ title, text, confirm, typeToConfirm = '' }) {
   });
 }
 
-/** copyText puts text on the clipboard, with the selection as a fallback. */
+/**
+ * copyText puts text on the clipboard and says whether it could: the
+ * Clipboard API, else a copy of the selection (of input, or of a field
+ * made for the purpose). A page must not say "copied" when nothing was:
+ * the Clipboard API is missing on a plain-http page served from another
+ * host, and a browser may refuse it.
+ */
 export async function copyText(text, input) {
   try {
     await navigator.clipboard.writeText(text);
+    return true;
   } catch {
-    if (input) {
-      input.select();
-      document.execCommand('copy');
+    // Fall back to the selection below.
+  }
+  const field = input || document.createElement('textarea');
+  if (!input) {
+    field.value = text;
+    field.setAttribute('readonly', '');
+    field.className = 'sr-only';
+    document.body.append(field);
+  }
+  let copied = false;
+  try {
+    field.select();
+    copied = document.execCommand('copy');
+  } catch {
+    copied = false;
+  } finally {
+    if (!input) {
+      field.remove();
     }
   }
+  return copied;
 }
