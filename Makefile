@@ -69,9 +69,10 @@ axe-core:
 	fi
 
 ## screenshots: regenerate the dashboard pictures in internal/dashboard/docs/ (a throwaway PostgreSQL, headless Chromium)
+# TestDashboardAccessibility visits every page at both sizes: it takes them.
 screenshots: chromium axe-core
 	@db/pgcluster.sh throwaway -- env KEYHUB_DASHBOARD_SCREENSHOTS=$(CURDIR)/internal/dashboard/docs \
-	  $(GO) test -count=1 -run '^TestDashboard' ./internal/dashboard/
+	  $(GO) test -count=1 -run '^TestDashboardAccessibility$$' ./internal/dashboard/
 
 ## build: bin/keyhub
 build:

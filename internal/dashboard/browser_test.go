@@ -64,7 +64,11 @@ func runWithBrowser(m *testing.M) int {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(profile),
+		chromedp.UserDataDir(filepath.Join(profile, "profile")),
+		// Chromium's own temporary folders (org.chromium.Chromium.*, the
+		// profile's singleton socket) go into the folder removed below,
+		// not into /tmp for good.
+		chromedp.Env("TMPDIR="+profile),
 		chromedp.WindowSize(1280, 900),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -76,7 +80,15 @@ func runWithBrowser(m *testing.M) int {
 		return 1
 	}
 	browser = ctx
-	return m.Run()
+	code := m.Run()
+	// Closed through DevTools, so it stops its own helper processes
+	// (killed, they were left behind) before the folder is removed.
+	closeCtx, cancelClose := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelClose()
+	if err := chromedp.Cancel(closeCtx); err != nil {
+		fmt.Fprintf(os.Stderr, "close chromium: %v\n", err)
+	}
+	return code
 }
 
 func findChromium() string {
