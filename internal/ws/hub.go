@@ -472,9 +472,15 @@ func (h *Hub) PrincipalChanged(change keyhub.PrincipalChange) {
 	h.askRecheck()
 }
 
-// FeedDown implements keyhub.ChangeObserver: until the feed is back, Run
-// re-checks open connections every stale bound.
-func (h *Hub) FeedDown() { h.feedDown.Store(true) }
+// FeedDown implements keyhub.ChangeObserver: open connections are
+// re-checked at once (a key revoked while the feed was silent, before it
+// was declared down, would otherwise live up to one more stale bound), and
+// then every stale bound until the feed is back.
+func (h *Hub) FeedDown() {
+	if !h.feedDown.Swap(true) {
+		h.askRecheck()
+	}
+}
 
 // FeedUp implements keyhub.ChangeObserver: changes made while the feed was
 // down were not heard, so every open connection is checked once.
@@ -628,6 +634,7 @@ func (h *Hub) Run(ctx context.Context) {
 			return
 		case <-h.recheck:
 			recheck()
+			stale.Reset(h.staleBound) // the next periodic one a full bound later
 		case <-stale.C:
 			if h.feedDown.Load() {
 				recheck()

@@ -105,3 +105,32 @@ func TestKeyExpiryCloses4001(t *testing.T) {
 	}
 	expectClose(t, c, ws.StatusKeyRevoked, 3*time.Second)
 }
+
+// A change the feed never delivered (here: made with triggers off, so no
+// NOTIFY) is found as soon as the feed is declared down, not one stale
+// bound later: open sockets are re-checked at once.
+func TestFeedDownRechecksAtOnce(t *testing.T) {
+	t.Parallel()
+	// A stale bound of a minute: only the immediate re-check can close the
+	// socket within the 5 s waited for below.
+	env, _, key := setup(t, map[string]string{"CHANGE_FEED_STALE_BOUND": "1m"})
+	c := connectKey(t, env, key)
+
+	ctx := context.Background()
+	tx, err := env.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1`, key.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	env.App.WebSocket.FeedDown()
+	expectClose(t, c, ws.StatusKeyRevoked, 5*time.Second)
+}
