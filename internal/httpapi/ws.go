@@ -22,6 +22,10 @@ type WebSocketRoutes interface {
 	IssueTicket(p *keyhub.Principal) api.WSTicket
 	// Connections lists the owner's open connections, oldest first.
 	Connections(ownerID uuid.UUID) []api.WSConnection
+	// ConnectionKey is the key connection id of the owner authenticated
+	// with (uuid.Nil for a user session), and false when the owner has no
+	// such connection.
+	ConnectionKey(ownerID, id uuid.UUID) (keyID uuid.UUID, ok bool)
 	// CloseConnection closes one of the owner's connections with 4002,
 	// reporting false when the owner has no such connection.
 	CloseConnection(ownerID, id uuid.UUID) bool
@@ -47,9 +51,28 @@ func (s *server) handleConnectionList(w http.ResponseWriter, r *http.Request) {
 // NOT_FOUND, as if it did not exist.
 func (s *server) handleConnectionClose(w http.ResponseWriter, r *http.Request) {
 	p := auth.FromContext(r.Context())
+	notFound := keyhub.Errorf(keyhub.CodeNotFound, "connection not found")
 	id, err := uuid.Parse(chi.URLParam(r, "id"))
-	if err != nil || !s.deps.WebSocket.CloseConnection(p.OwnerID, id) {
-		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeNotFound, "connection not found"))
+	if err != nil {
+		httpjson.Error(w, r, notFound)
+		return
+	}
+	keyID, ok := s.deps.WebSocket.ConnectionKey(p.OwnerID, id)
+	if !ok {
+		httpjson.Error(w, r, notFound)
+		return
+	}
+	// The audit event first: a close the trail cannot record does not
+	// happen (the caller gets the error and may retry). A session's
+	// connection has no key to file an event under.
+	if keyID != uuid.Nil {
+		if err := s.deps.Keys.RecordConnectionClosed(r.Context(), p, keyID, id, s.requestMeta(r)); err != nil {
+			httpjson.Error(w, r, err)
+			return
+		}
+	}
+	if !s.deps.WebSocket.CloseConnection(p.OwnerID, id) {
+		httpjson.Error(w, r, notFound) // it ended meanwhile
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

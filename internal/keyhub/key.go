@@ -61,12 +61,15 @@ const (
 	EventRefreshed EventType = "refreshed"
 	EventRevoked   EventType = "revoked"
 	EventExpired   EventType = "expired"
+	// EventConnectionClosed: an owner closed a WebSocket connection opened
+	// with the key (DELETE /v1/ws/connections/{id}).
+	EventConnectionClosed EventType = "connection_closed"
 )
 
 // Valid reports whether t is a known event type.
 func (t EventType) Valid() bool {
 	switch t {
-	case EventCreated, EventRefreshed, EventRevoked, EventExpired:
+	case EventCreated, EventRefreshed, EventRevoked, EventExpired, EventConnectionClosed:
 		return true
 	}
 	return false

@@ -107,6 +107,9 @@ type KeyService interface {
 	// ListEvents returns a page of the owner's key events, newest first,
 	// and the next cursor.
 	ListEvents(ctx context.Context, ownerID uuid.UUID, f EventFilter, page Page) ([]Event, string, error)
+	// RecordConnectionClosed writes the connection_closed event of keyID:
+	// p is about to close connectionID, which the key opened.
+	RecordConnectionClosed(ctx context.Context, p *Principal, keyID, connectionID uuid.UUID, meta RequestMeta) error
 }
 
 // KeyChange tells observers that a key changed in a way that a cached

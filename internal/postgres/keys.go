@@ -387,6 +387,26 @@ func (s *Store) keyFromRow(r dbgen.ApiKey) keyhub.Key {
 	return k
 }
 
+// RecordConnectionClosed writes the connection_closed event of keyID,
+// whose WebSocket connection p is closing. The acting credential is
+// re-checked like any write's.
+func (s *Store) RecordConnectionClosed(ctx context.Context, p *keyhub.Principal, keyID, connectionID uuid.UUID, meta keyhub.RequestMeta) error {
+	var event keyhub.Event
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		a, row, err := s.lockTarget(ctx, tx, p, keyID)
+		if err != nil {
+			return err
+		}
+		event, err = s.insertEvent(ctx, tx, a, s.keyFromRow(row), keyhub.EventConnectionClosed, meta, map[string]any{"connection_id": connectionID})
+		return err
+	})
+	if err != nil {
+		return dbError(err, "key")
+	}
+	s.publish(nil, []keyhub.Event{event})
+	return nil
+}
+
 // maxUserAgent is the longest user agent the audit trail keeps, in
 // characters, as the column's CHECK counts them.
 const maxUserAgent = 512

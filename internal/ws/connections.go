@@ -51,6 +51,21 @@ func (h *Hub) Connections(ownerID uuid.UUID) []api.WSConnection {
 	return out
 }
 
+// ConnectionKey is the key the owner's connection id authenticated with
+// (uuid.Nil for a user session); false when it is not open here.
+func (h *Hub) ConnectionKey(ownerID, id uuid.UUID) (uuid.UUID, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.conns[id]
+	if !ok || c.principal.OwnerID != ownerID {
+		return uuid.Nil, false
+	}
+	if !c.principal.IsKey() {
+		return uuid.Nil, true
+	}
+	return c.principal.KeyID, true
+}
+
 // CloseConnection closes one of the owner's connections with 4002 and
 // reports whether it was open; another owner's connection is as absent
 // as a missing one.

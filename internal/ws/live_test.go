@@ -2,10 +2,13 @@ package ws_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/keyhub/keyhub/api"
+	"github.com/keyhub/keyhub/internal/apitest"
 	"github.com/keyhub/keyhub/internal/ws"
 )
 
@@ -85,10 +88,27 @@ func TestConnectionsListAndClose(t *testing.T) {
 	path := "/v1/ws/connections/" + got.ID.String()
 	env.Delete(t, path, bob).Want(t, http.StatusNotFound, "NOT_FOUND")
 	env.Delete(t, "/v1/ws/connections/not-a-uuid", alice).Want(t, http.StatusNotFound, "NOT_FOUND")
-	env.Delete(t, path, alice).Want(t, http.StatusNoContent, "")
+	env.Do(t, apitest.Request{Method: http.MethodDelete, Path: path, Cred: alice, Headers: map[string]string{"User-Agent": "ops-console/1.0"}}).
+		Want(t, http.StatusNoContent, "")
 	expectClose(t, c, ws.StatusClosedByOwner, time.Second)
 	waitConnections(t, env, alice, 0)
 	env.Delete(t, path, alice).Want(t, http.StatusNotFound, "NOT_FOUND")
+
+	// The close is in the key's audit trail: who, from where, which connection.
+	var events api.EventList
+	env.Get(t, "/v1/keys/"+key.ID.String()+"/events?type=connection_closed", alice).Want(t, http.StatusOK, "").JSON(t, &events)
+	if len(events.Data) != 1 {
+		t.Fatalf("%d connection_closed events, want 1: %+v", len(events.Data), events.Data)
+	}
+	ev := events.Data[0]
+	var details struct {
+		ConnectionID string `json:"connection_id"`
+	}
+	_ = json.Unmarshal(ev.Details, &details)
+	if ev.ActorUserID == nil || ev.ActorKeyID != nil || ev.IPAddress == nil || ev.UserAgent == nil || *ev.UserAgent != "ops-console/1.0" ||
+		details.ConnectionID != got.ID.String() {
+		t.Fatalf("connection_closed event: %+v (details %s)", ev, ev.Details)
+	}
 }
 
 func TestKeyExpiryCloses4001(t *testing.T) {
