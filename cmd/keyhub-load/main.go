@@ -98,7 +98,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	machine := describeMachine()
 
-	srv, err := startKeyhub(ctx, o.keyhub, o.databaseURL, logf)
+	upstream, err := startUpstream()
+	if err != nil {
+		return err
+	}
+	defer upstream.Close()
+	srv, err := startKeyhub(ctx, o.keyhub, o.databaseURL, upstream.Addr().String(), logf)
 	if err != nil {
 		return err
 	}

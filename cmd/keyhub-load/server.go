@@ -30,15 +30,17 @@ type keyhubServer struct {
 	// verifyToken is the operator secret (VERIFY_TOKENS) of POST
 	// /v1/keys/verify.
 	verifyToken string
-	dir         string // data dir and log file
-	exited      chan struct{}
+	// upstream is the product behind GATEWAY_ROUTES' /app/ (host:port).
+	upstream string
+	dir      string // data dir and log file
+	exited   chan struct{}
 }
 
 // startKeyhub creates a fresh database on the server of baseURL, migrates
 // it, and starts keyhub in dev mode (it mints its own tokens) on loopback.
 // The server's log goes to a file: printing 30k lines a second to a
 // terminal would measure the terminal.
-func startKeyhub(ctx context.Context, bin, baseURL string, logf func(string, ...any)) (*keyhubServer, error) {
+func startKeyhub(ctx context.Context, bin, baseURL, upstreamAddr string, logf func(string, ...any)) (*keyhubServer, error) {
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return nil, err
@@ -62,6 +64,8 @@ func startKeyhub(ctx context.Context, bin, baseURL string, logf func(string, ...
 	verifyToken := rand.Text() + rand.Text() // 52 random base32 characters
 	env := append(os.Environ(),
 		"VERIFY_TOKENS="+verifyToken,
+		// The product behind keyhub's proxy (startUpstream).
+		"GATEWAY_ROUTES=/app/ http://"+upstreamAddr+" strip_prefix",
 		"DATABASE_URL="+dbURL,
 		"LISTEN_ADDR="+addr,
 		"DEBUG_ADDR="+debugAddr,
@@ -86,7 +90,7 @@ func startKeyhub(ctx context.Context, bin, baseURL string, logf func(string, ...
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start keyhub: %w", err)
 	}
-	s := &keyhubServer{cmd: cmd, addr: addr, debugAddr: debugAddr, dbURL: dbURL, dir: dir, verifyToken: verifyToken, exited: make(chan struct{})}
+	s := &keyhubServer{cmd: cmd, addr: addr, debugAddr: debugAddr, dbURL: dbURL, dir: dir, verifyToken: verifyToken, upstream: upstreamAddr, exited: make(chan struct{})}
 	go func() { cmd.Wait(); logFile.Close(); close(s.exited) }()
 	logf("keyhub pid %d on %s (log: %s)", cmd.Process.Pid, addr, logFile.Name())
 
@@ -281,4 +285,21 @@ func (s *keyhubServer) sql(ctx context.Context, query string, args ...any) error
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, query, args...)
 	return err
+}
+
+// startUpstream serves the product the gateway rows put behind keyhub: the
+// smallest useful answer (200, a short text body), so that what the rows
+// measure is the path in front of it.
+func startUpstream() (net.Listener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("upstream: %w", err)
+	}
+	hello := []byte("hello from the product\n")
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write(hello)
+	})}
+	go func() { _ = srv.Serve(ln) }() // ends when the listener closes
+	return ln, nil
 }
