@@ -26,11 +26,28 @@ import (
 // notClientOperations are the operations of openapi.yaml the client
 // deliberately leaves out, with the reason.
 var notClientOperations = map[string]string{
-	"root":            "a redirect to the dashboard, for browsers",
-	"dashboard":       "the dashboard's HTML page, for browsers",
-	"dashboardConfig": "the dashboard's own settings, read by its page",
-	"dashboardFile":   "the dashboard's scripts and styles",
+	"root":             "a redirect to the dashboard, for browsers",
+	"dashboard":        "the dashboard's HTML page, for browsers",
+	"dashboardConfig":  "the dashboard's own settings, read by its page",
+	"dashboardFile":    "the dashboard's scripts and styles",
+	"authzGet":         forwardAuth,
+	"authzPathGet":     forwardAuth,
+	"authzHead":        forwardAuth,
+	"authzPathHead":    forwardAuth,
+	"authzPost":        forwardAuth,
+	"authzPathPost":    forwardAuth,
+	"authzPut":         forwardAuth,
+	"authzPathPut":     forwardAuth,
+	"authzPatch":       forwardAuth,
+	"authzPathPatch":   forwardAuth,
+	"authzDelete":      forwardAuth,
+	"authzPathDelete":  forwardAuth,
+	"authzOptions":     forwardAuth,
+	"authzPathOptions": forwardAuth,
 }
+
+// forwardAuth is why GET /v1/authz (every method, both forms) is left out.
+const forwardAuth = "forward auth: a gateway in front of a product (nginx, Caddy, Traefik, Envoy) calls it, not a client"
 
 // specRecorder is an http.RoundTripper that matches every request the
 // client sends to an operation of openapi.yaml, validates the request

@@ -83,9 +83,10 @@ type Config struct {
 	Log             *slog.Logger
 }
 
-// Gateway is the reverse proxy of GATEWAY_ROUTES.
+// Gateway is the reverse proxy of GATEWAY_ROUTES and forward auth.
 type Gateway struct {
-	routes []*routeProxy
+	routes      []*routeProxy
+	forwardAuth *forwardAuth
 }
 
 // New builds the proxy of every route; an unknown scope is an error.
@@ -97,7 +98,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.Log = slog.Default()
 	}
 	transport := newTransport(cfg.UpstreamTimeout)
-	g := &Gateway{}
+	g := &Gateway{forwardAuth: &forwardAuth{cfg: &cfg}}
 	for _, rt := range cfg.Routes {
 		rp := &routeProxy{route: rt, cfg: &cfg}
 		var err error

@@ -47,6 +47,11 @@ func TestOpenAPIEveryRouteIsDocumented(t *testing.T) {
 		if len(route) > 1 {
 			route = strings.TrimSuffix(route, "/")
 		}
+		// A trailing wildcard (the rest of the path, slashes included) is
+		// documented as one path parameter named after what it holds.
+		if rest, ok := strings.CutSuffix(route, "/*"); ok && rest == "/v1/authz" {
+			route = rest + "/{original_path}"
+		}
 		routed[method+" "+route] = true
 		return nil
 	})
@@ -312,4 +317,28 @@ func TestOpenAPIWebSocketRoutes(t *testing.T) {
 	env.Delete(t, "/v1/ws/connections/"+list.Data[0].ID, other).Want(t, http.StatusNotFound, "NOT_FOUND")
 	env.Delete(t, "/v1/ws/connections/"+list.Data[0].ID, jwt).Want(t, http.StatusNoContent, "")
 	env.Delete(t, "/v1/ws/connections/not-a-uuid", jwt).Want(t, http.StatusNotFound, "NOT_FOUND")
+}
+
+// TestOpenAPIAuthz calls forward auth's answers (the observer checks them
+// against the spec): allowed, every refusal, the refuse_as=403 form and the
+// path form.
+func TestOpenAPIAuthz(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, map[string]string{"PRODUCT_SCOPES": "app:read", "RATE_LIMIT_TIER_RPM": "free=3"})
+	jwt := env.Token(t, "authz@example.com")
+	var reader api.CreatedKey
+	env.Post(t, "/v1/keys", jwt, map[string]any{"name": "reader", "scopes": []string{"app:read"}}).Want(t, http.StatusCreated, "").JSON(t, &reader)
+	env.Get(t, "/v1/authz?scope=app:read&audience=tasks", reader.Secret).Want(t, http.StatusOK, "")
+	for _, method := range []string{http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		// One user per method: each has its own bucket.
+		env.Do(t, apitest.Request{Method: method, Path: "/v1/authz/tasks", Cred: env.Token(t, method+"@example.com")}).Want(t, http.StatusOK, "")
+	}
+	env.Get(t, "/v1/authz?scope=app:write", reader.Secret).Want(t, http.StatusBadRequest, "INVALID_SCOPE")
+	env.Get(t, "/v1/authz?scopes=app:read", reader.Secret).Want(t, http.StatusBadRequest, "VALIDATION_FAILED")
+	env.Get(t, "/v1/authz", "").Want(t, http.StatusUnauthorized, "MISSING_CREDENTIALS")
+	env.Get(t, "/v1/authz?scope=keys:write", reader.Secret).Want(t, http.StatusForbidden, "INSUFFICIENT_SCOPE")
+	env.Get(t, "/v1/authz", reader.Secret).Want(t, http.StatusOK, "")
+	env.Get(t, "/v1/authz", reader.Secret).Want(t, http.StatusTooManyRequests, "RATE_LIMITED")
+	env.Get(t, "/v1/authz?refuse_as=403", reader.Secret).Want(t, http.StatusForbidden, "RATE_LIMITED")
+	env.Do(t, apitest.Request{Method: "TRACE", Path: "/v1/authz", Cred: jwt}).Want(t, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
 }

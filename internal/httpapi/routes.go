@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyhub/keyhub/api/identity"
 	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/gateway"
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
@@ -18,6 +19,10 @@ type server struct {
 	deps           Deps
 	trustedProxies []netip.Prefix
 }
+
+// authzMethods are the methods forward auth answers: all but CONNECT and
+// TRACE, which no product route serves through a gateway.
+var authzMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions}
 
 // routes is the whole API surface.
 func routes(d Deps) http.Handler {
@@ -74,6 +79,17 @@ func routes(d Deps) http.Handler {
 	// shadow keyhub's own paths (gateway.Reserved).
 	for _, m := range d.Gateway.Mounts() {
 		r.Handle(m.Pattern, m.Handler)
+	}
+	// Forward auth for the gateways people already run (nginx
+	// auth_request, Caddy forward_auth, Traefik forwardAuth, Envoy
+	// ext_authz): admitted by the same gate, with every method a request
+	// to a product may have, since some gateways send the original one
+	// (Envoy also appends the original path).
+	if fa := d.Gateway.ForwardAuth(); fa != nil {
+		for _, method := range authzMethods {
+			r.Method(method, gateway.AuthzPath, fa)
+			r.Method(method, gateway.AuthzPath+"/*", fa)
+		}
 	}
 
 	// Operators verify their customers' keys with their own credential,
