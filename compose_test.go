@@ -18,33 +18,11 @@ import (
 	"github.com/keyhub/keyhub/internal/testdep"
 )
 
-// lookPath finds a program on PATH or in the sbin folders a non-root PATH
-// lacks (Debian's nginx is /usr/sbin/nginx). Missing, it is testdep's
-// case: make test installs it (db/require.sh).
-func lookPath(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		if p := filepath.Join(dir, name); isExecutable(p) {
-			return p
-		}
-	}
-	testdep.Missing(t, fmt.Sprintf("%s not found (make test installs it through db/require.sh; Debian: apt-get install %s)", name, name))
-	return ""
-}
-
-func isExecutable(path string) bool {
-	info, err := os.Stat(path)
-	return err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0
-}
-
 // Debian's docker-compose (no Docker engine needed) checks the file the
 // README tells people to run.
 func TestComposeFileIsValid(t *testing.T) {
 	t.Parallel()
-	compose := lookPath(t, "docker-compose")
+	compose := testdep.Program(t, "docker-compose")
 	out, err := exec.Command(compose, "-f", "docker-compose.yml", "config", "-q").CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker-compose config: %v\n%s", err, out)
@@ -96,7 +74,7 @@ func substitute(t *testing.T, conf, old, new string) string {
 // page's own socket, and a replica going away is not noticed.
 func TestComposeNginx(t *testing.T) {
 	t.Parallel()
-	nginx := lookPath(t, "nginx")
+	nginx := testdep.Program(t, "nginx")
 	// nginx connects from loopback: it is the trusted proxy, as 172.28.0.10 is in compose.
 	first := apitest.New(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"})
 	second := first.Replica(t, nil)

@@ -1,0 +1,28 @@
+// Package forwardauth holds the configurations that put nginx and Caddy in
+// front of a product with keyhub's forward auth (GET /v1/authz), exactly
+// as the README shows them and as the tests run them against the real
+// servers. Traefik's and Envoy's are in the README, marked untested.
+//
+// Each configuration names keyhub at 127.0.0.1:8080, the product at
+// 127.0.0.1:9000 and the gateway's own listener at 127.0.0.1:8000; the
+// tests replace those addresses, and nothing else.
+package forwardauth
+
+import _ "embed"
+
+// The addresses the configurations name.
+const (
+	KeyhubAddr   = "127.0.0.1:8080"
+	UpstreamAddr = "127.0.0.1:9000"
+	ListenAddr   = "127.0.0.1:8000"
+)
+
+// Nginx is a server block for nginx's http context (auth_request).
+//
+//go:embed nginx.conf
+var Nginx string
+
+// Caddyfile is a Caddy site (forward_auth).
+//
+//go:embed Caddyfile
+var Caddyfile string
