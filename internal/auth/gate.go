@@ -122,7 +122,14 @@ func (g *Gate) Admit(r *http.Request, need Need) (Admission, error) {
 		}
 		return Admission{Client: client}, errMissing
 	}
-	return g.admit(r.Context(), client, need, func(context.Context) (*keyhub.Principal, string, error) {
+	return g.admit(r.Context(), client, need, g.HeaderResolver(r))
+}
+
+// HeaderResolver resolves the credential in r's headers by the extractor
+// chain: what Admit admits. A front door that accepts one more kind of
+// credential (the verify API's operators) wraps it and calls AdmitWith.
+func (g *Gate) HeaderResolver(r *http.Request) Resolver {
+	return func(context.Context) (*keyhub.Principal, string, error) {
 		cred, err := extract(r.Header)
 		if err != nil {
 			return nil, "unknown", err
@@ -136,7 +143,7 @@ func (g *Gate) Admit(r *http.Request, need Need) (Admission, error) {
 		}
 		p, err := g.auth.Resolve(r.Context(), cred)
 		return p, string(method), err
-	})
+	}
 }
 
 // Resolver resolves a credential that did not come in the headers (a

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -22,6 +23,8 @@ import (
 
 var errOperatorRequired = keyhub.Errorf(keyhub.CodeOperatorRequired,
 	"verifying keys needs an operator credential (the service_role key or a VERIFY_TOKENS secret), not a tenant's key or session")
+
+var errNotOperator = keyhub.Errorf(keyhub.CodeInvalidToken, "the bearer token is not an operator credential")
 
 func (s *server) handleKeyVerify(w http.ResponseWriter, r *http.Request) {
 	if err := s.admitOperator(r); err != nil {
@@ -59,21 +62,33 @@ func (s *server) handleKeyVerify(w http.ResponseWriter, r *http.Request) {
 }
 
 // admitOperator accepts an operator's bearer credential. Anything else
-// goes to the gate, which tells what it is: a tenant's valid key or
-// session is 403; a missing credential 401; a wrong one 401, counted
-// against the client address like every failed authentication (429 once
-// over that limit).
+// passes the gate, which tells what it is: a tenant's valid key or session
+// is 403; a missing credential 401; a wrong one 401, counted against the
+// client address like every failed authentication (429 once over that
+// limit).
 func (s *server) admitOperator(r *http.Request) error {
 	gate := s.deps.Gate
+	client := gate.Client(r)
 	// An address over its failure limit is refused before its credential
 	// is looked at: guessing an operator's secret is guessing too.
-	if err := gate.RefuseBlocked(gate.Client(r)); err != nil {
+	if err := gate.RefuseBlocked(client); err != nil {
 		return err
 	}
 	if cred, err := auth.Credential(r.Header); err == nil && s.deps.Operators.IsOperator(cred) {
 		return nil
 	}
-	if _, err := gate.Admit(r, auth.Need{}); err != nil {
+	resolve := gate.HeaderResolver(r)
+	_, err := gate.AdmitWith(r.Context(), client, auth.Need{}, func(ctx context.Context) (*keyhub.Principal, string, error) {
+		p, method, err := resolve(ctx)
+		if keyhub.ErrorCode(err) == keyhub.CodeAuthNotConfigured {
+			// No user sign-in on this server: the token was meant as an
+			// operator's and is not one, a failed authentication (never
+			// the 503 of a missing configuration).
+			err = errNotOperator
+		}
+		return p, method, err
+	})
+	if err != nil {
 		return err
 	}
 	return errOperatorRequired

@@ -201,3 +201,19 @@ func TestVerifyKeyFailuresCountAgainstTheOperatorOnlyForItsOwnCredential(t *test
 		t.Fatal("a refused operator gets no Retry-After")
 	}
 }
+
+// On a server without user sign-in (VERIFY_TOKENS only), a wrong operator
+// secret is a failed authentication like any, never the 503 of a missing
+// configuration.
+func TestVerifyKeyWithoutUserSignIn(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, map[string]string{"VERIFY_TOKENS": verifyToken, "SUPABASE_JWKS_URL": "", "JWT_ISSUER": "",
+		"AUTH_FAILURE_RATE_LIMIT": "2", "AUTH_FAILURE_BURST": "2"})
+	unknown, _ := apikey.Generate()
+	wantRefused(t, verify(t, env, verifyToken, map[string]any{"key": unknown}), "INVALID_API_KEY")
+	wrong := strings.Repeat("w", 40)
+	for range 2 {
+		env.Post(t, "/v1/keys/verify", wrong, map[string]any{"key": unknown}).Want(t, http.StatusUnauthorized, "INVALID_TOKEN")
+	}
+	env.Post(t, "/v1/keys/verify", wrong, map[string]any{"key": unknown}).Want(t, http.StatusTooManyRequests, "RATE_LIMITED")
+}
