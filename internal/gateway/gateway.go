@@ -112,14 +112,14 @@ func New(cfg Config) (*Gateway, error) {
 			}
 		}
 		rp.proxy = &httputil.ReverseProxy{
-			Rewrite:       rp.rewrite,
-			Transport:     transport,
+			Rewrite:   rp.rewrite,
+			Transport: transport,
 			// FlushInterval stays 0: ReverseProxy already flushes every write
 			// of a streamed answer (no Content-Length, or server-sent
 			// events); an answer of known length is written once, not
 			// flushed per write (with -1 the headers and the body went out
 			// as separate writes: 0.11× the upstream's throughput measured).
-			ErrorHandler:  rp.upstreamFailed,
+			ErrorHandler: rp.upstreamFailed,
 			// The upstream's failures are answered by ErrorHandler; what
 			// ReverseProxy would log itself (a client gone mid-copy) is noise.
 			ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelDebug),
