@@ -110,3 +110,52 @@ WITH v AS (
 SELECT v.id::uuid AS id FROM v JOIN api_keys k ON k.id = v.id
 WHERE (k.last_used_at IS NULL OR k.last_used_at < v.used_at)
   AND v.id NOT IN (SELECT touched.id FROM touched);
+
+-- name: AddKeyParent :exec
+-- Records that whoever held parent_id could get the secret of key_id
+-- (db/migrations/20261206122500_key_parents.sql).
+INSERT INTO api_key_parents (key_id, parent_id, owner_id)
+VALUES (@key_id, @parent_id, @owner_id)
+ON CONFLICT DO NOTHING;
+
+-- name: InheritKeyParents :exec
+-- A successor can be obtained through whatever its predecessor could.
+INSERT INTO api_key_parents (key_id, parent_id, owner_id)
+SELECT sqlc.arg(successor)::uuid, p.parent_id, p.owner_id
+FROM api_key_parents p
+WHERE p.key_id = sqlc.arg(predecessor)::uuid AND p.parent_id <> sqlc.arg(successor)::uuid
+ON CONFLICT DO NOTHING;
+
+-- name: PassKeyChildren :exec
+-- The children of refreshed keys pass to their successor: a refresh is
+-- not a revocation, and a later revoke of the old key (a rotation's
+-- clean-up) must not end them, while a revoke of the successor must.
+WITH moved AS (
+    DELETE FROM api_key_parents p
+    WHERE p.parent_id = ANY (sqlc.arg(predecessors)::uuid[])
+    RETURNING p.key_id, p.owner_id
+)
+INSERT INTO api_key_parents (key_id, parent_id, owner_id)
+SELECT DISTINCT m.key_id, sqlc.arg(successor)::uuid, m.owner_id
+FROM moved m
+WHERE m.key_id <> sqlc.arg(successor)::uuid
+ON CONFLICT DO NOTHING;
+
+-- name: RevokeDescendants :many
+-- Revokes, at revoked_at, every usable key obtained (transitively) through
+-- one of the roots, and returns each with one parent it was obtained
+-- through (a root or another key of the walk). The walk passes through
+-- keys that already ended: what was made through them was obtainable
+-- through the roots too. UNION, not UNION ALL: the walk ends on cycles.
+WITH RECURSIVE descendants (id, parent_id) AS (
+    SELECT p.key_id, p.parent_id FROM api_key_parents p WHERE p.parent_id = ANY (sqlc.arg(roots)::uuid[])
+  UNION
+    SELECT p.key_id, p.parent_id FROM api_key_parents p JOIN descendants d ON p.parent_id = d.id
+), one_parent AS (
+    SELECT DISTINCT ON (d.id) d.id, d.parent_id FROM descendants d ORDER BY d.id, d.parent_id
+)
+UPDATE api_keys k SET revoked_at = sqlc.arg(revoked_at)::timestamptz
+FROM one_parent d
+WHERE k.id = d.id AND k.revoked_at IS NULL
+  AND (k.expires_at IS NULL OR k.expires_at > sqlc.arg(revoked_at)::timestamptz)
+RETURNING sqlc.embed(k), d.parent_id;

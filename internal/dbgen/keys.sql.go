@@ -12,6 +12,25 @@ import (
 	"github.com/google/uuid"
 )
 
+const addKeyParent = `-- name: AddKeyParent :exec
+INSERT INTO api_key_parents (key_id, parent_id, owner_id)
+VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING
+`
+
+type AddKeyParentParams struct {
+	KeyID    uuid.UUID
+	ParentID uuid.UUID
+	OwnerID  uuid.UUID
+}
+
+// Records that whoever held parent_id could get the secret of key_id
+// (db/migrations/20261206122500_key_parents.sql).
+func (q *Queries) AddKeyParent(ctx context.Context, db DBTX, arg AddKeyParentParams) error {
+	_, err := db.Exec(ctx, addKeyParent, arg.KeyID, arg.ParentID, arg.OwnerID)
+	return err
+}
+
 const countActiveKeysOfUser = `-- name: CountActiveKeysOfUser :one
 SELECT count(*) FROM api_keys
 WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
@@ -196,6 +215,25 @@ func (q *Queries) GetPredecessorInGraceForUpdate(ctx context.Context, db DBTX, a
 	return i, err
 }
 
+const inheritKeyParents = `-- name: InheritKeyParents :exec
+INSERT INTO api_key_parents (key_id, parent_id, owner_id)
+SELECT $1::uuid, p.parent_id, p.owner_id
+FROM api_key_parents p
+WHERE p.key_id = $2::uuid AND p.parent_id <> $1::uuid
+ON CONFLICT DO NOTHING
+`
+
+type InheritKeyParentsParams struct {
+	Successor   uuid.UUID
+	Predecessor uuid.UUID
+}
+
+// A successor can be obtained through whatever its predecessor could.
+func (q *Queries) InheritKeyParents(ctx context.Context, db DBTX, arg InheritKeyParentsParams) error {
+	_, err := db.Exec(ctx, inheritKeyParents, arg.Successor, arg.Predecessor)
+	return err
+}
+
 const insertKey = `-- name: InsertKey :one
 INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, created_at, lineage_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -335,6 +373,32 @@ func (q *Queries) LockOwnerWrites(ctx context.Context, db DBTX, ownerID uuid.UUI
 	return stamp, err
 }
 
+const passKeyChildren = `-- name: PassKeyChildren :exec
+WITH moved AS (
+    DELETE FROM api_key_parents p
+    WHERE p.parent_id = ANY ($2::uuid[])
+    RETURNING p.key_id, p.owner_id
+)
+INSERT INTO api_key_parents (key_id, parent_id, owner_id)
+SELECT DISTINCT m.key_id, $1::uuid, m.owner_id
+FROM moved m
+WHERE m.key_id <> $1::uuid
+ON CONFLICT DO NOTHING
+`
+
+type PassKeyChildrenParams struct {
+	Successor    uuid.UUID
+	Predecessors []uuid.UUID
+}
+
+// The children of refreshed keys pass to their successor: a refresh is
+// not a revocation, and a later revoke of the old key (a rotation's
+// clean-up) must not end them, while a revoke of the successor must.
+func (q *Queries) PassKeyChildren(ctx context.Context, db DBTX, arg PassKeyChildrenParams) error {
+	_, err := db.Exec(ctx, passKeyChildren, arg.Successor, arg.Predecessors)
+	return err
+}
+
 const replaceKey = `-- name: ReplaceKey :one
 UPDATE api_keys
 SET replaced_by = $1,
@@ -381,6 +445,71 @@ func (q *Queries) ReplaceKey(ctx context.Context, db DBTX, arg ReplaceKeyParams)
 		&i.LineageID,
 	)
 	return i, err
+}
+
+const revokeDescendants = `-- name: RevokeDescendants :many
+WITH RECURSIVE descendants (id, parent_id) AS (
+    SELECT p.key_id, p.parent_id FROM api_key_parents p WHERE p.parent_id = ANY ($2::uuid[])
+  UNION
+    SELECT p.key_id, p.parent_id FROM api_key_parents p JOIN descendants d ON p.parent_id = d.id
+), one_parent AS (
+    SELECT DISTINCT ON (d.id) d.id, d.parent_id FROM descendants d ORDER BY d.id, d.parent_id
+)
+UPDATE api_keys k SET revoked_at = $1::timestamptz
+FROM one_parent d
+WHERE k.id = d.id AND k.revoked_at IS NULL
+  AND (k.expires_at IS NULL OR k.expires_at > $1::timestamptz)
+RETURNING k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.key_hash, k.scopes, k.expires_at, k.last_used_at, k.created_at, k.revoked_at, k.replaced_by, k.lineage_id, d.parent_id
+`
+
+type RevokeDescendantsParams struct {
+	RevokedAt time.Time
+	Roots     []uuid.UUID
+}
+
+type RevokeDescendantsRow struct {
+	ApiKey   ApiKey
+	ParentID uuid.UUID
+}
+
+// Revokes, at revoked_at, every usable key obtained (transitively) through
+// one of the roots, and returns each with one parent it was obtained
+// through (a root or another key of the walk). The walk passes through
+// keys that already ended: what was made through them was obtainable
+// through the roots too. UNION, not UNION ALL: the walk ends on cycles.
+func (q *Queries) RevokeDescendants(ctx context.Context, db DBTX, arg RevokeDescendantsParams) ([]RevokeDescendantsRow, error) {
+	rows, err := db.Query(ctx, revokeDescendants, arg.RevokedAt, arg.Roots)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []RevokeDescendantsRow
+	for rows.Next() {
+		var i RevokeDescendantsRow
+		if err := rows.Scan(
+			&i.ApiKey.ID,
+			&i.ApiKey.OwnerID,
+			&i.ApiKey.UserID,
+			&i.ApiKey.Name,
+			&i.ApiKey.KeyPrefix,
+			&i.ApiKey.KeyHash,
+			&i.ApiKey.Scopes,
+			&i.ApiKey.ExpiresAt,
+			&i.ApiKey.LastUsedAt,
+			&i.ApiKey.CreatedAt,
+			&i.ApiKey.RevokedAt,
+			&i.ApiKey.ReplacedBy,
+			&i.ApiKey.LineageID,
+			&i.ParentID,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const revokeKey = `-- name: RevokeKey :one

@@ -41,6 +41,12 @@ type ApiKeyEvent struct {
 	ActorKeyID  uuid.NullUUID
 }
 
+type ApiKeyParent struct {
+	KeyID    uuid.UUID
+	ParentID uuid.UUID
+	OwnerID  uuid.UUID
+}
+
 type Owner struct {
 	ID        uuid.UUID
 	Name      string

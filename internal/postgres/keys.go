@@ -53,6 +53,11 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 		if err != nil {
 			return err
 		}
+		if p.IsKey() { // revoking the creator ends the key
+			if err := s.q.AddKeyParent(ctx, tx, dbgen.AddKeyParentParams{KeyID: created.Key.ID, ParentID: p.KeyID, OwnerID: p.OwnerID}); err != nil {
+				return fmt.Errorf("record the creator of %s: %w", created.Key.ID, err)
+			}
+		}
 		event, err = s.insertEvent(ctx, tx, a, created.Key, keyhub.EventCreated, meta, nil)
 		return err
 	})
@@ -140,8 +145,12 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 		if err != nil {
 			return err
 		}
+		// The keys whose children pass to the replacement: the old key, and
+		// its predecessor when the refresh ends that one's grace.
+		handedOver := []uuid.UUID{old.ID}
 		if ended != nil {
 			keyChanges, events = append(keyChanges, *change), append(events, *ended)
+			handedOver = append(handedOver, change.KeyID)
 		}
 		name := in.Name
 		if name == "" {
@@ -180,6 +189,9 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 			return fmt.Errorf("replace key: %w", err)
 		}
 		out.Old = s.keyFromRow(oldRow)
+		if err := s.passParents(ctx, tx, p, old, out.New.Key, handedOver); err != nil {
+			return err
+		}
 		// With a grace period the old key is not ended but re-dated: its
 		// change carries the grace's end, so that this process's sockets
 		// close then even when the feed is down.
@@ -236,10 +248,17 @@ func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 			return err
 		}
 		events = append(events, event)
+		roots := []uuid.UUID{key.ID}
 		change, ended, err := s.endGrace(ctx, tx, a, key, meta, "successor_revoked")
+		if err != nil {
+			return err
+		}
 		if ended != nil {
 			keyChanges, events = append(keyChanges, *change), append(events, *ended)
+			roots = append(roots, change.KeyID)
 		}
+		moreChanges, moreEvents, err := s.revokeDescendants(ctx, tx, a, key.ID, roots, meta)
+		keyChanges, events = append(keyChanges, moreChanges...), append(events, moreEvents...)
 		return err
 	})
 	if err != nil {
@@ -247,6 +266,66 @@ func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 	}
 	s.publish(keyChanges, events)
 	return key, alreadyRevoked, nil
+}
+
+// passParents records, in the transaction of a refresh of old into
+// successor, whom the successor can be obtained through: whatever old
+// could, and the acting key when another key refreshed old (its holder got
+// the secret). The children of the keys in handedOver (old, and the
+// predecessor whose grace the refresh ended) pass to the successor: a
+// refresh is not a revocation.
+func (s *Store) passParents(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, old, successor keyhub.Key, handedOver []uuid.UUID) error {
+	if err := s.q.InheritKeyParents(ctx, tx, dbgen.InheritKeyParentsParams{Successor: successor.ID, Predecessor: old.ID}); err != nil {
+		return fmt.Errorf("inherit the parents of %s: %w", old.ID, err)
+	}
+	if p.IsKey() && p.KeyID != old.ID {
+		if err := s.q.AddKeyParent(ctx, tx, dbgen.AddKeyParentParams{KeyID: successor.ID, ParentID: p.KeyID, OwnerID: successor.OwnerID}); err != nil {
+			return fmt.Errorf("record the refresher of %s: %w", old.ID, err)
+		}
+	}
+	if err := s.q.PassKeyChildren(ctx, tx, dbgen.PassKeyChildrenParams{Successor: successor.ID, Predecessors: handedOver}); err != nil {
+		return fmt.Errorf("pass the children of %s: %w", old.ID, err)
+	}
+	return nil
+}
+
+// revokeDescendants revokes, with a's stamp, every usable key obtained
+// (transitively) through one of roots, then the grace-period predecessor
+// of each with whatever was obtained through that one, until nothing is
+// left: a "revoked" event each, naming the parent it was obtained through
+// and cause, the key whose revocation was asked for.
+func (s *Store) revokeDescendants(ctx context.Context, tx pgx.Tx, a actor, cause uuid.UUID, roots []uuid.UUID, meta keyhub.RequestMeta) ([]keyhub.KeyChange, []keyhub.Event, error) {
+	var keyChanges []keyhub.KeyChange
+	var events []keyhub.Event
+	for len(roots) > 0 {
+		rows, err := s.q.RevokeDescendants(ctx, tx, dbgen.RevokeDescendantsParams{Roots: roots, RevokedAt: a.at})
+		if err != nil {
+			return nil, nil, fmt.Errorf("revoke the keys obtained through %s: %w", cause, err)
+		}
+		roots = nil
+		for _, row := range rows {
+			key := s.keyFromRow(row.ApiKey)
+			keyChanges = append(keyChanges, changes.KeyChangeOf(key, row.ApiKey.KeyHash, a.at))
+			event, err := s.insertEvent(ctx, tx, a, key, keyhub.EventRevoked, meta, map[string]any{
+				"reason": "parent_revoked",
+				"parent": row.ParentID,
+				"cause":  cause,
+			})
+			if err != nil {
+				return nil, nil, err
+			}
+			events = append(events, event)
+			change, ended, err := s.endGrace(ctx, tx, a, key, meta, "successor_revoked")
+			if err != nil {
+				return nil, nil, err
+			}
+			if ended != nil {
+				keyChanges, events = append(keyChanges, *change), append(events, *ended)
+				roots = append(roots, change.KeyID)
+			}
+		}
+	}
+	return keyChanges, events, nil
 }
 
 // endGrace revokes the predecessor of successor (the key it replaced)
