@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -115,5 +116,64 @@ func TestLineageMigrationFollowsRefreshChains(t *testing.T) {
 		if got[name] != lineage {
 			t.Errorf("%s: lineage %s, want %s (all: %v)", name, got[name], lineage, got)
 		}
+	}
+}
+
+// The key-parents migration rebuilds, from the audit trail, whom each
+// existing key was obtained through, as the store would have recorded it:
+// the creating key (not a key refreshing itself), inherited along a
+// refresh chain, and passed from a replaced key to the newest of its chain.
+func TestKeyParentsMigrationFollowsTheAuditTrail(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, p := newMigrator(t)
+	if _, err := p.UpTo(ctx, 20261206084500); err != nil { // the lineage migration
+		t.Fatal(err)
+	}
+	// p was created by the user and refreshed by it into p2; c was created
+	// by p and refreshed itself into c2; g was created by c2; u is alone.
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO owners (id, name) VALUES ('00000000-0000-0000-0000-00000000000a', 'o');
+		INSERT INTO users (id, default_owner_id) VALUES ('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-00000000000a');
+		INSERT INTO api_keys (id, owner_id, user_id, name, key_prefix, key_hash, created_at, lineage_id) VALUES
+			('00000000-0000-0000-0000-0000000000f2', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', 'p2', 'mk_AAAAAAAA', repeat('1', 64), now() - interval '1 minute', '00000000-0000-0000-0000-0000000000f1'),
+			('00000000-0000-0000-0000-0000000000c2', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', 'c2', 'mk_AAAAAAAA', repeat('2', 64), now() - interval '3 minutes', '00000000-0000-0000-0000-0000000000c1'),
+			('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', 'u', 'mk_AAAAAAAA', repeat('5', 64), now() - interval '9 minutes', '00000000-0000-0000-0000-0000000000a1');
+		INSERT INTO api_keys (id, owner_id, user_id, name, key_prefix, key_hash, created_at, lineage_id, replaced_by) VALUES
+			('00000000-0000-0000-0000-0000000000f1', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', 'p', 'mk_AAAAAAAA', repeat('3', 64), now() - interval '9 minutes', '00000000-0000-0000-0000-0000000000f1', '00000000-0000-0000-0000-0000000000f2'),
+			('00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', 'c', 'mk_AAAAAAAA', repeat('4', 64), now() - interval '5 minutes', '00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-0000000000c2');
+		INSERT INTO api_keys (id, owner_id, user_id, name, key_prefix, key_hash, created_at, lineage_id) VALUES
+			('00000000-0000-0000-0000-0000000000e1', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', 'g', 'mk_AAAAAAAA', repeat('6', 64), now() - interval '2 minutes', '00000000-0000-0000-0000-0000000000e1');
+		INSERT INTO api_key_events (api_key_id, owner_id, actor_user_id, actor_key_id, event_type, details) VALUES
+			('00000000-0000-0000-0000-0000000000f1', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', NULL, 'created', NULL),
+			('00000000-0000-0000-0000-0000000000a1', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', NULL, 'created', NULL),
+			('00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-0000000000f1', 'created', NULL),
+			('00000000-0000-0000-0000-0000000000c2', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-0000000000c1', 'created', '{"replaces":"00000000-0000-0000-0000-0000000000c1"}'),
+			('00000000-0000-0000-0000-0000000000e1', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-0000000000c2', 'created', NULL),
+			('00000000-0000-0000-0000-0000000000f2', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', NULL, 'created', '{"replaces":"00000000-0000-0000-0000-0000000000f1"}');
+	`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT k.name || '->' || parent.name FROM api_key_parents e
+		JOIN api_keys k ON k.id = e.key_id JOIN api_keys parent ON parent.id = e.parent_id ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var edges []string
+	for rows.Next() {
+		var edge string
+		if err := rows.Scan(&edge); err != nil {
+			t.Fatal(err)
+		}
+		edges = append(edges, edge)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(edges, " "), "c->p2 c2->p2 g->c2"; got != want {
+		t.Fatalf("edges %q, want %q", got, want)
 	}
 }
