@@ -229,8 +229,9 @@ func (m *cli) keysRefresh(ctx context.Context, args []string) error {
 
 const keysRevokeHelp = `usage: mk keys revoke ID [--json]
 
-Revokes a key (DELETE /v1/keys/{id}); its open WebSockets close with 4001
-within a second. Revoking a revoked key succeeds and says so.
+Revokes a key (DELETE /v1/keys/{id}) and every key obtained through it
+(the keys it created, theirs, and so on); their open WebSockets close with
+4001 within a second. Revoking a revoked key succeeds and says so.
 `
 
 func (m *cli) keysRevoke(ctx context.Context, args []string) error {

@@ -585,7 +585,7 @@ async function revokeKey(key) {
   }
   const ok = await confirmAction({
     title: `Revoke ${key.name}?`,
-    text: `Everything using ${key.name} (${key.prefix}) stops working at once${stops.length ? `, ${stops.join(', and ')}` : ''}. This cannot be undone.`,
+    text: `Everything using ${key.name} (${key.prefix}), and every key made with it, stops working at once${stops.length ? `, ${stops.join(', and ')}` : ''}. This cannot be undone.`,
     confirm: 'Revoke key',
     typeToConfirm: open.length || children.length ? key.name : '',
   });
