@@ -127,6 +127,10 @@ func measureAll(ctx context.Context, o options, srv *keyhubServer, logf func(str
 		{"POST /v1/keys/verify, cached mk_ key", host, postJSON(host, "/v1/keys/verify", map[string]string{"Authorization": "Bearer " + srv.verifyToken}, verifyBody)},
 		{"GET upstream direct (no keyhub)", srv.upstream, request(srv.upstream, "/hello", nil)},
 		{"GET /app/hello via keyhub's proxy, cached mk_ key", host, request(host, "/app/hello", map[string]string{"X-API-Key": httpKey.Secret})},
+		// Forward auth as nginx asks it: the original method and URI, a
+		// scope, and an answer that signs (or reuses) an identity.
+		{"GET /v1/authz, cached mk_ key", host, request(host, "/v1/authz?scope=keys:read&refuse_as=403",
+			map[string]string{"X-API-Key": httpKey.Secret, "X-Original-Method": "GET", "X-Original-URI": "/app/tasks"})},
 	}
 	// The paths take turns, o.rounds times: on a shared machine the load of
 	// others drifts, and a path measured a minute after another would carry
@@ -189,6 +193,8 @@ func measureAll(ctx context.Context, o options, srv *keyhubServer, logf func(str
 			r.goal = verdict("≥ 0.9 × /healthz", ratios[i] >= 0.9)
 		case 2, 4:
 			r.goal = verdict("≥ 0.8 × /healthz", ratios[i] >= 0.8)
+		case 7:
+			r.goal = verdict("≥ 0.9 × /healthz", ratios[i] >= 0.9)
 		case 6:
 			// The gateway against the same upstream served direct: what
 			// keyhub adds (admission, identity, a second hop).
