@@ -71,13 +71,8 @@ func (i *Issuer) Token(issuer string, email string, ttl time.Duration) (string, 
 // false).
 func (i *Issuer) TokenFor(issuer string, user uuid.UUID, email string, ttl time.Duration) (string, error) {
 	email = normalizeEmail(email)
-	switch {
-	case issuer == "":
-		return "", errors.New("devissuer: empty issuer")
-	case email == "":
+	if email == "" {
 		return "", errors.New("devissuer: empty email")
-	case ttl <= 0:
-		return "", fmt.Errorf("devissuer: ttl %s is not positive", ttl)
 	}
 	return i.mint(issuer, user, email, false, ttl)
 }
@@ -86,17 +81,17 @@ func (i *Issuer) TokenFor(issuer string, user uuid.UUID, email string, ttl time.
 // for user: no email, is_anonymous true, amr method "anonymous"; what
 // ANONYMOUS_USERS decides about.
 func (i *Issuer) AnonymousToken(issuer string, user uuid.UUID, ttl time.Duration) (string, error) {
+	return i.mint(issuer, user, "", true, ttl)
+}
+
+// mint signs a Supabase-shaped token.
+func (i *Issuer) mint(issuer string, user uuid.UUID, email string, anonymous bool, ttl time.Duration) (string, error) {
 	switch {
 	case issuer == "":
 		return "", errors.New("devissuer: empty issuer")
 	case ttl <= 0:
 		return "", fmt.Errorf("devissuer: ttl %s is not positive", ttl)
 	}
-	return i.mint(issuer, user, "", true, ttl)
-}
-
-// mint signs a Supabase-shaped token.
-func (i *Issuer) mint(issuer string, user uuid.UUID, email string, anonymous bool, ttl time.Duration) (string, error) {
 	amr := "password"
 	if anonymous {
 		amr = "anonymous"
