@@ -628,6 +628,9 @@ func TestDashboardProductScopes(t *testing.T) {
 	signIn(t, ctx, env.URL+"/", "scopes@example.com")
 	do(t, ctx, "create a key with app:read only",
 		chromedp.Click(chromedp.CSS(`#nav a[data-page=keys]`)),
+		// Open once the key list has loaded (no key yet), like every
+		// other test waits: the boxes alone can show before.
+		chromedp.WaitVisible(chromedp.CSS("#create-panel[open] #create-name")),
 		chromedp.WaitVisible(chromedp.CSS(`#create-form input[name=scopes][value="app:write"]`)),
 		chromedp.SendKeys(chromedp.ID("create-name"), "product"),
 		chromedp.Click(chromedp.CSS(`#create-form input[name=scopes][value="app:write"]`)),
