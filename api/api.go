@@ -182,3 +182,56 @@ type KeyRefused struct {
 	Valid bool   `json:"valid"`
 	Code  string `json:"code"`
 }
+
+// OwnerPolicy is an owner's rules for its keys (GET and PATCH
+// /v1/owner/policy).
+type OwnerPolicy struct {
+	// MaxKeyLifetime is the longest, in seconds, a key created or
+	// refreshed from now on may live; null when there is no bound.
+	MaxKeyLifetime *int64 `json:"max_key_lifetime"`
+	// LeakPolicy is what a report that a key leaked does: "revoke" or "notify".
+	LeakPolicy string `json:"leak_policy"`
+}
+
+// OwnerPolicyUpdate is the body of PATCH /v1/owner/policy: fields left out
+// stay as they are; max_key_lifetime null removes the bound.
+type OwnerPolicyUpdate struct {
+	MaxKeyLifetime Optional[int64]  `json:"max_key_lifetime,omitzero"`
+	LeakPolicy     Optional[string] `json:"leak_policy,omitzero"`
+}
+
+// Optional is a field of a PATCH body that may be left out (unchanged),
+// null, or a value: a pointer cannot tell the first two apart.
+type Optional[T any] struct {
+	Set   bool // present in the body, null or not
+	Null  bool
+	Value T
+}
+
+// Some is an Optional holding v.
+func Some[T any](v T) Optional[T] { return Optional[T]{Set: true, Value: v} }
+
+// Null is an Optional holding null.
+func Null[T any]() Optional[T] { return Optional[T]{Set: true, Null: true} }
+
+// IsZero reports a field left out (omitzero leaves it out of the JSON).
+func (o Optional[T]) IsZero() bool { return !o.Set }
+
+// MarshalJSON writes the value, or null.
+func (o Optional[T]) MarshalJSON() ([]byte, error) {
+	if !o.Set || o.Null {
+		return []byte("null"), nil
+	}
+	return json.Marshal(o.Value)
+}
+
+// UnmarshalJSON reads a value or null; encoding/json calls it only for a
+// field that is present.
+func (o *Optional[T]) UnmarshalJSON(b []byte) error {
+	*o = Optional[T]{Set: true}
+	if string(b) == "null" {
+		o.Null = true
+		return nil
+	}
+	return json.Unmarshal(b, &o.Value)
+}

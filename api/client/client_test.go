@@ -114,6 +114,16 @@ func TestClientCoversEveryOperation(t *testing.T) {
 	_, err = keyClient.GetKey(ctx, uuid.New())
 	wantAPIError(t, err, http.StatusNotFound, "NOT_FOUND")
 
+	leak := api.Some("notify")
+	if policy, err := user.UpdateOwnerPolicy(ctx, api.OwnerPolicyUpdate{LeakPolicy: leak, MaxKeyLifetime: api.Null[int64]()}); err != nil || policy.LeakPolicy != "notify" || policy.MaxKeyLifetime != nil {
+		t.Fatalf("update policy: %+v %v", policy, err)
+	}
+	if policy, err := user.OwnerPolicy(ctx); err != nil || policy.LeakPolicy != "notify" {
+		t.Fatalf("policy: %+v %v", policy, err)
+	}
+	_, err = keyClient.OwnerPolicy(ctx)
+	wantAPIError(t, err, http.StatusForbidden, "USER_SESSION_REQUIRED")
+
 	grace := int64(60)
 	refreshed, err := user.RefreshKey(ctx, created.ID, api.RefreshKeyRequest{GracePeriod: &grace})
 	if err != nil || refreshed.NewKey.Secret == "" || refreshed.OldKey.ID != created.ID {

@@ -112,6 +112,19 @@ func (c *Client) RefreshKey(ctx context.Context, id uuid.UUID, req api.RefreshKe
 	return call[api.Refreshed](ctx, c, request{method: http.MethodPost, path: "/v1/keys/" + id.String() + "/refresh", body: req, want: http.StatusCreated})
 }
 
+// OwnerPolicy is GET /v1/owner/policy (getOwnerPolicy): the owner's key
+// policy. A dashboard session only (WithToken); a key is refused with
+// USER_SESSION_REQUIRED.
+func (c *Client) OwnerPolicy(ctx context.Context) (api.OwnerPolicy, error) {
+	return call[api.OwnerPolicy](ctx, c, request{method: http.MethodGet, path: "/v1/owner/policy", want: http.StatusOK})
+}
+
+// UpdateOwnerPolicy is PATCH /v1/owner/policy (updateOwnerPolicy): fields
+// left out of req stay as they are. A dashboard session only.
+func (c *Client) UpdateOwnerPolicy(ctx context.Context, req api.OwnerPolicyUpdate) (api.OwnerPolicy, error) {
+	return call[api.OwnerPolicy](ctx, c, request{method: http.MethodPatch, path: "/v1/owner/policy", body: req, want: http.StatusOK})
+}
+
 // EventParams filters the audit trail. Zero values are left out.
 type EventParams struct {
 	// Types are event types (created, refreshed, revoked, ...); none means all.

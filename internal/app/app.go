@@ -221,6 +221,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
 		Keys:           store,
+		Policies:       store,
 		Ready:          ready,
 		Gate:           gate,
 		Log:            log,

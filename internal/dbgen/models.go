@@ -48,10 +48,12 @@ type ApiKeyParent struct {
 }
 
 type Owner struct {
-	ID        uuid.UUID
-	Name      string
-	Tier      string
-	CreatedAt time.Time
+	ID                    uuid.UUID
+	Name                  string
+	Tier                  string
+	CreatedAt             time.Time
+	MaxKeyLifetimeSeconds *int64
+	LeakPolicy            string
 }
 
 type User struct {

@@ -26,7 +26,7 @@ var exposedHeaders = []string{"X-Request-Id", "RateLimit-Policy", "RateLimit", "
 func corsFor(allowedOrigins []string, maxAge time.Duration) func(http.Handler) http.Handler {
 	return cors.Handler(cors.Options{
 		AllowOriginFunc: func(_ *http.Request, from string) bool { return origin.Allowed(from, allowedOrigins) },
-		AllowedMethods:  []string{http.MethodGet, http.MethodPost, http.MethodDelete},
+		AllowedMethods:  []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
 		AllowedHeaders:  []string{"Authorization", "Content-Type", "X-API-Key", "X-Makima-Api-Key"},
 		ExposedHeaders:  exposedHeaders,
 		MaxAge:          int(maxAge / time.Second),

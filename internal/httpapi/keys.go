@@ -15,9 +15,6 @@ import (
 	"github.com/keyhub/keyhub/internal/wire"
 )
 
-// maxKeyLifetime bounds expires_at / expires_in.
-const maxKeyLifetime = 10 * 365 * 24 * time.Hour
-
 // principal returns the request's principal; routes that call it are
 // behind a middleware that guarantees one.
 func principal(r *http.Request) *keyhub.Principal { return auth.FromContext(r.Context()) }
@@ -62,13 +59,13 @@ func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, scopes *keyhu
 	case req.ExpiresIn != nil:
 		// Compared in seconds, before any multiplication: a huge value
 		// times time.Second overflows into a small (or negative) lifetime.
-		if *req.ExpiresIn < 60 || *req.ExpiresIn > int64(maxKeyLifetime/time.Second) {
-			return in, keyhub.Errorf(keyhub.CodeValidation, "expires_in must be between 60 and %d seconds", int64(maxKeyLifetime/time.Second))
+		if *req.ExpiresIn < 60 || *req.ExpiresIn > int64(keyhub.MaxKeyLifetime/time.Second) {
+			return in, keyhub.Errorf(keyhub.CodeValidation, "expires_in must be between 60 and %d seconds", int64(keyhub.MaxKeyLifetime/time.Second))
 		}
 		t := now.Add(time.Duration(*req.ExpiresIn) * time.Second)
 		in.ExpiresAt = &t
 	case req.ExpiresAt != nil:
-		if !req.ExpiresAt.After(now.Add(time.Minute)) || req.ExpiresAt.Sub(now) > maxKeyLifetime {
+		if !req.ExpiresAt.After(now.Add(time.Minute)) || req.ExpiresAt.Sub(now) > keyhub.MaxKeyLifetime {
 			return in, keyhub.Errorf(keyhub.CodeValidation, "expires_at must be at least a minute and at most ten years in the future")
 		}
 		in.ExpiresAt = req.ExpiresAt

@@ -113,6 +113,11 @@ func routes(d Deps) http.Handler {
 			r.With(scope(keyhub.ScopeEventsRead)).Get("/keys/{id}/events", s.handleKeyEvents)
 			r.With(scope(keyhub.ScopeEventsRead)).Get("/events", s.handleEventList)
 
+			// The owner's rules are the tenant's: a dashboard user's, never a key's.
+			userOnly := auth.RequireMethod(keyhub.AuthJWT, fail)
+			r.With(userOnly, scope(keyhub.ScopeKeysRead)).Get("/owner/policy", s.handlePolicyGet)
+			r.With(userOnly, scope(keyhub.ScopeKeysWrite)).Patch("/owner/policy", s.handlePolicyUpdate)
+
 			if d.WebSocket != nil {
 				r.With(scope(keyhub.ScopeWSConnect)).Post("/ws/tickets", s.handleTicketCreate(http.StatusCreated))
 				r.With(scope(keyhub.ScopeWSConnect)).Get("/ws/connections", s.handleConnectionList)

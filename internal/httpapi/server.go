@@ -21,6 +21,8 @@ import (
 // Deps is what the API needs.
 type Deps struct {
 	Keys keyhub.KeyService
+	// Policies holds the owners' policies (GET and PATCH /v1/owner/policy).
+	Policies keyhub.OwnerPolicyService
 	// Gate admits every request that carries a credential: the one
 	// admission step shared with the WebSocket upgrade and the gateway.
 	Gate           *auth.Gate

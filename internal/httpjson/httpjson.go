@@ -68,6 +68,9 @@ var statusOfCode = map[keyhub.Code]int{
 	keyhub.CodeInternal:             http.StatusInternalServerError,
 	keyhub.CodeUpstreamUnavailable:  http.StatusBadGateway,
 	keyhub.CodeUpstreamTimeout:      http.StatusGatewayTimeout,
+
+	// The owner's policy (max_key_lifetime).
+	keyhub.CodeLifetimeExceedsPolicy: http.StatusBadRequest,
 }
 
 // StatusOf returns the HTTP status of an error code.

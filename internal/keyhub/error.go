@@ -46,6 +46,9 @@ const (
 	CodeKeyAlreadyExists    Code = "KEY_ALREADY_EXISTS"
 	CodeKeyNotActive        Code = "KEY_NOT_ACTIVE"
 	CodeKeyAlreadyRefreshed Code = "KEY_ALREADY_REFRESHED"
+	// CodeLifetimeExceedsPolicy refuses an expiry later than the owner's
+	// max_key_lifetime allows (400).
+	CodeLifetimeExceedsPolicy Code = "KEY_LIFETIME_EXCEEDS_POLICY"
 
 	CodeTooManyConnections Code = "TOO_MANY_CONNECTIONS"
 	CodeRateLimited        Code = "RATE_LIMITED"

@@ -49,7 +49,11 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 			}
 			return keyhub.Errorf(keyhub.CodeKeyLimitReached, "the %s tier allows %d active %s per user: revoke or refresh one", tier, limit, keys)
 		}
-		created, err = s.insertKey(ctx, tx, a, p.OwnerID, p.UserID, in.Name, s.scopes.Names(in.Scopes), a.capExpiry(in.ExpiresAt), uuid.Nil)
+		expiresAt, err := s.policyExpiry(ctx, tx, p.OwnerID, in.ExpiresAt, a.at)
+		if err != nil {
+			return err
+		}
+		created, err = s.insertKey(ctx, tx, a, p.OwnerID, p.UserID, in.Name, s.scopes.Names(in.Scopes), a.capExpiry(expiresAt), uuid.Nil)
 		if err != nil {
 			return err
 		}
@@ -161,6 +165,15 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 		if old.ExpiresAt != nil {
 			t := now.Add(old.ExpiresAt.Sub(old.CreatedAt))
 			expiresAt = &t
+		}
+		// ... shortened to what the owner's policy allows now (a refresh
+		// asks for no expiry, so there is nothing to refuse).
+		latest, err := s.latestExpiry(ctx, tx, old.OwnerID, now)
+		if err != nil {
+			return err
+		}
+		if latest != nil && (expiresAt == nil || expiresAt.After(*latest)) {
+			expiresAt = latest
 		}
 		// The stored names are copied verbatim, so that the replacement of a
 		// key carrying a product scope removed from PRODUCT_SCOPES carries
