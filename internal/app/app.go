@@ -170,19 +170,20 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	gate := auth.NewGate(authn, limits, cfg.TrustedProxies, cfg.Scopes)
 
 	hub := ws.New(ws.Config{
-		Gate:           gate,
-		Store:          store,
-		Log:            log,
-		TicketSecret:   []byte(cfg.WSTicketSecret),
-		AuthTimeout:    cfg.WSAuthTimeout,
-		AllowedOrigins: cfg.AllowedOrigins,
-		MaxPending:     cfg.WSPendingMax,
-		PendingPerIP:   cfg.WSPendingPerIP,
-		RateLimits:     limits,
-		Metrics:        m,
-		StaleBound:     cfg.StaleBound,
-		LeaseTTL:       cfg.WSLeaseTTL,
-		Scopes:         cfg.Scopes,
+		Gate:              gate,
+		Store:             store,
+		Log:               log,
+		TicketSecret:      []byte(cfg.WSTicketSecret),
+		AuthTimeout:       cfg.WSAuthTimeout,
+		AllowedOrigins:    cfg.AllowedOrigins,
+		MaxPending:        cfg.WSPendingMax,
+		PendingPerIP:      cfg.WSPendingPerIP,
+		PendingPerNetwork: cfg.WSPendingPerNetwork,
+		RateLimits:        limits,
+		Metrics:           m,
+		StaleBound:        cfg.StaleBound,
+		LeaseTTL:          cfg.WSLeaseTTL,
+		Scopes:            cfg.Scopes,
 	})
 	bus.Subscribe(hub)
 	feed := store.NewChangeFeed(cfg.ListenDatabaseURL, log)

@@ -67,11 +67,21 @@ func isTrusted(addr netip.Addr, trusted []netip.Prefix) bool {
 // Block is the address block limits count a client by: its IPv4 address
 // alone, or the /64 of an IPv6 address, the smallest block a host is
 // usually given (per address, one IPv6 host could take 2^64 allowances).
-func Block(addr netip.Addr) netip.Prefix {
+func Block(addr netip.Addr) netip.Prefix { return prefix(addr, 32, 64) }
+
+// Network is the wider block a client's network is counted by: the /24 of
+// an IPv4 address or the /56 of an IPv6 one (a common site allocation), so
+// that one network cannot take a cap meant to be shared by many clients
+// address by address.
+func Network(addr netip.Addr) netip.Prefix { return prefix(addr, 24, 56) }
+
+// prefix is the block of v4Bits (IPv4, mapped addresses included) or
+// v6Bits around addr.
+func prefix(addr netip.Addr, v4Bits, v6Bits int) netip.Prefix {
 	addr = addr.Unmap()
-	bits := addr.BitLen()
+	bits := v4Bits
 	if addr.Is6() {
-		bits = 64
+		bits = v6Bits
 	}
 	p, _ := addr.Prefix(bits) // only errors for an invalid address: the zero Prefix
 	return p

@@ -49,3 +49,19 @@ func TestBlock(t *testing.T) {
 		}
 	}
 }
+
+// A client's network is the /24 of its IPv4 address or the /56 of its
+// IPv6 address; an IPv4-mapped IPv6 address is its IPv4 address.
+func TestNetwork(t *testing.T) {
+	for addr, want := range map[string]string{
+		"192.0.2.7":            "192.0.2.0/24",
+		"::ffff:192.0.2.200":   "192.0.2.0/24",
+		"2001:db8:1:2:3::9":    "2001:db8:1::/56",
+		"2001:db8:1:ff:ffff::": "2001:db8:1::/56",
+		"2001:db8:1:100::1":    "2001:db8:1:100::/56",
+	} {
+		if got := Network(netip.MustParseAddr(addr)).String(); got != want {
+			t.Errorf("Network(%s) = %s, want %s", addr, got, want)
+		}
+	}
+}

@@ -82,10 +82,12 @@ type Config struct {
 	KeyRefreshBurst int
 	// RateLimitMemoryKeys bounds the rate-limit keys kept in process.
 	RateLimitMemoryKeys int
-	// WSPendingMax and WSPendingPerIP cap unauthenticated WebSocket
-	// connections, in all and per client IP.
-	WSPendingMax   int
-	WSPendingPerIP int
+	// WSPendingMax, WSPendingPerIP and WSPendingPerNetwork cap
+	// unauthenticated WebSocket connections, in all, per client IP and per
+	// client network (/24, /56).
+	WSPendingMax        int
+	WSPendingPerIP      int
+	WSPendingPerNetwork int
 	// DatabaseWait is how long serve retries reaching the database at
 	// start before giving up (0: one attempt).
 	DatabaseWait time.Duration
@@ -170,6 +172,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RateLimitMemoryKeys: p.positiveInt("RATE_LIMIT_MEMORY_KEYS", 100_000),
 		WSPendingMax:        p.positiveInt("WS_PENDING_MAX", 1024),
 		WSPendingPerIP:      p.positiveInt("WS_PENDING_PER_IP", 16),
+		WSPendingPerNetwork: p.positiveInt("WS_PENDING_PER_NETWORK", 64),
 		DatabaseWait:        p.durationOrZero("DATABASE_WAIT", 30*time.Second),
 		ShutdownDrainDelay:  p.durationOrZero("SHUTDOWN_DRAIN_DELAY", 5*time.Second),
 		RequestTimeout:      p.duration("REQUEST_TIMEOUT", 30*time.Second),

@@ -6,6 +6,7 @@
 package ws
 
 import (
+	"container/list"
 	"context"
 	"crypto/rand"
 	"log/slog"
@@ -19,7 +20,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyhub/keyhub/internal/auth"
-	"github.com/keyhub/keyhub/internal/clientip"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/metrics"
 	"github.com/keyhub/keyhub/internal/ratelimit"
@@ -64,9 +64,11 @@ type Config struct {
 	// does not answer within it is dropped.
 	PingInterval time.Duration
 	// MaxPending caps connections waiting to authenticate (default 1024);
-	// PendingPerIP caps them per client address block (default 16).
-	MaxPending   int
-	PendingPerIP int
+	// PendingPerIP caps them per client address block (default 16) and
+	// PendingPerNetwork per /24 or /56 (default 64).
+	MaxPending        int
+	PendingPerIP      int
+	PendingPerNetwork int
 	// RateLimits counts refused pending connections and tells whoami the
 	// request rate this server enforces; nil when there are no limits.
 	RateLimits *ratelimit.Limits
@@ -116,14 +118,18 @@ type Hub struct {
 	conns        map[uuid.UUID]*conn
 	byOwner      map[uuid.UUID]map[*conn]struct{}
 	slots        map[slotKey]int
-	pending      map[*websocket.Conn]struct{} // accepted, not yet authenticated
-	pendingCount int                          // reserved or accepted, not yet authenticated
-	pendingByIP  map[netip.Prefix]int         // pendingCount per clientip.Block
-	endedKeys    map[uuid.UUID]time.Time      // keys that stopped working lately
-	maxPending   int
-	pendingPerIP int
-	shuttingDown bool
-	active       sync.WaitGroup // registered and pending connections
+	pendingQueue list.List            // *pendingSlot accepted, not yet authenticated, oldest first
+	pendingCount int                  // reserved or accepted, not yet authenticated
+	pendingByIP  map[netip.Prefix]int // pendingCount per clientip.Block
+	// pendingByNetwork is pendingCount per clientip.Network.
+	pendingByNetwork map[netip.Prefix]int
+	endedKeys        map[uuid.UUID]time.Time // keys that stopped working lately
+	maxPending       int
+	pendingPerIP     int
+	// pendingPerNetwork caps pendingByNetwork.
+	pendingPerNetwork int
+	shuttingDown      bool
+	active            sync.WaitGroup // registered and pending connections
 }
 
 // slotKey is what a connection limit counts: the key, or the user for
@@ -154,6 +160,9 @@ func New(cfg Config) *Hub {
 	if cfg.PendingPerIP <= 0 {
 		cfg.PendingPerIP = defaultPendingPerIP
 	}
+	if cfg.PendingPerNetwork <= 0 {
+		cfg.PendingPerNetwork = defaultPendingPerNetwork
+	}
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = 30 * time.Second
 	}
@@ -170,29 +179,30 @@ func New(cfg Config) *Hub {
 		cfg.Log.Warn("WS_TICKET_SECRET is not set: WebSocket tickets use a random per-process secret and work only on the process that issued them")
 	}
 	return &Hub{
-		gate:           cfg.Gate,
-		store:          cfg.Store,
-		log:            cfg.Log,
-		tickets:        NewTicketSigner(secret),
-		authTimeout:    cfg.AuthTimeout,
-		pingInterval:   cfg.PingInterval,
-		allowedOrigins: cfg.AllowedOrigins,
-		limits:         cfg.RateLimits,
-		metrics:        cfg.Metrics,
-		staleBound:     cfg.StaleBound,
-		leaseTTL:       cfg.LeaseTTL,
-		scopes:         cfg.Scopes,
-		processID:      uuid.New(),
-		leases:         make(map[uuid.UUID]lease),
-		recheck:        make(chan struct{}, 1),
-		conns:          make(map[uuid.UUID]*conn),
-		byOwner:        make(map[uuid.UUID]map[*conn]struct{}),
-		slots:          make(map[slotKey]int),
-		pending:        make(map[*websocket.Conn]struct{}),
-		pendingByIP:    make(map[netip.Prefix]int),
-		maxPending:     cfg.MaxPending,
-		pendingPerIP:   cfg.PendingPerIP,
-		endedKeys:      make(map[uuid.UUID]time.Time),
+		gate:              cfg.Gate,
+		store:             cfg.Store,
+		log:               cfg.Log,
+		tickets:           NewTicketSigner(secret),
+		authTimeout:       cfg.AuthTimeout,
+		pingInterval:      cfg.PingInterval,
+		allowedOrigins:    cfg.AllowedOrigins,
+		limits:            cfg.RateLimits,
+		metrics:           cfg.Metrics,
+		staleBound:        cfg.StaleBound,
+		leaseTTL:          cfg.LeaseTTL,
+		scopes:            cfg.Scopes,
+		processID:         uuid.New(),
+		leases:            make(map[uuid.UUID]lease),
+		recheck:           make(chan struct{}, 1),
+		conns:             make(map[uuid.UUID]*conn),
+		byOwner:           make(map[uuid.UUID]map[*conn]struct{}),
+		slots:             make(map[slotKey]int),
+		pendingByIP:       make(map[netip.Prefix]int),
+		pendingByNetwork:  make(map[netip.Prefix]int),
+		pendingPerNetwork: cfg.PendingPerNetwork,
+		maxPending:        cfg.MaxPending,
+		pendingPerIP:      cfg.PendingPerIP,
+		endedKeys:         make(map[uuid.UUID]time.Time),
 	}
 }
 
@@ -352,74 +362,6 @@ func (h *Hub) unregister(c *conn) {
 		}
 	}
 	h.active.Done()
-}
-
-// Defaults of the caps on connections that have not authenticated yet:
-// each may sit for WS_AUTH_TIMEOUT without proving anything, so they are
-// the cheap way to exhaust the server. The per-IP cap keeps one client
-// from taking every slot the daemons rely on.
-const (
-	defaultMaxPending   = 1024
-	defaultPendingPerIP = 16
-)
-
-// reservePending counts a connection without credentials from client
-// before it is accepted, or refuses it when too many are waiting (in all,
-// or from client's address block) or the server is shutting down. track
-// registers the accepted socket (so that shutdown closes it); release ends
-// the wait, once.
-func (h *Hub) reservePending(client netip.Addr) (track func(*websocket.Conn), release func(), err error) {
-	block := clientip.Block(client)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.shuttingDown {
-		return nil, nil, errShuttingDown
-	}
-	if h.pendingCount >= h.maxPending {
-		h.pendingRejected()
-		return nil, nil, keyhub.Errorf(keyhub.CodeTooManyConnections, "too many connections are waiting to authenticate; send credentials in the headers or retry later")
-	}
-	if h.pendingByIP[block] >= h.pendingPerIP {
-		h.pendingRejected()
-		return nil, nil, keyhub.Errorf(keyhub.CodeTooManyConnections, "too many connections from this address are waiting to authenticate; authenticate the open ones or retry later")
-	}
-	h.pendingCount++
-	h.pendingByIP[block]++
-	h.active.Add(1)
-	var tracked *websocket.Conn
-	track = func(ws *websocket.Conn) {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		tracked = ws
-		h.pending[ws] = struct{}{}
-		if h.shuttingDown { // Shutdown's sweep ran before this socket existed
-			go ws.Close(websocket.StatusGoingAway, "server shutting down")
-		}
-	}
-	var once sync.Once
-	release = func() {
-		once.Do(func() {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			if tracked != nil {
-				delete(h.pending, tracked)
-			}
-			h.pendingCount--
-			if h.pendingByIP[block]--; h.pendingByIP[block] <= 0 {
-				delete(h.pendingByIP, block)
-			}
-			h.active.Done()
-		})
-	}
-	return track, release, nil
-}
-
-// pendingRejected counts a refused pending connection (rate-limit
-// rejections by limiter, for metrics).
-func (h *Hub) pendingRejected() {
-	if h.limits != nil {
-		h.limits.Rejected(ratelimit.LimiterWSPending)
-	}
 }
 
 // endedKeyMemory is how long a revoked key is remembered for register's
@@ -589,9 +531,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	for _, c := range h.conns {
 		c.kill(websocket.StatusGoingAway, "server shutting down")
 	}
-	for ws := range h.pending {
-		go ws.Close(websocket.StatusGoingAway, "server shutting down")
-	}
+	h.closeAllPendingLocked()
 	h.mu.Unlock()
 
 	done := make(chan struct{})

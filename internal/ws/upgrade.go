@@ -223,7 +223,8 @@ type seedResult struct {
 
 // refuseFirstMessage closes a connection whose auth message was refused,
 // first telling a seed tiered client in its own shape.
-func refuseFirstMessage(ctx context.Context, ws *websocket.Conn, msg authMessage, err error, code websocket.StatusCode) {
+func refuseFirstMessage(ctx context.Context, slot *pendingSlot, msg authMessage, err error, code websocket.StatusCode) {
+	ws := slot.ws
 	if msg.seedTiered() {
 		text := err.Error()
 		var kerr *keyhub.Error
@@ -232,19 +233,20 @@ func refuseFirstMessage(ctx context.Context, ws *websocket.Conn, msg authMessage
 		}
 		_ = writeJSON(ctx, ws, seedResult{Success: false, Error: text})
 	}
-	ws.Close(code, closeReason(err))
+	slot.end(code, closeReason(err))
 }
 
 // serveFirstMessage accepts a connection without credentials and waits
 // for it to authenticate. Every refusal from here on is a close with 1008.
 func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client netip.Addr) {
-	track, stopWaiting, err := h.reservePending(client)
+	slot, err := h.reservePending(client)
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
 	}
-	defer stopWaiting()
-	ws, err := websocket.Accept(leanHijacker{w}, r, h.acceptOptions())
+	defer slot.release()
+	hijacker := &rawHijacker{leanHijacker: leanHijacker{w}}
+	ws, err := websocket.Accept(hijacker, r, h.acceptOptions())
 	if err != nil {
 		return
 	}
@@ -254,16 +256,15 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client n
 			ws.CloseNow()
 		}
 	}()
-	track(ws)
+	slot.accepted(ws, hijacker.conn)
 
 	ws.SetReadLimit(preAuthReadLimit)
 	// Read's own context would drop the TCP connection without a close
-	// frame; a timer closing with 1008 tells the client why.
-	timer := time.AfterFunc(h.authTimeout, func() {
-		ws.Close(websocket.StatusPolicyViolation, "authentication timeout")
-	})
+	// frame; the timer closes with 1008, telling the client why.
+	timer := time.AfterFunc(h.authTimeout, slot.expire)
 	_, data, err := ws.Read(r.Context())
-	if !timer.Stop() || err != nil {
+	if !timer.Stop() || err != nil || !slot.answer() {
+		// Timed out, gone, or pushed out by a newer connection.
 		h.metrics.AuthOutcome("first_message", errNoAuthMessage)
 		return
 	}
@@ -282,14 +283,14 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client n
 		case keyhub.CodeUnavailable, keyhub.CodeRateLimited, keyhub.CodeInternal:
 			code = closeCodeOf(err)
 		}
-		refuseFirstMessage(r.Context(), ws, msg, err, code)
+		refuseFirstMessage(r.Context(), slot, msg, err, code)
 		h.metrics.WSClosed(int(code))
 		return
 	}
 	p := adm.Principal
 	id, release, err := h.reserve(r.Context(), p)
 	if err != nil {
-		refuseFirstMessage(r.Context(), ws, msg, err, closeCodeOf(err))
+		refuseFirstMessage(r.Context(), slot, msg, err, closeCodeOf(err))
 		h.metrics.WSClosed(int(closeCodeOf(err)))
 		return
 	}
@@ -301,7 +302,7 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client n
 			return
 		}
 	}
-	stopWaiting() // serve registers it instead
+	slot.release() // serve registers it instead
 	machineID, hostname := msg.identity()
 	handedOver = true
 	go h.serve(h.newConn(id, release, ws, r, client, p, machineID, hostname))
