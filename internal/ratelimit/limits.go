@@ -21,6 +21,7 @@ const (
 	LimiterAuthFailure = "auth_failure" // failed authentications per client IP
 	LimiterWSPending   = "ws_pending"   // WebSocket connections waiting to authenticate (in all or per IP)
 	LimiterRefresh     = "refresh"      // key refreshes per acting API key lineage
+	LimiterWSMessage   = "ws_message"   // WebSocket messages per API key lineage or user session
 )
 
 // AuthFailurePolicy names the failed-authentication policy in headers.
@@ -118,15 +119,20 @@ func (l *Limits) TierLimit(t keyhub.Tier) Limit {
 // Principal spends one request of p's bucket (see PrincipalBucket). A
 // Redis outage fails open: the request is allowed, and Err says why.
 func (l *Limits) Principal(ctx context.Context, p *keyhub.Principal) Decision {
-	lim := l.TierLimit(p.Tier)
-	res, err := l.limiter.Allow(ctx, PrincipalBucket(p), lim)
+	return l.allowOpen(ctx, PrincipalBucket(p), l.TierLimit(p.Tier), string(p.Tier), LimiterPrincipal)
+}
+
+// allowOpen spends one unit of bucket under lim, failing open when Redis
+// cannot answer (the decision allows, and Err says why).
+func (l *Limits) allowOpen(ctx context.Context, bucket string, lim Limit, policy, limiter string) Decision {
+	res, err := l.limiter.Allow(ctx, bucket, lim)
 	if err != nil {
-		return Decision{Result: Result{Allowed: true, Remaining: lim.Burst}, Policy: string(p.Tier), Limit: lim, Err: err}
+		return Decision{Result: Result{Allowed: true, Remaining: lim.Burst}, Policy: policy, Limit: lim, Err: err}
 	}
 	if !res.Allowed {
-		l.rejected(LimiterPrincipal)
+		l.rejected(limiter)
 	}
-	return Decision{Result: res, Policy: string(p.Tier), Limit: lim}
+	return Decision{Result: res, Policy: policy, Limit: lim}
 }
 
 // Refresh spends one key refresh of an acting API key's refresh budget,
@@ -142,14 +148,17 @@ func (l *Limits) Refresh(ctx context.Context, p *keyhub.Principal) Decision {
 	if !l.refreshes.Valid() || !p.IsKey() {
 		return Decision{Result: Result{Allowed: true}, Policy: RefreshPolicy}
 	}
-	res, err := l.limiter.Allow(ctx, "refresh:"+PrincipalBucket(p), l.refreshes)
-	if err != nil {
-		return Decision{Result: Result{Allowed: true, Remaining: l.refreshes.Burst}, Policy: RefreshPolicy, Limit: l.refreshes, Err: err}
-	}
-	if !res.Allowed {
-		l.rejected(LimiterRefresh)
-	}
-	return Decision{Result: res, Policy: RefreshPolicy, Limit: l.refreshes}
+	return l.allowOpen(ctx, "refresh:"+PrincipalBucket(p), l.refreshes, RefreshPolicy, LimiterRefresh)
+}
+
+// WSMessage spends one WebSocket message of p's budget: its tier's
+// messages per minute, in a bucket beside its request bucket (the same
+// key lineage or user), shared by all its connections and, with Redis, by
+// every process. A budget per connection would start afresh on every
+// reconnect. A Redis outage fails open, like Principal.
+func (l *Limits) WSMessage(ctx context.Context, p *keyhub.Principal) Decision {
+	lim := PerMinute(p.Tier.Limits().WSMessagesPerMinute)
+	return l.allowOpen(ctx, "ws:"+PrincipalBucket(p), lim, string(p.Tier), LimiterWSMessage)
 }
 
 // AuthFailure spends one failed authentication of ip's bucket. A Redis

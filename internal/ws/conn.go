@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/ratelimit"
 	"github.com/keyhub/keyhub/internal/wire"
 )
 
@@ -71,10 +72,9 @@ type conn struct {
 	tier      atomic.Value // keyhub.Tier
 	keyExpiry atomic.Pointer[time.Time]
 
-	// mu guards the limits and the session's end, which update changes
-	// and the session timer reads.
+	// mu guards the session's end, which update changes and the session
+	// timer reads.
 	mu        sync.Mutex
-	limiter   *rate.Limiter
 	expiresAt time.Time // the credential's expiry as known now (zero: none)
 	endCode   websocket.StatusCode
 	endReason string
@@ -103,8 +103,6 @@ func (c *conn) update() {
 	defer c.mu.Unlock()
 	limits := c.currentTier().Limits()
 	c.ws.SetReadLimit(limits.WSMaxMessageBytes)
-	c.limiter.SetLimit(messageRate(limits))
-	c.limiter.SetBurst(limits.WSMessagesPerMinute)
 	if exp := c.keyExpiry.Load(); exp != nil && (c.expiresAt.IsZero() || exp.Before(c.expiresAt)) {
 		c.expiresAt = *exp
 	}
@@ -202,7 +200,6 @@ func (h *Hub) serve(c *conn) {
 	limits := c.currentTier().Limits()
 	c.ws.SetReadLimit(limits.WSMaxMessageBytes)
 	c.mu.Lock()
-	c.limiter = newMessageLimiter(limits)
 	c.expiresAt = c.principal.ExpiresAt
 	sessionEnd := c.scheduleEnd(limits)
 	c.mu.Unlock()
@@ -346,21 +343,18 @@ func (c *conn) sessionEnd(limits keyhub.TierLimits, expiresAt time.Time) (time.T
 	return end, StatusSessionExpired, "session expired"
 }
 
-// newMessageLimiter limits a connection's messages to its tier's rate.
-// rate.Limiter is safe for concurrent use: the loop may change its limits
-// while the reader uses it.
-func newMessageLimiter(limits keyhub.TierLimits) *rate.Limiter {
-	return rate.NewLimiter(messageRate(limits), limits.WSMessagesPerMinute)
-}
-
-func messageRate(limits keyhub.TierLimits) rate.Limit {
-	return rate.Limit(float64(limits.WSMessagesPerMinute) / 60)
+// spendMessage spends one message of c's budget. The budget is the key's
+// (the user's, for a session) at its current tier, shared by all its
+// connections and, with Redis, by every process: a budget per connection
+// would start afresh on every reconnect.
+func (h *Hub) spendMessage(ctx context.Context, c *conn) ratelimit.Decision {
+	p := c.currentPrincipal()
+	return h.limits.WSMessage(ctx, &p)
 }
 
 // readLoop reads and answers the client's messages until the connection
 // fails or closes.
 func (h *Hub) readLoop(ctx context.Context, c *conn) error {
-	limiter := c.limiter // set before the reader starts; safe for concurrent use
 	// A bucket of maxRateStrikes warnings refilled over strikeWindow: a
 	// sliding window, so bursts straddling a window's edge gain nothing.
 	strikes := rate.NewLimiter(rate.Every(strikeWindow/maxRateStrikes), maxRateStrikes)
@@ -371,15 +365,12 @@ func (h *Hub) readLoop(ctx context.Context, c *conn) error {
 		}
 		h.metrics.WSMessageIn()
 		c.touch()
-		now := time.Now()
-		if res := limiter.ReserveN(now, 1); !res.OK() || res.DelayFrom(now) > 0 {
-			delay := res.DelayFrom(now)
-			res.CancelAt(now)
-			if !strikes.AllowN(now, 1) {
+		if d := h.spendMessage(ctx, c); !d.Allowed {
+			if !strikes.Allow() {
 				c.kill(websocket.StatusPolicyViolation, "rate limit exceeded")
 				continue // keep reading so that the close handshake completes
 			}
-			if err := h.send(ctx, c.ws, errorMessage(keyhub.CodeRateLimited, "too many messages", retryAfterMs(delay))); err != nil {
+			if err := h.send(ctx, c.ws, errorMessage(keyhub.CodeRateLimited, "too many messages", retryAfterMs(d.RetryAfter))); err != nil {
 				return err
 			}
 			continue
@@ -402,9 +393,7 @@ func (h *Hub) answer(ctx context.Context, c *conn, data []byte) error {
 	case "whoami":
 		p := c.currentPrincipal()
 		me := wire.MeFrom(&p, h.scopes)
-		if h.limits != nil { // the figure this server enforces
-			me.Limits.RequestsPerMinute = h.limits.TierLimit(p.Tier).Rate
-		}
+		me.Limits.RequestsPerMinute = h.limits.TierLimit(p.Tier).Rate // the figure this server enforces
 		return h.send(ctx, c.ws, api.WSMessage{Type: "whoami", Me: &me})
 	case "subscribe", "unsubscribe":
 		if msg.Topic != "events" {

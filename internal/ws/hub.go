@@ -69,8 +69,10 @@ type Config struct {
 	MaxPending        int
 	PendingPerIP      int
 	PendingPerNetwork int
-	// RateLimits counts refused pending connections and tells whoami the
-	// request rate this server enforces; nil when there are no limits.
+	// RateLimits holds the message budgets (shared by a key's connections,
+	// across processes with Redis), counts refused pending connections and
+	// tells whoami the request rate this server enforces; nil: the tier
+	// table's figures, in process.
 	RateLimits *ratelimit.Limits
 	// Metrics counts connections, closes, messages and the ticket and
 	// first-message authentications; may be nil.
@@ -159,6 +161,9 @@ func New(cfg Config) *Hub {
 	}
 	if cfg.PendingPerIP <= 0 {
 		cfg.PendingPerIP = defaultPendingPerIP
+	}
+	if cfg.RateLimits == nil {
+		cfg.RateLimits = ratelimit.New(ratelimit.Config{})
 	}
 	if cfg.PendingPerNetwork <= 0 {
 		cfg.PendingPerNetwork = defaultPendingPerNetwork

@@ -396,3 +396,64 @@ func TestConnectionsSpendTheKeysRequests(t *testing.T) {
 		t.Fatalf("ticket over the request limit: %d %s", status, body)
 	}
 }
+
+// spendMessages sends n pings on c and reads their pongs.
+func spendMessages(t *testing.T, c *websocket.Conn, n int) {
+	t.Helper()
+	for i := range n {
+		send(t, c, map[string]any{"type": "ping", "id": i})
+		if m := read(t, c); m.str("type") != "pong" {
+			t.Fatalf("message %d of %d: %v", i+1, n, m)
+		}
+	}
+}
+
+// reconnectKey connects with key once its previous connection's slot is
+// free again (the free tier allows one).
+func reconnectKey(t *testing.T, env *apitest.Env, key api.CreatedKey) *websocket.Conn {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, status, body := dial(t, env, "/v1/ws", bearer(key.Secret))
+		if c != nil {
+			readWelcome(t, c)
+			return c
+		}
+		if status != http.StatusTooManyRequests || errorCode(t, body) != "TOO_MANY_CONNECTIONS" || time.Now().After(deadline) {
+			t.Fatalf("reconnect: %d %s", status, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// expectRateLimited sends a ping on c and wants it refused.
+func expectRateLimited(t *testing.T, c *websocket.Conn) {
+	t.Helper()
+	send(t, c, map[string]any{"type": "ping"})
+	if m := read(t, c); m.str("type") != "error" || m.str("code") != "RATE_LIMITED" {
+		t.Fatalf("a message over the key's budget: %v, want RATE_LIMITED", m)
+	}
+}
+
+// The message budget is the key's, not the connection's: reconnecting
+// does not refill it (50 reconnects used to give 50 budgets a minute).
+func TestMessageBudgetSurvivesReconnect(t *testing.T) {
+	t.Parallel()
+	env, _, key := setup(t, nil)
+	c := connectKey(t, env, key)
+	spendMessages(t, c, 60) // the free tier's minute
+	c.Close(websocket.StatusNormalClosure, "")
+	expectRateLimited(t, reconnectKey(t, env, key))
+}
+
+// With Redis the budget is shared by every process: messages spent on
+// one count on the other.
+func TestMessageBudgetSharedAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	a, _, key := setup(t, map[string]string{"REDIS_URL": redistest.URL(t)})
+	b := a.Replica(t, nil)
+	c := connectKey(t, a, key)
+	spendMessages(t, c, 60)
+	c.Close(websocket.StatusNormalClosure, "")
+	expectRateLimited(t, reconnectKey(t, b, key))
+}

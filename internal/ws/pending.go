@@ -194,9 +194,7 @@ func (h *Hub) closeAllPendingLocked() {
 // pendingRejected counts a refused or evicted pending connection
 // (rate-limit rejections by limiter, for metrics).
 func (h *Hub) pendingRejected() {
-	if h.limits != nil {
-		h.limits.Rejected(ratelimit.LimiterWSPending)
-	}
+	h.limits.Rejected(ratelimit.LimiterWSPending)
 }
 
 // rawHijacker is a leanHijacker that remembers the connection it took

@@ -133,7 +133,6 @@ func (h *Hub) relay(ctx context.Context, c *conn) error {
 		}
 	}()
 
-	limiter := c.limiter // safe for concurrent use; update changes its limits
 	var readErr error
 	for {
 		typ, data, err := c.ws.Read(ctx)
@@ -148,7 +147,7 @@ func (h *Hub) relay(ctx context.Context, c *conn) error {
 		}
 		// The upstream's protocol has no room for keyhub's error messages:
 		// a client over its tier's message rate is closed, and told why.
-		if !limiter.Allow() {
+		if !h.spendMessage(ctx, c).Allowed {
 			c.kill(websocket.StatusPolicyViolation, "rate limit exceeded")
 			continue
 		}
