@@ -56,12 +56,16 @@ type Key struct {
 	LastUsedAt *time.Time `json:"last_used_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
 	ReplacedBy *uuid.UUID `json:"replaced_by"`
+	// AutoRotateBefore (seconds): the key is refreshed this long before it
+	// expires, its secret delivered to its open connections; null: never.
+	AutoRotateBefore *int64 `json:"auto_rotate_before"`
 }
 
-// CreatedKey is a new key with its secret, shown this once.
+// CreatedKey is a new key with its secret, shown this once. A refresh
+// that delivered the secret to the key's connections leaves it out.
 type CreatedKey struct {
 	Key
-	Secret string `json:"key"`
+	Secret string `json:"key,omitempty"`
 }
 
 // RevokedKey answers a revoke; AlreadyRevoked tells a repeated revoke
@@ -76,6 +80,9 @@ type RevokedKey struct {
 type Refreshed struct {
 	NewKey CreatedKey `json:"new_key"`
 	OldKey Key        `json:"old_key"`
+	// DeliveredTo is, for "deliver": "connections", how many open
+	// connections the new secret was sent to (then NewKey has no secret).
+	DeliveredTo *int `json:"delivered_to,omitempty"`
 }
 
 // KeyList is a page of keys.
@@ -91,6 +98,9 @@ type CreateKeyRequest struct {
 	ExpiresAt *time.Time `json:"expires_at"`
 	// ExpiresIn is a lifetime in seconds, an alternative to ExpiresAt.
 	ExpiresIn *int64 `json:"expires_in"`
+	// AutoRotateBefore (seconds, shorter than the lifetime) marks the key
+	// for zero-touch rotation.
+	AutoRotateBefore *int64 `json:"auto_rotate_before,omitempty"`
 }
 
 // RefreshKeyRequest is the body of POST /v1/keys/{id}/refresh.
@@ -98,6 +108,13 @@ type RefreshKeyRequest struct {
 	Name *string `json:"name"`
 	// GracePeriod keeps the old key working this many seconds (max 86400).
 	GracePeriod *int64 `json:"grace_period"`
+	// Deliver "connections" sends the new secret only to the open
+	// WebSocket connections of the key being replaced (key_rotated), not
+	// in the answer; "" or "response": in the answer.
+	Deliver string `json:"deliver,omitempty"`
+	// AutoRotateBefore sets the replacement's (seconds; 0 removes it;
+	// omitted: the old key's).
+	AutoRotateBefore *int64 `json:"auto_rotate_before,omitempty"`
 }
 
 // Event is one entry of the audit trail.

@@ -58,7 +58,8 @@ type WSWelcome struct {
 // encodes exactly this type, so what the client decodes is what was sent.
 // Raw keeps the whole message as received.
 type WSMessage struct {
-	// Type is "pong", "whoami", "subscribed", "unsubscribed", "event" or "error".
+	// Type is "pong", "whoami", "subscribed", "unsubscribed", "event" or
+	// "error"; "key_rotated" is a WSKeyRotated.
 	Type string `json:"type"`
 	// ID echoes a ping's id.
 	ID json.RawMessage `json:"id,omitempty"`
@@ -84,4 +85,20 @@ type WSClientMessage struct {
 	Type  string          `json:"type"`
 	ID    json.RawMessage `json:"id,omitempty"`
 	Topic string          `json:"topic,omitempty"`
+}
+
+// WSTypeKeyRotated is the type of WSKeyRotated.
+const WSTypeKeyRotated = "key_rotated"
+
+// WSKeyRotated is sent to every open connection of a key that was
+// refreshed with "deliver": "connections" (by its owner, or by the
+// auto_rotate_before sweep): the replacement's secret, which only these
+// connections receive. The old key, and this connection, keep working
+// until GraceUntil: reconnect with Key before then, and store it where
+// the old one was.
+type WSKeyRotated struct {
+	Type       string    `json:"type"`
+	Key        string    `json:"key"`
+	KeyID      uuid.UUID `json:"key_id"`
+	GraceUntil time.Time `json:"grace_until"`
 }

@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,8 +32,10 @@ const maxErrorBody = 64 << 10
 
 // Client calls keyhub's REST API. It is safe for concurrent use.
 type Client struct {
-	base       *url.URL
-	credential string
+	base *url.URL
+	// credential changes when a connector receives a rotated key
+	// (SetAPIKey): every later call and reconnect uses the new one.
+	credential atomic.Pointer[string]
 	httpClient *http.Client
 	userAgent  string
 }
@@ -41,10 +44,22 @@ type Client struct {
 type Option func(*Client)
 
 // WithAPIKey authenticates with an mk_ API key.
-func WithAPIKey(key string) Option { return func(c *Client) { c.credential = key } }
+func WithAPIKey(key string) Option { return func(c *Client) { c.credential.Store(&key) } }
 
 // WithToken authenticates with a bearer token (a Supabase access token).
-func WithToken(token string) Option { return func(c *Client) { c.credential = token } }
+func WithToken(token string) Option { return func(c *Client) { c.credential.Store(&token) } }
+
+// SetAPIKey replaces the credential with key for every later call and
+// reconnect; a Connector calls it when keyhub hands it a rotated key.
+func (c *Client) SetAPIKey(key string) { c.credential.Store(&key) }
+
+// currentCredential is the credential calls send now ("" for none).
+func (c *Client) currentCredential() string {
+	if cred := c.credential.Load(); cred != nil {
+		return *cred
+	}
+	return ""
+}
 
 // WithHTTPClient sends requests (and WebSocket handshakes) through hc
 // instead of http.DefaultClient.
@@ -213,7 +228,7 @@ func WithRawResponse(ctx context.Context, raw *[]byte) context.Context {
 // authorize adds the credential: keys and tokens both travel as
 // Authorization: Bearer, which the server reads for either.
 func (c *Client) authorize(h http.Header) {
-	if c.credential != "" {
-		h.Set("Authorization", "Bearer "+c.credential)
+	if cred := c.currentCredential(); cred != "" {
+		h.Set("Authorization", "Bearer "+cred)
 	}
 }

@@ -92,7 +92,23 @@ type ConnectorOptions struct {
 	// OnDisconnect is called when a session ends (or a connection attempt
 	// fails) and the connector will try again after retryIn.
 	OnDisconnect func(err error, retryIn time.Duration)
+
+	// KeyFile, when set, is where the connector stores a rotated key
+	// (the key and a newline, mode 0600, replaced atomically): the file
+	// the daemon read its key from, so that a restart finds the new one.
+	KeyFile string
+	// OnKeyRotated is called when keyhub hands this connection a rotated
+	// key (zero-touch rotation), after the client switched to it and
+	// KeyFile was written (stored is that write's error, nil without
+	// KeyFile); the connector then reconnects with the new key at once.
+	// Store the key here if it lives elsewhere. The message is never
+	// passed to OnMessage: it holds a secret.
+	OnKeyRotated func(rotated api.WSKeyRotated, stored error)
 }
+
+// ErrKeyRotated ends a session whose key keyhub rotated: the connector
+// reconnects with the new key at once (OnDisconnect hears it).
+var ErrKeyRotated = errors.New("keyhub rotated the key: reconnecting with the new one")
 
 // CloseError is a WebSocket close from the server that the connector
 // does not recover from (4001, 4002, 1008, ...): Run returns it.
@@ -231,6 +247,10 @@ func (k *Connector) Run(ctx context.Context) error {
 		// never sleeps longer than its owner allowed.
 		wait := max(Backoff(attempt, k.opts.MinBackoff, k.opts.MaxBackoff), min(serverWait, k.opts.MaxBackoff))
 		attempt++
+		if errors.Is(err, ErrKeyRotated) {
+			// The old key's grace is running out: reconnect now.
+			wait, attempt = 0, 0
+		}
 		if k.opts.OnDisconnect != nil {
 			k.opts.OnDisconnect(err, wait)
 		}
@@ -339,7 +359,10 @@ func (k *Connector) session(ctx context.Context) (welcomed bool, err error) {
 		if err != nil {
 			return true, readError(err)
 		}
-		k.dispatch(data)
+		if k.dispatch(data) {
+			conn.Close(websocket.StatusNormalClosure, "reconnecting with a rotated key")
+			return true, ErrKeyRotated
+		}
 	}
 }
 
@@ -367,11 +390,15 @@ func (k *Connector) keepAlive(ctx, sessionCtx context.Context, conn *websocket.C
 	}
 }
 
-// dispatch hands a message to OnMessage, noting RATE_LIMITED first.
-func (k *Connector) dispatch(data []byte) {
+// dispatch hands a message to OnMessage, noting RATE_LIMITED first, and
+// takes a rotated key (reporting rotated: the session must reconnect).
+func (k *Connector) dispatch(data []byte) (rotated bool) {
 	var msg api.WSMessage
 	if err := json.Unmarshal(data, &msg); err != nil {
-		return // not the protocol: nothing a handler could do with it
+		return false // not the protocol: nothing a handler could do with it
+	}
+	if msg.Type == api.WSTypeKeyRotated {
+		return k.takeRotatedKey(data)
 	}
 	msg.Raw = data
 	if msg.Type == "error" && msg.Code == "RATE_LIMITED" && msg.RetryAfterMs > 0 {
@@ -382,6 +409,26 @@ func (k *Connector) dispatch(data []byte) {
 	if k.opts.OnMessage != nil {
 		k.opts.OnMessage(msg)
 	}
+	return false
+}
+
+// takeRotatedKey switches the client to the key a key_rotated message
+// carries and stores it (KeyFile, OnKeyRotated). A message without a
+// well-formed key changes nothing.
+func (k *Connector) takeRotatedKey(data []byte) bool {
+	var rotated api.WSKeyRotated
+	if err := json.Unmarshal(data, &rotated); err != nil || !strings.HasPrefix(rotated.Key, "mk_") || strings.ContainsAny(rotated.Key, " \t\r\n") {
+		return false
+	}
+	k.client.SetAPIKey(rotated.Key)
+	var stored error
+	if k.opts.KeyFile != "" {
+		stored = WriteSecretFile(k.opts.KeyFile, []byte(rotated.Key+"\n"))
+	}
+	if k.opts.OnKeyRotated != nil {
+		k.opts.OnKeyRotated(rotated, stored)
+	}
+	return true
 }
 
 // readError turns a failed read into a *CloseError when the server
@@ -440,10 +487,10 @@ func (k *Connector) handshake(ctx context.Context, conn *websocket.Conn) (api.WS
 	defer cancel()
 	if k.opts.Auth == AuthFirstMessage {
 		var msg any
-		if strings.HasPrefix(k.client.credential, "mk_") {
-			msg = map[string]string{"type": "authenticate", "apiKey": k.client.credential, "machineId": k.opts.MachineID, "hostname": k.opts.Hostname}
+		if cred := k.client.currentCredential(); strings.HasPrefix(cred, "mk_") {
+			msg = map[string]string{"type": "authenticate", "apiKey": cred, "machineId": k.opts.MachineID, "hostname": k.opts.Hostname}
 		} else {
-			msg = map[string]string{"type": "auth", "token": k.client.credential}
+			msg = map[string]string{"type": "auth", "token": cred}
 		}
 		raw, _ := json.Marshal(msg)
 		if err := conn.Write(ctx, websocket.MessageText, raw); err != nil {

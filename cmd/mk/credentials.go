@@ -73,23 +73,7 @@ func (m *cli) saveCredentials(c credentials) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".credentials-*")
-	if err != nil {
-		return "", fmt.Errorf("write credentials: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename, nothing to remove
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("write credentials: %w", err)
-	}
-	if _, err := tmp.Write(append(raw, '\n')); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("write credentials: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("write credentials: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := client.WriteSecretFile(path, append(raw, '\n')); err != nil {
 		return "", fmt.Errorf("write credentials: %w", err)
 	}
 	return path, nil

@@ -20,9 +20,9 @@ commands:
   list [--status active|revoked|expired|all] [--limit N] [--cursor C] [-q]
                          the account's keys, newest first (-q: IDs only)
   get ID                 one key
-  create --name NAME [--scopes S,S] [--expires-in DURATION | --expires-at TIME] [--out FILE]
+  create --name NAME [--scopes S,S] [--expires-in DURATION | --expires-at TIME] [--auto-rotate-before DURATION] [--out FILE]
                          a new key; its secret is shown once
-  refresh ID [--name NAME] [--grace DURATION] [--out FILE]
+  refresh ID [--name NAME] [--grace DURATION] [--deliver connections] [--auto-rotate-before DURATION] [--out FILE]
                          replace a key; the old one stops now or after the grace
   revoke ID              revoke a key (revoking twice is fine)
 
@@ -109,7 +109,7 @@ func (m *cli) printKey(k api.Key) {
 	)
 }
 
-const keysCreateHelp = `usage: mk keys create --name NAME [--scopes S,S] [--expires-in DURATION | --expires-at TIME] [--out FILE] [--json]
+const keysCreateHelp = `usage: mk keys create --name NAME [--scopes S,S] [--expires-in DURATION | --expires-at TIME] [--auto-rotate-before DURATION] [--out FILE] [--json]
 
 Creates a key (POST /v1/keys). Its secret is shown this once: printed,
 or with --out written to FILE (created with mode 0600; it must not exist).
@@ -119,6 +119,11 @@ with --out.
   --scopes      comma-separated, default: all the scopes of the credential
   --expires-in  a lifetime such as 720h (at least a minute)
   --expires-at  an RFC 3339 time such as 2027-01-01T00:00:00Z
+  --auto-rotate-before
+                such as 72h: keyhub refreshes the key that long before it
+                expires and sends the new secret to its open connections
+                (mk connect and api/client store it and reconnect);
+                shorter than the lifetime
 `
 
 func (m *cli) keysCreate(ctx context.Context, args []string) error {
@@ -128,10 +133,11 @@ func (m *cli) keysCreate(ctx context.Context, args []string) error {
 	expiresIn := fs.Duration("expires-in", 0, "lifetime")
 	expiresAt := fs.String("expires-at", "", "expiry time (RFC 3339)")
 	out := fs.String("out", "", "write the secret to this new file")
+	autoRotate := fs.Duration("auto-rotate-before", 0, "rotate this long before the expiry")
 	if _, err := m.parse(fs, args); err != nil {
 		return err
 	}
-	req := api.CreateKeyRequest{Name: *name}
+	req := api.CreateKeyRequest{Name: *name, AutoRotateBefore: seconds(*autoRotate)}
 	if strings.TrimSpace(*name) == "" {
 		return usageErrorf("mk keys create needs --name")
 	}
@@ -184,11 +190,19 @@ func (m *cli) checkOut(out string) error {
 	return nil
 }
 
-const keysRefreshHelp = `usage: mk keys refresh ID [--name NAME] [--grace DURATION] [--out FILE] [--json]
+const keysRefreshHelp = `usage: mk keys refresh ID [--name NAME] [--grace DURATION] [--deliver connections] [--auto-rotate-before DURATION] [--out FILE] [--json]
 
 Replaces a key in one step (POST /v1/keys/{id}/refresh): the new key's
 secret is shown this once (or written to --out FILE, mode 0600); the old
 key stops at once, or keeps working for --grace (at most 24h).
+
+  --deliver connections
+                zero-touch rotation: the secret is not shown but sent only
+                to the old key's open WebSocket connections (their daemons
+                store it and reconnect); needs --grace; refused with
+                NO_OPEN_CONNECTIONS when the key has none
+  --auto-rotate-before
+                the new key's (0 removes it; default: the old key's)
 `
 
 func (m *cli) keysRefresh(ctx context.Context, args []string) error {
@@ -196,11 +210,20 @@ func (m *cli) keysRefresh(ctx context.Context, args []string) error {
 	name := fs.String("name", "", "the new key's name (default: the old one's)")
 	grace := fs.Duration("grace", 0, "how long the old key keeps working")
 	out := fs.String("out", "", "write the secret to this new file")
+	deliver := fs.String("deliver", "", `"connections": send the secret to the old key's connections`)
+	autoRotate := fs.Duration("auto-rotate-before", -1, "the new key's auto-rotate-before")
 	id, c, err := m.keyCommand(fs, args)
 	if err != nil {
 		return err
 	}
-	var req api.RefreshKeyRequest
+	req := api.RefreshKeyRequest{Deliver: *deliver}
+	if *deliver != "" && *out != "" {
+		return usageErrorf("--deliver and --out do not mix: the secret goes to the connections")
+	}
+	if *autoRotate >= 0 {
+		secs := int64(autoRotate.Seconds())
+		req.AutoRotateBefore = &secs
+	}
 	if *name != "" {
 		req.Name = name
 	}
@@ -219,6 +242,10 @@ func (m *cli) keysRefresh(ctx context.Context, args []string) error {
 			old = "works until " + when(r.OldKey.ExpiresAt)
 		}
 		fmt.Fprintf(m.stdout, "old key %s (%s): %s\n", r.OldKey.ID, r.OldKey.Prefix, old)
+		if r.DeliveredTo != nil {
+			fmt.Fprintf(m.stdout, "key: sent to %d open connection(s) of the old key, not shown\n", *r.DeliveredTo)
+			return
+		}
 		secretErr = m.deliverSecret(r.NewKey.Secret, *out)
 	})
 	if err != nil {
@@ -260,4 +287,14 @@ func (m *cli) keyCommand(fs *flag.FlagSet, args []string) (uuid.UUID, *client.Cl
 	}
 	c, err := m.client()
 	return id, c, err
+}
+
+// seconds is a duration flag as the API's whole seconds; nil for zero
+// (not given).
+func seconds(d time.Duration) *int64 {
+	if d <= 0 {
+		return nil
+	}
+	secs := int64(d.Seconds())
+	return &secs
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/keyhub/keyhub/api"
@@ -81,7 +83,7 @@ func (m *cli) wsClose(ctx context.Context, args []string) error {
 	return nil
 }
 
-const connectHelp = `usage: mk connect [--auth header|ticket|message] [--machine-id ID] [--hostname NAME] [--events=false] [--json]
+const connectHelp = `usage: mk connect [--auth header|ticket|message] [--machine-id ID] [--hostname NAME] [--key-file FILE] [--events=false] [--json]
 
 A minimal daemon: holds a WebSocket to keyhub open with the api/client
 connector and prints what happens: the welcome (tier, limits, session end),
@@ -92,12 +94,21 @@ on 4001 (key revoked or expired; exit code 3), 4002 (closed by the owner;
 exit code 1) and policy closes (1008). Interrupt it (Ctrl-C) to close
 cleanly (1000; exit code 0). The key needs the ws:connect scope.
 
+Zero-touch rotation: when the key is refreshed with deliver "connections"
+(or by its auto_rotate_before), keyhub sends the new key over this
+connection; mk connect stores it where the key came from (--key-file, or
+the credentials of mk login; mode 0600, replaced atomically) and
+reconnects with it at once, without a restart. A key from KEYHUB_API_KEY
+cannot be stored: it is used until mk connect stops, with a warning.
+
   --auth        header: the key in the upgrade's Authorization header (default);
                 ticket: a single-use ticket from POST /v1/ws/tickets;
                 message: the key in the first message (the seed daemon's)
   --machine-id, --hostname
                 how GET /v1/ws/connections lists this daemon (hostname
                 defaults to this machine's)
+  --key-file    read the key from FILE (its first line) and store a
+                rotated key back into it
   --json        print every server message as it arrives (the welcome
                 too), one per line; connection changes go to standard error
 `
@@ -110,6 +121,7 @@ func (m *cli) connect(ctx context.Context, args []string) error {
 	fs.StringVar(&opts.MachineID, "machine-id", "", "this daemon's machine id")
 	fs.StringVar(&opts.Hostname, "hostname", host, "this daemon's host name")
 	events := fs.Bool("events", true, "subscribe to audit events")
+	keyFile := fs.String("key-file", "", "read the key from FILE and store a rotated one there")
 	if _, err := m.parse(fs, args); err != nil {
 		return err
 	}
@@ -123,7 +135,7 @@ func (m *cli) connect(ctx context.Context, args []string) error {
 	default:
 		return usageErrorf("--auth must be header, ticket or message")
 	}
-	c, err := m.client()
+	c, storeKey, err := m.connectClient(*keyFile, &opts)
 	if err != nil {
 		return err
 	}
@@ -132,6 +144,15 @@ func (m *cli) connect(ctx context.Context, args []string) error {
 	status := m.stdout
 	if m.json {
 		status = m.stderr
+	}
+	opts.OnKeyRotated = func(rotated api.WSKeyRotated, stored error) {
+		if stored == nil {
+			stored = storeKey(rotated.Key)
+		}
+		fmt.Fprintf(status, "key rotated: now using key %s; the old key works until %s\n", rotated.KeyID, when(&rotated.GraceUntil))
+		if stored != nil {
+			fmt.Fprintf(m.stderr, "mk: warning: the rotated key is in use but was not stored: %v\n", stored)
+		}
 	}
 	opts.OnWelcome = func(w api.WSWelcome) {
 		if m.json {
@@ -170,4 +191,48 @@ func (m *cli) connect(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintln(status, "closed")
 	return nil
+}
+
+// connectClient is mk connect's client and where it keeps a rotated key:
+// --key-file (its key is used, and the connector rewrites the file
+// itself), else the credentials of mk login when they are what
+// authenticated; a key from the environment cannot be stored, which
+// store reports.
+func (m *cli) connectClient(keyFile string, opts *client.ConnectorOptions) (c *client.Client, store func(key string) error, err error) {
+	if keyFile != "" {
+		raw, err := os.ReadFile(keyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read --key-file: %w", err)
+		}
+		key, _, _ := strings.Cut(string(raw), "\n")
+		if key = strings.TrimSpace(key); !strings.HasPrefix(key, "mk_") {
+			return nil, nil, usageErrorf("--key-file %s does not start with an mk_ key", keyFile)
+		}
+		stored, err := m.loadCredentials()
+		if err != nil {
+			return nil, nil, err
+		}
+		if c, err = m.newClient(m.serverURL(stored), client.WithAPIKey(key)); err != nil {
+			return nil, nil, err
+		}
+		opts.KeyFile = keyFile
+		return c, func(string) error { return nil }, nil
+	}
+	if c, err = m.client(); err != nil {
+		return nil, nil, err
+	}
+	if m.getenv("KEYHUB_API_KEY") != "" || m.getenv("KEYHUB_TOKEN") != "" {
+		return c, func(string) error {
+			return errors.New("the key came from the environment (KEYHUB_API_KEY); use --key-file to keep rotated keys")
+		}, nil
+	}
+	return c, func(key string) error {
+		stored, err := m.loadCredentials()
+		if err != nil {
+			return err
+		}
+		stored.APIKey = key
+		_, err = m.saveCredentials(stored)
+		return err
+	}, nil
 }

@@ -15,8 +15,8 @@ WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at 
 -- not its start, so that it is in commit order with every other key write.
 -- lineage_id is the lineage of the predecessor for a refresh; NULL starts
 -- a new one (the trigger api_keys_lineage_default).
-INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, created_at, lineage_id)
-VALUES (@owner_id, @user_id, @name, @key_prefix, @key_hash, @scopes, @expires_at, @created_at, sqlc.narg(lineage_id))
+INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, created_at, lineage_id, auto_rotate_before_seconds)
+VALUES (@owner_id, @user_id, @name, @key_prefix, @key_hash, @scopes, @expires_at, @created_at, sqlc.narg(lineage_id), sqlc.narg(auto_rotate_before_seconds))
 RETURNING *;
 
 -- name: GetKey :one
@@ -159,3 +159,12 @@ FROM one_parent d
 WHERE k.id = d.id AND k.revoked_at IS NULL
   AND (k.expires_at IS NULL OR k.expires_at > sqlc.arg(revoked_at)::timestamptz)
 RETURNING sqlc.embed(k), d.parent_id;
+
+-- name: EarliestParentExpiry :one
+-- The earliest expiry among the keys a key can be obtained through: a key
+-- the system rotates on its own never outlives one of them.
+SELECT p.expires_at FROM api_key_parents l
+JOIN api_keys p ON p.id = l.parent_id
+WHERE l.key_id = @key_id AND p.expires_at IS NOT NULL
+ORDER BY p.expires_at
+LIMIT 1;

@@ -26,15 +26,15 @@ SELECT pg_advisory_xact_lock(hashtextextended(sqlc.arg(slot_id)::text, 0));
 SELECT count(*) FROM ws_connections WHERE slot_id = @slot_id AND expires_at > now();
 
 -- name: InsertWSLease :exec
-INSERT INTO ws_connections (id, slot_id, owner_id, process_id, expires_at)
-VALUES (@id, @slot_id, @owner_id, @process_id, now() + make_interval(secs => @ttl_seconds::float8));
+INSERT INTO ws_connections (id, slot_id, owner_id, process_id, expires_at, handover_key)
+VALUES (@id, @slot_id, @owner_id, @process_id, now() + make_interval(secs => @ttl_seconds::float8), sqlc.narg(handover_key));
 
 -- name: RenewWSLeases :execrows
 -- An upsert, not an update: leases that expired while the database was
 -- away (and were swept) come back, since their connections are still open.
-INSERT INTO ws_connections (id, slot_id, owner_id, process_id, expires_at)
+INSERT INTO ws_connections (id, slot_id, owner_id, process_id, expires_at, handover_key)
 SELECT unnest(@ids::uuid[]), unnest(@slot_ids::uuid[]), unnest(@owner_ids::uuid[]),
-       @process_id, now() + make_interval(secs => @ttl_seconds::float8)
+       @process_id, now() + make_interval(secs => @ttl_seconds::float8), unnest(@handover_keys::bytea[])
 ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at;
 
 -- name: DeleteWSLease :exec
@@ -42,3 +42,16 @@ DELETE FROM ws_connections WHERE id = @id;
 
 -- name: DeleteExpiredWSLeases :execrows
 DELETE FROM ws_connections WHERE expires_at < now();
+
+-- name: HandoverConnections :many
+-- The live connections of a key that can receive a rotated secret (they
+-- published a handover key), for a refresh that delivers to them.
+SELECT id, handover_key::bytea AS handover_key FROM ws_connections
+WHERE slot_id = @key_id AND expires_at > now() AND handover_key IS NOT NULL
+ORDER BY id;
+
+-- name: NotifyChange :exec
+-- A notice the application sends itself on the change feed's channel
+-- (delivered at commit, never after a rollback), for what no trigger
+-- sees: a sealed secret for one connection.
+SELECT pg_notify('keyhub_changes', @payload::text);

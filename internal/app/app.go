@@ -232,6 +232,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		AllowedOrigins: cfg.AllowedOrigins,
 		CORSMaxAge:     cfg.CORSMaxAge,
 		RequestTimeout: cfg.RequestTimeout,
+		KeyMinLifetime: cfg.KeyMinLifetime,
 		Metrics:        m,
 		Dashboard: dashboard.Handler(dashboard.Config{
 			DevSignIn:       cfg.Dev,

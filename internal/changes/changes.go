@@ -80,6 +80,21 @@ func (b *Bus) Publish(c Commit) {
 	}
 }
 
+// PublishDeliveries hands sealed secrets to the subscribers that hold
+// connections (keyhub.KeyDeliveryObserver).
+func (b *Bus) PublishDeliveries(deliveries []keyhub.KeyDelivery) {
+	if b == nil {
+		return
+	}
+	for _, s := range b.subscribers() {
+		if observer, ok := s.(keyhub.KeyDeliveryObserver); ok {
+			for _, d := range deliveries {
+				observer.KeyDelivered(d)
+			}
+		}
+	}
+}
+
 // PublishPrincipal delivers a change of what an owner's or a user's
 // principals hold (a tier, a user's owner, a deletion).
 func (b *Bus) PublishPrincipal(change keyhub.PrincipalChange) {

@@ -47,8 +47,10 @@ type Config struct {
 	NegativeCacheSize     int
 	LastUsedFlushInterval time.Duration
 	// ExpirySweepInterval is how often expired keys get their `expired`
-	// audit event.
+	// audit event (and keys due for auto-rotation are rotated).
 	ExpirySweepInterval time.Duration
+	// KeyMinLifetime is the shortest lifetime a new key may be given.
+	KeyMinLifetime time.Duration
 
 	TrustedProxies []netip.Prefix
 
@@ -151,6 +153,7 @@ func Load(getenv func(string) string) (Config, error) {
 		NegativeCacheSize:     p.positiveInt("API_KEY_NEGATIVE_CACHE_SIZE", 10_000),
 		LastUsedFlushInterval: p.duration("LAST_USED_FLUSH_INTERVAL", 5*time.Second),
 		ExpirySweepInterval:   p.duration("EXPIRY_SWEEP_INTERVAL", 30*time.Second),
+		KeyMinLifetime:        p.duration("KEY_MIN_LIFETIME", time.Minute),
 
 		TrustedProxies: p.prefixes("TRUSTED_PROXIES"),
 
@@ -260,6 +263,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.ExpirySweepInterval < 100*time.Millisecond {
 		return Config{}, fmt.Errorf("EXPIRY_SWEEP_INTERVAL must be at least 100ms, got %s", c.ExpirySweepInterval)
+	}
+	if c.KeyMinLifetime < time.Second {
+		return Config{}, fmt.Errorf("KEY_MIN_LIFETIME must be at least 1s, got %s", c.KeyMinLifetime)
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

@@ -43,8 +43,25 @@ func (q *Queries) CountActiveKeysOfUser(ctx context.Context, db DBTX, userID uui
 	return count, err
 }
 
+const earliestParentExpiry = `-- name: EarliestParentExpiry :one
+SELECT p.expires_at FROM api_key_parents l
+JOIN api_keys p ON p.id = l.parent_id
+WHERE l.key_id = $1 AND p.expires_at IS NOT NULL
+ORDER BY p.expires_at
+LIMIT 1
+`
+
+// The earliest expiry among the keys a key can be obtained through: a key
+// the system rotates on its own never outlives one of them.
+func (q *Queries) EarliestParentExpiry(ctx context.Context, db DBTX, keyID uuid.UUID) (*time.Time, error) {
+	row := db.QueryRow(ctx, earliestParentExpiry, keyID)
+	var expires_at *time.Time
+	err := row.Scan(&expires_at)
+	return expires_at, err
+}
+
 const getActiveKeyOfUser = `-- name: GetActiveKeyOfUser :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id FROM api_keys
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds FROM api_keys
 WHERE owner_id = $1 AND user_id = $2
   AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
 ORDER BY created_at DESC, id DESC
@@ -74,12 +91,13 @@ func (q *Queries) GetActiveKeyOfUser(ctx context.Context, db DBTX, arg GetActive
 		&i.RevokedAt,
 		&i.ReplacedBy,
 		&i.LineageID,
+		&i.AutoRotateBeforeSeconds,
 	)
 	return i, err
 }
 
 const getKey = `-- name: GetKey :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id FROM api_keys WHERE id = $1 AND owner_id = $2
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds FROM api_keys WHERE id = $1 AND owner_id = $2
 `
 
 type GetKeyParams struct {
@@ -104,6 +122,7 @@ func (q *Queries) GetKey(ctx context.Context, db DBTX, arg GetKeyParams) (ApiKey
 		&i.RevokedAt,
 		&i.ReplacedBy,
 		&i.LineageID,
+		&i.AutoRotateBeforeSeconds,
 	)
 	return i, err
 }
@@ -151,7 +170,7 @@ func (q *Queries) GetKeyForAuth(ctx context.Context, db DBTX, keyHash string) (G
 }
 
 const getKeyForUpdate = `-- name: GetKeyForUpdate :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id FROM api_keys WHERE id = $1 AND owner_id = $2 FOR UPDATE
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds FROM api_keys WHERE id = $1 AND owner_id = $2 FOR UPDATE
 `
 
 type GetKeyForUpdateParams struct {
@@ -176,12 +195,13 @@ func (q *Queries) GetKeyForUpdate(ctx context.Context, db DBTX, arg GetKeyForUpd
 		&i.RevokedAt,
 		&i.ReplacedBy,
 		&i.LineageID,
+		&i.AutoRotateBeforeSeconds,
 	)
 	return i, err
 }
 
 const getPredecessorInGraceForUpdate = `-- name: GetPredecessorInGraceForUpdate :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id FROM api_keys
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds FROM api_keys
 WHERE replaced_by = $1::uuid AND owner_id = $2
   AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
 FOR UPDATE
@@ -211,6 +231,7 @@ func (q *Queries) GetPredecessorInGraceForUpdate(ctx context.Context, db DBTX, a
 		&i.RevokedAt,
 		&i.ReplacedBy,
 		&i.LineageID,
+		&i.AutoRotateBeforeSeconds,
 	)
 	return i, err
 }
@@ -235,21 +256,22 @@ func (q *Queries) InheritKeyParents(ctx context.Context, db DBTX, arg InheritKey
 }
 
 const insertKey = `-- name: InsertKey :one
-INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, created_at, lineage_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id
+INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, created_at, lineage_id, auto_rotate_before_seconds)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds
 `
 
 type InsertKeyParams struct {
-	OwnerID   uuid.UUID
-	UserID    uuid.UUID
-	Name      string
-	KeyPrefix string
-	KeyHash   string
-	Scopes    []string
-	ExpiresAt *time.Time
-	CreatedAt time.Time
-	LineageID uuid.NullUUID
+	OwnerID                 uuid.UUID
+	UserID                  uuid.UUID
+	Name                    string
+	KeyPrefix               string
+	KeyHash                 string
+	Scopes                  []string
+	ExpiresAt               *time.Time
+	CreatedAt               time.Time
+	LineageID               uuid.NullUUID
+	AutoRotateBeforeSeconds *int64
 }
 
 // created_at is the stamp of the writing transaction (LockOwnerWrites),
@@ -267,6 +289,7 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		arg.ExpiresAt,
 		arg.CreatedAt,
 		arg.LineageID,
+		arg.AutoRotateBeforeSeconds,
 	)
 	var i ApiKey
 	err := row.Scan(
@@ -283,12 +306,13 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		&i.RevokedAt,
 		&i.ReplacedBy,
 		&i.LineageID,
+		&i.AutoRotateBeforeSeconds,
 	)
 	return i, err
 }
 
 const listKeys = `-- name: ListKeys :many
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id FROM api_keys
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds FROM api_keys
 WHERE owner_id = $1
   AND CASE $2::text
         WHEN 'active'  THEN revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
@@ -339,6 +363,7 @@ func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]
 			&i.RevokedAt,
 			&i.ReplacedBy,
 			&i.LineageID,
+			&i.AutoRotateBeforeSeconds,
 		); err != nil {
 			return nil, err
 		}
@@ -406,7 +431,7 @@ SET replaced_by = $1,
     expires_at = CASE WHEN $2::timestamptz IS NULL THEN expires_at
                       ELSE LEAST(expires_at, $2::timestamptz) END
 WHERE id = $4 AND owner_id = $5
-RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id
+RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds
 `
 
 type ReplaceKeyParams struct {
@@ -443,6 +468,7 @@ func (q *Queries) ReplaceKey(ctx context.Context, db DBTX, arg ReplaceKeyParams)
 		&i.RevokedAt,
 		&i.ReplacedBy,
 		&i.LineageID,
+		&i.AutoRotateBeforeSeconds,
 	)
 	return i, err
 }
@@ -459,7 +485,7 @@ UPDATE api_keys k SET revoked_at = $1::timestamptz
 FROM one_parent d
 WHERE k.id = d.id AND k.revoked_at IS NULL
   AND (k.expires_at IS NULL OR k.expires_at > $1::timestamptz)
-RETURNING k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.key_hash, k.scopes, k.expires_at, k.last_used_at, k.created_at, k.revoked_at, k.replaced_by, k.lineage_id, d.parent_id
+RETURNING k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.key_hash, k.scopes, k.expires_at, k.last_used_at, k.created_at, k.revoked_at, k.replaced_by, k.lineage_id, k.auto_rotate_before_seconds, d.parent_id
 `
 
 type RevokeDescendantsParams struct {
@@ -500,6 +526,7 @@ func (q *Queries) RevokeDescendants(ctx context.Context, db DBTX, arg RevokeDesc
 			&i.ApiKey.RevokedAt,
 			&i.ApiKey.ReplacedBy,
 			&i.ApiKey.LineageID,
+			&i.ApiKey.AutoRotateBeforeSeconds,
 			&i.ParentID,
 		); err != nil {
 			return nil, err
@@ -515,7 +542,7 @@ func (q *Queries) RevokeDescendants(ctx context.Context, db DBTX, arg RevokeDesc
 const revokeKey = `-- name: RevokeKey :one
 UPDATE api_keys SET revoked_at = $1
 WHERE id = $2 AND owner_id = $3 AND revoked_at IS NULL
-RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id
+RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds
 `
 
 type RevokeKeyParams struct {
@@ -541,6 +568,7 @@ func (q *Queries) RevokeKey(ctx context.Context, db DBTX, arg RevokeKeyParams) (
 		&i.RevokedAt,
 		&i.ReplacedBy,
 		&i.LineageID,
+		&i.AutoRotateBeforeSeconds,
 	)
 	return i, err
 }

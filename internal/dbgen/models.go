@@ -13,19 +13,20 @@ import (
 )
 
 type ApiKey struct {
-	ID         uuid.UUID
-	OwnerID    uuid.UUID
-	UserID     uuid.UUID
-	Name       string
-	KeyPrefix  string
-	KeyHash    string
-	Scopes     []string
-	ExpiresAt  *time.Time
-	LastUsedAt *time.Time
-	CreatedAt  time.Time
-	RevokedAt  *time.Time
-	ReplacedBy uuid.NullUUID
-	LineageID  uuid.UUID
+	ID                      uuid.UUID
+	OwnerID                 uuid.UUID
+	UserID                  uuid.UUID
+	Name                    string
+	KeyPrefix               string
+	KeyHash                 string
+	Scopes                  []string
+	ExpiresAt               *time.Time
+	LastUsedAt              *time.Time
+	CreatedAt               time.Time
+	RevokedAt               *time.Time
+	ReplacedBy              uuid.NullUUID
+	LineageID               uuid.UUID
+	AutoRotateBeforeSeconds *int64
 }
 
 type ApiKeyEvent struct {
@@ -65,12 +66,13 @@ type User struct {
 }
 
 type WsConnection struct {
-	ID        uuid.UUID
-	SlotID    uuid.UUID
-	OwnerID   uuid.UUID
-	ProcessID uuid.UUID
-	CreatedAt time.Time
-	ExpiresAt time.Time
+	ID          uuid.UUID
+	SlotID      uuid.UUID
+	OwnerID     uuid.UUID
+	ProcessID   uuid.UUID
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	HandoverKey []byte
 }
 
 type WsTicket struct {

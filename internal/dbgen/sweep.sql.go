@@ -57,6 +57,47 @@ func (q *Queries) ExpiredKeysToRecord(ctx context.Context, db DBTX, arg ExpiredK
 	return items, nil
 }
 
+const keysDueForRotation = `-- name: KeysDueForRotation :many
+SELECT k.id, k.owner_id, k.user_id FROM api_keys k
+WHERE k.auto_rotate_before_seconds IS NOT NULL
+  AND k.revoked_at IS NULL AND k.replaced_by IS NULL
+  AND k.expires_at > now()
+  AND k.expires_at - make_interval(secs => k.auto_rotate_before_seconds::float8) <= now()
+  AND EXISTS (SELECT 1 FROM ws_connections c
+              WHERE c.slot_id = k.id AND c.expires_at > now() AND c.handover_key IS NOT NULL)
+ORDER BY k.expires_at
+LIMIT $1
+`
+
+type KeysDueForRotationRow struct {
+	ID      uuid.UUID
+	OwnerID uuid.UUID
+	UserID  uuid.UUID
+}
+
+// Keys marked auto_rotate_before whose time has come (that long before
+// their expiry), still the current key of their lineage, and with at
+// least one open connection to hand the new secret to; soonest expiry first.
+func (q *Queries) KeysDueForRotation(ctx context.Context, db DBTX, maxRows int32) ([]KeysDueForRotationRow, error) {
+	rows, err := db.Query(ctx, keysDueForRotation, maxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []KeysDueForRotationRow
+	for rows.Next() {
+		var i KeysDueForRotationRow
+		if err := rows.Scan(&i.ID, &i.OwnerID, &i.UserID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const recordExpiredKeys = `-- name: RecordExpiredKeys :execrows
 INSERT INTO api_key_events (api_key_id, owner_id, event_type, details, created_at)
 SELECT k.id, k.owner_id, 'expired', jsonb_build_object('expired_at', k.expires_at), $1::timestamptz
@@ -88,6 +129,18 @@ SELECT pg_try_advisory_xact_lock(4823601135)
 // One sweeper at a time in the whole cluster; the others skip their turn.
 func (q *Queries) TryLockExpirySweep(ctx context.Context, db DBTX) (bool, error) {
 	row := db.QueryRow(ctx, tryLockExpirySweep)
+	var pg_try_advisory_xact_lock bool
+	err := row.Scan(&pg_try_advisory_xact_lock)
+	return pg_try_advisory_xact_lock, err
+}
+
+const tryLockRotationSweep = `-- name: TryLockRotationSweep :one
+SELECT pg_try_advisory_xact_lock(4823601136)
+`
+
+// One auto-rotation sweep at a time in the whole cluster.
+func (q *Queries) TryLockRotationSweep(ctx context.Context, db DBTX) (bool, error) {
+	row := db.QueryRow(ctx, tryLockRotationSweep)
 	var pg_try_advisory_xact_lock bool
 	err := row.Scan(&pg_try_advisory_xact_lock)
 	return pg_try_advisory_xact_lock, err

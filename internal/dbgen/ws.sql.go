@@ -86,17 +86,51 @@ func (q *Queries) GetKeyHashByID(ctx context.Context, db DBTX, id uuid.UUID) (st
 	return key_hash, err
 }
 
+const handoverConnections = `-- name: HandoverConnections :many
+SELECT id, handover_key::bytea AS handover_key FROM ws_connections
+WHERE slot_id = $1 AND expires_at > now() AND handover_key IS NOT NULL
+ORDER BY id
+`
+
+type HandoverConnectionsRow struct {
+	ID          uuid.UUID
+	HandoverKey []byte
+}
+
+// The live connections of a key that can receive a rotated secret (they
+// published a handover key), for a refresh that delivers to them.
+func (q *Queries) HandoverConnections(ctx context.Context, db DBTX, keyID uuid.UUID) ([]HandoverConnectionsRow, error) {
+	rows, err := db.Query(ctx, handoverConnections, keyID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []HandoverConnectionsRow
+	for rows.Next() {
+		var i HandoverConnectionsRow
+		if err := rows.Scan(&i.ID, &i.HandoverKey); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const insertWSLease = `-- name: InsertWSLease :exec
-INSERT INTO ws_connections (id, slot_id, owner_id, process_id, expires_at)
-VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::float8))
+INSERT INTO ws_connections (id, slot_id, owner_id, process_id, expires_at, handover_key)
+VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::float8), $6)
 `
 
 type InsertWSLeaseParams struct {
-	ID         uuid.UUID
-	SlotID     uuid.UUID
-	OwnerID    uuid.UUID
-	ProcessID  uuid.UUID
-	TtlSeconds float64
+	ID          uuid.UUID
+	SlotID      uuid.UUID
+	OwnerID     uuid.UUID
+	ProcessID   uuid.UUID
+	TtlSeconds  float64
+	HandoverKey []byte
 }
 
 func (q *Queries) InsertWSLease(ctx context.Context, db DBTX, arg InsertWSLeaseParams) error {
@@ -106,6 +140,7 @@ func (q *Queries) InsertWSLease(ctx context.Context, db DBTX, arg InsertWSLeaseP
 		arg.OwnerID,
 		arg.ProcessID,
 		arg.TtlSeconds,
+		arg.HandoverKey,
 	)
 	return err
 }
@@ -163,6 +198,18 @@ func (q *Queries) LockWSSlot(ctx context.Context, db DBTX, slotID string) error 
 	return err
 }
 
+const notifyChange = `-- name: NotifyChange :exec
+SELECT pg_notify('keyhub_changes', $1::text)
+`
+
+// A notice the application sends itself on the change feed's channel
+// (delivered at commit, never after a rollback), for what no trigger
+// sees: a sealed secret for one connection.
+func (q *Queries) NotifyChange(ctx context.Context, db DBTX, payload string) error {
+	_, err := db.Exec(ctx, notifyChange, payload)
+	return err
+}
+
 const ownerTiers = `-- name: OwnerTiers :many
 SELECT id, tier FROM owners WHERE id = ANY ($1::uuid[])
 `
@@ -193,18 +240,19 @@ func (q *Queries) OwnerTiers(ctx context.Context, db DBTX, ids []uuid.UUID) ([]O
 }
 
 const renewWSLeases = `-- name: RenewWSLeases :execrows
-INSERT INTO ws_connections (id, slot_id, owner_id, process_id, expires_at)
+INSERT INTO ws_connections (id, slot_id, owner_id, process_id, expires_at, handover_key)
 SELECT unnest($1::uuid[]), unnest($2::uuid[]), unnest($3::uuid[]),
-       $4, now() + make_interval(secs => $5::float8)
+       $4, now() + make_interval(secs => $5::float8), unnest($6::bytea[])
 ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at
 `
 
 type RenewWSLeasesParams struct {
-	Ids        []uuid.UUID
-	SlotIds    []uuid.UUID
-	OwnerIds   []uuid.UUID
-	ProcessID  uuid.UUID
-	TtlSeconds float64
+	Ids          []uuid.UUID
+	SlotIds      []uuid.UUID
+	OwnerIds     []uuid.UUID
+	ProcessID    uuid.UUID
+	TtlSeconds   float64
+	HandoverKeys [][]byte
 }
 
 // An upsert, not an update: leases that expired while the database was
@@ -216,6 +264,7 @@ func (q *Queries) RenewWSLeases(ctx context.Context, db DBTX, arg RenewWSLeasesP
 		arg.OwnerIds,
 		arg.ProcessID,
 		arg.TtlSeconds,
+		arg.HandoverKeys,
 	)
 	if err != nil {
 		return 0, err

@@ -26,7 +26,7 @@ func (s *server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principal(r)
-	in, err := validateCreate(req, p, s.deps.Scopes, time.Now())
+	in, err := validateCreate(req, p, s.deps.Scopes, s.deps.KeyMinLifetime, time.Now())
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -39,7 +39,7 @@ func (s *server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusCreated, api.CreatedKey{Key: wire.KeyFrom(created.Key, time.Now(), s.deps.Scopes), Secret: created.Secret})
 }
 
-func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, scopes *keyhub.ScopeCatalog, now time.Time) (keyhub.CreateKeyInput, error) {
+func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, scopes *keyhub.ScopeCatalog, minLifetime time.Duration, now time.Time) (keyhub.CreateKeyInput, error) {
 	name, err := keyhub.KeyName(req.Name)
 	if err != nil {
 		return keyhub.CreateKeyInput{}, err
@@ -59,18 +59,37 @@ func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, scopes *keyhu
 	case req.ExpiresIn != nil:
 		// Compared in seconds, before any multiplication: a huge value
 		// times time.Second overflows into a small (or negative) lifetime.
-		if *req.ExpiresIn < 60 || *req.ExpiresIn > int64(keyhub.MaxKeyLifetime/time.Second) {
-			return in, keyhub.Errorf(keyhub.CodeValidation, "expires_in must be between 60 and %d seconds", int64(keyhub.MaxKeyLifetime/time.Second))
+		minSeconds := int64((minLifetime + time.Second - 1) / time.Second)
+		if *req.ExpiresIn < minSeconds || *req.ExpiresIn > int64(keyhub.MaxKeyLifetime/time.Second) {
+			return in, keyhub.Errorf(keyhub.CodeValidation, "expires_in must be between %d and %d seconds", minSeconds, int64(keyhub.MaxKeyLifetime/time.Second))
 		}
 		t := now.Add(time.Duration(*req.ExpiresIn) * time.Second)
 		in.ExpiresAt = &t
 	case req.ExpiresAt != nil:
-		if !req.ExpiresAt.After(now.Add(time.Minute)) || req.ExpiresAt.Sub(now) > keyhub.MaxKeyLifetime {
-			return in, keyhub.Errorf(keyhub.CodeValidation, "expires_at must be at least a minute and at most ten years in the future")
+		if !req.ExpiresAt.After(now.Add(minLifetime)) || req.ExpiresAt.Sub(now) > keyhub.MaxKeyLifetime {
+			return in, keyhub.Errorf(keyhub.CodeValidation, "expires_at must be at least %s and at most ten years in the future", minLifetime)
 		}
 		in.ExpiresAt = req.ExpiresAt
 	}
+	if req.AutoRotateBefore != nil {
+		if *req.AutoRotateBefore <= 0 {
+			return in, keyhub.Errorf(keyhub.CodeValidation, "auto_rotate_before must be a positive number of seconds")
+		}
+		if in.AutoRotateBefore, err = autoRotateBefore(*req.AutoRotateBefore); err != nil {
+			return in, err
+		}
+	}
 	return in, nil
+}
+
+// autoRotateBefore reads auto_rotate_before (seconds), range-checked before
+// any multiplication; whether it fits the key's lifetime is the store's
+// check, which knows the lifetime.
+func autoRotateBefore(secs int64) (time.Duration, error) {
+	if secs < 0 || secs > int64(keyhub.MaxKeyLifetime/time.Second) {
+		return 0, keyhub.Errorf(keyhub.CodeValidation, "auto_rotate_before must be between 1 and %d seconds", int64(keyhub.MaxKeyLifetime/time.Second))
+	}
+	return time.Duration(secs) * time.Second, nil
 }
 
 func (s *server) handleKeyList(w http.ResponseWriter, r *http.Request) {
@@ -155,16 +174,38 @@ func (s *server) handleKeyRefresh(w http.ResponseWriter, r *http.Request) {
 		}
 		in.Grace = time.Duration(*req.GracePeriod) * time.Second
 	}
+	switch req.Deliver {
+	case "", "response":
+	case "connections":
+		in.Deliver = true
+	default:
+		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, `deliver must be "response" or "connections"`))
+		return
+	}
+	if req.AutoRotateBefore != nil {
+		before, err := autoRotateBefore(*req.AutoRotateBefore)
+		if err != nil {
+			httpjson.Error(w, r, err)
+			return
+		}
+		in.AutoRotateBefore = &before
+	}
 	out, err := s.deps.Keys.RefreshKey(r.Context(), principal(r), id, in, s.requestMeta(r))
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
 	}
 	now := time.Now()
-	httpjson.Write(w, http.StatusCreated, api.Refreshed{
+	answer := api.Refreshed{
 		NewKey: api.CreatedKey{Key: wire.KeyFrom(out.New.Key, now, s.deps.Scopes), Secret: out.New.Secret},
 		OldKey: wire.KeyFrom(out.Old, now, s.deps.Scopes),
-	})
+	}
+	if in.Deliver {
+		// The secret went, sealed, to the old key's connections only.
+		answer.NewKey.Secret = ""
+		answer.DeliveredTo = &out.DeliveredTo
+	}
+	httpjson.Write(w, http.StatusCreated, answer)
 }
 
 // keyID parses the {id} of a key route; a malformed id is NOT_FOUND, as

@@ -43,6 +43,9 @@ type Deps struct {
 	// RequestTimeout bounds reading and answering one request, until a
 	// WebSocket upgrade (default 30s).
 	RequestTimeout time.Duration
+	// KeyMinLifetime is the shortest lifetime a new key may be given
+	// (KEY_MIN_LIFETIME, default 1 minute).
+	KeyMinLifetime time.Duration
 	// Metrics observes every request (route pattern, method, status); may
 	// be nil.
 	Metrics *metrics.Metrics
@@ -71,6 +74,9 @@ type Deps struct {
 
 // NewServer returns the complete HTTP handler.
 func NewServer(d Deps) http.Handler {
+	if d.KeyMinLifetime <= 0 {
+		d.KeyMinLifetime = time.Minute
+	}
 	if d.RequestTimeout <= 0 {
 		d.RequestTimeout = 30 * time.Second
 	}

@@ -59,6 +59,7 @@ var statusOfCode = map[keyhub.Code]int{
 	keyhub.CodeKeyAlreadyExists:     http.StatusConflict,
 	keyhub.CodeKeyNotActive:         http.StatusConflict,
 	keyhub.CodeKeyAlreadyRefreshed:  http.StatusConflict,
+	keyhub.CodeNoOpenConnections:    http.StatusConflict,
 	keyhub.CodeUpgradeRequired:      http.StatusUpgradeRequired,
 	keyhub.CodeTooManyConnections:   http.StatusTooManyRequests,
 	keyhub.CodeRateLimited:          http.StatusTooManyRequests,

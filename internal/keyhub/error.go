@@ -49,6 +49,10 @@ const (
 	// CodeLifetimeExceedsPolicy refuses an expiry later than the owner's
 	// max_key_lifetime allows (400).
 	CodeLifetimeExceedsPolicy Code = "KEY_LIFETIME_EXCEEDS_POLICY"
+	// CodeNoOpenConnections refuses a refresh that would deliver the new
+	// secret to the key's connections when none is open: the secret
+	// would reach nobody.
+	CodeNoOpenConnections Code = "NO_OPEN_CONNECTIONS"
 
 	CodeTooManyConnections Code = "TOO_MANY_CONNECTIONS"
 	CodeRateLimited        Code = "RATE_LIMITED"

@@ -34,6 +34,10 @@ type Key struct {
 	// LineageID is the first key of this key's chain of refreshes (the
 	// key's own id when it replaced none): every successor shares it.
 	LineageID uuid.UUID
+	// AutoRotateBefore asks the sweeper to refresh the key this long
+	// before it expires, delivering the secret to its connections; zero:
+	// never.
+	AutoRotateBefore time.Duration
 }
 
 // Status reports the key's status at now. A revoked key stays revoked even

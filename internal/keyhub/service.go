@@ -21,6 +21,8 @@ type CreateKeyInput struct {
 	Name      string
 	Scopes    Scopes
 	ExpiresAt *time.Time
+	// AutoRotateBefore marks the key for automatic rotation (zero: none).
+	AutoRotateBefore time.Duration
 	// SingleKey applies the seed API's rule: refuse with KEY_ALREADY_EXISTS
 	// while the user has any active key, whatever the tier allows.
 	SingleKey bool
@@ -33,12 +35,44 @@ type RefreshInput struct {
 	// Grace keeps the old key working this long (at most MaxRefreshGrace);
 	// zero revokes it at once.
 	Grace time.Duration
+	// Deliver hands the new secret to the open connections of the old key
+	// (sealed to each, see package handover) instead of to the caller;
+	// refused with NO_OPEN_CONNECTIONS when none is open.
+	Deliver bool
+	// AutoRotateBefore sets the replacement's auto_rotate_before; nil
+	// keeps the old key's, zero removes it.
+	AutoRotateBefore *time.Duration
 }
 
 // Refreshed is the outcome of a rotation.
 type Refreshed struct {
 	New NewKey
 	Old Key
+	// DeliveredTo is how many connections the new secret was sealed to
+	// (Deliver); the caller then never sees the secret.
+	DeliveredTo int
+}
+
+// KeyDelivery is a new secret on its way to one open connection of the
+// key it replaces, sealed to that connection (package handover): what a
+// refresh with Deliver publishes once it has committed, on its own process
+// and, through the change feed, on every other. Only the process holding
+// the connection can open it.
+type KeyDelivery struct {
+	ConnectionID uuid.UUID
+	OwnerID      uuid.UUID
+	OldKeyID     uuid.UUID
+	NewKeyID     uuid.UUID
+	// GraceUntil is when the old key stops working.
+	GraceUntil time.Time
+	Sealed     []byte
+}
+
+// KeyDeliveryObserver is a change observer that also hands sealed
+// secrets to the connections it holds (the WebSocket hub). Deliveries may
+// arrive twice (writer and feed): it delivers each once.
+type KeyDeliveryObserver interface {
+	KeyDelivered(KeyDelivery)
 }
 
 // Page limits, for every listing.

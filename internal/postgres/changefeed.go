@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keyhub/keyhub/internal/changes"
+	"github.com/keyhub/keyhub/internal/handover"
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
@@ -197,6 +198,8 @@ func (f *ChangeFeed) handle(payload string) {
 		f.store.bus.Publish(changes.Commit{Keys: []keyhub.KeyChange{n.KeyChange()}})
 	case NoticeOwner, NoticeUser:
 		f.store.bus.PublishPrincipal(keyhub.PrincipalChange{OwnerID: n.OwnerID, UserID: n.UserID})
+	case NoticeDelivery:
+		f.store.bus.PublishDeliveries([]keyhub.KeyDelivery{n.Delivery()})
 	case NoticeEvent:
 		if f.store.bus.Delivered(n.EventID) {
 			return
@@ -270,6 +273,9 @@ const (
 	NoticeOwner = "owner"
 	NoticeUser  = "user"
 	NoticeEvent = "event"
+	// NoticeDelivery carries a new secret sealed to one connection (sent
+	// by the refresh itself, not by a trigger; see rotation.go).
+	NoticeDelivery = "delivery"
 )
 
 // Notice is one change-feed payload, as the triggers write it.
@@ -280,9 +286,15 @@ type Notice struct {
 	UserID    uuid.UUID `json:"user_id"`
 	KeyHash   string    `json:"key_hash"`
 	Ended     bool      `json:"ended"`
-	ExpiresAt *float64  `json:"expires_at"` // unix seconds; null: never
+	ExpiresAt *float64  `json:"expires_at"` // unix seconds; null: never (a delivery: the grace's end)
 	EventID   int64     `json:"event_id"`
 	SentAt    float64   `json:"sent_at"` // unix seconds, the sender's clock
+
+	// A delivery's: the connection, the new key, and the secret sealed
+	// to the connection (base64 in JSON).
+	ConnectionID uuid.UUID `json:"connection_id,omitzero"`
+	NewKeyID     uuid.UUID `json:"new_key_id,omitzero"`
+	Sealed       []byte    `json:"sealed,omitempty"`
 }
 
 // ParseNotice reads a payload, refusing kinds it does not know and notices
@@ -302,6 +314,9 @@ func ParseNotice(payload string) (Notice, error) {
 		ok = n.UserID != uuid.Nil
 	case NoticeEvent:
 		ok = n.EventID > 0 && n.OwnerID != uuid.Nil
+	case NoticeDelivery:
+		ok = n.ConnectionID != uuid.Nil && n.OwnerID != uuid.Nil && n.KeyID != uuid.Nil && n.NewKeyID != uuid.Nil &&
+			n.ExpiresAt != nil && len(n.Sealed) > 0 && len(n.Sealed) <= handover.MaxSealed
 	}
 	if !ok {
 		return Notice{}, fmt.Errorf("change notice of kind %q lacks its ids", n.Kind)

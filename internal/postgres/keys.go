@@ -53,7 +53,11 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 		if err != nil {
 			return err
 		}
-		created, err = s.insertKey(ctx, tx, a, p.OwnerID, p.UserID, in.Name, s.scopes.Names(in.Scopes), a.capExpiry(expiresAt), uuid.Nil)
+		expiresAt = a.capExpiry(expiresAt)
+		if err := checkAutoRotate(in.AutoRotateBefore, a.at, expiresAt); err != nil {
+			return err
+		}
+		created, err = s.insertKey(ctx, tx, a, p.OwnerID, p.UserID, in.Name, s.scopes.Names(in.Scopes), expiresAt, uuid.Nil, in.AutoRotateBefore)
 		if err != nil {
 			return err
 		}
@@ -75,7 +79,12 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 // insertKey stores a new key with the given scope names, stamped by a.
 // lineage is the predecessor's lineage for a refresh; uuid.Nil starts a
 // new lineage.
-func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, a actor, ownerID, userID uuid.UUID, name string, scopeNames []string, expiresAt *time.Time, lineage uuid.UUID) (keyhub.NewKey, error) {
+func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, a actor, ownerID, userID uuid.UUID, name string, scopeNames []string, expiresAt *time.Time, lineage uuid.UUID, autoRotate time.Duration) (keyhub.NewKey, error) {
+	var autoRotateSeconds *int64
+	if autoRotate > 0 {
+		secs := int64(autoRotate / time.Second)
+		autoRotateSeconds = &secs
+	}
 	secret, err := apikey.Generate()
 	if err != nil {
 		return keyhub.NewKey{}, err
@@ -90,6 +99,8 @@ func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, a actor, ownerID, user
 		ExpiresAt: expiresAt,
 		CreatedAt: a.at,
 		LineageID: uuid.NullUUID{UUID: lineage, Valid: lineage != uuid.Nil},
+
+		AutoRotateBeforeSeconds: autoRotateSeconds,
 	})
 	if err != nil {
 		return keyhub.NewKey{}, fmt.Errorf("insert key: %w", err)
@@ -120,113 +131,182 @@ func (s *Store) lockTarget(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, 
 // predecessor of the old key loses its grace at once, so a key never has
 // more than one working predecessor. The old row is locked first, so of
 // two concurrent refreshes one wins and the other gets
-// KEY_ALREADY_REFRESHED.
+// KEY_ALREADY_REFRESHED. With in.Deliver the new secret goes sealed to
+// the old key's open connections (see rotate).
 func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.UUID, in keyhub.RefreshInput, meta keyhub.RequestMeta) (keyhub.Refreshed, error) {
 	if in.Grace < 0 || in.Grace > keyhub.MaxRefreshGrace {
 		return keyhub.Refreshed{}, keyhub.Errorf(keyhub.CodeValidation, "grace_period must be between 0 and %s", keyhub.MaxRefreshGrace)
 	}
-	var out keyhub.Refreshed
-	var events []keyhub.Event
-	var keyChanges []keyhub.KeyChange
+	if in.Deliver && in.Grace <= 0 {
+		// With no grace the old key's sockets close at once: the daemon
+		// would have no time to reconnect with what it was sent.
+		return keyhub.Refreshed{}, keyhub.Errorf(keyhub.CodeValidation, "deliver \"connections\" needs a grace_period: the daemons reconnect with the new key within it")
+	}
+	var r rotation
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		out, events, keyChanges = keyhub.Refreshed{}, nil, nil // a retried transaction starts afresh
 		a, oldRow, err := s.lockTarget(ctx, tx, p, keyID)
 		if err != nil {
 			return err
 		}
-		old := s.keyFromRow(oldRow)
-		now := a.at
-		switch {
-		case old.ReplacedBy != nil:
-			return keyhub.Errorf(keyhub.CodeKeyAlreadyRefreshed, "this key was already refreshed; refresh its replacement instead")
-		case old.Status(now) != keyhub.KeyActive:
-			return keyhub.Errorf(keyhub.CodeKeyNotActive, "only an active key can be refreshed; this one is %s", old.Status(now))
-		}
-		if err := a.mayChange(old); err != nil {
-			return err
-		}
-		change, ended, err := s.endGrace(ctx, tx, a, old, meta, "successor_refreshed")
-		if err != nil {
-			return err
-		}
-		// The keys whose children pass to the replacement: the old key, and
-		// its predecessor when the refresh ends that one's grace.
-		handedOver := []uuid.UUID{old.ID}
-		if ended != nil {
-			keyChanges, events = append(keyChanges, *change), append(events, *ended)
-			handedOver = append(handedOver, change.KeyID)
-		}
-		name := in.Name
-		if name == "" {
-			name = old.Name
-		}
-		// The replacement keeps the old key's lifetime, counted from now.
-		var expiresAt *time.Time
-		if old.ExpiresAt != nil {
-			t := now.Add(old.ExpiresAt.Sub(old.CreatedAt))
-			expiresAt = &t
-		}
-		// ... shortened to what the owner's policy allows now (a refresh
-		// asks for no expiry, so there is nothing to refuse).
-		latest, err := s.latestExpiry(ctx, tx, old.OwnerID, now)
-		if err != nil {
-			return err
-		}
-		if latest != nil && (expiresAt == nil || expiresAt.After(*latest)) {
-			expiresAt = latest
-		}
-		// The stored names are copied verbatim, so that the replacement of a
-		// key carrying a product scope removed from PRODUCT_SCOPES carries
-		// it too: it matches again if the operator restores it.
-		out.New, err = s.insertKey(ctx, tx, a, old.OwnerID, old.UserID, name, oldRow.Scopes, a.capExpiry(expiresAt), old.LineageID)
-		if err != nil {
-			return err
-		}
-		var retireAt *time.Time
-		if in.Grace > 0 {
-			// A predecessor never outlives its successor.
-			t := now.Add(in.Grace)
-			if exp := out.New.Key.ExpiresAt; exp != nil && exp.Before(t) {
-				t = *exp
-			}
-			retireAt = &t
-		}
-		oldRow, err = s.q.ReplaceKey(ctx, tx, dbgen.ReplaceKeyParams{
-			ReplacedBy: uuid.NullUUID{UUID: out.New.Key.ID, Valid: true},
-			RetireAt:   retireAt,
-			RevokedAt:  a.at,
-			ID:         old.ID,
-			OwnerID:    old.OwnerID,
-		})
-		if err != nil {
-			return fmt.Errorf("replace key: %w", err)
-		}
-		out.Old = s.keyFromRow(oldRow)
-		if err := s.passParents(ctx, tx, p, old, out.New.Key, handedOver); err != nil {
-			return err
-		}
-		// With a grace period the old key is not ended but re-dated: its
-		// change carries the grace's end, so that this process's sockets
-		// close then even when the feed is down.
-		keyChanges = append(keyChanges, changes.KeyChangeOf(out.Old, oldRow.KeyHash, now))
-		refreshed, err := s.insertEvent(ctx, tx, a, out.Old, keyhub.EventRefreshed, meta, map[string]any{
-			"replaced_by":   out.New.Key.ID,
-			"grace_seconds": int64(in.Grace / time.Second),
-		})
-		if err != nil {
-			return err
-		}
-		created, err := s.insertEvent(ctx, tx, a, out.New.Key, keyhub.EventCreated, meta, map[string]any{
-			"replaces": out.Old.ID,
-		})
-		events = append(events, refreshed, created)
+		r, err = s.rotate(ctx, tx, a, oldRow, in, meta)
 		return err
 	})
 	if err != nil {
 		return keyhub.Refreshed{}, dbError(err, "key")
 	}
-	s.publish(keyChanges, events)
-	return out, nil
+	r.publish(s)
+	return r.out, nil
+}
+
+// rotation is what one rotation wrote, for publishing once it committed.
+type rotation struct {
+	out        keyhub.Refreshed
+	events     []keyhub.Event
+	keyChanges []keyhub.KeyChange
+	deliveries []keyhub.KeyDelivery
+}
+
+// publish announces a committed rotation on this process: key changes and
+// events first, then the sealed secrets (the change feed carries the same
+// to the other processes; the hub delivers each once).
+func (r rotation) publish(s *Store) {
+	s.publish(r.keyChanges, r.events)
+	s.bus.PublishDeliveries(r.deliveries)
+}
+
+// rotate does a refresh of oldRow (locked) by a, inside tx. a's principal
+// is nil when the system rotates on its own (auto_rotate_before): then
+// nothing is capped by an acting key, but the replacement never outlives
+// a key it can be obtained through.
+func (s *Store) rotate(ctx context.Context, tx pgx.Tx, a actor, oldRow dbgen.ApiKey, in keyhub.RefreshInput, meta keyhub.RequestMeta) (rotation, error) {
+	var r rotation
+	old := s.keyFromRow(oldRow)
+	now := a.at
+	switch {
+	case old.ReplacedBy != nil:
+		return r, keyhub.Errorf(keyhub.CodeKeyAlreadyRefreshed, "this key was already refreshed; refresh its replacement instead")
+	case old.Status(now) != keyhub.KeyActive:
+		return r, keyhub.Errorf(keyhub.CodeKeyNotActive, "only an active key can be refreshed; this one is %s", old.Status(now))
+	}
+	if err := a.mayChange(old); err != nil {
+		return r, err
+	}
+	var recipients []dbgen.HandoverConnectionsRow
+	if in.Deliver {
+		var err error
+		if recipients, err = s.handoverRecipients(ctx, tx, old.ID); err != nil {
+			return r, err
+		}
+	}
+	change, ended, err := s.endGrace(ctx, tx, a, old, meta, "successor_refreshed")
+	if err != nil {
+		return r, err
+	}
+	// The keys whose children pass to the replacement: the old key, and
+	// its predecessor when the refresh ends that one's grace.
+	handedOver := []uuid.UUID{old.ID}
+	if ended != nil {
+		r.keyChanges, r.events = append(r.keyChanges, *change), append(r.events, *ended)
+		handedOver = append(handedOver, change.KeyID)
+	}
+	name := in.Name
+	if name == "" {
+		name = old.Name
+	}
+	// The replacement keeps the old key's lifetime, counted from now.
+	var expiresAt *time.Time
+	if old.ExpiresAt != nil {
+		t := now.Add(old.ExpiresAt.Sub(old.CreatedAt))
+		expiresAt = &t
+	}
+	// ... shortened to what the owner's policy allows now (a refresh
+	// asks for no expiry, so there is nothing to refuse).
+	latest, err := s.latestExpiry(ctx, tx, old.OwnerID, now)
+	if err != nil {
+		return r, err
+	}
+	if latest != nil && (expiresAt == nil || expiresAt.After(*latest)) {
+		expiresAt = latest
+	}
+	autoRotate := old.AutoRotateBefore
+	if in.AutoRotateBefore != nil {
+		autoRotate = *in.AutoRotateBefore
+	}
+	if a.principal == nil {
+		var capped bool
+		if expiresAt, capped, err = s.capByParents(ctx, tx, old.ID, expiresAt); err != nil {
+			return r, err
+		}
+		if capped { // it cannot live longer than its parent: rotating it again gains nothing
+			autoRotate = 0
+		}
+	}
+	expiresAt = a.capExpiry(expiresAt)
+	if err := checkAutoRotate(autoRotate, now, expiresAt); err != nil {
+		return r, err
+	}
+	// The stored names are copied verbatim, so that the replacement of a
+	// key carrying a product scope removed from PRODUCT_SCOPES carries
+	// it too: it matches again if the operator restores it.
+	r.out.New, err = s.insertKey(ctx, tx, a, old.OwnerID, old.UserID, name, oldRow.Scopes, expiresAt, old.LineageID, autoRotate)
+	if err != nil {
+		return r, err
+	}
+	var retireAt *time.Time
+	if in.Grace > 0 {
+		// A predecessor never outlives its successor.
+		t := now.Add(in.Grace)
+		if exp := r.out.New.Key.ExpiresAt; exp != nil && exp.Before(t) {
+			t = *exp
+		}
+		retireAt = &t
+	}
+	oldRow, err = s.q.ReplaceKey(ctx, tx, dbgen.ReplaceKeyParams{
+		ReplacedBy: uuid.NullUUID{UUID: r.out.New.Key.ID, Valid: true},
+		RetireAt:   retireAt,
+		RevokedAt:  a.at,
+		ID:         old.ID,
+		OwnerID:    old.OwnerID,
+	})
+	if err != nil {
+		return r, fmt.Errorf("replace key: %w", err)
+	}
+	r.out.Old = s.keyFromRow(oldRow)
+	if err := s.passParents(ctx, tx, a.principal, old, r.out.New.Key, handedOver); err != nil {
+		return r, err
+	}
+	// With a grace period the old key is not ended but re-dated: its
+	// change carries the grace's end, so that this process's sockets
+	// close then even when the feed is down.
+	r.keyChanges = append(r.keyChanges, changes.KeyChangeOf(r.out.Old, oldRow.KeyHash, now))
+	details := map[string]any{
+		"replaced_by":   r.out.New.Key.ID,
+		"grace_seconds": int64(in.Grace / time.Second),
+	}
+	if in.Deliver {
+		details["delivered_to_connections"] = len(recipients)
+	}
+	if a.principal == nil {
+		details["reason"] = "auto_rotate"
+	}
+	refreshed, err := s.insertEvent(ctx, tx, a, r.out.Old, keyhub.EventRefreshed, meta, details)
+	if err != nil {
+		return r, err
+	}
+	created, err := s.insertEvent(ctx, tx, a, r.out.New.Key, keyhub.EventCreated, meta, map[string]any{
+		"replaces": r.out.Old.ID,
+	})
+	if err != nil {
+		return r, err
+	}
+	r.events = append(r.events, refreshed, created)
+	if in.Deliver {
+		if r.deliveries, err = s.sealForConnections(ctx, tx, recipients, r.out); err != nil {
+			return r, err
+		}
+		r.out.DeliveredTo = len(r.deliveries)
+	}
+	return r, nil
 }
 
 // RevokeKey revokes a key of the principal's owner, and the key's
@@ -288,10 +368,11 @@ func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 // predecessor whose grace the refresh ended) pass to the successor: a
 // refresh is not a revocation.
 func (s *Store) passParents(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, old, successor keyhub.Key, handedOver []uuid.UUID) error {
+	// p is nil when the system rotated old on its own: no key acted.
 	if err := s.q.InheritKeyParents(ctx, tx, dbgen.InheritKeyParentsParams{Successor: successor.ID, Predecessor: old.ID}); err != nil {
 		return fmt.Errorf("inherit the parents of %s: %w", old.ID, err)
 	}
-	if p.IsKey() && p.KeyID != old.ID {
+	if p != nil && p.IsKey() && p.KeyID != old.ID {
 		if err := s.q.AddKeyParent(ctx, tx, dbgen.AddKeyParentParams{KeyID: successor.ID, ParentID: p.KeyID, OwnerID: successor.OwnerID}); err != nil {
 			return fmt.Errorf("record the refresher of %s: %w", old.ID, err)
 		}
@@ -475,6 +556,9 @@ func (s *Store) keyFromRow(r dbgen.ApiKey) keyhub.Key {
 	if r.ReplacedBy.Valid {
 		id := r.ReplacedBy.UUID
 		k.ReplacedBy = &id
+	}
+	if r.AutoRotateBeforeSeconds != nil {
+		k.AutoRotateBefore = time.Duration(*r.AutoRotateBeforeSeconds) * time.Second
 	}
 	return k
 }

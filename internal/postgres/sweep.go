@@ -64,7 +64,8 @@ func (s *Store) RecordExpiredKeys(ctx context.Context) (int64, error) {
 	return written, nil
 }
 
-// RunExpirySweeper records expired keys every interval until ctx ends.
+// RunExpirySweeper records expired keys every interval until ctx ends,
+// and rotates the keys due for zero-touch rotation (RotateDueKeys).
 func (s *Store) RunExpirySweeper(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -75,6 +76,10 @@ func (s *Store) RunExpirySweeper(ctx context.Context, interval time.Duration, lo
 		case <-tick.C:
 			if _, err := s.RecordExpiredKeys(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("expiry sweep", "err", err)
+			}
+			// Zero-touch rotation: a step of its own, with its own lock.
+			if _, err := s.RotateDueKeys(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("auto-rotation sweep", "err", err)
 			}
 		}
 	}

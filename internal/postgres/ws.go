@@ -77,8 +77,9 @@ func (s *Store) OwnerTiers(ctx context.Context, ownerIDs []uuid.UUID) (map[uuid.
 // AcquireWSLease admits a WebSocket connection to a slot (a key, or a user
 // for JWT connections) unless limit live leases of that slot exist on any
 // process. The advisory lock serialises admissions to the slot across
-// processes, so concurrent attempts cannot exceed the limit.
-func (s *Store) AcquireWSLease(ctx context.Context, id, slotID, ownerID, processID uuid.UUID, limit int, ttl time.Duration) (bool, error) {
+// processes, so concurrent attempts cannot exceed the limit. handoverKey
+// is the connection's public key for rotated secrets (nil: it takes none).
+func (s *Store) AcquireWSLease(ctx context.Context, id, slotID, ownerID, processID uuid.UUID, limit int, ttl time.Duration, handoverKey []byte) (bool, error) {
 	admitted := false
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := s.q.LockWSSlot(ctx, tx, slotID.String()); err != nil {
@@ -93,7 +94,7 @@ func (s *Store) AcquireWSLease(ctx context.Context, id, slotID, ownerID, process
 		}
 		admitted = true
 		return s.q.InsertWSLease(ctx, tx, dbgen.InsertWSLeaseParams{
-			ID: id, SlotID: slotID, OwnerID: ownerID, ProcessID: processID, TtlSeconds: ttl.Seconds(),
+			ID: id, SlotID: slotID, OwnerID: ownerID, ProcessID: processID, TtlSeconds: ttl.Seconds(), HandoverKey: handoverKey,
 		})
 	})
 	if err != nil {
@@ -113,8 +114,8 @@ func (s *Store) ReleaseWSLease(ctx context.Context, id uuid.UUID) error {
 // RenewWSLeases extends the given leases of a process by ttl from now, and
 // writes back those that expired (and were swept) while the process could
 // not renew them: their connections are still open and must count.
-func (s *Store) RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration, ids, slotIDs, ownerIDs []uuid.UUID) error {
-	params := dbgen.RenewWSLeasesParams{Ids: ids, SlotIds: slotIDs, OwnerIds: ownerIDs, ProcessID: processID, TtlSeconds: ttl.Seconds()}
+func (s *Store) RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration, ids, slotIDs, ownerIDs []uuid.UUID, handoverKeys [][]byte) error {
+	params := dbgen.RenewWSLeasesParams{Ids: ids, SlotIds: slotIDs, OwnerIds: ownerIDs, ProcessID: processID, TtlSeconds: ttl.Seconds(), HandoverKeys: handoverKeys}
 	if _, err := s.q.RenewWSLeases(ctx, s.pool, params); err != nil {
 		return dbError(err, "websocket leases")
 	}

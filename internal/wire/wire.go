@@ -70,7 +70,18 @@ func KeyFrom(k keyhub.Key, now time.Time, scopes *keyhub.ScopeCatalog) api.Key {
 		LastUsedAt: timestampOrNil(k.LastUsedAt),
 		RevokedAt:  timestampOrNil(k.RevokedAt),
 		ReplacedBy: k.ReplacedBy,
+
+		AutoRotateBefore: secondsOrNil(k.AutoRotateBefore),
 	}
+}
+
+// secondsOrNil is a duration in whole seconds, nil for zero (not set).
+func secondsOrNil(d time.Duration) *int64 {
+	if d <= 0 {
+		return nil
+	}
+	secs := int64(d / time.Second)
+	return &secs
 }
 
 // EventFrom describes an audit event.

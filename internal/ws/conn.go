@@ -14,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/keyhub/keyhub/api"
+	"github.com/keyhub/keyhub/internal/handover"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/ratelimit"
 	"github.com/keyhub/keyhub/internal/wire"
@@ -58,6 +59,11 @@ type conn struct {
 	// upstream is the product's socket this one is relayed to (Relay);
 	// nil for keyhub's own protocol.
 	upstream *websocket.Conn
+	// inbox opens the secrets a refresh seals to this connection (a key's
+	// connection on keyhub's protocol; nil otherwise); rotatedTo is the
+	// new key last handed over, so a delivery heard twice is sent once.
+	inbox     *handover.Inbox
+	rotatedTo atomic.Pointer[uuid.UUID]
 
 	lastActivity atomic.Int64 // unix nanoseconds
 	subscribed   atomic.Bool

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/handover"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/metrics"
 	"github.com/keyhub/keyhub/internal/ratelimit"
@@ -38,9 +39,9 @@ type Store interface {
 	DeleteExpiredWSTickets(ctx context.Context) (int64, error)
 	KeyStates(ctx context.Context, keyIDs []uuid.UUID) ([]keyhub.KeyChange, error)
 	OwnerTiers(ctx context.Context, ownerIDs []uuid.UUID) (map[uuid.UUID]keyhub.Tier, error)
-	AcquireWSLease(ctx context.Context, id, slotID, ownerID, processID uuid.UUID, limit int, ttl time.Duration) (bool, error)
+	AcquireWSLease(ctx context.Context, id, slotID, ownerID, processID uuid.UUID, limit int, ttl time.Duration, handoverKey []byte) (bool, error)
 	ReleaseWSLease(ctx context.Context, id uuid.UUID) error
-	RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration, ids, slotIDs, ownerIDs []uuid.UUID) error
+	RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration, ids, slotIDs, ownerIDs []uuid.UUID, handoverKeys [][]byte) error
 	DeleteExpiredWSLeases(ctx context.Context) (int64, error)
 }
 
@@ -220,8 +221,10 @@ var (
 // with TOO_MANY_CONNECTIONS: first in this process (no database round trip
 // for a refusal), then as a lease in the database, which counts the
 // connections of all processes. It returns the connection's id (its
-// lease's). release gives the slot back; calling it twice is safe.
-func (h *Hub) reserve(ctx context.Context, p *keyhub.Principal) (id uuid.UUID, release func(), err error) {
+// lease's). release gives the slot back; calling it twice is safe. inbox
+// (nil for connections that take no secret) is published with the lease,
+// so that a refresh on any process can seal a rotated key to it.
+func (h *Hub) reserve(ctx context.Context, p *keyhub.Principal, inbox *handover.Inbox) (id uuid.UUID, release func(), err error) {
 	releaseLocal, err := h.reserveLocal(p)
 	if err != nil {
 		return uuid.Nil, nil, err
@@ -233,7 +236,7 @@ func (h *Hub) reserve(ctx context.Context, p *keyhub.Principal) (id uuid.UUID, r
 	}
 	limit := p.Tier.Limits().WSConnections
 	id = uuid.New()
-	admitted, err := h.store.AcquireWSLease(ctx, id, slotID, p.OwnerID, h.processID, limit, h.leaseTTL)
+	admitted, err := h.store.AcquireWSLease(ctx, id, slotID, p.OwnerID, h.processID, limit, h.leaseTTL, inbox.PublicKey())
 	if err != nil || !admitted {
 		releaseLocal()
 		if err == nil {
@@ -242,7 +245,7 @@ func (h *Hub) reserve(ctx context.Context, p *keyhub.Principal) (id uuid.UUID, r
 		return uuid.Nil, nil, err
 	}
 	h.mu.Lock()
-	h.leases[id] = lease{slotID: slotID, ownerID: p.OwnerID}
+	h.leases[id] = lease{slotID: slotID, ownerID: p.OwnerID, handoverKey: inbox.PublicKey()}
 	h.mu.Unlock()
 	var once sync.Once
 	return id, func() {
@@ -262,7 +265,10 @@ func (h *Hub) reserve(ctx context.Context, p *keyhub.Principal) (id uuid.UUID, r
 }
 
 // lease is what the heartbeat writes back for one admitted connection.
-type lease struct{ slotID, ownerID uuid.UUID }
+type lease struct {
+	slotID, ownerID uuid.UUID
+	handoverKey     []byte
+}
 
 // renewLeases extends this process's leases. A lease released while the
 // renewal was on its way may have been written back by it: such a row is
@@ -272,14 +278,16 @@ func (h *Hub) renewLeases(ctx context.Context) error {
 	ids := make([]uuid.UUID, 0, len(h.leases))
 	slotIDs := make([]uuid.UUID, 0, len(h.leases))
 	ownerIDs := make([]uuid.UUID, 0, len(h.leases))
+	handoverKeys := make([][]byte, 0, len(h.leases))
 	for id, l := range h.leases {
 		ids, slotIDs, ownerIDs = append(ids, id), append(slotIDs, l.slotID), append(ownerIDs, l.ownerID)
+		handoverKeys = append(handoverKeys, l.handoverKey)
 	}
 	h.mu.Unlock()
 	if len(ids) == 0 {
 		return nil
 	}
-	if err := h.store.RenewWSLeases(ctx, h.processID, h.leaseTTL, ids, slotIDs, ownerIDs); err != nil {
+	if err := h.store.RenewWSLeases(ctx, h.processID, h.leaseTTL, ids, slotIDs, ownerIDs, handoverKeys); err != nil {
 		return err
 	}
 	h.mu.Lock()

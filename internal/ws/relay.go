@@ -61,7 +61,9 @@ func (h *Hub) Relay(need auth.Need, dial UpstreamDialer, dialFailed func(http.Re
 		}
 		h.gate.SetHeaders(w.Header(), adm)
 		p := *adm.Principal // the cache's copy is shared: never modify it
-		id, release, err := h.reserve(r.Context(), &p)
+		// A relayed socket speaks its upstream's protocol: no secret is
+		// ever sent on it.
+		id, release, err := h.reserve(r.Context(), &p, nil)
 		if err != nil {
 			httpjson.Error(w, r, err)
 			return

@@ -56,7 +56,8 @@ func (h *Hub) Upgrade() http.Handler {
 		}
 		h.gate.SetHeaders(w.Header(), adm)
 		p := *adm.Principal // the cache's copy is shared: never modify it
-		id, release, err := h.reserve(r.Context(), &p)
+		inbox := inboxFor(&p)
+		id, release, err := h.reserve(r.Context(), &p, inbox)
 		if err != nil {
 			httpjson.Error(w, r, err)
 			return
@@ -68,7 +69,9 @@ func (h *Hub) Upgrade() http.Handler {
 		}
 		// A daemon authenticated by header or ticket names itself in the query.
 		q := r.URL.Query()
-		go h.serve(h.newConn(id, release, ws, r, client, &p, truncate(q.Get("machine_id")), truncate(q.Get("hostname"))))
+		c := h.newConn(id, release, ws, r, client, &p, truncate(q.Get("machine_id")), truncate(q.Get("hostname")))
+		c.inbox = inbox
+		go h.serve(c)
 	})
 }
 
@@ -288,7 +291,8 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client n
 		return
 	}
 	p := adm.Principal
-	id, release, err := h.reserve(r.Context(), p)
+	inbox := inboxFor(p)
+	id, release, err := h.reserve(r.Context(), p, inbox)
 	if err != nil {
 		refuseFirstMessage(r.Context(), slot, msg, err, closeCodeOf(err))
 		h.metrics.WSClosed(int(closeCodeOf(err)))
@@ -305,7 +309,9 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client n
 	slot.release() // serve registers it instead
 	machineID, hostname := msg.identity()
 	handedOver = true
-	go h.serve(h.newConn(id, release, ws, r, client, p, machineID, hostname))
+	c := h.newConn(id, release, ws, r, client, p, machineID, hostname)
+	c.inbox = inbox
+	go h.serve(c)
 }
 
 // Outcomes of first-message authentication that are not API errors; the
