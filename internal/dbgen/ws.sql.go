@@ -119,9 +119,10 @@ func (q *Queries) HandoverConnections(ctx context.Context, db DBTX, keyID uuid.U
 	return items, nil
 }
 
-const insertWSLease = `-- name: InsertWSLease :exec
+const insertWSLease = `-- name: InsertWSLease :one
 INSERT INTO ws_connections (id, slot_id, owner_id, process_id, expires_at, handover_key)
 VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::float8), $6)
+RETURNING created_at
 `
 
 type InsertWSLeaseParams struct {
@@ -133,8 +134,8 @@ type InsertWSLeaseParams struct {
 	HandoverKey []byte
 }
 
-func (q *Queries) InsertWSLease(ctx context.Context, db DBTX, arg InsertWSLeaseParams) error {
-	_, err := db.Exec(ctx, insertWSLease,
+func (q *Queries) InsertWSLease(ctx context.Context, db DBTX, arg InsertWSLeaseParams) (time.Time, error) {
+	row := db.QueryRow(ctx, insertWSLease,
 		arg.ID,
 		arg.SlotID,
 		arg.OwnerID,
@@ -142,7 +143,9 @@ func (q *Queries) InsertWSLease(ctx context.Context, db DBTX, arg InsertWSLeaseP
 		arg.TtlSeconds,
 		arg.HandoverKey,
 	)
-	return err
+	var created_at time.Time
+	err := row.Scan(&created_at)
+	return created_at, err
 }
 
 const keyStates = `-- name: KeyStates :many
@@ -240,9 +243,10 @@ func (q *Queries) OwnerTiers(ctx context.Context, db DBTX, ids []uuid.UUID) ([]O
 }
 
 const renewWSLeases = `-- name: RenewWSLeases :execrows
-INSERT INTO ws_connections (id, slot_id, owner_id, process_id, expires_at, handover_key)
+INSERT INTO ws_connections (id, slot_id, owner_id, process_id, created_at, expires_at, handover_key)
 SELECT unnest($1::uuid[]), unnest($2::uuid[]), unnest($3::uuid[]),
-       $4, now() + make_interval(secs => $5::float8), unnest($6::bytea[])
+       $4, unnest($5::timestamptz[]), now() + make_interval(secs => $6::float8),
+       unnest($7::bytea[])
 ON CONFLICT (id) DO UPDATE SET expires_at = EXCLUDED.expires_at
 `
 
@@ -251,18 +255,21 @@ type RenewWSLeasesParams struct {
 	SlotIds      []uuid.UUID
 	OwnerIds     []uuid.UUID
 	ProcessID    uuid.UUID
+	CreatedAts   []time.Time
 	TtlSeconds   float64
 	HandoverKeys [][]byte
 }
 
 // An upsert, not an update: leases that expired while the database was
-// away (and were swept) come back, since their connections are still open.
+// away (and were swept) come back, since their connections are still open,
+// with the time they were first admitted (they rank by it).
 func (q *Queries) RenewWSLeases(ctx context.Context, db DBTX, arg RenewWSLeasesParams) (int64, error) {
 	result, err := db.Exec(ctx, renewWSLeases,
 		arg.Ids,
 		arg.SlotIds,
 		arg.OwnerIds,
 		arg.ProcessID,
+		arg.CreatedAts,
 		arg.TtlSeconds,
 		arg.HandoverKeys,
 	)
@@ -270,4 +277,45 @@ func (q *Queries) RenewWSLeases(ctx context.Context, db DBTX, arg RenewWSLeasesP
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const wSLeasesOverCap = `-- name: WSLeasesOverCap :many
+WITH mine AS (
+    SELECT unnest($1::uuid[]) AS id, unnest($2::int[]) AS cap
+), ranked AS (
+    SELECT w.id, row_number() OVER (PARTITION BY w.slot_id ORDER BY w.created_at, w.id) AS place
+    FROM ws_connections w
+    WHERE w.slot_id = ANY ($3::uuid[]) AND w.expires_at > now()
+)
+SELECT r.id::uuid FROM mine m JOIN ranked r ON r.id = m.id WHERE r.place > m.cap
+`
+
+type WSLeasesOverCapParams struct {
+	Ids     []uuid.UUID
+	Caps    []int32
+	SlotIds []uuid.UUID
+}
+
+// Which of the given leases (one process's) rank past their slot's cap
+// among the slot's live leases on every process, oldest first. Each
+// process asks for its own, and all rank alike, so the newest connections
+// over a cap close wherever they are.
+func (q *Queries) WSLeasesOverCap(ctx context.Context, db DBTX, arg WSLeasesOverCapParams) ([]uuid.UUID, error) {
+	rows, err := db.Query(ctx, wSLeasesOverCap, arg.Ids, arg.Caps, arg.SlotIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []uuid.UUID
+	for rows.Next() {
+		var r_id uuid.UUID
+		if err := rows.Scan(&r_id); err != nil {
+			return nil, err
+		}
+		items = append(items, r_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -161,6 +161,18 @@ type KeyChange struct {
 	ExpiresAt *time.Time
 }
 
+// WSLease is one admitted WebSocket connection as the cluster-wide count of
+// connections knows it: the slot it takes (a key, or a user for a
+// session), since when (the database's clock, so processes rank alike),
+// that slot's cap as the connection's process knows it now, and the
+// connection's public key for rotated secrets (nil: it takes none).
+type WSLease struct {
+	ID, SlotID, OwnerID uuid.UUID
+	OpenedAt            time.Time
+	Cap                 int
+	HandoverKey         []byte
+}
+
 // PrincipalChange tells observers that what the principals of an owner (its
 // tier) or of one user hold changed, or that the user or owner is gone.
 type PrincipalChange struct {

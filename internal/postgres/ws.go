@@ -79,9 +79,9 @@ func (s *Store) OwnerTiers(ctx context.Context, ownerIDs []uuid.UUID) (map[uuid.
 // process. The advisory lock serialises admissions to the slot across
 // processes, so concurrent attempts cannot exceed the limit. handoverKey
 // is the connection's public key for rotated secrets (nil: it takes none).
-func (s *Store) AcquireWSLease(ctx context.Context, id, slotID, ownerID, processID uuid.UUID, limit int, ttl time.Duration, handoverKey []byte) (bool, error) {
-	admitted := false
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+// It returns when the lease was taken (the database's clock).
+func (s *Store) AcquireWSLease(ctx context.Context, id, slotID, ownerID, processID uuid.UUID, limit int, ttl time.Duration, handoverKey []byte) (openedAt time.Time, admitted bool, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := s.q.LockWSSlot(ctx, tx, slotID.String()); err != nil {
 			return err
 		}
@@ -92,15 +92,16 @@ func (s *Store) AcquireWSLease(ctx context.Context, id, slotID, ownerID, process
 		if live >= int64(limit) {
 			return nil
 		}
-		admitted = true
-		return s.q.InsertWSLease(ctx, tx, dbgen.InsertWSLeaseParams{
+		openedAt, err = s.q.InsertWSLease(ctx, tx, dbgen.InsertWSLeaseParams{
 			ID: id, SlotID: slotID, OwnerID: ownerID, ProcessID: processID, TtlSeconds: ttl.Seconds(), HandoverKey: handoverKey,
 		})
+		admitted = err == nil
+		return err
 	})
 	if err != nil {
-		return false, dbError(err, "websocket lease")
+		return time.Time{}, false, dbError(err, "websocket lease")
 	}
-	return admitted, nil
+	return openedAt, admitted, nil
 }
 
 // ReleaseWSLease ends a connection's lease.
@@ -113,13 +114,31 @@ func (s *Store) ReleaseWSLease(ctx context.Context, id uuid.UUID) error {
 
 // RenewWSLeases extends the given leases of a process by ttl from now, and
 // writes back those that expired (and were swept) while the process could
-// not renew them: their connections are still open and must count.
-func (s *Store) RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration, ids, slotIDs, ownerIDs []uuid.UUID, handoverKeys [][]byte) error {
-	params := dbgen.RenewWSLeasesParams{Ids: ids, SlotIds: slotIDs, OwnerIds: ownerIDs, ProcessID: processID, TtlSeconds: ttl.Seconds(), HandoverKeys: handoverKeys}
-	if _, err := s.q.RenewWSLeases(ctx, s.pool, params); err != nil {
-		return dbError(err, "websocket leases")
+// not renew them: their connections are still open and must count. It
+// returns the leases that rank past their slot's cap among every
+// process's (oldest first): after a partition longer than the lease, or a
+// lowered tier, a slot can hold more than its cap, and each process closes
+// its own newest over it.
+func (s *Store) RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration, leases []keyhub.WSLease) (overCap []uuid.UUID, err error) {
+	ids := make([]uuid.UUID, len(leases))
+	slotIDs := make([]uuid.UUID, len(leases))
+	ownerIDs := make([]uuid.UUID, len(leases))
+	openedAts := make([]time.Time, len(leases))
+	caps := make([]int32, len(leases))
+	handoverKeys := make([][]byte, len(leases))
+	for i, l := range leases {
+		ids[i], slotIDs[i], ownerIDs[i], openedAts[i], caps[i] = l.ID, l.SlotID, l.OwnerID, l.OpenedAt, int32(l.Cap)
+		handoverKeys[i] = l.HandoverKey
 	}
-	return nil
+	params := dbgen.RenewWSLeasesParams{Ids: ids, SlotIds: slotIDs, OwnerIds: ownerIDs, ProcessID: processID, CreatedAts: openedAts, TtlSeconds: ttl.Seconds(), HandoverKeys: handoverKeys}
+	if _, err := s.q.RenewWSLeases(ctx, s.pool, params); err != nil {
+		return nil, dbError(err, "websocket leases")
+	}
+	overCap, err = s.q.WSLeasesOverCap(ctx, s.pool, dbgen.WSLeasesOverCapParams{Ids: ids, Caps: caps, SlotIds: slotIDs})
+	if err != nil {
+		return nil, dbError(err, "websocket leases")
+	}
+	return overCap, nil
 }
 
 // DeleteExpiredWSLeases forgets the leases of processes that died.

@@ -39,9 +39,9 @@ type Store interface {
 	DeleteExpiredWSTickets(ctx context.Context) (int64, error)
 	KeyStates(ctx context.Context, keyIDs []uuid.UUID) ([]keyhub.KeyChange, error)
 	OwnerTiers(ctx context.Context, ownerIDs []uuid.UUID) (map[uuid.UUID]keyhub.Tier, error)
-	AcquireWSLease(ctx context.Context, id, slotID, ownerID, processID uuid.UUID, limit int, ttl time.Duration, handoverKey []byte) (bool, error)
+	AcquireWSLease(ctx context.Context, id, slotID, ownerID, processID uuid.UUID, limit int, ttl time.Duration, handoverKey []byte) (openedAt time.Time, admitted bool, err error)
 	ReleaseWSLease(ctx context.Context, id uuid.UUID) error
-	RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration, ids, slotIDs, ownerIDs []uuid.UUID, handoverKeys [][]byte) error
+	RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration, leases []keyhub.WSLease) (overCap []uuid.UUID, err error)
 	DeleteExpiredWSLeases(ctx context.Context) (int64, error)
 }
 
@@ -108,7 +108,7 @@ type Hub struct {
 	processID uuid.UUID
 	// leases are this process's admitted connections (guarded by mu),
 	// which the heartbeat renews; one leaves it before its row is deleted.
-	leases map[uuid.UUID]lease
+	leases map[uuid.UUID]keyhub.WSLease
 
 	// recheck asks Run to re-read the state of every open connection's
 	// credential (the change feed was down, or an owner changed).
@@ -198,7 +198,7 @@ func New(cfg Config) *Hub {
 		leaseTTL:          cfg.LeaseTTL,
 		scopes:            cfg.Scopes,
 		processID:         uuid.New(),
-		leases:            make(map[uuid.UUID]lease),
+		leases:            make(map[uuid.UUID]keyhub.WSLease),
 		recheck:           make(chan struct{}, 1),
 		conns:             make(map[uuid.UUID]*conn),
 		byOwner:           make(map[uuid.UUID]map[*conn]struct{}),
@@ -236,7 +236,7 @@ func (h *Hub) reserve(ctx context.Context, p *keyhub.Principal, inbox *handover.
 	}
 	limit := p.Tier.Limits().WSConnections
 	id = uuid.New()
-	admitted, err := h.store.AcquireWSLease(ctx, id, slotID, p.OwnerID, h.processID, limit, h.leaseTTL, inbox.PublicKey())
+	openedAt, admitted, err := h.store.AcquireWSLease(ctx, id, slotID, p.OwnerID, h.processID, limit, h.leaseTTL, inbox.PublicKey())
 	if err != nil || !admitted {
 		releaseLocal()
 		if err == nil {
@@ -245,7 +245,7 @@ func (h *Hub) reserve(ctx context.Context, p *keyhub.Principal, inbox *handover.
 		return uuid.Nil, nil, err
 	}
 	h.mu.Lock()
-	h.leases[id] = lease{slotID: slotID, ownerID: p.OwnerID, handoverKey: inbox.PublicKey()}
+	h.leases[id] = keyhub.WSLease{ID: id, SlotID: slotID, OwnerID: p.OwnerID, OpenedAt: openedAt, Cap: limit, HandoverKey: inbox.PublicKey()}
 	h.mu.Unlock()
 	var once sync.Once
 	return id, func() {
@@ -264,37 +264,40 @@ func (h *Hub) reserve(ctx context.Context, p *keyhub.Principal, inbox *handover.
 	}, nil
 }
 
-// lease is what the heartbeat writes back for one admitted connection.
-type lease struct {
-	slotID, ownerID uuid.UUID
-	handoverKey     []byte
-}
-
-// renewLeases extends this process's leases. A lease released while the
-// renewal was on its way may have been written back by it: such a row is
-// deleted again, or its slot would stay taken until it expired.
+// renewLeases extends this process's leases and closes its connections
+// that rank past their slot's cap among every process's (after a partition
+// longer than the lease, or a lowered tier): the newest over the cap close
+// (1008), wherever they are, and the longest-standing daemons keep
+// running. A lease released while the renewal was on its way may have
+// been written back by it: such a row is deleted again, or its slot would
+// stay taken until it expired.
 func (h *Hub) renewLeases(ctx context.Context) error {
 	h.mu.Lock()
-	ids := make([]uuid.UUID, 0, len(h.leases))
-	slotIDs := make([]uuid.UUID, 0, len(h.leases))
-	ownerIDs := make([]uuid.UUID, 0, len(h.leases))
-	handoverKeys := make([][]byte, 0, len(h.leases))
+	leases := make([]keyhub.WSLease, 0, len(h.leases))
 	for id, l := range h.leases {
-		ids, slotIDs, ownerIDs = append(ids, id), append(slotIDs, l.slotID), append(ownerIDs, l.ownerID)
-		handoverKeys = append(handoverKeys, l.handoverKey)
+		if c, ok := h.conns[id]; ok { // the cap of its tier as it is now
+			l.Cap = c.currentTier().Limits().WSConnections
+		}
+		leases = append(leases, l)
 	}
 	h.mu.Unlock()
-	if len(ids) == 0 {
+	if len(leases) == 0 {
 		return nil
 	}
-	if err := h.store.RenewWSLeases(ctx, h.processID, h.leaseTTL, ids, slotIDs, ownerIDs, handoverKeys); err != nil {
+	overCap, err := h.store.RenewWSLeases(ctx, h.processID, h.leaseTTL, leases)
+	if err != nil {
 		return err
 	}
 	h.mu.Lock()
+	for _, id := range overCap {
+		if c, ok := h.conns[id]; ok {
+			c.kill(websocket.StatusPolicyViolation, "over the connection limit of the tier")
+		}
+	}
 	var gone []uuid.UUID
-	for _, id := range ids {
-		if _, ok := h.leases[id]; !ok {
-			gone = append(gone, id)
+	for _, l := range leases {
+		if _, ok := h.leases[l.ID]; !ok {
+			gone = append(gone, l.ID)
 		}
 	}
 	h.mu.Unlock()
@@ -577,8 +580,16 @@ func (h *Hub) Run(ctx context.Context) {
 	recheck := func() {
 		checkCtx, cancel := context.WithTimeout(ctx, h.staleBound)
 		defer cancel()
-		if err := h.recheckAll(checkCtx); err != nil && ctx.Err() == nil {
-			h.log.Warn("websocket: re-check open connections", "err", err)
+		if err := h.recheckAll(checkCtx); err != nil {
+			if ctx.Err() == nil {
+				h.log.Warn("websocket: re-check open connections", "err", err)
+			}
+			return
+		}
+		// A tier may have changed: the cluster-wide count applies the new
+		// caps now, not at the next heartbeat.
+		if err := h.renewLeases(checkCtx); err != nil && ctx.Err() == nil {
+			h.log.Warn("websocket: renew connection leases", "err", err)
 		}
 	}
 	for {
