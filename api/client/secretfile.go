@@ -9,8 +9,13 @@ import (
 // WriteSecretFile writes data to path with mode 0600, atomically: into a
 // temporary file in the same folder, then renamed over path, so a reader
 // (or a crash) sees the old content or the new, never half of either, and
-// the secret is never readable by others, not even for a moment.
+// the secret is never readable by others, not even for a moment. A path
+// that is a symbolic link (a mounted secret, a file kept elsewhere) is
+// written where it points, and stays a link.
 func WriteSecretFile(path string, data []byte) error {
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
