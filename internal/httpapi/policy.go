@@ -26,7 +26,7 @@ func (s *server) handlePolicyUpdate(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	in, err := validatePolicyUpdate(req)
+	in, err := validatePolicyUpdate(req, s.deps.KeyMinLifetime)
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -39,13 +39,16 @@ func (s *server) handlePolicyUpdate(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusOK, policyOf(policy))
 }
 
-func validatePolicyUpdate(req api.OwnerPolicyUpdate) (keyhub.OwnerPolicyUpdate, error) {
+// validatePolicyUpdate checks an update; minLifetime is the server's
+// shortest key lifetime (KEY_MIN_LIFETIME): a bound below it would refuse
+// every expiry a create may ask for.
+func validatePolicyUpdate(req api.OwnerPolicyUpdate, minLifetime time.Duration) (keyhub.OwnerPolicyUpdate, error) {
 	var in keyhub.OwnerPolicyUpdate
 	if m := req.MaxKeyLifetime; m.Set {
 		var lifetime time.Duration // null: no bound
 		if !m.Null {
 			// Compared in seconds, before multiplying: a huge value would overflow.
-			minSecs, maxSecs := int64(keyhub.MinKeyLifetime/time.Second), int64(keyhub.MaxKeyLifetime/time.Second)
+			minSecs, maxSecs := int64(max(minLifetime, keyhub.MinKeyLifetime)/time.Second), int64(keyhub.MaxKeyLifetime/time.Second)
 			if m.Value < minSecs || m.Value > maxSecs {
 				return in, keyhub.Errorf(keyhub.CodeValidation, "max_key_lifetime must be between %d and %d seconds, or null for no bound", minSecs, maxSecs)
 			}

@@ -67,6 +67,20 @@ func TestOwnerPolicy(t *testing.T) {
 	}
 }
 
+// A bound shorter than the server's KEY_MIN_LIFETIME is refused: every
+// create with an expiry would be refused, and one without would get a key
+// shorter than the server allows.
+func TestPolicyLifetimeNotBelowServerMinimum(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, map[string]string{"KEY_MIN_LIFETIME": "1h"})
+	jwt := env.Token(t, "policy-min@example.com")
+	patch := func(body any) apitest.Response {
+		return env.Do(t, apitest.Request{Method: http.MethodPatch, Path: "/v1/owner/policy", Cred: jwt, Body: body})
+	}
+	patch(map[string]any{"max_key_lifetime": 3599}).Want(t, http.StatusBadRequest, "VALIDATION_FAILED")
+	patch(map[string]any{"max_key_lifetime": 3600}).Want(t, http.StatusOK, "")
+}
+
 // max_key_lifetime: a create without an expiry gets the longest allowed,
 // one beyond it is refused (400 KEY_LIFETIME_EXCEEDS_POLICY), a refresh
 // shortens the replacement's lifetime to it, and lowering it leaves the
