@@ -142,6 +142,11 @@ func TestClientCoversEveryOperation(t *testing.T) {
 	}
 	_, err = user.ListEvents(ctx, client.EventParams{Types: []string{"deleted"}})
 	wantAPIError(t, err, http.StatusBadRequest, "VALIDATION_FAILED")
+	if usage, err := user.KeyUsage(ctx, created.ID, time.Now().Add(-2*time.Hour), time.Time{}); err != nil || usage.KeyID != created.ID || len(usage.Hours) != 3 {
+		t.Fatalf("usage: %+v %v", usage, err)
+	}
+	_, err = user.KeyUsage(ctx, created.ID, time.Now(), time.Now().Add(-time.Hour))
+	wantAPIError(t, err, http.StatusBadRequest, "VALIDATION_FAILED")
 
 	// The WebSocket's REST companions and the upgrade (the Connector's),
 	// while the first key still works (its grace ends with its successor).

@@ -152,6 +152,19 @@ func (c *Client) ListKeyEvents(ctx context.Context, id uuid.UUID, p EventParams)
 	return call[api.EventList](ctx, c, request{method: http.MethodGet, path: "/v1/keys/" + id.String() + "/events", query: p.query(), want: http.StatusOK})
 }
 
+// KeyUsage is GET /v1/keys/{id}/usage (getKeyUsage): the key's requests
+// per hour from from to to; zero times leave the server's defaults (the
+// last day).
+func (c *Client) KeyUsage(ctx context.Context, id uuid.UUID, from, to time.Time) (api.KeyUsage, error) {
+	q := url.Values{}
+	for name, t := range map[string]time.Time{"from": from, "to": to} {
+		if !t.IsZero() {
+			q.Set(name, t.UTC().Format(time.RFC3339Nano))
+		}
+	}
+	return call[api.KeyUsage](ctx, c, request{method: http.MethodGet, path: "/v1/keys/" + id.String() + "/usage", query: q, want: http.StatusOK})
+}
+
 // ListEvents is GET /v1/events (listEvents): the owner's audit trail, newest first.
 func (c *Client) ListEvents(ctx context.Context, p EventParams) (api.EventList, error) {
 	return call[api.EventList](ctx, c, request{method: http.MethodGet, path: "/v1/events", query: p.query(), want: http.StatusOK})

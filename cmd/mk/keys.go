@@ -25,6 +25,8 @@ commands:
   refresh ID [--name NAME] [--grace DURATION] [--deliver connections] [--auto-rotate-before DURATION] [--out FILE]
                          replace a key; the old one stops now or after the grace
   revoke ID              revoke a key (revoking twice is fine)
+  usage ID [--from WHEN] [--to WHEN]
+                         the key's requests per hour: ok, refused, rate limited
 
 Scopes: keys:read, keys:write, events:read, ws:connect, and the product
 scopes the server defines (mk whoami lists yours; a key can only give
@@ -34,6 +36,7 @@ scopes it holds). Durations: 90s, 15m, 720h. Add --json for the API's JSON.
 func (m *cli) keys(ctx context.Context, args []string) error {
 	return m.subcommand(ctx, "keys", keysHelp, args, map[string]func(context.Context, []string) error{
 		"list": m.keysList, "get": m.keysGet, "create": m.keysCreate, "refresh": m.keysRefresh, "revoke": m.keysRevoke,
+		"usage": m.keysUsage,
 	})
 }
 

@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 //	waitconns N                 wait until the user has N open WebSocket connections
 //	waitfor FILE REGEXP         wait until FILE (written by a background command) matches
 //	tier NAME                   move the script's user to a tier (in the database)
+//	flushusage                  write the server's pending key usage counts now
 func TestScripts(t *testing.T) {
 	// The free tier's request limit is raised so that the scripts' polling
 	// never meets it; the pro tier's is tiny for ratelimit.txtar.
@@ -65,6 +66,12 @@ func TestScripts(t *testing.T) {
 			"setjson":   cmdSetJSON,
 			"waitconns": cmdWaitConns,
 			"waitfor":   cmdWaitFor,
+			"flushusage": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 0 {
+					ts.Fatalf("usage: flushusage")
+				}
+				ts.Check(env.App.FlushUsage(context.Background()))
+			},
 			"tier": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 1 {
 					ts.Fatalf("usage: tier NAME")

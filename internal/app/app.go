@@ -37,6 +37,7 @@ import (
 	"github.com/keyhub/keyhub/internal/operator"
 	"github.com/keyhub/keyhub/internal/postgres"
 	"github.com/keyhub/keyhub/internal/ratelimit"
+	"github.com/keyhub/keyhub/internal/usage"
 	"github.com/keyhub/keyhub/internal/ws"
 )
 
@@ -57,10 +58,12 @@ type App struct {
 	Identity *identity.Signer
 
 	touchers []*auth.Toucher
-	cfg      config.Config
-	log      *slog.Logger
-	wg       sync.WaitGroup
-	redis    *redis.Client // nil without REDIS_URL
+	// usage counts the requests of each key; flushed like the touchers.
+	usage *usage.Counter
+	cfg   config.Config
+	log   *slog.Logger
+	wg    sync.WaitGroup
+	redis *redis.Client // nil without REDIS_URL
 	// draining is set when shutdown begins: readiness fails from then on.
 	draining *atomic.Bool
 }
@@ -168,6 +171,14 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 
 	// The one admission step of every front door: REST, WebSocket, gateway.
 	gate := auth.NewGate(authn, limits, cfg.TrustedProxies, cfg.Scopes)
+	keyRequests := usage.New(func(ctx context.Context, counts []keyhub.UsageCount) error {
+		err := store.AddKeyUsage(ctx, counts)
+		if err != nil {
+			m.LastUsedFlushFailed("api_key_usage")
+		}
+		return err
+	}, cfg.LastUsedFlushInterval, log)
+	gate.CountUsage(keyRequests)
 
 	hub := ws.New(ws.Config{
 		Gate:              gate,
@@ -223,6 +234,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	handler := httpapi.NewServer(httpapi.Deps{
 		Keys:           store,
 		Policies:       store,
+		Usage:          store,
 		Ready:          ready,
 		Gate:           gate,
 		Log:            log,
@@ -249,7 +261,7 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		Gateway:      gw,
 		Operators:    operator.New(operator.Config{JWTSecret: cfg.JWTSecret, Tokens: cfg.VerifyTokens}),
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, Identity: signer, touchers: []*auth.Toucher{keyUsage, userSeen}, cfg: cfg, log: log, draining: draining, Metrics: m, redis: redisClient}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, Identity: signer, touchers: []*auth.Toucher{keyUsage, userSeen}, usage: keyRequests, cfg: cfg, log: log, draining: draining, Metrics: m, redis: redisClient}, nil
 }
 
 // gateAdmitter admits the gateway's requests through the one admission
@@ -343,6 +355,11 @@ func (a *App) Start(ctx context.Context) {
 		defer a.wg.Done()
 		a.Store.RunExpirySweeper(ctx, a.cfg.ExpirySweepInterval, a.log)
 	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.usage.Run(ctx)
+	}()
 	for _, t := range a.touchers {
 		a.wg.Add(1)
 		go func() {
@@ -373,12 +390,13 @@ func (a *App) Shutdown(ctx context.Context) error { return a.WebSocket.Shutdown(
 // Wait returns when the background work has stopped and flushed.
 func (a *App) Wait() { a.wg.Wait() }
 
-// FlushUsage writes pending last-used timestamps now (tests, shutdown).
+// FlushUsage writes pending last-used timestamps and request counts now
+// (tests, shutdown).
 func (a *App) FlushUsage(ctx context.Context) error {
 	for _, t := range a.touchers {
 		if err := t.Flush(ctx); err != nil {
 			return err
 		}
 	}
-	return nil
+	return a.usage.Flush(ctx)
 }

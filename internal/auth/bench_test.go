@@ -8,13 +8,16 @@ import (
 	"time"
 
 	"github.com/keyhub/keyhub/internal/auth"
+	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/pgtest"
 	"github.com/keyhub/keyhub/internal/postgres"
+	"github.com/keyhub/keyhub/internal/usage"
 )
 
 // BenchmarkMiddlewareCachedKey measures the hot path: a request with a
 // known, cached key through the auth middleware (extract, parse+checksum,
-// hash, cache lookup, expiry check, usage mark, context) to a handler.
+// hash, cache lookup, expiry check, last-used mark, context, the request
+// counted in the key's usage) to a handler.
 func BenchmarkMiddlewareCachedKey(b *testing.B) {
 	pool, _ := pgtest.NewDB(b)
 	store := postgres.NewStore(pool, nil)
@@ -23,7 +26,7 @@ func BenchmarkMiddlewareCachedKey(b *testing.B) {
 	authn := auth.New(auth.Config{Keys: cache, Users: store})
 	k, _ := newKey(b, store, "bench@example.com")
 
-	handler := auth.NewGate(authn, nil, nil, nil).Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := auth.NewGate(authn, nil, nil, nil).CountUsage(benchUsage()).Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if auth.FromContext(r.Context()) == nil {
 			panic("no principal")
 		}
@@ -48,7 +51,7 @@ func BenchmarkMiddlewareCachedKeyParallel(b *testing.B) {
 	cache := auth.NewApiKeyCache(store, auth.KeyCacheConfig{TTL: time.Hour, Size: 1000, NegativeTTL: time.Minute, NegativeSize: 1000}, nil)
 	authn := auth.New(auth.Config{Keys: cache, Users: store})
 	k, _ := newKey(b, store, "bench@example.com")
-	handler := auth.NewGate(authn, nil, nil, nil).Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	handler := auth.NewGate(authn, nil, nil, nil).CountUsage(benchUsage()).Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	if _, err := cache.Verify(context.Background(), k.Secret); err != nil {
 		b.Fatal(err)
 	}
@@ -88,4 +91,10 @@ func BenchmarkMiddlewareCachedJWT(b *testing.B) {
 	if n := env.verifier.verifications.Load(); n != 1 {
 		b.Fatalf("%d signature verifications, want 1", n)
 	}
+}
+
+// benchUsage counts requests as production does, never flushing during
+// the benchmark.
+func benchUsage() *usage.Counter {
+	return usage.New(func(context.Context, []keyhub.UsageCount) error { return nil }, time.Hour, discardLogger())
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/ratelimit"
+	"github.com/keyhub/keyhub/internal/usage"
 )
 
 // Gate is the one admission step every front door calls: the REST
@@ -40,6 +41,8 @@ type Gate struct {
 	// policies is the RateLimit-Policy value per tier, built once: the
 	// header is the same for every request of a tier.
 	policies map[string][]string
+	// usage counts the requests of each key by outcome; nil counts none.
+	usage *usage.Counter
 }
 
 // NewGate returns the admission step over a's extractor chain; limits may
@@ -56,6 +59,13 @@ func NewGate(a *Authenticator, limits *ratelimit.Limits, trustedProxies []netip.
 	return g
 }
 
+// CountUsage makes the gate count every request made with a key, by
+// outcome class, on c. Call it before use.
+func (g *Gate) CountUsage(c *usage.Counter) *Gate {
+	g.usage = c
+	return g
+}
+
 // Authenticator is the extractor chain behind the gate.
 func (g *Gate) Authenticator() *Authenticator { return g.auth }
 
@@ -66,6 +76,10 @@ type Need struct {
 	// Anonymous lets a request without credentials through with a nil
 	// principal; without it, such a request is MISSING_CREDENTIALS.
 	Anonymous bool
+	// laterSteps says that the request is not judged in full here (the
+	// REST middleware: each route checks its own scope afterwards), so
+	// its usage is counted once it has been answered, not at admission.
+	laterSteps bool
 }
 
 // Admission is an admitted request.
@@ -79,6 +93,8 @@ type Admission struct {
 	// false when no bucket was spent (anonymous, or no rate limits).
 	Decision ratelimit.Decision
 	Spent    bool
+	// At is when the request was judged.
+	At time.Time
 }
 
 // Refusal is a request refused by a rate limit: the RATE_LIMITED error
@@ -205,8 +221,11 @@ func (g *Gate) judge(ctx context.Context, need Need, resolve Resolver) (adm Admi
 	if err == nil && p == nil {
 		err = errMissing
 	}
+	adm.At = g.now()
 	if err == nil {
-		err = g.checkExpiry(p)
+		if err = g.checkExpiry(p, adm.At); err != nil {
+			g.countUse(p, adm.At, keyhub.UsageRefused)
+		}
 	}
 	g.auth.RecordOutcome(ctx, method, err)
 	if err != nil {
@@ -217,10 +236,25 @@ func (g *Gate) judge(ctx context.Context, need Need, resolve Resolver) (adm Admi
 		d := g.limits.Principal(ctx, p)
 		adm.Decision, adm.Spent = d, true
 		if !d.Allowed {
+			g.countUse(p, adm.At, keyhub.UsageRateLimited)
 			return adm, true, Refuse(d, whyPrincipalLimit(p))
 		}
 	}
-	return adm, true, g.CheckScope(p, need.Scope)
+	err = g.CheckScope(p, need.Scope)
+	switch {
+	case err != nil:
+		g.countUse(p, adm.At, keyhub.UsageRefused)
+	case !need.laterSteps:
+		g.countUse(p, adm.At, keyhub.UsageOK)
+	}
+	return adm, true, err
+}
+
+// countUse counts a request of p, when p is a key, in the hour of at.
+func (g *Gate) countUse(p *keyhub.Principal, at time.Time, o keyhub.UsageOutcome) {
+	if g.usage != nil && p.IsKey() {
+		g.usage.Add(p.KeyID, at, o)
+	}
 }
 
 // countFailure spends one unit of client's failed-authentication bucket
@@ -236,8 +270,8 @@ func (g *Gate) countFailure(ctx context.Context, client netip.Addr, err error) e
 	return err
 }
 
-func (g *Gate) checkExpiry(p *keyhub.Principal) error {
-	if !p.Expired(g.now()) {
+func (g *Gate) checkExpiry(p *keyhub.Principal, now time.Time) error {
+	if !p.Expired(now) {
 		return nil
 	}
 	if p.IsKey() {
@@ -314,6 +348,7 @@ func SetRefusalHeaders(h http.Header, err error) bool {
 // WriteError answers a refused request: the JSON error, with Retry-After
 // and the RateLimit headers for a rate limit.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	refused(r.Context(), err)
 	SetRefusalHeaders(w.Header(), err)
 	httpjson.Error(w, r, err)
 }
@@ -324,17 +359,24 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 // need a principal add RequireScope or Require); invalid credentials are
 // refused here, on every route, so a mistyped key is never treated as no
 // key.
+//
+// A request made with a key counts in the key's usage once it has been
+// answered: refused when a route's own check answered it with WriteError
+// (its scope, a user-session route, its own rate limit), else ok.
 func (g *Gate) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		adm, err := g.Admit(r, Need{Anonymous: true})
+		adm, err := g.Admit(r, Need{Anonymous: true, laterSteps: true})
 		if err != nil {
 			WriteError(w, r, err)
 			return
 		}
-		if adm.Principal != nil {
-			g.SetHeaders(w.Header(), adm)
-			r = r.WithContext(NewContext(r.Context(), adm.Principal))
+		if adm.Principal == nil {
+			next.ServeHTTP(w, r)
+			return
 		}
-		next.ServeHTTP(w, r)
+		g.SetHeaders(w.Header(), adm)
+		ctx := &admitted{Context: r.Context(), p: adm.Principal, at: adm.At}
+		next.ServeHTTP(w, r.WithContext(ctx))
+		g.countUse(adm.Principal, ctx.at, keyhub.UsageOutcome(ctx.outcome.Load()))
 	})
 }

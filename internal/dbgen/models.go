@@ -48,6 +48,14 @@ type ApiKeyParent struct {
 	OwnerID  uuid.UUID
 }
 
+type ApiKeyUsage struct {
+	KeyID       uuid.UUID
+	Hour        time.Time
+	Ok          int64
+	Refused     int64
+	RateLimited int64
+}
+
 type Owner struct {
 	ID                    uuid.UUID
 	Name                  string

@@ -111,6 +111,7 @@ func routes(d Deps) http.Handler {
 			r.With(scope(keyhub.ScopeKeysWrite)).Delete("/keys/{id}", s.handleKeyRevoke)
 			r.With(scope(keyhub.ScopeKeysWrite), s.limitRefreshes).Post("/keys/{id}/refresh", s.handleKeyRefresh)
 			r.With(scope(keyhub.ScopeEventsRead)).Get("/keys/{id}/events", s.handleKeyEvents)
+			r.With(scope(keyhub.ScopeKeysRead)).Get("/keys/{id}/usage", s.handleKeyUsage)
 			r.With(scope(keyhub.ScopeEventsRead)).Get("/events", s.handleEventList)
 
 			// The owner's rules are the tenant's: a dashboard user's, never a key's.

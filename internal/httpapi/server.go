@@ -23,6 +23,8 @@ type Deps struct {
 	Keys keyhub.KeyService
 	// Policies holds the owners' policies (GET and PATCH /v1/owner/policy).
 	Policies keyhub.OwnerPolicyService
+	// Usage reads the hourly request counts of keys.
+	Usage keyhub.UsageReader
 	// Gate admits every request that carries a credential: the one
 	// admission step shared with the WebSocket upgrade and the gateway.
 	Gate           *auth.Gate

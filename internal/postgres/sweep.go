@@ -64,8 +64,9 @@ func (s *Store) RecordExpiredKeys(ctx context.Context) (int64, error) {
 	return written, nil
 }
 
-// RunExpirySweeper records expired keys every interval until ctx ends,
-// and rotates the keys due for zero-touch rotation (RotateDueKeys).
+// RunExpirySweeper records expired keys, rotates the keys due for
+// zero-touch rotation (RotateDueKeys) and prunes key usage older than its
+// retention, every interval until ctx ends.
 func (s *Store) RunExpirySweeper(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -80,6 +81,9 @@ func (s *Store) RunExpirySweeper(ctx context.Context, interval time.Duration, lo
 			// Zero-touch rotation: a step of its own, with its own lock.
 			if _, err := s.RotateDueKeys(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("auto-rotation sweep", "err", err)
+			}
+			if _, err := s.PruneKeyUsage(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				log.Warn("key usage retention sweep", "err", err)
 			}
 		}
 	}
