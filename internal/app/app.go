@@ -37,6 +37,7 @@ import (
 	"github.com/keyhub/keyhub/internal/operator"
 	"github.com/keyhub/keyhub/internal/postgres"
 	"github.com/keyhub/keyhub/internal/ratelimit"
+	"github.com/keyhub/keyhub/internal/secretscan"
 	"github.com/keyhub/keyhub/internal/usage"
 	"github.com/keyhub/keyhub/internal/ws"
 )
@@ -232,9 +233,13 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		return store.Ping(ctx)
 	}
 	handler := httpapi.NewServer(httpapi.Deps{
-		Keys:           store,
-		Policies:       store,
-		Usage:          store,
+		Keys:     store,
+		Policies: store,
+		Usage:    store,
+		// GitHub's leak reports: verified against its published keys,
+		// fetched when the first report comes.
+		LeakSignatures: secretscan.NewVerifier(secretscan.Config{KeysURL: cfg.SecretScanningKeysURL, Log: log}),
+		Leaks:          store,
 		Ready:          ready,
 		Gate:           gate,
 		Log:            log,

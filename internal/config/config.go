@@ -15,6 +15,7 @@ import (
 
 	"github.com/keyhub/keyhub/internal/gateway"
 	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/secretscan"
 )
 
 // Config is every setting of the server.
@@ -119,6 +120,10 @@ type Config struct {
 	// GatewayTimeout bounds the wait for an upstream's response headers
 	// (then 504); it must leave time under RequestTimeout to answer.
 	GatewayTimeout time.Duration
+
+	// SecretScanningKeysURL serves the keys GitHub signs leak reports
+	// with (GITHUB_SECRET_SCANNING_KEYS_URL).
+	SecretScanningKeysURL string
 }
 
 // Load reads the configuration through getenv.
@@ -187,6 +192,8 @@ func Load(getenv func(string) string) (Config, error) {
 
 		GatewayRoutes:  p.routes("GATEWAY_ROUTES"),
 		GatewayTimeout: p.duration("GATEWAY_TIMEOUT", 0), // default: from REQUEST_TIMEOUT, below
+
+		SecretScanningKeysURL: p.str("GITHUB_SECRET_SCANNING_KEYS_URL", secretscan.DefaultKeysURL),
 	}
 	if p.err != nil {
 		return Config{}, p.err
@@ -196,6 +203,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return Config{}, fmt.Errorf("DATABASE_URL must be a postgres:// URL")
+	}
+	if !secureOrLoopback(c.SecretScanningKeysURL) {
+		return Config{}, fmt.Errorf("GITHUB_SECRET_SCANNING_KEYS_URL must be an https:// URL (http:// only for a loopback address)")
 	}
 	if c.ListenDatabaseURL == "" {
 		c.ListenDatabaseURL = c.DatabaseURL
@@ -467,4 +477,19 @@ func (p *parser) prefixes(name string) []netip.Prefix {
 		out = append(out, pfx.Masked())
 	}
 	return out
+}
+
+// secureOrLoopback reports whether raw is an https:// URL, or an http://
+// one on a loopback address (a test's stand-in server): what keyhub
+// trusts keys from.
+func secureOrLoopback(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	return u.Scheme == "http" && (u.Hostname() == "localhost" || err == nil && ip.IsLoopback())
 }

@@ -91,8 +91,9 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		"GATEWAY_ROUTES":             {"DATABASE_URL": db, "GATEWAY_ROUTES": "/v1/ http://127.0.0.1:9000"},
 		"GATEWAY_TIMEOUT":            {"DATABASE_URL": db, "GATEWAY_TIMEOUT": "30s"},
 		"GATEWAY_ROUTES: route /app/ names the unknown scope": {"DATABASE_URL": db, "PRODUCT_SCOPES": "app:read", "GATEWAY_ROUTES": "/app/ http://x read_scope=app:read scope=app:write"},
-		"ANONYMOUS_USERS": {"DATABASE_URL": db, "ANONYMOUS_USERS": "readonly"},
-		"VERIFY_TOKENS":   {"DATABASE_URL": db, "VERIFY_TOKENS": "short"},
+		"ANONYMOUS_USERS":                 {"DATABASE_URL": db, "ANONYMOUS_USERS": "readonly"},
+		"VERIFY_TOKENS":                   {"DATABASE_URL": db, "VERIFY_TOKENS": "short"},
+		"GITHUB_SECRET_SCANNING_KEYS_URL": {"DATABASE_URL": db, "GITHUB_SECRET_SCANNING_KEYS_URL": "http://keys.example.com/"},
 	}
 	for name, vars := range cases {
 		_, err := load(vars)

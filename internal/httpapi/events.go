@@ -41,7 +41,7 @@ func (s *server) listEvents(w http.ResponseWriter, r *http.Request, f keyhub.Eve
 			continue
 		}
 		if !keyhub.EventType(t).Valid() {
-			httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "type must be created, refreshed, revoked or expired; got %q (a key's last use is its last_used_at, not an event)", t))
+			httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "type must be created, refreshed, revoked, expired, connection_closed or leaked; got %q (a key's last use is its last_used_at, not an event)", t))
 			return
 		}
 		f.Types = append(f.Types, keyhub.EventType(t))

@@ -97,6 +97,12 @@ func routes(d Deps) http.Handler {
 	// same gate inside the handler.
 	r.Post("/v1/keys/verify", s.handleKeyVerify)
 
+	// GitHub's secret scanning reports carry GitHub's signature, not a
+	// tenant's credential.
+	if d.LeakSignatures != nil && d.Leaks != nil {
+		r.Post("/v1/leaks/github", s.handleGitHubLeaks)
+	}
+
 	// Everything else passes the gate: invalid credentials are refused
 	// even where a principal is optional.
 	r.Group(func(r chi.Router) {

@@ -25,6 +25,11 @@ type Deps struct {
 	Policies keyhub.OwnerPolicyService
 	// Usage reads the hourly request counts of keys.
 	Usage keyhub.UsageReader
+	// LeakSignatures checks GitHub's signature of a leak report and Leaks
+	// records the leaked keys (POST /v1/leaks/github); the route exists
+	// only when both are set.
+	LeakSignatures LeakSignatures
+	Leaks          keyhub.LeakRecorder
 	// Gate admits every request that carries a credential: the one
 	// admission step shared with the WebSocket upgrade and the gateway.
 	Gate           *auth.Gate

@@ -48,6 +48,7 @@ var statusOfCode = map[keyhub.Code]int{
 	keyhub.CodeKeyRevoked:           http.StatusUnauthorized,
 	keyhub.CodeKeyExpired:           http.StatusUnauthorized,
 	keyhub.CodeInvalidTicket:        http.StatusUnauthorized,
+	keyhub.CodeInvalidSignature:     http.StatusUnauthorized,
 	keyhub.CodeInsufficientScope:    http.StatusForbidden,
 	keyhub.CodeUserSessionRequired:  http.StatusForbidden,
 	keyhub.CodeAnonymousUser:        http.StatusForbidden,

@@ -31,6 +31,9 @@ const (
 	CodeKeyExpired           Code = "KEY_EXPIRED"
 	CodeAuthNotConfigured    Code = "AUTH_NOT_CONFIGURED"
 	CodeInvalidTicket        Code = "INVALID_TICKET"
+	// CodeInvalidSignature refuses a leak report that GitHub did not sign
+	// (POST /v1/leaks/github).
+	CodeInvalidSignature Code = "INVALID_SIGNATURE"
 
 	CodeInsufficientScope   Code = "INSUFFICIENT_SCOPE"
 	CodeUserSessionRequired Code = "USER_SESSION_REQUIRED"

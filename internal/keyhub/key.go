@@ -68,12 +68,16 @@ const (
 	// EventConnectionClosed: an owner closed a WebSocket connection opened
 	// with the key (DELETE /v1/ws/connections/{id}).
 	EventConnectionClosed EventType = "connection_closed"
+	// EventLeaked: a secret scanner found the key in public (GitHub's
+	// report, with the URL where it was found); the owner's leak policy
+	// says whether a `revoked` event follows.
+	EventLeaked EventType = "leaked"
 )
 
 // Valid reports whether t is a known event type.
 func (t EventType) Valid() bool {
 	switch t {
-	case EventCreated, EventRefreshed, EventRevoked, EventExpired, EventConnectionClosed:
+	case EventCreated, EventRefreshed, EventRevoked, EventExpired, EventConnectionClosed, EventLeaked:
 		return true
 	}
 	return false

@@ -336,28 +336,7 @@ func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 			alreadyRevoked = true
 			return nil
 		}
-		row, err = s.q.RevokeKey(ctx, tx, dbgen.RevokeKeyParams{ID: keyID, OwnerID: p.OwnerID, RevokedAt: &a.at})
-		if err != nil {
-			return err
-		}
-		key = s.keyFromRow(row)
-		keyChanges = append(keyChanges, changes.KeyChangeOf(key, row.KeyHash, a.at))
-		event, err := s.insertEvent(ctx, tx, a, key, keyhub.EventRevoked, meta, nil)
-		if err != nil {
-			return err
-		}
-		events = append(events, event)
-		roots := []uuid.UUID{key.ID}
-		change, ended, err := s.endGrace(ctx, tx, a, key, meta, "successor_revoked")
-		if err != nil {
-			return err
-		}
-		if ended != nil {
-			keyChanges, events = append(keyChanges, *change), append(events, *ended)
-			roots = append(roots, change.KeyID)
-		}
-		moreChanges, moreEvents, err := s.revokeDescendants(ctx, tx, a, key.ID, roots, meta)
-		keyChanges, events = append(keyChanges, moreChanges...), append(events, moreEvents...)
+		key, keyChanges, events, err = s.revokeLocked(ctx, tx, a, key, meta, nil)
 		return err
 	})
 	if err != nil {
@@ -387,6 +366,34 @@ func (s *Store) passParents(ctx context.Context, tx pgx.Tx, p *keyhub.Principal,
 		return fmt.Errorf("pass the children of %s: %w", old.ID, err)
 	}
 	return nil
+}
+
+// revokeLocked revokes key, whose row the transaction holds, with a's
+// stamp and a "revoked" event (with details), then the predecessor in its
+// grace period and every key obtained through either, transitively.
+func (s *Store) revokeLocked(ctx context.Context, tx pgx.Tx, a actor, key keyhub.Key, meta keyhub.RequestMeta, details map[string]any) (keyhub.Key, []keyhub.KeyChange, []keyhub.Event, error) {
+	row, err := s.q.RevokeKey(ctx, tx, dbgen.RevokeKeyParams{ID: key.ID, OwnerID: key.OwnerID, RevokedAt: &a.at})
+	if err != nil {
+		return keyhub.Key{}, nil, nil, err
+	}
+	key = s.keyFromRow(row)
+	keyChanges := []keyhub.KeyChange{changes.KeyChangeOf(key, row.KeyHash, a.at)}
+	event, err := s.insertEvent(ctx, tx, a, key, keyhub.EventRevoked, meta, details)
+	if err != nil {
+		return keyhub.Key{}, nil, nil, err
+	}
+	events := []keyhub.Event{event}
+	roots := []uuid.UUID{key.ID}
+	change, ended, err := s.endGrace(ctx, tx, a, key, meta, "successor_revoked")
+	if err != nil {
+		return keyhub.Key{}, nil, nil, err
+	}
+	if ended != nil {
+		keyChanges, events = append(keyChanges, *change), append(events, *ended)
+		roots = append(roots, change.KeyID)
+	}
+	moreChanges, moreEvents, err := s.revokeDescendants(ctx, tx, a, key.ID, roots, meta)
+	return key, append(keyChanges, moreChanges...), append(events, moreEvents...), err
 }
 
 // revokeDescendants revokes, with a's stamp, every usable key obtained
