@@ -59,6 +59,12 @@ type Key struct {
 	// AutoRotateBefore (seconds): the key is refreshed this long before it
 	// expires, its secret delivered to its open connections; null: never.
 	AutoRotateBefore *int64 `json:"auto_rotate_before"`
+	// Metadata is the owner's JSON object ({} when none), never interpreted.
+	Metadata json.RawMessage `json:"metadata"`
+	// AllowedCIDRs are the networks the key may be used from; empty: any.
+	AllowedCIDRs []string `json:"allowed_cidrs"`
+	// DisabledAt is when the key was disabled; null while it is not.
+	DisabledAt *time.Time `json:"disabled_at"`
 }
 
 // CreatedKey is a new key with its secret, shown this once. A refresh
@@ -101,6 +107,18 @@ type CreateKeyRequest struct {
 	// AutoRotateBefore (seconds, shorter than the lifetime) marks the key
 	// for zero-touch rotation.
 	AutoRotateBefore *int64 `json:"auto_rotate_before,omitempty"`
+	// Metadata is a JSON object of at most 4 KiB; AllowedCIDRs at most 32
+	// IPv4 or IPv6 networks the key may be used from (none: any).
+	Metadata     json.RawMessage `json:"metadata,omitempty"`
+	AllowedCIDRs []string        `json:"allowed_cidrs,omitempty"`
+}
+
+// UpdateKeyRequest is the body of PATCH /v1/keys/{id}: fields left out
+// stay as they are; none may be null.
+type UpdateKeyRequest struct {
+	Name         Optional[string]   `json:"name,omitzero"`
+	Metadata     json.RawMessage    `json:"metadata,omitempty"`
+	AllowedCIDRs Optional[[]string] `json:"allowed_cidrs,omitzero"`
 }
 
 // RefreshKeyRequest is the body of POST /v1/keys/{id}/refresh.

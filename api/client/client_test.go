@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"testing"
@@ -114,6 +115,18 @@ func TestClientCoversEveryOperation(t *testing.T) {
 	_, err = keyClient.GetKey(ctx, uuid.New())
 	wantAPIError(t, err, http.StatusNotFound, "NOT_FOUND")
 
+	updated, err := keyClient.UpdateKey(ctx, created.ID, api.UpdateKeyRequest{Name: api.Some("renamed"), Metadata: json.RawMessage(`{"team":"infra"}`), AllowedCIDRs: api.Some([]string{"127.0.0.0/8"})})
+	if err != nil || updated.Name != "renamed" || string(updated.Metadata) != `{"team":"infra"}` || len(updated.AllowedCIDRs) != 1 {
+		t.Fatalf("update: %+v %v", updated, err)
+	}
+	if disabled, err := user.DisableKey(ctx, created.ID); err != nil || disabled.DisabledAt == nil {
+		t.Fatalf("disable: %+v %v", disabled, err)
+	}
+	_, err = keyClient.Me(ctx)
+	wantAPIError(t, err, http.StatusUnauthorized, "KEY_DISABLED")
+	if enabled, err := user.EnableKey(ctx, created.ID); err != nil || enabled.DisabledAt != nil {
+		t.Fatalf("enable: %+v %v", enabled, err)
+	}
 	leak := api.Some("notify")
 	if policy, err := user.UpdateOwnerPolicy(ctx, api.OwnerPolicyUpdate{LeakPolicy: leak, MaxKeyLifetime: api.Null[int64]()}); err != nil || policy.LeakPolicy != "notify" || policy.MaxKeyLifetime != nil {
 		t.Fatalf("update policy: %+v %v", policy, err)

@@ -112,6 +112,24 @@ func (c *Client) RefreshKey(ctx context.Context, id uuid.UUID, req api.RefreshKe
 	return call[api.Refreshed](ctx, c, request{method: http.MethodPost, path: "/v1/keys/" + id.String() + "/refresh", body: req, want: http.StatusCreated})
 }
 
+// UpdateKey is PATCH /v1/keys/{id} (updateKey): changes the fields req
+// sets (name, metadata, allowed_cidrs) and answers the key as it is now.
+func (c *Client) UpdateKey(ctx context.Context, id uuid.UUID, req api.UpdateKeyRequest) (api.Key, error) {
+	return call[api.Key](ctx, c, request{method: http.MethodPatch, path: "/v1/keys/" + id.String(), body: req, want: http.StatusOK})
+}
+
+// DisableKey is POST /v1/keys/{id}/disable (disableKey): the key, and the
+// keys obtained through it, are refused with KEY_DISABLED until it is
+// enabled again.
+func (c *Client) DisableKey(ctx context.Context, id uuid.UUID) (api.Key, error) {
+	return call[api.Key](ctx, c, request{method: http.MethodPost, path: "/v1/keys/" + id.String() + "/disable", want: http.StatusOK})
+}
+
+// EnableKey is POST /v1/keys/{id}/enable (enableKey): the key works again.
+func (c *Client) EnableKey(ctx context.Context, id uuid.UUID) (api.Key, error) {
+	return call[api.Key](ctx, c, request{method: http.MethodPost, path: "/v1/keys/" + id.String() + "/enable", want: http.StatusOK})
+}
+
 // OwnerPolicy is GET /v1/owner/policy (getOwnerPolicy): the owner's key
 // policy. A dashboard session only (WithToken); a key is refused with
 // USER_SESSION_REQUIRED.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -27,6 +29,10 @@ commands:
   revoke ID              revoke a key (revoking twice is fine)
   usage ID [--from WHEN] [--to WHEN]
                          the key's requests per hour: ok, refused, rate limited
+  update ID [--name NAME] [--metadata JSON] [--allowed-cidrs CIDR,CIDR]
+                         rename a key, set its metadata or the networks it may be used from
+  disable ID             pause a key (and the keys made with it) until it is enabled
+  enable ID              let a disabled key work again
 
 Scopes: keys:read, keys:write, events:read, ws:connect, and the product
 scopes the server defines (mk whoami lists yours; a key can only give
@@ -36,7 +42,8 @@ scopes it holds). Durations: 90s, 15m, 720h. Add --json for the API's JSON.
 func (m *cli) keys(ctx context.Context, args []string) error {
 	return m.subcommand(ctx, "keys", keysHelp, args, map[string]func(context.Context, []string) error{
 		"list": m.keysList, "get": m.keysGet, "create": m.keysCreate, "refresh": m.keysRefresh, "revoke": m.keysRevoke,
-		"usage": m.keysUsage,
+		"usage":  m.keysUsage,
+		"update": m.keysUpdate, "disable": m.keysDisable, "enable": m.keysEnable,
 	})
 }
 
@@ -98,6 +105,10 @@ func (m *cli) printKey(k api.Key) {
 	if k.ReplacedBy != nil {
 		replaced = k.ReplacedBy.String()
 	}
+	networks := "any"
+	if len(k.AllowedCIDRs) > 0 {
+		networks = strings.Join(k.AllowedCIDRs, ", ")
+	}
 	m.fields(
 		"id", k.ID.String(),
 		"name", k.Name,
@@ -109,6 +120,9 @@ func (m *cli) printKey(k api.Key) {
 		"last used", when(k.LastUsedAt),
 		"revoked", when(k.RevokedAt),
 		"replaced by", replaced,
+		"disabled", when(k.DisabledAt),
+		"networks", networks,
+		"metadata", string(k.Metadata),
 	)
 }
 
@@ -127,6 +141,8 @@ with --out.
                 expires and sends the new secret to its open connections
                 (mk connect and api/client store it and reconnect);
                 shorter than the lifetime
+  --allowed-cidrs  comma-separated networks the key may be used from
+                (203.0.113.0/24,2001:db8::/32); default: any
 `
 
 func (m *cli) keysCreate(ctx context.Context, args []string) error {
@@ -137,10 +153,11 @@ func (m *cli) keysCreate(ctx context.Context, args []string) error {
 	expiresAt := fs.String("expires-at", "", "expiry time (RFC 3339)")
 	out := fs.String("out", "", "write the secret to this new file")
 	autoRotate := fs.Duration("auto-rotate-before", 0, "rotate this long before the expiry")
+	cidrs := fs.String("allowed-cidrs", "", "comma-separated networks the key may be used from")
 	if _, err := m.parse(fs, args); err != nil {
 		return err
 	}
-	req := api.CreateKeyRequest{Name: *name, AutoRotateBefore: seconds(*autoRotate)}
+	req := api.CreateKeyRequest{Name: *name, AutoRotateBefore: seconds(*autoRotate), AllowedCIDRs: splitList(*cidrs)}
 	if strings.TrimSpace(*name) == "" {
 		return usageErrorf("mk keys create needs --name")
 	}
@@ -300,4 +317,82 @@ func seconds(d time.Duration) *int64 {
 	}
 	secs := int64(d.Seconds())
 	return &secs
+}
+
+// splitList splits a comma-separated flag value; empty is no items.
+func splitList(v string) []string {
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
+
+const keysUpdateHelp = `usage: mk keys update ID [--name NAME] [--metadata JSON] [--allowed-cidrs CIDR,CIDR] [--json]
+
+Changes a key without replacing it (PATCH /v1/keys/{id}); only the flags
+given change, and each change is an "updated" event in the audit trail.
+
+  --name           the new name
+  --metadata       a JSON object of at most 4 KiB, e.g. '{"team":"infra"}'
+  --allowed-cidrs  comma-separated networks the key may be used from
+                   (203.0.113.0/24,2001:db8::/32); "" allows any network.
+                   A request from elsewhere is refused with IP_NOT_ALLOWED.
+`
+
+func (m *cli) keysUpdate(ctx context.Context, args []string) error {
+	fs := m.flags("mk keys update", keysUpdateHelp)
+	var req api.UpdateKeyRequest
+	fs.Func("name", "the new name", func(v string) error { req.Name = api.Some(v); return nil })
+	fs.Func("metadata", "a JSON object", func(v string) error {
+		if !json.Valid([]byte(v)) {
+			return errors.New("not JSON")
+		}
+		req.Metadata = json.RawMessage(v)
+		return nil
+	})
+	fs.Func("allowed-cidrs", "comma-separated networks (\"\": any)", func(v string) error {
+		req.AllowedCIDRs = api.Some(append([]string{}, splitList(v)...))
+		return nil
+	})
+	id, c, err := m.keyCommand(fs, args)
+	if err != nil {
+		return err
+	}
+	if !req.Name.Set && req.Metadata == nil && !req.AllowedCIDRs.Set {
+		return usageErrorf("mk keys update needs --name, --metadata or --allowed-cidrs")
+	}
+	return call(ctx, m, func(ctx context.Context) (api.Key, error) { return c.UpdateKey(ctx, id, req) }, m.printKey)
+}
+
+const keysDisableHelp = `usage: mk keys disable ID [--json]
+
+Pauses a key (POST /v1/keys/{id}/disable): it, and every key obtained
+through it, is refused with KEY_DISABLED and their open WebSockets close
+with 4001, until mk keys enable ID. Nothing is revoked or replaced.
+`
+
+func (m *cli) keysDisable(ctx context.Context, args []string) error {
+	id, c, err := m.keyCommand(m.flags("mk keys disable", keysDisableHelp), args)
+	if err != nil {
+		return err
+	}
+	return call(ctx, m, func(ctx context.Context) (api.Key, error) { return c.DisableKey(ctx, id) }, func(k api.Key) {
+		fmt.Fprintf(m.stdout, "disabled key %s (%s)\n", k.ID, k.Prefix)
+	})
+}
+
+const keysEnableHelp = `usage: mk keys enable ID [--json]
+
+Lets a disabled key work again (POST /v1/keys/{id}/enable), with the keys
+obtained through it.
+`
+
+func (m *cli) keysEnable(ctx context.Context, args []string) error {
+	id, c, err := m.keyCommand(m.flags("mk keys enable", keysEnableHelp), args)
+	if err != nil {
+		return err
+	}
+	return call(ctx, m, func(ctx context.Context) (api.Key, error) { return c.EnableKey(ctx, id) }, func(k api.Key) {
+		fmt.Fprintf(m.stdout, "enabled key %s (%s)\n", k.ID, k.Prefix)
+	})
 }

@@ -1,6 +1,6 @@
 -- name: GetKeyForAuth :one
 SELECT k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.scopes, k.expires_at, k.revoked_at,
-       k.lineage_id, o.tier, u.email
+       k.lineage_id, o.tier, u.email, k.allowed_cidrs, keyhub_key_disabled(k.id)::boolean AS disabled
 FROM api_keys k
 JOIN owners o ON o.id = k.owner_id
 JOIN users u ON u.id = k.user_id
@@ -15,8 +15,10 @@ WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at 
 -- not its start, so that it is in commit order with every other key write.
 -- lineage_id is the lineage of the predecessor for a refresh; NULL starts
 -- a new one (the trigger api_keys_lineage_default).
-INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, created_at, lineage_id, auto_rotate_before_seconds)
-VALUES (@owner_id, @user_id, @name, @key_prefix, @key_hash, @scopes, @expires_at, @created_at, sqlc.narg(lineage_id), sqlc.narg(auto_rotate_before_seconds))
+INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, created_at, lineage_id,
+                      auto_rotate_before_seconds, metadata, allowed_cidrs)
+VALUES (@owner_id, @user_id, @name, @key_prefix, @key_hash, @scopes, @expires_at, @created_at, sqlc.narg(lineage_id),
+        sqlc.narg(auto_rotate_before_seconds), @metadata, @allowed_cidrs)
 RETURNING *;
 
 -- name: GetKey :one

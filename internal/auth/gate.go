@@ -26,7 +26,9 @@ import (
 //  3. a failed authentication spends from the address's failure bucket,
 //     and once that is empty the answer is 429 instead of 401;
 //  4. the principal's request bucket is spent (a Redis outage fails open);
-//  5. the principal must not have expired and must hold the needed scope.
+//  5. the principal must not have expired and must hold the needed scope;
+//     a key restricted to networks (allowed_cidrs) must come from one of
+//     them (IP_NOT_ALLOWED, judged on the trusted client address).
 //
 // A refusal is an error: WriteError answers it, with Retry-After and the
 // RateLimit headers when it is a rate limit.
@@ -193,7 +195,8 @@ func (g *Gate) RefuseBlocked(client netip.Addr) error {
 // its own credential, and must neither be blocked by nor pay for its
 // customers' mistyped keys.
 func (g *Gate) AdmitKey(ctx context.Context, key string, need Need) (Admission, error) {
-	adm, _, err := g.judge(ctx, need, func(ctx context.Context) (*keyhub.Principal, string, error) {
+	// No address check: the address is the backend's, not the key holder's.
+	adm, _, err := g.judge(ctx, need, nil, func(ctx context.Context) (*keyhub.Principal, string, error) {
 		p, err := g.auth.ResolveKey(ctx, key)
 		return p, "verify", err
 	})
@@ -204,7 +207,7 @@ func (g *Gate) admit(ctx context.Context, client netip.Addr, need Need, resolve 
 	if err := g.RefuseBlocked(client); err != nil {
 		return Admission{Client: client}, err
 	}
-	adm, resolved, err := g.judge(ctx, need, resolve)
+	adm, resolved, err := g.judge(ctx, need, &client, resolve)
 	adm.Client = client
 	if !resolved {
 		err = g.countFailure(ctx, client, err)
@@ -215,8 +218,10 @@ func (g *Gate) admit(ctx context.Context, client netip.Addr, need Need, resolve 
 // judge is the admission step after the address's: resolve the
 // credential, refuse it expired, spend its bucket, check the scope.
 // resolved is false when the credential itself was refused (a failed
-// authentication, which admit counts against the address).
-func (g *Gate) judge(ctx context.Context, need Need, resolve Resolver) (adm Admission, resolved bool, err error) {
+// authentication, which admit counts against the address). The client
+// address, unless nil, is checked against a key's allowed networks (an
+// unknown address is outside every network).
+func (g *Gate) judge(ctx context.Context, need Need, client *netip.Addr, resolve Resolver) (adm Admission, resolved bool, err error) {
 	p, method, err := resolve(ctx)
 	if err == nil && p == nil {
 		err = errMissing
@@ -226,6 +231,9 @@ func (g *Gate) judge(ctx context.Context, need Need, resolve Resolver) (adm Admi
 		if err = g.checkExpiry(p, adm.At); err != nil {
 			g.countUse(p, adm.At, keyhub.UsageRefused)
 		}
+	}
+	if err == nil && client != nil && !keyhub.NetAllowed(p.AllowedNets, *client) {
+		err = keyhub.ErrIPNotAllowed
 	}
 	g.auth.RecordOutcome(ctx, method, err)
 	if err != nil {

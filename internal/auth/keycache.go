@@ -62,6 +62,10 @@ type ApiKeyCache struct {
 type cachedKey struct {
 	principal keyhub.Principal
 	revoked   bool
+	// disabled: the key or a key it was obtained through is disabled. A
+	// disable or enable of any of them invalidates the entry (the change
+	// feed announces every key obtained through it).
+	disabled bool
 	// loadedAt is when the database said so (unix nanoseconds).
 	loadedAt int64
 	// lastMarked is the unix second the key's use was last handed to the
@@ -190,7 +194,7 @@ func (c *ApiKeyCache) load(ctx context.Context, keyHash [32]byte, now time.Time)
 	if err != nil {
 		return nil, err
 	}
-	entry := &cachedKey{principal: found.Principal, revoked: found.RevokedAt != nil, loadedAt: now.UnixNano()}
+	entry := &cachedKey{principal: found.Principal, revoked: found.RevokedAt != nil, disabled: found.Disabled, loadedAt: now.UnixNano()}
 	c.keep(gen, func() { c.known.Add(keyHash, entry) }, func() { c.known.Remove(keyHash) })
 	return entry, nil
 }
@@ -219,6 +223,9 @@ func (c *ApiKeyCache) admit(entry *cachedKey, now time.Time) (*keyhub.Principal,
 	}
 	if entry.principal.Expired(now) {
 		return nil, keyhub.ErrKeyExpired
+	}
+	if entry.disabled {
+		return nil, keyhub.ErrKeyDisabled
 	}
 	if c.usage != nil {
 		sec := now.Unix()

@@ -194,14 +194,18 @@ func (r *recentIDs) add(id int64) bool {
 // Ended says the key stopped working at now (revoked, or its expiry
 // passed); otherwise ExpiresAt tells subscribers when it will, so that a
 // socket opened with a key in its grace period closes when the grace ends
-// even if nothing else is heard before.
+// even if nothing else is heard before. Disabled (only for a key not
+// ended) is k.Disabled: the writer sets it where it knows the key's
+// ancestry (a disable or enable, a patch).
 func KeyChangeOf(k keyhub.Key, keyHash string, now time.Time) keyhub.KeyChange {
+	ended := k.Status(now) != keyhub.KeyActive
 	return keyhub.KeyChange{
 		KeyID:     k.ID,
 		OwnerID:   k.OwnerID,
 		UserID:    k.UserID,
 		KeyHash:   keyHash,
-		Ended:     k.Status(now) != keyhub.KeyActive,
+		Ended:     ended,
+		Disabled:  !ended && k.Disabled,
 		ExpiresAt: k.ExpiresAt,
 	}
 }

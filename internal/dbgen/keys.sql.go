@@ -7,6 +7,7 @@ package dbgen
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,7 +62,7 @@ func (q *Queries) EarliestParentExpiry(ctx context.Context, db DBTX, keyID uuid.
 }
 
 const getActiveKeyOfUser = `-- name: GetActiveKeyOfUser :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds FROM api_keys
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at FROM api_keys
 WHERE owner_id = $1 AND user_id = $2
   AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
 ORDER BY created_at DESC, id DESC
@@ -92,12 +93,15 @@ func (q *Queries) GetActiveKeyOfUser(ctx context.Context, db DBTX, arg GetActive
 		&i.ReplacedBy,
 		&i.LineageID,
 		&i.AutoRotateBeforeSeconds,
+		&i.Metadata,
+		&i.AllowedCidrs,
+		&i.DisabledAt,
 	)
 	return i, err
 }
 
 const getKey = `-- name: GetKey :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds FROM api_keys WHERE id = $1 AND owner_id = $2
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at FROM api_keys WHERE id = $1 AND owner_id = $2
 `
 
 type GetKeyParams struct {
@@ -123,13 +127,16 @@ func (q *Queries) GetKey(ctx context.Context, db DBTX, arg GetKeyParams) (ApiKey
 		&i.ReplacedBy,
 		&i.LineageID,
 		&i.AutoRotateBeforeSeconds,
+		&i.Metadata,
+		&i.AllowedCidrs,
+		&i.DisabledAt,
 	)
 	return i, err
 }
 
 const getKeyForAuth = `-- name: GetKeyForAuth :one
 SELECT k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.scopes, k.expires_at, k.revoked_at,
-       k.lineage_id, o.tier, u.email
+       k.lineage_id, o.tier, u.email, k.allowed_cidrs, keyhub_key_disabled(k.id)::boolean AS disabled
 FROM api_keys k
 JOIN owners o ON o.id = k.owner_id
 JOIN users u ON u.id = k.user_id
@@ -137,17 +144,19 @@ WHERE k.key_hash = $1
 `
 
 type GetKeyForAuthRow struct {
-	ID        uuid.UUID
-	OwnerID   uuid.UUID
-	UserID    uuid.UUID
-	Name      string
-	KeyPrefix string
-	Scopes    []string
-	ExpiresAt *time.Time
-	RevokedAt *time.Time
-	LineageID uuid.UUID
-	Tier      string
-	Email     string
+	ID           uuid.UUID
+	OwnerID      uuid.UUID
+	UserID       uuid.UUID
+	Name         string
+	KeyPrefix    string
+	Scopes       []string
+	ExpiresAt    *time.Time
+	RevokedAt    *time.Time
+	LineageID    uuid.UUID
+	Tier         string
+	Email        string
+	AllowedCidrs []netip.Prefix
+	Disabled     bool
 }
 
 func (q *Queries) GetKeyForAuth(ctx context.Context, db DBTX, keyHash string) (GetKeyForAuthRow, error) {
@@ -165,12 +174,14 @@ func (q *Queries) GetKeyForAuth(ctx context.Context, db DBTX, keyHash string) (G
 		&i.LineageID,
 		&i.Tier,
 		&i.Email,
+		&i.AllowedCidrs,
+		&i.Disabled,
 	)
 	return i, err
 }
 
 const getKeyForUpdate = `-- name: GetKeyForUpdate :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds FROM api_keys WHERE id = $1 AND owner_id = $2 FOR UPDATE
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at FROM api_keys WHERE id = $1 AND owner_id = $2 FOR UPDATE
 `
 
 type GetKeyForUpdateParams struct {
@@ -196,12 +207,15 @@ func (q *Queries) GetKeyForUpdate(ctx context.Context, db DBTX, arg GetKeyForUpd
 		&i.ReplacedBy,
 		&i.LineageID,
 		&i.AutoRotateBeforeSeconds,
+		&i.Metadata,
+		&i.AllowedCidrs,
+		&i.DisabledAt,
 	)
 	return i, err
 }
 
 const getPredecessorInGraceForUpdate = `-- name: GetPredecessorInGraceForUpdate :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds FROM api_keys
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at FROM api_keys
 WHERE replaced_by = $1::uuid AND owner_id = $2
   AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
 FOR UPDATE
@@ -232,6 +246,9 @@ func (q *Queries) GetPredecessorInGraceForUpdate(ctx context.Context, db DBTX, a
 		&i.ReplacedBy,
 		&i.LineageID,
 		&i.AutoRotateBeforeSeconds,
+		&i.Metadata,
+		&i.AllowedCidrs,
+		&i.DisabledAt,
 	)
 	return i, err
 }
@@ -256,9 +273,11 @@ func (q *Queries) InheritKeyParents(ctx context.Context, db DBTX, arg InheritKey
 }
 
 const insertKey = `-- name: InsertKey :one
-INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, created_at, lineage_id, auto_rotate_before_seconds)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds
+INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, created_at, lineage_id,
+                      auto_rotate_before_seconds, metadata, allowed_cidrs)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+        $10, $11, $12)
+RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at
 `
 
 type InsertKeyParams struct {
@@ -272,6 +291,8 @@ type InsertKeyParams struct {
 	CreatedAt               time.Time
 	LineageID               uuid.NullUUID
 	AutoRotateBeforeSeconds *int64
+	Metadata                []byte
+	AllowedCidrs            []netip.Prefix
 }
 
 // created_at is the stamp of the writing transaction (LockOwnerWrites),
@@ -290,6 +311,8 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		arg.CreatedAt,
 		arg.LineageID,
 		arg.AutoRotateBeforeSeconds,
+		arg.Metadata,
+		arg.AllowedCidrs,
 	)
 	var i ApiKey
 	err := row.Scan(
@@ -307,12 +330,15 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		&i.ReplacedBy,
 		&i.LineageID,
 		&i.AutoRotateBeforeSeconds,
+		&i.Metadata,
+		&i.AllowedCidrs,
+		&i.DisabledAt,
 	)
 	return i, err
 }
 
 const listKeys = `-- name: ListKeys :many
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds FROM api_keys
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at FROM api_keys
 WHERE owner_id = $1
   AND CASE $2::text
         WHEN 'active'  THEN revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
@@ -364,6 +390,9 @@ func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]
 			&i.ReplacedBy,
 			&i.LineageID,
 			&i.AutoRotateBeforeSeconds,
+			&i.Metadata,
+			&i.AllowedCidrs,
+			&i.DisabledAt,
 		); err != nil {
 			return nil, err
 		}
@@ -431,7 +460,7 @@ SET replaced_by = $1,
     expires_at = CASE WHEN $2::timestamptz IS NULL THEN expires_at
                       ELSE LEAST(expires_at, $2::timestamptz) END
 WHERE id = $4 AND owner_id = $5
-RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds
+RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at
 `
 
 type ReplaceKeyParams struct {
@@ -469,6 +498,9 @@ func (q *Queries) ReplaceKey(ctx context.Context, db DBTX, arg ReplaceKeyParams)
 		&i.ReplacedBy,
 		&i.LineageID,
 		&i.AutoRotateBeforeSeconds,
+		&i.Metadata,
+		&i.AllowedCidrs,
+		&i.DisabledAt,
 	)
 	return i, err
 }
@@ -485,7 +517,7 @@ UPDATE api_keys k SET revoked_at = $1::timestamptz
 FROM one_parent d
 WHERE k.id = d.id AND k.revoked_at IS NULL
   AND (k.expires_at IS NULL OR k.expires_at > $1::timestamptz)
-RETURNING k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.key_hash, k.scopes, k.expires_at, k.last_used_at, k.created_at, k.revoked_at, k.replaced_by, k.lineage_id, k.auto_rotate_before_seconds, d.parent_id
+RETURNING k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.key_hash, k.scopes, k.expires_at, k.last_used_at, k.created_at, k.revoked_at, k.replaced_by, k.lineage_id, k.auto_rotate_before_seconds, k.metadata, k.allowed_cidrs, k.disabled_at, d.parent_id
 `
 
 type RevokeDescendantsParams struct {
@@ -527,6 +559,9 @@ func (q *Queries) RevokeDescendants(ctx context.Context, db DBTX, arg RevokeDesc
 			&i.ApiKey.ReplacedBy,
 			&i.ApiKey.LineageID,
 			&i.ApiKey.AutoRotateBeforeSeconds,
+			&i.ApiKey.Metadata,
+			&i.ApiKey.AllowedCidrs,
+			&i.ApiKey.DisabledAt,
 			&i.ParentID,
 		); err != nil {
 			return nil, err
@@ -542,7 +577,7 @@ func (q *Queries) RevokeDescendants(ctx context.Context, db DBTX, arg RevokeDesc
 const revokeKey = `-- name: RevokeKey :one
 UPDATE api_keys SET revoked_at = $1
 WHERE id = $2 AND owner_id = $3 AND revoked_at IS NULL
-RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds
+RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at
 `
 
 type RevokeKeyParams struct {
@@ -569,6 +604,9 @@ func (q *Queries) RevokeKey(ctx context.Context, db DBTX, arg RevokeKeyParams) (
 		&i.ReplacedBy,
 		&i.LineageID,
 		&i.AutoRotateBeforeSeconds,
+		&i.Metadata,
+		&i.AllowedCidrs,
+		&i.DisabledAt,
 	)
 	return i, err
 }

@@ -27,6 +27,9 @@ type ApiKey struct {
 	ReplacedBy              uuid.NullUUID
 	LineageID               uuid.UUID
 	AutoRotateBeforeSeconds *int64
+	Metadata                []byte
+	AllowedCidrs            []netip.Prefix
+	DisabledAt              *time.Time
 }
 
 type ApiKeyEvent struct {

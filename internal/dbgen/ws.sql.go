@@ -149,7 +149,8 @@ func (q *Queries) InsertWSLease(ctx context.Context, db DBTX, arg InsertWSLeaseP
 }
 
 const keyStates = `-- name: KeyStates :many
-SELECT k.id, k.owner_id, k.user_id, k.key_hash, k.revoked_at, k.expires_at
+SELECT k.id, k.owner_id, k.user_id, k.key_hash, k.revoked_at, k.expires_at,
+       keyhub_key_disabled(k.id)::boolean AS disabled
 FROM api_keys k
 WHERE k.id = ANY ($1::uuid[])
 `
@@ -161,6 +162,7 @@ type KeyStatesRow struct {
 	KeyHash   string
 	RevokedAt *time.Time
 	ExpiresAt *time.Time
+	Disabled  bool
 }
 
 // What open connections need to re-check after the change feed was down.
@@ -180,6 +182,7 @@ func (q *Queries) KeyStates(ctx context.Context, db DBTX, ids []uuid.UUID) ([]Ke
 			&i.KeyHash,
 			&i.RevokedAt,
 			&i.ExpiresAt,
+			&i.Disabled,
 		); err != nil {
 			return nil, err
 		}

@@ -45,6 +45,14 @@ func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, scopes *keyhu
 		return keyhub.CreateKeyInput{}, err
 	}
 	in := keyhub.CreateKeyInput{Name: name, Scopes: p.Scopes}
+	if req.Metadata != nil {
+		if in.Metadata, err = keyhub.KeyMetadata(req.Metadata); err != nil {
+			return in, err
+		}
+	}
+	if in.AllowedCIDRs, err = keyhub.AllowedCIDRs(req.AllowedCIDRs); err != nil {
+		return in, err
+	}
 	if req.Scopes != nil {
 		if len(req.Scopes) == 0 {
 			return in, keyhub.Errorf(keyhub.CodeValidation, "scopes must not be empty: omit it to get all of your scopes")

@@ -102,7 +102,7 @@ func TestOpenAPIHealth(t *testing.T) {
 	env.Post(t, "/healthz", "", nil).Want(t, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
 	env.Delete(t, "/readyz", "").Want(t, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
 	// RFC 9110: a 405 says what is allowed, here and under /v1's subrouter.
-	for path, want := range map[string]string{"/healthz": "GET", "/v1/keys": "GET, POST", "/v1/keys/" + uuid.NewString(): "GET, DELETE"} {
+	for path, want := range map[string]string{"/healthz": "GET", "/v1/keys": "GET, POST", "/v1/keys/" + uuid.NewString(): "GET, PATCH, DELETE"} {
 		if got := env.Do(t, apitest.Request{Method: http.MethodPut, Path: path}).Want(t, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED").Header.Get("Allow"); got != want {
 			t.Errorf("PUT %s: Allow %q, want %q", path, got, want)
 		}

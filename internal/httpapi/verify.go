@@ -103,7 +103,7 @@ func verdictCode(err error) (code keyhub.Code, ok bool) {
 		return keyhub.CodeRateLimited, true
 	}
 	switch code := keyhub.ErrorCode(err); code {
-	case keyhub.CodeKeyRevoked, keyhub.CodeKeyExpired, keyhub.CodeInsufficientScope:
+	case keyhub.CodeKeyRevoked, keyhub.CodeKeyExpired, keyhub.CodeKeyDisabled, keyhub.CodeInsufficientScope:
 		return code, true
 	default:
 		// Unknown, malformed or not a key at all: which one is nobody's

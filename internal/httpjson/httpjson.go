@@ -71,8 +71,10 @@ var statusOfCode = map[keyhub.Code]int{
 	keyhub.CodeUpstreamUnavailable:  http.StatusBadGateway,
 	keyhub.CodeUpstreamTimeout:      http.StatusGatewayTimeout,
 
-	// The owner's policy (max_key_lifetime).
+	// The owner's policy (max_key_lifetime) and a key's controls.
 	keyhub.CodeLifetimeExceedsPolicy: http.StatusBadRequest,
+	keyhub.CodeKeyDisabled:           http.StatusUnauthorized,
+	keyhub.CodeIPNotAllowed:          http.StatusForbidden,
 }
 
 // StatusOf returns the HTTP status of an error code.

@@ -34,6 +34,11 @@ const (
 	// CodeInvalidSignature refuses a leak report that GitHub did not sign
 	// (POST /v1/leaks/github).
 	CodeInvalidSignature Code = "INVALID_SIGNATURE"
+	// CodeKeyDisabled refuses a key that is disabled, or was obtained
+	// through a key that is (401): enabling it restores it.
+	CodeKeyDisabled Code = "KEY_DISABLED"
+	// CodeIPNotAllowed refuses a key used from outside its allowed_cidrs (403).
+	CodeIPNotAllowed Code = "IP_NOT_ALLOWED"
 
 	CodeInsufficientScope   Code = "INSUFFICIENT_SCOPE"
 	CodeUserSessionRequired Code = "USER_SESSION_REQUIRED"
@@ -139,4 +144,7 @@ var (
 	ErrUnknownKey = Errorf(CodeUnknownAPIKey, "API key is not known")
 	ErrKeyRevoked = Errorf(CodeKeyRevoked, "API key has been revoked")
 	ErrKeyExpired = Errorf(CodeKeyExpired, "API key has expired")
+	// ErrKeyDisabled also answers a key obtained through a disabled one.
+	ErrKeyDisabled  = Errorf(CodeKeyDisabled, "API key is disabled (it, or the key it was obtained through): an owner can enable it again")
+	ErrIPNotAllowed = Errorf(CodeIPNotAllowed, "this API key may not be used from this address (its allowed_cidrs)")
 )

@@ -38,6 +38,16 @@ type Key struct {
 	// before it expires, delivering the secret to its connections; zero:
 	// never.
 	AutoRotateBefore time.Duration
+	// Metadata is the owner's JSON object (at most MaxMetadataBytes),
+	// returned on reads and never interpreted.
+	Metadata json.RawMessage
+	// AllowedCIDRs are the networks the key may be used from; empty: any.
+	AllowedCIDRs []netip.Prefix
+	// DisabledAt is when the key itself was disabled; nil when it is not.
+	DisabledAt *time.Time
+	// Disabled is set where the writer knows that the key is refused as
+	// disabled: it, or a key it was obtained through, is disabled.
+	Disabled bool
 }
 
 // Status reports the key's status at now. A revoked key stays revoked even
@@ -72,12 +82,17 @@ const (
 	// report, with the URL where it was found); the owner's leak policy
 	// says whether a `revoked` event follows.
 	EventLeaked EventType = "leaked"
+	// EventUpdated: PATCH /v1/keys/{id} changed the fields its details list.
+	EventUpdated EventType = "updated"
+	// EventDisabled and EventEnabled: the key was disabled or enabled again.
+	EventDisabled EventType = "disabled"
+	EventEnabled  EventType = "enabled"
 )
 
 // Valid reports whether t is a known event type.
 func (t EventType) Valid() bool {
 	switch t {
-	case EventCreated, EventRefreshed, EventRevoked, EventExpired, EventConnectionClosed, EventLeaked:
+	case EventCreated, EventRefreshed, EventRevoked, EventExpired, EventConnectionClosed, EventLeaked, EventUpdated, EventDisabled, EventEnabled:
 		return true
 	}
 	return false

@@ -5,6 +5,7 @@
 package keyhub
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
@@ -78,7 +79,10 @@ type Principal struct {
 	LineageID uuid.UUID
 	KeyPrefix string
 	KeyName   string
-	Scopes    Scopes
+	// AllowedNets are the key's allowed_cidrs: the networks it may be used
+	// from (empty: any).
+	AllowedNets []netip.Prefix
+	Scopes      Scopes
 	// ExpiresAt is when the credential stops being valid: the key's
 	// expires_at or the token's exp. Zero means never.
 	ExpiresAt time.Time

@@ -2,6 +2,8 @@ package keyhub
 
 import (
 	"context"
+	"encoding/json"
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,6 +25,10 @@ type CreateKeyInput struct {
 	ExpiresAt *time.Time
 	// AutoRotateBefore marks the key for automatic rotation (zero: none).
 	AutoRotateBefore time.Duration
+	// Metadata (nil: {}) and AllowedCIDRs (nil: any network) are the
+	// key's controls, validated.
+	Metadata     json.RawMessage
+	AllowedCIDRs []netip.Prefix
 	// SingleKey applies the seed API's rule: refuse with KEY_ALREADY_EXISTS
 	// while the user has any active key, whatever the tier allows.
 	SingleKey bool
@@ -111,6 +117,8 @@ type EventFilter struct {
 type AuthKey struct {
 	Principal Principal
 	RevokedAt *time.Time
+	// Disabled: the key, or a key it was obtained through, is disabled.
+	Disabled bool
 }
 
 // KeyService is the key lifecycle and its audit trail: what the REST API
@@ -141,6 +149,14 @@ type KeyService interface {
 	// ListEvents returns a page of the owner's key events, newest first,
 	// and the next cursor.
 	ListEvents(ctx context.Context, ownerID uuid.UUID, f EventFilter, page Page) ([]Event, string, error)
+	// UpdateKey changes what in says of a key (name, metadata,
+	// allowed_cidrs) with an "updated" event listing the fields that
+	// changed; a change to nothing writes nothing.
+	UpdateKey(ctx context.Context, p *Principal, keyID uuid.UUID, in KeyUpdate, meta RequestMeta) (Key, error)
+	// SetKeyDisabled disables (or enables) an active key, with its event;
+	// the keys obtained through it follow. Asking for the state the key is
+	// in changes nothing.
+	SetKeyDisabled(ctx context.Context, p *Principal, keyID uuid.UUID, disabled bool, meta RequestMeta) (Key, error)
 	// RecordConnectionClosed writes the connection_closed event of keyID:
 	// p is about to close connectionID, which the key opened.
 	RecordConnectionClosed(ctx context.Context, p *Principal, keyID, connectionID uuid.UUID, meta RequestMeta) error
@@ -156,6 +172,10 @@ type KeyChange struct {
 	KeyHash string // hex, as stored
 	// Ended is true when the key stopped working at once.
 	Ended bool
+	// Disabled is true when the key, not ended, is refused because it or
+	// a key it was obtained through is disabled; a later change with
+	// Disabled false (an enable) restores it.
+	Disabled bool
 	// ExpiresAt is the key's expiry after the change (nil: never), so that
 	// connections opened with it can end on time (a grace period's end).
 	ExpiresAt *time.Time
@@ -196,4 +216,11 @@ type ChangeObserver interface {
 	// FeedUp says that the feed listens again. Changes made while it was
 	// down were never heard: drop everything derived from them.
 	FeedUp()
+}
+
+// KeyUpdate is a validated PATCH of a key: nil fields stay as they are.
+type KeyUpdate struct {
+	Name         *string
+	Metadata     json.RawMessage // nil: unchanged
+	AllowedCIDRs *[]netip.Prefix
 }

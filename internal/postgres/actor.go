@@ -109,6 +109,13 @@ func (s *Store) lockActor(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, k
 	case !key.Scopes.Has(keyhub.ScopeKeysWrite):
 		return actor{}, keyhub.Errorf(keyhub.CodeInsufficientScope, "this API key lacks the keys:write scope")
 	}
+	// A cache may not have heard that the key, or one it was obtained
+	// through, was disabled.
+	if disabled, err := s.q.KeyDisabled(ctx, tx, key.ID); err != nil {
+		return actor{}, err
+	} else if disabled {
+		return actor{}, keyhub.ErrKeyDisabled
+	}
 	a.scopes, a.expiresAt = key.Scopes, key.ExpiresAt
 	return a, nil
 }

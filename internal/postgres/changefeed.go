@@ -286,6 +286,7 @@ type Notice struct {
 	UserID    uuid.UUID `json:"user_id"`
 	KeyHash   string    `json:"key_hash"`
 	Ended     bool      `json:"ended"`
+	Disabled  bool      `json:"disabled"`
 	ExpiresAt *float64  `json:"expires_at"` // unix seconds; null: never (a delivery: the grace's end)
 	EventID   int64     `json:"event_id"`
 	SentAt    float64   `json:"sent_at"` // unix seconds, the sender's clock
@@ -329,7 +330,7 @@ func ParseNotice(payload string) (Notice, error) {
 
 // KeyChange is the domain form of a key notice.
 func (n Notice) KeyChange() keyhub.KeyChange {
-	change := keyhub.KeyChange{KeyID: n.KeyID, OwnerID: n.OwnerID, UserID: n.UserID, KeyHash: n.KeyHash, Ended: n.Ended}
+	change := keyhub.KeyChange{KeyID: n.KeyID, OwnerID: n.OwnerID, UserID: n.UserID, KeyHash: n.KeyHash, Ended: n.Ended, Disabled: n.Disabled}
 	if n.ExpiresAt != nil {
 		at := unixSeconds(*n.ExpiresAt)
 		change.ExpiresAt = &at

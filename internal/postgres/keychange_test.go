@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -47,6 +48,8 @@ func (k *keyChanges) take() []keyhub.KeyChange {
 
 // describe is a change as comparable text: every field, the expiry to the
 // microsecond PostgreSQL stores (the trigger sends it as float seconds).
+func ptr[T any](v T) *T { return &v }
+
 func describe(changes []keyhub.KeyChange) []string {
 	out := make([]string, 0, len(changes))
 	for _, c := range changes {
@@ -54,7 +57,7 @@ func describe(changes []keyhub.KeyChange) []string {
 		if c.ExpiresAt != nil {
 			exp = fmt.Sprint(c.ExpiresAt.Round(time.Microsecond).UnixMicro())
 		}
-		out = append(out, fmt.Sprintf("key=%s owner=%s user=%s hash=%s ended=%t expires=%s", c.KeyID, c.OwnerID, c.UserID, c.KeyHash, c.Ended, exp))
+		out = append(out, fmt.Sprintf("key=%s owner=%s user=%s hash=%s ended=%t disabled=%t expires=%s", c.KeyID, c.OwnerID, c.UserID, c.KeyHash, c.Ended, c.Disabled, exp))
 	}
 	slices.Sort(out)
 	return out
@@ -120,6 +123,10 @@ func TestWriterKeyChangesMatchTheTrigger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Room for a family of keys (the free tier holds one).
+	if _, err := pool.Exec(ctx, "UPDATE owners SET tier = 'team' WHERE id = $1", p.OwnerID); err != nil {
+		t.Fatal(err)
+	}
 	expires := time.Now().Add(48 * time.Hour)
 	create := func() keyhub.Key {
 		t.Helper()
@@ -144,6 +151,34 @@ func TestWriterKeyChangesMatchTheTrigger(t *testing.T) {
 		}
 	}
 
+	setDisabled := func(id uuid.UUID, disabled bool) {
+		t.Helper()
+		if _, err := store.SetKeyDisabled(ctx, &p, id, disabled, keyhub.RequestMeta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update := func(id uuid.UUID, in keyhub.KeyUpdate) {
+		t.Helper()
+		if _, err := store.UpdateKey(ctx, &p, id, in, keyhub.RequestMeta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// makeFamily creates a key, a child made with it and a grandchild
+	// made with the child.
+	makeFamily := func() []uuid.UUID {
+		t.Helper()
+		ids := []uuid.UUID{create().ID}
+		for range 2 {
+			actor := keyhub.Principal{UserID: p.UserID, OwnerID: p.OwnerID, Tier: p.Tier, Method: keyhub.AuthAPIKey, KeyID: ids[len(ids)-1], Scopes: keyhub.BuiltinScopes}
+			k, err := store.CreateKey(ctx, &actor, keyhub.CreateKeyInput{Name: "f", Scopes: keyhub.BuiltinScopes, ExpiresAt: &expires}, keyhub.RequestMeta{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, k.Key.ID)
+		}
+		return ids
+	}
+	var family []uuid.UUID
 	var touched []uuid.UUID
 	var first, second keyhub.Key
 	steps := []struct {
@@ -158,6 +193,16 @@ func TestWriterKeyChangesMatchTheTrigger(t *testing.T) {
 		{"refresh without grace", 1, func() { touched = append(touched, refresh(create().ID, 0).ID) }},
 		{"revoke", 1, func() { revoke(touched[3]) }},
 		{"create another", 0, func() { touched = append(touched, create().ID) }},
+		// Disabling a key announces it and every key obtained through it
+		// (its child and grandchild here), disabled; enabling, not.
+		{"disable a key with descendants", 3, func() { family = makeFamily(); setDisabled(family[0], true) }},
+		{"patch a key its parent disabled", 1, func() { update(family[1], keyhub.KeyUpdate{Name: ptr("renamed"), Metadata: []byte(`{"a":1}`)}) }},
+		{"patch the metadata only: nothing cached changes", 0, func() { update(family[1], keyhub.KeyUpdate{Metadata: []byte(`{"a":2}`)}) }},
+		{"enable it", 3, func() { setDisabled(family[0], false) }},
+		{"restrict the networks", 1, func() {
+			update(family[2], keyhub.KeyUpdate{AllowedCIDRs: &[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+		}},
+		{"revoke a disabled key", 6, func() { setDisabled(family[0], true); revoke(family[0]) }},
 	}
 	var graceEnd *time.Time
 	for _, step := range steps {
@@ -185,7 +230,7 @@ func TestWriterKeyChangesMatchTheTrigger(t *testing.T) {
 		t.Fatal(err)
 	}
 	all, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-	if err != nil || len(all) != 6 {
+	if err != nil || len(all) != 9 {
 		t.Fatalf("keys %v %v", all, err)
 	}
 	states, err := store.KeyStates(ctx, all)

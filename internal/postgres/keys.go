@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,7 +58,8 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 		if err := checkAutoRotate(in.AutoRotateBefore, a.at, expiresAt); err != nil {
 			return err
 		}
-		created, err = s.insertKey(ctx, tx, a, p.OwnerID, p.UserID, in.Name, s.scopes.Names(in.Scopes), expiresAt, uuid.Nil, in.AutoRotateBefore)
+		created, err = s.insertKey(ctx, tx, a, keyRow{OwnerID: p.OwnerID, UserID: p.UserID, Name: in.Name, Scopes: s.scopes.Names(in.Scopes),
+			ExpiresAt: expiresAt, Metadata: in.Metadata, AllowedCidrs: in.AllowedCIDRs, AutoRotateBefore: in.AutoRotateBefore})
 		if err != nil {
 			return err
 		}
@@ -76,30 +78,50 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 	return created, nil
 }
 
-// insertKey stores a new key with the given scope names, stamped by a.
-// lineage is the predecessor's lineage for a refresh; uuid.Nil starts a
-// new lineage.
-func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, a actor, ownerID, userID uuid.UUID, name string, scopeNames []string, expiresAt *time.Time, lineage uuid.UUID, autoRotate time.Duration) (keyhub.NewKey, error) {
+// keyRow is what a new key is made of: its owner, user, name, stored
+// scope names, expiry and controls, and, for a refresh, the predecessor's
+// lineage (uuid.Nil starts a new one).
+type keyRow struct {
+	OwnerID, UserID uuid.UUID
+	Name            string
+	Scopes          []string
+	ExpiresAt       *time.Time
+	Metadata        []byte // nil: {}
+	AllowedCidrs    []netip.Prefix
+	LineageID       uuid.UUID
+	// AutoRotateBefore marks the key for zero-touch rotation (zero: none).
+	AutoRotateBefore time.Duration
+}
+
+// insertKey stores a new key, stamped by a, with a fresh secret.
+func (s *Store) insertKey(ctx context.Context, tx pgx.Tx, a actor, k keyRow) (keyhub.NewKey, error) {
 	var autoRotateSeconds *int64
-	if autoRotate > 0 {
-		secs := int64(autoRotate / time.Second)
+	if k.AutoRotateBefore > 0 {
+		secs := int64(k.AutoRotateBefore / time.Second)
 		autoRotateSeconds = &secs
 	}
 	secret, err := apikey.Generate()
 	if err != nil {
 		return keyhub.NewKey{}, err
 	}
+	if k.Metadata == nil {
+		k.Metadata = []byte("{}")
+	}
+	if k.AllowedCidrs == nil {
+		k.AllowedCidrs = []netip.Prefix{}
+	}
 	row, err := s.q.InsertKey(ctx, tx, dbgen.InsertKeyParams{
-		OwnerID:   ownerID,
-		UserID:    userID,
-		Name:      name,
-		KeyPrefix: apikey.DisplayPrefix(secret),
-		KeyHash:   apikey.HashHex(secret),
-		Scopes:    scopeNames,
-		ExpiresAt: expiresAt,
-		CreatedAt: a.at,
-		LineageID: uuid.NullUUID{UUID: lineage, Valid: lineage != uuid.Nil},
-
+		OwnerID:                 k.OwnerID,
+		UserID:                  k.UserID,
+		Name:                    k.Name,
+		KeyPrefix:               apikey.DisplayPrefix(secret),
+		KeyHash:                 apikey.HashHex(secret),
+		Scopes:                  k.Scopes,
+		ExpiresAt:               k.ExpiresAt,
+		CreatedAt:               a.at,
+		LineageID:               uuid.NullUUID{UUID: k.LineageID, Valid: k.LineageID != uuid.Nil},
+		Metadata:                k.Metadata,
+		AllowedCidrs:            k.AllowedCidrs,
 		AutoRotateBeforeSeconds: autoRotateSeconds,
 	})
 	if err != nil {
@@ -174,6 +196,10 @@ func (r rotation) publish(s *Store) {
 	s.bus.PublishDeliveries(r.deliveries)
 }
 
+// errRefreshDisabled refuses to refresh a disabled key (or one obtained
+// through a disabled key); the sweeper's own rotation skips such a key.
+var errRefreshDisabled = keyhub.Errorf(keyhub.CodeKeyNotActive, "this key is disabled (or the key it was obtained through is): enable it before refreshing it")
+
 // rotate does a refresh of oldRow (locked) by a, inside tx. a's principal
 // is nil when the system rotates on its own (auto_rotate_before): then
 // nothing is capped by an acting key, but the replacement never outlives
@@ -190,6 +216,13 @@ func (s *Store) rotate(ctx context.Context, tx pgx.Tx, a actor, oldRow dbgen.Api
 	}
 	if err := a.mayChange(old); err != nil {
 		return r, err
+	}
+	// A disabled key is paused, not ended: a refresh would hand out a
+	// working secret in its place.
+	if disabled, err := s.q.KeyDisabled(ctx, tx, old.ID); err != nil {
+		return r, err
+	} else if disabled {
+		return r, errRefreshDisabled
 	}
 	var recipients []dbgen.HandoverConnectionsRow
 	if in.Deliver {
@@ -254,7 +287,10 @@ func (s *Store) rotate(ctx context.Context, tx pgx.Tx, a actor, oldRow dbgen.Api
 	// The stored names are copied verbatim, so that the replacement of a
 	// key carrying a product scope removed from PRODUCT_SCOPES carries
 	// it too: it matches again if the operator restores it.
-	r.out.New, err = s.insertKey(ctx, tx, a, old.OwnerID, old.UserID, name, oldRow.Scopes, expiresAt, old.LineageID, autoRotate)
+	// The replacement keeps the old key's controls: a rotation changes
+	// the secret, not where or for what the key may be used.
+	r.out.New, err = s.insertKey(ctx, tx, a, keyRow{OwnerID: old.OwnerID, UserID: old.UserID, Name: name, Scopes: oldRow.Scopes,
+		ExpiresAt: expiresAt, Metadata: oldRow.Metadata, AllowedCidrs: oldRow.AllowedCidrs, LineageID: old.LineageID, AutoRotateBefore: autoRotate})
 	if err != nil {
 		return r, err
 	}
@@ -519,21 +555,25 @@ func (s *Store) KeyForAuth(ctx context.Context, keyHashHex string) (keyhub.AuthK
 		return keyhub.AuthKey{}, dbError(err, "key")
 	}
 	p := keyhub.Principal{
-		UserID:    row.UserID,
-		OwnerID:   row.OwnerID,
-		Tier:      keyhub.Tier(row.Tier),
-		Email:     row.Email,
-		Method:    keyhub.AuthAPIKey,
-		KeyID:     row.ID,
-		LineageID: row.LineageID,
-		KeyPrefix: row.KeyPrefix,
-		KeyName:   row.Name,
-		Scopes:    s.scopes.FromStored(row.Scopes),
+		UserID:      row.UserID,
+		OwnerID:     row.OwnerID,
+		Tier:        keyhub.Tier(row.Tier),
+		Email:       row.Email,
+		Method:      keyhub.AuthAPIKey,
+		KeyID:       row.ID,
+		LineageID:   row.LineageID,
+		KeyPrefix:   row.KeyPrefix,
+		KeyName:     row.Name,
+		Scopes:      s.scopes.FromStored(row.Scopes),
+		AllowedNets: row.AllowedCidrs,
+	}
+	if len(p.AllowedNets) == 0 {
+		p.AllowedNets = nil // the hot path tests the length only
 	}
 	if row.ExpiresAt != nil {
 		p.ExpiresAt = *row.ExpiresAt
 	}
-	return keyhub.AuthKey{Principal: p, RevokedAt: row.RevokedAt}, nil
+	return keyhub.AuthKey{Principal: p, RevokedAt: row.RevokedAt, Disabled: row.Disabled}, nil
 }
 
 // TouchKeys records when keys were last used, in one statement that
@@ -565,6 +605,12 @@ func (s *Store) keyFromRow(r dbgen.ApiKey) keyhub.Key {
 		LastUsedAt: r.LastUsedAt,
 		RevokedAt:  r.RevokedAt,
 		LineageID:  r.LineageID,
+		// The row says only whether the key itself is disabled; writers
+		// that change what its ancestry does set Disabled from it.
+		Metadata:     r.Metadata,
+		AllowedCIDRs: r.AllowedCidrs,
+		DisabledAt:   r.DisabledAt,
+		Disabled:     r.DisabledAt != nil,
 	}
 	if r.ReplacedBy.Valid {
 		id := r.ReplacedBy.UUID

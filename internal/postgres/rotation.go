@@ -198,8 +198,8 @@ func (s *Store) rotateDue(ctx context.Context, tx pgx.Tx, stamp time.Time, k dbg
 	// The old key keeps working until it would have expired anyway.
 	in := keyhub.RefreshInput{Deliver: true, Grace: old.ExpiresAt.Sub(stamp)}
 	r, err := s.rotate(ctx, tx, a, row, in, keyhub.RequestMeta{})
-	if keyhub.ErrorCode(err) == keyhub.CodeNoOpenConnections {
-		return nil, nil
+	if keyhub.ErrorCode(err) == keyhub.CodeNoOpenConnections || errors.Is(err, errRefreshDisabled) {
+		return nil, nil // nobody to deliver to, or paused: an expiring warning will do
 	}
 	if err != nil {
 		return nil, fmt.Errorf("rotate key %s: %w", k.ID, err)

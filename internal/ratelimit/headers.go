@@ -77,6 +77,7 @@ var authFailureCodes = map[keyhub.Code]bool{
 	keyhub.CodeUnknownAPIKey:  true,
 	keyhub.CodeKeyRevoked:     true,
 	keyhub.CodeKeyExpired:     true,
+	keyhub.CodeKeyDisabled:    true,
 	keyhub.CodeInvalidTicket:  true,
 }
 

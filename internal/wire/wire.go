@@ -58,7 +58,7 @@ func WSLimitsFrom(l keyhub.TierLimits) api.WSLimits {
 
 // KeyFrom describes a key as of now; scopes names its scope bits.
 func KeyFrom(k keyhub.Key, now time.Time, scopes *keyhub.ScopeCatalog) api.Key {
-	return api.Key{
+	out := api.Key{
 		ID:         k.ID,
 		UserID:     k.UserID,
 		Name:       k.Name,
@@ -72,7 +72,17 @@ func KeyFrom(k keyhub.Key, now time.Time, scopes *keyhub.ScopeCatalog) api.Key {
 		ReplacedBy: k.ReplacedBy,
 
 		AutoRotateBefore: secondsOrNil(k.AutoRotateBefore),
+		Metadata:         k.Metadata,
+		DisabledAt:       timestampOrNil(k.DisabledAt),
 	}
+	if len(out.Metadata) == 0 {
+		out.Metadata = json.RawMessage("{}")
+	}
+	out.AllowedCIDRs = make([]string, 0, len(k.AllowedCIDRs))
+	for _, n := range k.AllowedCIDRs {
+		out.AllowedCIDRs = append(out.AllowedCIDRs, n.String())
+	}
+	return out
 }
 
 // secondsOrNil is a duration in whole seconds, nil for zero (not set).

@@ -445,7 +445,7 @@ func closeCodeOf(err error) websocket.StatusCode {
 		switch kerr.Code {
 		case keyhub.CodeNotReady:
 			return websocket.StatusGoingAway
-		case keyhub.CodeKeyRevoked:
+		case keyhub.CodeKeyRevoked, keyhub.CodeKeyDisabled:
 			return StatusKeyRevoked
 		case keyhub.CodeUnavailable, keyhub.CodeRateLimited, keyhub.CodeTooManyConnections:
 			return websocket.StatusTryAgainLater // not the client's fault, or not for long

@@ -127,8 +127,12 @@ type Hub struct {
 	// pendingByNetwork is pendingCount per clientip.Network.
 	pendingByNetwork map[netip.Prefix]int
 	endedKeys        map[uuid.UUID]time.Time // keys that stopped working lately
-	maxPending       int
-	pendingPerIP     int
+	// disabledKeys are keys disabled lately (or through a key they were
+	// obtained through), until an enable is heard: enabling restores a key,
+	// so this set, unlike endedKeys, forgets a key that works again.
+	disabledKeys map[uuid.UUID]time.Time
+	maxPending   int
+	pendingPerIP int
 	// pendingPerNetwork caps pendingByNetwork.
 	pendingPerNetwork int
 	shuttingDown      bool
@@ -209,6 +213,7 @@ func New(cfg Config) *Hub {
 		maxPending:        cfg.MaxPending,
 		pendingPerIP:      cfg.PendingPerIP,
 		endedKeys:         make(map[uuid.UUID]time.Time),
+		disabledKeys:      make(map[uuid.UUID]time.Time),
 	}
 }
 
@@ -355,6 +360,9 @@ func (h *Hub) register(c *conn) error {
 		if _, ended := h.endedKeys[c.principal.KeyID]; ended {
 			return errRevoked
 		}
+		if _, disabled := h.disabledKeys[c.principal.KeyID]; disabled {
+			return keyhub.ErrKeyDisabled
+		}
 	}
 	h.conns[c.id] = c
 	owned := h.byOwner[c.principal.OwnerID]
@@ -392,12 +400,14 @@ func (h *Hub) KeyChanged(change keyhub.KeyChange) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if change.Ended {
-		for id, at := range h.endedKeys {
-			if now.Sub(at) > endedKeyMemory {
-				delete(h.endedKeys, id)
-			}
-		}
+		forgetOld(h.endedKeys, now)
 		h.endedKeys[change.KeyID] = now
+	}
+	if change.Disabled {
+		forgetOld(h.disabledKeys, now)
+		h.disabledKeys[change.KeyID] = now
+	} else {
+		delete(h.disabledKeys, change.KeyID)
 	}
 	for c := range h.byOwner[change.OwnerID] {
 		if !c.principal.IsKey() || c.principal.KeyID != change.KeyID {
@@ -406,9 +416,20 @@ func (h *Hub) KeyChanged(change keyhub.KeyChange) {
 		switch {
 		case change.Ended:
 			c.kill(StatusKeyRevoked, "key revoked")
+		case change.Disabled:
+			c.kill(StatusKeyRevoked, "key disabled")
 		case change.ExpiresAt != nil:
 			c.keyExpiry.Store(change.ExpiresAt)
 			c.update()
+		}
+	}
+}
+
+// forgetOld drops the keys remembered longer than endedKeyMemory.
+func forgetOld(keys map[uuid.UUID]time.Time, now time.Time) {
+	for id, at := range keys {
+		if now.Sub(at) > endedKeyMemory {
+			delete(keys, id)
 		}
 	}
 }

@@ -1,0 +1,91 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyhub/keyhub/api"
+	"github.com/keyhub/keyhub/internal/apitest"
+)
+
+// Disabling a key on one process pauses it and every key obtained through
+// it on every process: requests are refused with KEY_DISABLED, sockets
+// close with 4001, upgrades are refused, though the disabling process
+// never saw the grandchild; enabling it on the other process restores them
+// all, with nothing replaced. A key it did not make keeps working.
+func TestDisableAndEnableOnEveryProcess(t *testing.T) {
+	t.Parallel()
+	a, b, jwt := cluster(t, nil)
+	var me api.Me
+	a.Get(t, "/v1/me", jwt).Want(t, http.StatusOK, "").JSON(t, &me)
+	if _, err := a.Pool.Exec(context.Background(), "UPDATE owners SET tier = 'team' WHERE id = $1", me.OwnerID); err != nil {
+		t.Fatal(err)
+	}
+	parent := createKey(t, a, jwt, map[string]any{"name": "parent"})
+	unrelated := createKey(t, a, jwt, map[string]any{"name": "unrelated"})
+	child := createKey(t, b, parent.Secret, map[string]any{"name": "child"})
+	grandchild := createKey(t, b, child.Secret, map[string]any{"name": "grandchild"})
+	family := []string{parent.Secret, child.Secret, grandchild.Secret}
+	for _, env := range []*apitest.Env{a, b} {
+		for _, secret := range family {
+			env.Get(t, "/v1/me", secret).Want(t, http.StatusOK, "") // cached on both
+		}
+	}
+	sockets := []*socket{connect(t, b, grandchild.Secret), connect(t, a, child.Secret), connect(t, b, parent.Secret)}
+	bystander := connect(t, b, unrelated.Secret)
+
+	a.Post(t, "/v1/keys/"+parent.ID.String()+"/disable", jwt, nil).Want(t, http.StatusOK, "")
+	for _, s := range sockets {
+		s.expectClose(t, 4001, 5*time.Second)
+	}
+	for _, env := range []*apitest.Env{a, b} {
+		for _, secret := range family {
+			eventually(t, 5*time.Second, refusedWith(t, env, secret, "KEY_DISABLED"))
+		}
+		env.Get(t, "/v1/me", unrelated.Secret).Want(t, http.StatusOK, "")
+		if s, status, body := connectURL(t, env.URL, grandchild.Secret); s != nil || status != http.StatusUnauthorized || !strings.Contains(body, "KEY_DISABLED") {
+			t.Fatalf("upgrade with a disabled key's grandchild: %d %s", status, body)
+		}
+	}
+	bystander.expectOpen(t)
+
+	b.Post(t, "/v1/keys/"+parent.ID.String()+"/enable", jwt, nil).Want(t, http.StatusOK, "")
+	for _, env := range []*apitest.Env{a, b} {
+		for _, secret := range family {
+			eventually(t, 5*time.Second, func() string {
+				if r := env.Get(t, "/v1/me", secret); r.Status != http.StatusOK {
+					return "not restored: " + string(r.Body)
+				}
+				return ""
+			})
+		}
+	}
+	connect(t, a, grandchild.Secret).expectOpen(t)
+	var keys api.KeyList
+	a.Get(t, "/v1/keys?status=all", jwt).Want(t, http.StatusOK, "").JSON(t, &keys)
+	for _, k := range keys.Data {
+		if k.Status != "active" || k.ReplacedBy != nil || k.DisabledAt != nil {
+			t.Errorf("key %q after disable and enable: %+v", k.Name, k)
+		}
+	}
+}
+
+// A key's allowed networks change on one process; the other, which cached
+// the key, refuses it from outside them at once it hears the change.
+func TestAllowedCIDRsOnEveryProcess(t *testing.T) {
+	t.Parallel()
+	a, b, jwt := cluster(t, nil)
+	key := createKey(t, a, jwt, nil)
+	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "") // cached on B
+	a.Do(t, apitest.Request{Method: http.MethodPatch, Path: "/v1/keys/" + key.ID.String(), Cred: jwt,
+		Body: map[string]any{"allowed_cidrs": []string{"192.0.2.0/24"}}}).Want(t, http.StatusOK, "")
+	eventually(t, 5*time.Second, func() string {
+		if r := b.Get(t, "/v1/me", key.Secret); r.Status != http.StatusForbidden || r.ErrorCode() != "IP_NOT_ALLOWED" {
+			return "B still admits it from 127.0.0.1: " + string(r.Body)
+		}
+		return ""
+	})
+}
