@@ -112,6 +112,7 @@ export class Client {
 
   get(path) { return this.request('GET', path); }
   post(path, body) { return this.request('POST', path, body ?? {}); }
+  patch(path, body) { return this.request('PATCH', path, body); }
   del(path) { return this.request('DELETE', path); }
 
   /** The WebSocket URL of path with a one-use ticket (never a credential). */

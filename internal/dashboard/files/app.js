@@ -371,18 +371,39 @@ function copyButton(label, value, what) {
   return button;
 }
 
-function keyActions(key, container) {
+function keyActions(key, container, withEdit = false) {
   if (key.status === 'active') {
-    const refresh = el('button', { type: 'button', class: 'refresh secondary', 'aria-label': `Refresh ${key.name}: a new secret` }, 'Refresh');
-    refresh.addEventListener('click', () => busy(refresh, () => refreshKey(key)));
+    if (withEdit) {
+      const edit = el('button', { type: 'button', class: 'edit secondary', 'aria-label': `Edit ${key.name}: its name and allowed networks` }, 'Edit');
+      edit.addEventListener('click', () => busy(edit, () => editKey(key)));
+      container.append(edit);
+    }
+    if (!key.disabled_at) {
+      const refresh = el('button', { type: 'button', class: 'refresh secondary', 'aria-label': `Refresh ${key.name}: a new secret` }, 'Refresh');
+      refresh.addEventListener('click', () => busy(refresh, () => refreshKey(key)));
+      container.append(refresh);
+    }
+    const pause = key.disabled_at
+      ? el('button', { type: 'button', class: 'enable secondary', 'aria-label': `Enable ${key.name}: it works again` }, 'Enable')
+      : el('button', { type: 'button', class: 'disable secondary', 'aria-label': `Disable ${key.name}: it stops working until enabled` }, 'Disable');
+    pause.addEventListener('click', () => busy(pause, () => setDisabled(key, !key.disabled_at)));
     const revoke = el('button', { type: 'button', class: 'revoke danger', 'aria-label': `Revoke ${key.name}: it stops working` }, 'Revoke');
     revoke.addEventListener('click', () => busy(revoke, () => revokeKey(key)));
-    container.append(refresh, revoke);
+    container.append(pause, revoke);
   }
   return container;
 }
 
+// statusClass is the badge of a key: a disabled key is still active, but
+// refused until it is enabled.
+function statusClass(key) {
+  return key.status === 'active' && key.disabled_at ? 'disabled' : key.status;
+}
+
 function statusText(key) {
+  if (key.status === 'active' && key.disabled_at) {
+    return 'disabled';
+  }
   if (key.status === 'active' && key.expires_at && key.replaced_by) {
     return 'active (grace)';
   }
@@ -392,12 +413,12 @@ function statusText(key) {
 function keyRow(key) {
   const expiring = expiresSoon(key);
   const expires = key.expires_at ? when(key.expires_at) : 'never';
-  return el('tr', { dataset: { keyId: key.id, prefix: key.prefix, status: key.status }, class: expiring ? 'expiring' : '' },
+  return el('tr', { dataset: { keyId: key.id, prefix: key.prefix, status: key.status, disabled: key.disabled_at ? 'yes' : 'no' }, class: expiring ? 'expiring' : '' },
     el('td', {}, el('a', { href: `#/keys/${key.id}` }, key.name)),
     el('td', { class: 'wide' }, el('code', {}, key.prefix),
       copyButton(`Copy the prefix of ${key.name}`, key.prefix, 'Prefix'),
       copyButton(`Copy the id of ${key.name}`, key.id, 'Key id')),
-    el('td', {}, el('span', { class: `status ${key.status}` }, statusText(key))),
+    el('td', {}, el('span', { class: `status ${statusClass(key)}` }, statusText(key))),
     el('td', { class: 'scopes wide' }, key.scopes.join(' ')),
     el('td', { class: 'wide' }, when(key.created_at)),
     el('td', { class: `wide${expiring ? ' soon' : ''}` }, expires),
@@ -603,6 +624,78 @@ async function revokeKey(key) {
   }
 }
 
+// setDisabled disables or enables a key. Disabling asks first: the key,
+// and every key made with it, stop working until it is enabled.
+async function setDisabled(key, disable) {
+  if (disable) {
+    const ok = await confirmAction({
+      title: `Disable ${key.name}?`,
+      text: `${key.name} (${key.prefix}), and every key made with it, are refused until you enable it again; its open connections close. Nothing is revoked or replaced.`,
+      confirm: 'Disable key',
+    });
+    if (!ok) {
+      return;
+    }
+  }
+  hideNotice();
+  try {
+    const changed = await state.api.post(`/v1/keys/${key.id}/${disable ? 'disable' : 'enable'}`);
+    rememberKey(changed);
+    state.keys.pinned.add(key.id);
+    showNotice(`${changed.name} is ${disable ? 'disabled: it is refused until you enable it' : 'enabled: it works again'}.`, { kind: 'info' });
+    afterChange(key.id);
+  } catch (err) {
+    report(err);
+  }
+}
+
+// editKey renames a key and sets the networks it may be used from, in a
+// dialog; nothing is sent when nothing changed.
+async function editKey(key) {
+  const dialog = $('edit-dialog');
+  $('edit-title-name').textContent = key.name;
+  $('edit-name').value = key.name;
+  $('edit-cidrs').value = (key.allowed_cidrs || []).join('\n');
+  $('edit-error').hidden = true;
+  dialog.returnValue = '';
+  dialog.showModal();
+  for (;;) {
+    await new Promise((resolve) => dialog.addEventListener('close', resolve, { once: true }));
+    if (dialog.returnValue !== 'ok') {
+      return;
+    }
+    const body = {};
+    const name = $('edit-name').value.trim();
+    if (name !== key.name) {
+      body.name = name;
+    }
+    const cidrs = $('edit-cidrs').value.split(/[\s,]+/).filter(Boolean);
+    if (cidrs.join(' ') !== (key.allowed_cidrs || []).join(' ')) {
+      body.allowed_cidrs = cidrs;
+    }
+    if (Object.keys(body).length === 0) {
+      return;
+    }
+    try {
+      const changed = await state.api.patch(`/v1/keys/${key.id}`, body);
+      rememberKey(changed);
+      state.keys.pinned.add(key.id);
+      afterChange(key.id);
+      return;
+    } catch (err) {
+      if (err.status !== 400) {
+        report(err);
+        return;
+      }
+      // A bad name or network: say so in the dialog, with what was typed.
+      $('edit-error').textContent = err.describe();
+      $('edit-error').hidden = false;
+      dialog.returnValue = '';
+      dialog.showModal();
+    }
+  }
+}
+
 // afterChange shows a changed key where the user is: the list keeps its
 // rows and scroll, focus goes to the key's row (or page), and the whole
 // list is read again behind (a revoke can end a predecessor's grace).
@@ -638,7 +731,7 @@ async function showKey(id) {
     document.title = `${key.name} · keyhub`;
     const mine = connections.data.filter((c) => c.key_prefix === key.prefix);
     fillDetails($('key-details'), [
-      ['Status', el('span', { class: `status ${key.status}` }, statusText(key))],
+      ['Status', el('span', { class: `status ${statusClass(key)}` }, statusText(key))],
       ['Prefix', el('span', {}, el('code', {}, key.prefix), copyButton('Copy the prefix', key.prefix, 'Prefix'))],
       ['Id', el('span', {}, el('code', {}, key.id), copyButton('Copy the id', key.id, 'Key id'))],
       ['Scopes', key.scopes.join(', ')],
@@ -647,10 +740,12 @@ async function showKey(id) {
       ['Last used', whenLong(key.last_used_at, 'never used')],
       ['Last seen from', mine.length ? mine.map((c) => c.remote_addr).join(', ') : 'no open connection'],
       ['Revoked', whenLong(key.revoked_at, 'no')],
+      ['Disabled', whenLong(key.disabled_at, 'no')],
+      ['Allowed networks', key.allowed_cidrs && key.allowed_cidrs.length ? key.allowed_cidrs.join(', ') : 'any'],
       ['Replaced by', key.replaced_by ? el('a', { href: `#/keys/${key.replaced_by}` }, keyLabel(key.replaced_by)) : '—'],
     ]);
     $('key-actions').replaceChildren();
-    keyActions(key, $('key-actions'));
+    keyActions(key, $('key-actions'), true);
     const body = $('key-connections-table').tBodies[0];
     body.replaceChildren(...mine.map((c) => el('tr', { dataset: { connectionId: c.id } },
       el('td', {}, c.machine_id || '—'),
