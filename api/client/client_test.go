@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,7 +53,7 @@ func TestClientCoversEveryOperation(t *testing.T) {
 	t.Parallel()
 	doc := loadSpec(t)
 	const verifyToken = "verify-token-0123456789abcdefghijklmnop"
-	env := apitest.NewDev(t, map[string]string{"VERIFY_TOKENS": verifyToken})
+	env := apitest.NewDev(t, map[string]string{"VERIFY_TOKENS": verifyToken, "WEBHOOKS_ALLOW_INSECURE": "1"})
 	rec := newSpecRecorder(t, doc, env.Server.Client().Transport)
 	ctx := context.Background()
 	anon := newClient(t, env, rec)
@@ -160,6 +161,25 @@ func TestClientCoversEveryOperation(t *testing.T) {
 	}
 	_, err = user.KeyUsage(ctx, created.ID, time.Now(), time.Now().Add(-time.Hour))
 	wantAPIError(t, err, http.StatusBadRequest, "VALIDATION_FAILED")
+
+	// Webhooks: a dashboard session's, never a key's.
+	receiver := apitest.NewWebhookReceiver(t, "")
+	hook, err := user.CreateWebhook(ctx, api.CreateWebhookRequest{URL: receiver.Server.URL + "/hook", EventTypes: []string{"revoked"}})
+	if err != nil || !strings.HasPrefix(hook.Secret, "whsec_") {
+		t.Fatalf("create webhook: %+v %v", hook, err)
+	}
+	_, err = keyClient.CreateWebhook(ctx, api.CreateWebhookRequest{URL: receiver.Server.URL, EventTypes: []string{"created"}})
+	wantAPIError(t, err, http.StatusForbidden, "USER_SESSION_REQUIRED")
+	if hooks, err := user.ListWebhooks(ctx); err != nil || len(hooks.Data) != 1 || hooks.Data[0].ID != hook.ID {
+		t.Fatalf("list webhooks: %+v %v", hooks, err)
+	}
+	if page, err := user.ListWebhookDeliveries(ctx, hook.ID, 10, ""); err != nil || len(page.Data) != 0 {
+		t.Fatalf("deliveries: %+v %v", page, err)
+	}
+	if err := user.DeleteWebhook(ctx, hook.ID); err != nil {
+		t.Fatalf("delete webhook: %v", err)
+	}
+	wantAPIError(t, user.DeleteWebhook(ctx, hook.ID), http.StatusNotFound, "NOT_FOUND")
 
 	// The WebSocket's REST companions and the upgrade (the Connector's),
 	// while the first key still works (its grace ends with its successor).

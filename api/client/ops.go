@@ -188,6 +188,32 @@ func (c *Client) ListEvents(ctx context.Context, p EventParams) (api.EventList, 
 	return call[api.EventList](ctx, c, request{method: http.MethodGet, path: "/v1/events", query: p.query(), want: http.StatusOK})
 }
 
+// CreateWebhook is POST /v1/webhooks (createWebhook): an endpoint for the
+// owner's audit events; the answer's Secret is shown this once. Needs a
+// dashboard session (WithToken).
+func (c *Client) CreateWebhook(ctx context.Context, req api.CreateWebhookRequest) (api.CreatedWebhook, error) {
+	return call[api.CreatedWebhook](ctx, c, request{method: http.MethodPost, path: "/v1/webhooks", body: req, want: http.StatusCreated})
+}
+
+// ListWebhooks is GET /v1/webhooks (listWebhooks): the owner's webhooks.
+func (c *Client) ListWebhooks(ctx context.Context) (api.WebhookList, error) {
+	return call[api.WebhookList](ctx, c, request{method: http.MethodGet, path: "/v1/webhooks", want: http.StatusOK})
+}
+
+// DeleteWebhook is DELETE /v1/webhooks/{id} (deleteWebhook).
+func (c *Client) DeleteWebhook(ctx context.Context, id uuid.UUID) error {
+	return c.do(ctx, request{method: http.MethodDelete, path: "/v1/webhooks/" + id.String(), want: http.StatusNoContent}, nil)
+}
+
+// ListWebhookDeliveries is GET /v1/webhooks/{id}/deliveries
+// (listWebhookDeliveries): a page of the webhook's deliveries, newest
+// first, with their attempts.
+func (c *Client) ListWebhookDeliveries(ctx context.Context, id uuid.UUID, limit int, cursor string) (api.WebhookDeliveryList, error) {
+	q := url.Values{}
+	setPage(q, limit, cursor)
+	return call[api.WebhookDeliveryList](ctx, c, request{method: http.MethodGet, path: "/v1/webhooks/" + id.String() + "/deliveries", query: q, want: http.StatusOK})
+}
+
 // IssueWSTicket is POST /v1/ws/tickets (issueWSTicket): a single-use
 // ticket to open a WebSocket without credential headers.
 func (c *Client) IssueWSTicket(ctx context.Context) (api.WSTicket, error) {

@@ -39,6 +39,7 @@ import (
 	"github.com/keyhub/keyhub/internal/ratelimit"
 	"github.com/keyhub/keyhub/internal/secretscan"
 	"github.com/keyhub/keyhub/internal/usage"
+	"github.com/keyhub/keyhub/internal/webhooks"
 	"github.com/keyhub/keyhub/internal/ws"
 )
 
@@ -57,6 +58,8 @@ type App struct {
 	// Identity signs the Keyhub-Identity tokens the gateway sends
 	// upstream; its JWKS is served at /.well-known/jwks.json.
 	Identity *identity.Signer
+	// Webhooks drains the webhook outbox (any process may claim a row).
+	Webhooks *webhooks.Dispatcher
 
 	touchers []*auth.Toucher
 	// usage counts the requests of each key; flushed like the touchers.
@@ -225,6 +228,22 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		return nil, fmt.Errorf("GATEWAY_ROUTES: %w", err)
 	}
 
+	// Webhooks: the outbox fills in the events' transactions (a trigger);
+	// every process drains it, woken by the events it hears.
+	webhookPolicy := webhooks.Policy{AllowInsecure: cfg.Webhooks.AllowInsecure, Allowed: cfg.Webhooks.AllowedNetworks}
+	dispatcher := webhooks.NewDispatcher(webhooks.DispatcherConfig{
+		Store:        store,
+		Client:       webhooks.NewClient(webhookPolicy, cfg.Webhooks.Timeout, nil),
+		Log:          log,
+		Timeout:      cfg.Webhooks.Timeout,
+		PollInterval: cfg.Webhooks.PollInterval,
+		RetryMin:     cfg.Webhooks.RetryMin,
+		RetryMax:     cfg.Webhooks.RetryMax,
+		RetryWindow:  cfg.Webhooks.RetryWindow,
+		Concurrency:  cfg.Webhooks.Concurrency,
+	})
+	bus.Subscribe(dispatcher)
+
 	draining := new(atomic.Bool)
 	ready := func(ctx context.Context) error {
 		if draining.Load() {
@@ -264,9 +283,10 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 		// Upstreams verify Keyhub-Identity against it.
 		IdentityJWKS: signer.JWKSHandler(),
 		Gateway:      gw,
+		Webhooks:     webhooks.NewService(store, webhookPolicy, nil),
 		Operators:    operator.New(operator.Config{JWTSecret: cfg.JWTSecret, Tokens: cfg.VerifyTokens}),
 	})
-	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, Identity: signer, touchers: []*auth.Toucher{keyUsage, userSeen}, usage: keyRequests, cfg: cfg, log: log, draining: draining, Metrics: m, redis: redisClient}, nil
+	return &App{Handler: handler, Store: store, Keys: keys, WebSocket: hub, Feed: feed, Identity: signer, Webhooks: dispatcher, touchers: []*auth.Toucher{keyUsage, userSeen}, usage: keyRequests, cfg: cfg, log: log, draining: draining, Metrics: m, redis: redisClient}, nil
 }
 
 // gateAdmitter admits the gateway's requests through the one admission
@@ -364,6 +384,11 @@ func (a *App) Start(ctx context.Context) {
 	go func() {
 		defer a.wg.Done()
 		a.usage.Run(ctx)
+	}()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.Webhooks.Run(ctx)
 	}()
 	for _, t := range a.touchers {
 		a.wg.Add(1)

@@ -124,6 +124,26 @@ type Config struct {
 	// SecretScanningKeysURL serves the keys GitHub signs leak reports
 	// with (GITHUB_SECRET_SCANNING_KEYS_URL).
 	SecretScanningKeysURL string
+	// Webhooks is how owners' webhooks are called (WEBHOOKS_*).
+	Webhooks WebhookConfig
+}
+
+// WebhookConfig is how webhook deliveries are made.
+type WebhookConfig struct {
+	// AllowInsecure allows http:// to loopback receivers (tests only;
+	// refused in production).
+	AllowInsecure bool
+	// AllowedNetworks are networks called although they are not public.
+	AllowedNetworks []netip.Prefix
+	// Timeout bounds one delivery attempt.
+	Timeout time.Duration
+	// RetryMin, doubled per failure up to RetryMax, is the wait between
+	// attempts; RetryWindow is how long a delivery is retried.
+	RetryMin, RetryMax, RetryWindow time.Duration
+	// PollInterval is how often each process looks for due retries.
+	PollInterval time.Duration
+	// Concurrency is how many attempts one process runs at once.
+	Concurrency int
 }
 
 // Load reads the configuration through getenv.
@@ -194,6 +214,16 @@ func Load(getenv func(string) string) (Config, error) {
 		GatewayTimeout: p.duration("GATEWAY_TIMEOUT", 0), // default: from REQUEST_TIMEOUT, below
 
 		SecretScanningKeysURL: p.str("GITHUB_SECRET_SCANNING_KEYS_URL", secretscan.DefaultKeysURL),
+		Webhooks: WebhookConfig{
+			AllowInsecure:   p.boolean("WEBHOOKS_ALLOW_INSECURE", false),
+			AllowedNetworks: p.prefixes("WEBHOOKS_ALLOWED_NETWORKS"),
+			Timeout:         p.duration("WEBHOOKS_TIMEOUT", 10*time.Second),
+			RetryMin:        p.duration("WEBHOOKS_RETRY_MIN", 10*time.Second),
+			RetryMax:        p.duration("WEBHOOKS_RETRY_MAX", time.Hour),
+			RetryWindow:     p.duration("WEBHOOKS_RETRY_WINDOW", 24*time.Hour),
+			PollInterval:    p.duration("WEBHOOKS_POLL_INTERVAL", 5*time.Second),
+			Concurrency:     p.positiveInt("WEBHOOKS_CONCURRENCY", 8),
+		},
 	}
 	if p.err != nil {
 		return Config{}, p.err
@@ -304,6 +334,15 @@ func Load(getenv func(string) string) (Config, error) {
 				return Config{}, fmt.Errorf("GATEWAY_ROUTES: route %s names the unknown scope %q (known: %s; add product scopes to PRODUCT_SCOPES)", rt.Prefix, name, strings.Join(c.Scopes.Known(), ", "))
 			}
 		}
+	}
+	if c.Webhooks.AllowInsecure && c.Env == "production" {
+		return Config{}, fmt.Errorf("WEBHOOKS_ALLOW_INSECURE=1 is refused when KEYHUB_ENV=production: it lets webhooks call this machine over plain http")
+	}
+	if w := c.Webhooks; w.RetryMin > w.RetryMax || w.RetryMax > w.RetryWindow {
+		return Config{}, fmt.Errorf("webhook retries need WEBHOOKS_RETRY_MIN (%s) ≤ WEBHOOKS_RETRY_MAX (%s) ≤ WEBHOOKS_RETRY_WINDOW (%s)", w.RetryMin, w.RetryMax, w.RetryWindow)
+	}
+	if c.Webhooks.Timeout > time.Minute {
+		return Config{}, fmt.Errorf("WEBHOOKS_TIMEOUT must be at most 1m, got %s", c.Webhooks.Timeout)
 	}
 	if c.LastUsedFlushInterval < time.Second {
 		return Config{}, fmt.Errorf("LAST_USED_FLUSH_INTERVAL must be at least 1s")

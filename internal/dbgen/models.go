@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/sqlc-dev/pqtype"
 )
 
@@ -74,6 +75,40 @@ type User struct {
 	DefaultOwnerID uuid.UUID
 	CreatedAt      time.Time
 	LastSeenAt     time.Time
+}
+
+type Webhook struct {
+	ID         uuid.UUID
+	OwnerID    uuid.UUID
+	CreatedBy  uuid.UUID
+	Url        string
+	EventTypes []string
+	Secret     string
+	CreatedAt  time.Time
+}
+
+type WebhookAttempt struct {
+	ID         int64
+	DeliveryID uuid.UUID
+	ClaimID    uuid.UUID
+	StartedAt  time.Time
+	FinishedAt *time.Time
+	StatusCode pgtype.Int4
+	Error      *string
+	Succeeded  bool
+}
+
+type WebhookDelivery struct {
+	ID            uuid.UUID
+	WebhookID     uuid.UUID
+	OwnerID       uuid.UUID
+	EventID       int64
+	Status        string
+	Attempts      int32
+	NextAttemptAt time.Time
+	ClaimID       uuid.NullUUID
+	CreatedAt     time.Time
+	FinishedAt    *time.Time
 }
 
 type WsConnection struct {

@@ -128,6 +128,19 @@ func routes(d Deps) http.Handler {
 			r.With(userOnly, scope(keyhub.ScopeKeysRead)).Get("/owner/policy", s.handlePolicyGet)
 			r.With(userOnly, scope(keyhub.ScopeKeysWrite)).Patch("/owner/policy", s.handlePolicyUpdate)
 
+			// Webhooks are account management: a dashboard session only,
+			// never a key (whoever holds a leaked key must not be able to
+			// point the owner's audit trail at an endpoint of their own).
+			if d.Webhooks != nil {
+				r.Route("/webhooks", func(r chi.Router) {
+					r.Use(userOnly)
+					r.With(scope(keyhub.ScopeEventsRead)).Get("/", s.handleWebhookList)
+					r.With(scope(keyhub.ScopeKeysWrite)).Post("/", s.handleWebhookCreate)
+					r.With(scope(keyhub.ScopeKeysWrite)).Delete("/{id}", s.handleWebhookDelete)
+					r.With(scope(keyhub.ScopeEventsRead)).Get("/{id}/deliveries", s.handleWebhookDeliveries)
+				})
+			}
+
 			if d.WebSocket != nil {
 				r.With(scope(keyhub.ScopeWSConnect)).Post("/ws/tickets", s.handleTicketCreate(http.StatusCreated))
 				r.With(scope(keyhub.ScopeWSConnect)).Get("/ws/connections", s.handleConnectionList)

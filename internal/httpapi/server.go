@@ -74,6 +74,9 @@ type Deps struct {
 	// RateLimits tells /v1/me the request rate this server enforces; nil
 	// when rate limiting is off (the Gate spends the buckets).
 	RateLimits *ratelimit.Limits
+	// Webhooks manages owners' webhooks (dashboard sessions only); nil
+	// leaves /v1/webhooks unrouted.
+	Webhooks keyhub.WebhookService
 	// Gateway proxies GATEWAY_ROUTES to the products behind keyhub; nil
 	// (or no routes) mounts none.
 	Gateway *gateway.Gateway

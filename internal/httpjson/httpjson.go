@@ -61,6 +61,8 @@ var statusOfCode = map[keyhub.Code]int{
 	keyhub.CodeKeyNotActive:         http.StatusConflict,
 	keyhub.CodeKeyAlreadyRefreshed:  http.StatusConflict,
 	keyhub.CodeNoOpenConnections:    http.StatusConflict,
+	keyhub.CodeWebhookLimitReached:  http.StatusConflict,
+	keyhub.CodeWebhookURLNotAllowed: http.StatusBadRequest,
 	keyhub.CodeUpgradeRequired:      http.StatusUpgradeRequired,
 	keyhub.CodeTooManyConnections:   http.StatusTooManyRequests,
 	keyhub.CodeRateLimited:          http.StatusTooManyRequests,

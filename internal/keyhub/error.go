@@ -61,6 +61,12 @@ const (
 	// secret to the key's connections when none is open: the secret
 	// would reach nobody.
 	CodeNoOpenConnections Code = "NO_OPEN_CONNECTIONS"
+	// CodeWebhookLimitReached refuses a webhook past MaxWebhooksPerOwner.
+	CodeWebhookLimitReached Code = "WEBHOOK_LIMIT_REACHED"
+	// CodeWebhookURLNotAllowed refuses a webhook endpoint whose host
+	// resolves to an address keyhub will not call (loopback, private,
+	// link-local, metadata...): see WEBHOOKS_ALLOWED_NETWORKS.
+	CodeWebhookURLNotAllowed Code = "WEBHOOK_URL_NOT_ALLOWED"
 
 	CodeTooManyConnections Code = "TOO_MANY_CONNECTIONS"
 	CodeRateLimited        Code = "RATE_LIMITED"
