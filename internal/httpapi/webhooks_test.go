@@ -124,6 +124,16 @@ func TestWebhookDeliversSignedEvents(t *testing.T) {
 	if got := strings.Join(byPath["/revokes"], ","); got != "revoked" {
 		t.Fatalf("/revokes got %s", got)
 	}
+	// The receiver has the messages a moment before each attempt's result
+	// is stored: wait for it, then check every delivery.
+	waitFor(t, func() string {
+		for _, d := range deliveries(t, env, jwt, all.ID) {
+			if d.Status != "delivered" {
+				return fmt.Sprintf("delivery %s is %s", d.ID, d.Status)
+			}
+		}
+		return ""
+	})
 	for _, d := range deliveries(t, env, jwt, all.ID) {
 		if !ids[d.ID.String()] || d.Status != "delivered" || d.NextAttemptAt != nil || d.FinishedAt == nil ||
 			len(d.Attempts) != 1 || !d.Attempts[0].Succeeded || d.Attempts[0].StatusCode == nil || *d.Attempts[0].StatusCode != http.StatusNoContent {
