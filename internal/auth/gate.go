@@ -234,6 +234,7 @@ func (g *Gate) judge(ctx context.Context, need Need, client *netip.Addr, resolve
 	}
 	if err == nil && client != nil && !keyhub.NetAllowed(p.AllowedNets, *client) {
 		err = keyhub.ErrIPNotAllowed
+		g.countUse(p, adm.At, keyhub.UsageRefused) // the owner sees attempts from outside
 	}
 	g.auth.RecordOutcome(ctx, method, err)
 	if err != nil {

@@ -49,6 +49,25 @@ func TestKeyUsageSeries(t *testing.T) {
 	env.Get(t, "/v1/keys/"+key.ID.String()+"/usage", key.Secret).Want(t, http.StatusOK, "")
 }
 
+// A request from outside a key's allowed networks counts as refused in its
+// usage: the owner sees attempts from elsewhere.
+func TestKeyUsageCountsRequestsFromOutsideAllowedNetworks(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, map[string]string{"LAST_USED_FLUSH_INTERVAL": "1h"})
+	jwt := env.Token(t, "usage-cidr@example.com")
+	var key api.CreatedKey
+	env.Post(t, "/v1/keys", jwt, map[string]any{"name": "pinned", "allowed_cidrs": []string{"10.0.0.0/8"}}).Want(t, http.StatusCreated, "").JSON(t, &key)
+	env.Get(t, "/v1/me", key.Secret).Want(t, http.StatusForbidden, "IP_NOT_ALLOWED")
+	if err := env.App.FlushUsage(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got api.KeyUsage
+	env.Get(t, "/v1/keys/"+key.ID.String()+"/usage", jwt).Want(t, http.StatusOK, "").JSON(t, &got)
+	if want := (api.UsageCounts{Refused: 1}); got.Totals != want {
+		t.Fatalf("totals %+v, want %+v", got.Totals, want)
+	}
+}
+
 func TestKeyUsageRefusesBadRanges(t *testing.T) {
 	t.Parallel()
 	env := apitest.New(t, nil)
