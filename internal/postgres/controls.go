@@ -28,14 +28,11 @@ func (s *Store) UpdateKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 	var keyChanges []keyhub.KeyChange
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		events, keyChanges = nil, nil
-		a, row, err := s.lockTarget(ctx, tx, p, keyID)
+		a, row, target, err := s.lockChangeable(ctx, tx, p, keyID)
 		if err != nil {
 			return err
 		}
-		key = s.keyFromRow(row)
-		if err := a.mayChange(key); err != nil {
-			return err
-		}
+		key = target
 		params := dbgen.UpdateKeyControlsParams{ID: row.ID, OwnerID: row.OwnerID, Name: row.Name, Metadata: row.Metadata, AllowedCidrs: row.AllowedCidrs}
 		var changed []string
 		if in.Name != nil && *in.Name != row.Name {
@@ -96,14 +93,11 @@ func (s *Store) SetKeyDisabled(ctx context.Context, p *keyhub.Principal, keyID u
 	var keyChanges []keyhub.KeyChange
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		events, keyChanges = nil, nil
-		a, row, err := s.lockTarget(ctx, tx, p, keyID)
+		a, row, target, err := s.lockChangeable(ctx, tx, p, keyID)
 		if err != nil {
 			return err
 		}
-		key = s.keyFromRow(row)
-		if err := a.mayChange(key); err != nil {
-			return err
-		}
+		key = target
 		if status := key.Status(a.at); status != keyhub.KeyActive {
 			return keyhub.Errorf(keyhub.CodeKeyNotActive, "only an active key can be disabled or enabled; this one is %s", status)
 		}

@@ -146,6 +146,21 @@ func (s *Store) lockTarget(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, 
 	return a, target, err
 }
 
+// lockChangeable is lockTarget for a write that changes the key itself
+// (revoke, update, disable): it also refuses an actor that may not change
+// it, and returns the key as the domain sees it.
+func (s *Store) lockChangeable(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, keyID uuid.UUID) (actor, dbgen.ApiKey, keyhub.Key, error) {
+	a, row, err := s.lockTarget(ctx, tx, p, keyID)
+	if err != nil {
+		return actor{}, dbgen.ApiKey{}, keyhub.Key{}, err
+	}
+	key := s.keyFromRow(row)
+	if err := a.mayChange(key); err != nil {
+		return actor{}, dbgen.ApiKey{}, keyhub.Key{}, err
+	}
+	return a, row, key, nil
+}
+
 // RefreshKey rotates a key in one transaction: it creates the replacement
 // (same owner, user, scopes and lifetime, capped by an acting key's
 // expiry), links it from the old key and ends the old key, at once or
@@ -360,14 +375,11 @@ func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 	var keyChanges []keyhub.KeyChange
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		key, alreadyRevoked, events, keyChanges = keyhub.Key{}, false, nil, nil // a retried transaction starts afresh
-		a, row, err := s.lockTarget(ctx, tx, p, keyID)
+		a, _, target, err := s.lockChangeable(ctx, tx, p, keyID)
 		if err != nil {
 			return err
 		}
-		key = s.keyFromRow(row)
-		if err := a.mayChange(key); err != nil {
-			return err
-		}
+		key = target
 		if key.RevokedAt != nil {
 			alreadyRevoked = true
 			return nil
