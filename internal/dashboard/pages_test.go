@@ -242,8 +242,18 @@ func TestDashboardPhone(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#nav a[data-page=events]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#events-table tr[data-type=created]`)),
 	)
-	if h := eval[float64](t, ctx, `Math.max(...[...document.querySelectorAll('#events-table tbody tr')].map(r => r.getBoundingClientRect().height))`); h > 100 {
-		t.Errorf("an event row is %.0f px tall", h)
+	// Judged against the table's own line height, not pixels: the fonts a
+	// machine has decide how many pixels a line takes (a bound of 100 px
+	// passed with DejaVu and failed with another font at 119 px).
+	rows := eval[[]float64](t, ctx, `[...document.querySelectorAll('#events-table tbody tr')].map(r => r.getBoundingClientRect().height)`)
+	line := eval[float64](t, ctx, `(c => { const s = getComputedStyle(c); return parseFloat(s.lineHeight) || 1.2 * parseFloat(s.fontSize); })(document.querySelector('#events-table td'))`)
+	if len(rows) != 3 {
+		t.Fatalf("%d event rows, want 3", len(rows))
+	}
+	for i, h := range rows {
+		if h > 3.5*line {
+			t.Errorf("event row %d is %.0f px tall: %.1f lines of %.1f px (a long name or user agent must take at most two)", i, h, h/line, line)
+		}
 	}
 }
 

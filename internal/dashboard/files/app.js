@@ -876,7 +876,7 @@ function eventRow(event, live) {
   return el('tr', { dataset: { eventId: String(event.id), type: event.type, live: live ? 'true' : 'false' }, class: live ? 'live-row' : '' },
     el('td', {}, when(event.created_at), live ? el('span', { class: 'badge' }, 'live') : ''),
     el('td', {}, el('span', { class: `status ${event.type}` }, event.type)),
-    el('td', {}, state.keys.byId.has(event.key_id) ? el('a', { href: `#/keys/${event.key_id}` }, keyLabel(event.key_id)) : event.key_id),
+    el('td', { title: keyLabel(event.key_id) }, el('span', { class: 'clamp' }, state.keys.byId.has(event.key_id) ? el('a', { href: `#/keys/${event.key_id}` }, keyLabel(event.key_id)) : event.key_id)),
     el('td', { class: 'actor' }, actorOf(event)),
     el('td', { class: 'wide' }, event.ip_address || '—'),
     el('td', { class: 'ua wide', title: event.user_agent || '' }, event.user_agent || '—'));
