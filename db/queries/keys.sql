@@ -8,7 +8,7 @@ WHERE k.key_hash = $1;
 
 -- name: CountActiveKeysOfUser :one
 SELECT count(*) FROM api_keys
-WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now());
+WHERE user_id = $1 AND keyhub_key_active(revoked_at, expires_at, now());
 
 -- name: InsertKey :one
 -- created_at is the stamp of the writing transaction (LockOwnerWrites),
@@ -47,26 +47,30 @@ SELECT * FROM api_keys WHERE id = @id AND owner_id = @owner_id FOR UPDATE;
 -- period): at most one, by the unique index on replaced_by.
 SELECT * FROM api_keys
 WHERE replaced_by = @id::uuid AND owner_id = @owner_id
-  AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+  AND keyhub_key_active(revoked_at, expires_at, now())
 FOR UPDATE;
 
 -- name: GetActiveKeyOfUser :one
 -- The newest active key of a user, for the single-key (seed) API.
 SELECT * FROM api_keys
 WHERE owner_id = @owner_id AND user_id = @user_id
-  AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+  AND keyhub_key_active(revoked_at, expires_at, now())
 ORDER BY created_at DESC, id DESC
 LIMIT 1;
 
 -- name: ListKeys :many
-SELECT * FROM api_keys
-WHERE owner_id = @owner_id
-  AND CASE @status::text
-        WHEN 'active'  THEN revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-        WHEN 'revoked' THEN revoked_at IS NOT NULL
-        WHEN 'expired' THEN revoked_at IS NULL AND expires_at <= now()
-        ELSE true
-      END
+-- A page of an owner's keys with each one's status computed once, on the
+-- database's clock, for both the filter and the answer: a key expiring
+-- while the page is read cannot be listed as active and answered as
+-- expired. A listing never reads key_hash. A NULL status lists every key.
+SELECT id, owner_id, user_id, name, key_prefix, scopes, expires_at, last_used_at, created_at, revoked_at,
+       replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, status
+FROM (
+    SELECT k.*, keyhub_key_status(k.revoked_at, k.expires_at, now()) AS status
+    FROM api_keys k
+    WHERE k.owner_id = @owner_id
+) listed
+WHERE (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text)
   AND (sqlc.narg(after_created_at)::timestamptz IS NULL
        OR (created_at, id) < (sqlc.narg(after_created_at)::timestamptz, sqlc.narg(after_id)::uuid))
 ORDER BY created_at DESC, id DESC

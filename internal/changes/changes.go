@@ -198,7 +198,7 @@ func (r *recentIDs) add(id int64) bool {
 // ended) is k.Disabled: the writer sets it where it knows the key's
 // ancestry (a disable or enable, a patch).
 func KeyChangeOf(k keyhub.Key, keyHash string, now time.Time) keyhub.KeyChange {
-	ended := k.Status(now) != keyhub.KeyActive
+	ended := k.StatusAt(now) != keyhub.KeyActive
 	return keyhub.KeyChange{
 		KeyID:     k.ID,
 		OwnerID:   k.OwnerID,

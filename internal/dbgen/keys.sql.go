@@ -34,7 +34,7 @@ func (q *Queries) AddKeyParent(ctx context.Context, db DBTX, arg AddKeyParentPar
 
 const countActiveKeysOfUser = `-- name: CountActiveKeysOfUser :one
 SELECT count(*) FROM api_keys
-WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+WHERE user_id = $1 AND keyhub_key_active(revoked_at, expires_at, now())
 `
 
 func (q *Queries) CountActiveKeysOfUser(ctx context.Context, db DBTX, userID uuid.UUID) (int64, error) {
@@ -64,7 +64,7 @@ func (q *Queries) EarliestParentExpiry(ctx context.Context, db DBTX, keyID uuid.
 const getActiveKeyOfUser = `-- name: GetActiveKeyOfUser :one
 SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at FROM api_keys
 WHERE owner_id = $1 AND user_id = $2
-  AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+  AND keyhub_key_active(revoked_at, expires_at, now())
 ORDER BY created_at DESC, id DESC
 LIMIT 1
 `
@@ -217,7 +217,7 @@ func (q *Queries) GetKeyForUpdate(ctx context.Context, db DBTX, arg GetKeyForUpd
 const getPredecessorInGraceForUpdate = `-- name: GetPredecessorInGraceForUpdate :one
 SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at FROM api_keys
 WHERE replaced_by = $1::uuid AND owner_id = $2
-  AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+  AND keyhub_key_active(revoked_at, expires_at, now())
 FOR UPDATE
 `
 
@@ -338,14 +338,14 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 }
 
 const listKeys = `-- name: ListKeys :many
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at FROM api_keys
-WHERE owner_id = $1
-  AND CASE $2::text
-        WHEN 'active'  THEN revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-        WHEN 'revoked' THEN revoked_at IS NOT NULL
-        WHEN 'expired' THEN revoked_at IS NULL AND expires_at <= now()
-        ELSE true
-      END
+SELECT id, owner_id, user_id, name, key_prefix, scopes, expires_at, last_used_at, created_at, revoked_at,
+       replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, status
+FROM (
+    SELECT k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.key_hash, k.scopes, k.expires_at, k.last_used_at, k.created_at, k.revoked_at, k.replaced_by, k.lineage_id, k.auto_rotate_before_seconds, k.metadata, k.allowed_cidrs, k.disabled_at, keyhub_key_status(k.revoked_at, k.expires_at, now()) AS status
+    FROM api_keys k
+    WHERE k.owner_id = $1
+) listed
+WHERE ($2::text IS NULL OR status = $2::text)
   AND ($3::timestamptz IS NULL
        OR (created_at, id) < ($3::timestamptz, $4::uuid))
 ORDER BY created_at DESC, id DESC
@@ -354,13 +354,37 @@ LIMIT $5
 
 type ListKeysParams struct {
 	OwnerID        uuid.UUID
-	Status         string
+	Status         *string
 	AfterCreatedAt *time.Time
 	AfterID        uuid.NullUUID
 	MaxRows        int32
 }
 
-func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]ApiKey, error) {
+type ListKeysRow struct {
+	ID                      uuid.UUID
+	OwnerID                 uuid.UUID
+	UserID                  uuid.UUID
+	Name                    string
+	KeyPrefix               string
+	Scopes                  []string
+	ExpiresAt               *time.Time
+	LastUsedAt              *time.Time
+	CreatedAt               time.Time
+	RevokedAt               *time.Time
+	ReplacedBy              uuid.NullUUID
+	LineageID               uuid.UUID
+	AutoRotateBeforeSeconds *int64
+	Metadata                []byte
+	AllowedCidrs            []netip.Prefix
+	DisabledAt              *time.Time
+	Status                  string
+}
+
+// A page of an owner's keys with each one's status computed once, on the
+// database's clock, for both the filter and the answer: a key expiring
+// while the page is read cannot be listed as active and answered as
+// expired. A listing never reads key_hash. A NULL status lists every key.
+func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]ListKeysRow, error) {
 	rows, err := db.Query(ctx, listKeys,
 		arg.OwnerID,
 		arg.Status,
@@ -372,16 +396,15 @@ func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ApiKey
+	var items []ListKeysRow
 	for rows.Next() {
-		var i ApiKey
+		var i ListKeysRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.OwnerID,
 			&i.UserID,
 			&i.Name,
 			&i.KeyPrefix,
-			&i.KeyHash,
 			&i.Scopes,
 			&i.ExpiresAt,
 			&i.LastUsedAt,
@@ -393,6 +416,7 @@ func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]
 			&i.Metadata,
 			&i.AllowedCidrs,
 			&i.DisabledAt,
+			&i.Status,
 		); err != nil {
 			return nil, err
 		}

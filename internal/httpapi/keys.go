@@ -102,11 +102,11 @@ func autoRotateBefore(secs int64) (time.Duration, error) {
 
 func (s *server) handleKeyList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	status := q.Get("status")
-	switch {
-	case !q.Has("status"):
-		status = "all"
-	case status == "active", status == "revoked", status == "expired", status == "all":
+	var filter keyhub.KeyFilter
+	switch status := q.Get("status"); {
+	case status == "all" || !q.Has("status"):
+	case keyhub.KeyStatus(status).Valid():
+		filter.Status = keyhub.KeyStatus(status)
 	default:
 		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "status must be active, revoked, expired or all"))
 		return
@@ -116,7 +116,7 @@ func (s *server) handleKeyList(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	keys, next, err := s.deps.Keys.ListKeys(r.Context(), principal(r).OwnerID, status, page)
+	keys, next, err := s.deps.Keys.ListKeys(r.Context(), principal(r).OwnerID, filter, page)
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return

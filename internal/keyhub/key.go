@@ -18,6 +18,18 @@ const (
 	KeyExpired KeyStatus = "expired"
 )
 
+// Valid reports whether s is one of the statuses a key can have.
+func (s KeyStatus) Valid() bool {
+	return s == KeyActive || s == KeyRevoked || s == KeyExpired
+}
+
+// KeyFilter narrows a key listing.
+type KeyFilter struct {
+	// Status lists only the keys with this status, as of the database's
+	// clock when the page is read; empty lists every key.
+	Status KeyStatus
+}
+
 // Key is an API key as stored: its secret is never part of it.
 type Key struct {
 	ID         uuid.UUID
@@ -48,15 +60,22 @@ type Key struct {
 	// Disabled is set where the writer knows that the key is refused as
 	// disabled: it, or a key it was obtained through, is disabled.
 	Disabled bool
+	// Status is the key's status as the database computed it when it read
+	// the row (keyhub_key_status, on the database's clock, the same value
+	// its filter used): set by listings, empty on keys a write returns,
+	// which their caller judges with StatusAt at its own instant.
+	Status KeyStatus
 }
 
-// Status reports the key's status at now. A revoked key stays revoked even
+// StatusAt reports the key's status at the instant at: the rule of the
+// SQL function keyhub_key_status, for decisions taken in Go at a known
+// instant (a write transaction's stamp). A revoked key stays revoked even
 // when its expiry has passed since.
-func (k *Key) Status(now time.Time) KeyStatus {
+func (k *Key) StatusAt(at time.Time) KeyStatus {
 	switch {
 	case k.RevokedAt != nil:
 		return KeyRevoked
-	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+	case k.ExpiresAt != nil && !at.Before(*k.ExpiresAt):
 		return KeyExpired
 	default:
 		return KeyActive

@@ -62,8 +62,24 @@ func TestKeyStatus(t *testing.T) {
 		{"revoked, expiry to come", &before, &after, keyhub.KeyRevoked},
 	} {
 		k := keyhub.Key{RevokedAt: tc.revoked, ExpiresAt: tc.expires}
-		if got := k.Status(now); got != tc.want {
+		if got := k.StatusAt(now); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The statuses a listing filters by are exactly the three a key has; "all"
+// (every status) is the HTTP layer's word, not a status.
+func TestKeyStatusValid(t *testing.T) {
+	t.Parallel()
+	for _, s := range []keyhub.KeyStatus{keyhub.KeyActive, keyhub.KeyRevoked, keyhub.KeyExpired} {
+		if !s.Valid() {
+			t.Errorf("%s is not valid", s)
+		}
+	}
+	for _, s := range []keyhub.KeyStatus{"", "all", "Active", "disabled", "active "} {
+		if s.Valid() {
+			t.Errorf("%q is valid", s)
 		}
 	}
 }

@@ -143,9 +143,9 @@ type KeyService interface {
 	// ActiveKeyOfUser is the user's newest active key: the single-key
 	// (seed) API's notion of "the" key.
 	ActiveKeyOfUser(ctx context.Context, p *Principal) (Key, error)
-	// ListKeys returns a page of the owner's keys with the given status
-	// ("" or "all" for every status), newest first, and the next cursor.
-	ListKeys(ctx context.Context, ownerID uuid.UUID, status string, page Page) ([]Key, string, error)
+	// ListKeys returns a page of the owner's keys that f lets through,
+	// newest first, each with its Status set, and the next cursor.
+	ListKeys(ctx context.Context, ownerID uuid.UUID, f KeyFilter, page Page) ([]Key, string, error)
 	// ListEvents returns a page of the owner's key events, newest first,
 	// and the next cursor.
 	ListEvents(ctx context.Context, ownerID uuid.UUID, f EventFilter, page Page) ([]Event, string, error)

@@ -102,9 +102,9 @@ func (s *Store) lockActor(ctx context.Context, tx pgx.Tx, p *keyhub.Principal, k
 	switch {
 	case key.UserID != p.UserID:
 		return actor{}, keyhub.ErrUnknownKey
-	case key.Status(at) == keyhub.KeyRevoked:
+	case key.StatusAt(at) == keyhub.KeyRevoked:
 		return actor{}, keyhub.ErrKeyRevoked
-	case key.Status(at) == keyhub.KeyExpired:
+	case key.StatusAt(at) == keyhub.KeyExpired:
 		return actor{}, keyhub.ErrKeyExpired
 	case !key.Scopes.Has(keyhub.ScopeKeysWrite):
 		return actor{}, keyhub.Errorf(keyhub.CodeInsufficientScope, "this API key lacks the keys:write scope")

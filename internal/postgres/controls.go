@@ -98,7 +98,7 @@ func (s *Store) SetKeyDisabled(ctx context.Context, p *keyhub.Principal, keyID u
 			return err
 		}
 		key = target
-		if status := key.Status(a.at); status != keyhub.KeyActive {
+		if status := key.StatusAt(a.at); status != keyhub.KeyActive {
 			return keyhub.Errorf(keyhub.CodeKeyNotActive, "only an active key can be disabled or enabled; this one is %s", status)
 		}
 		if (row.DisabledAt != nil) == disabled {

@@ -226,8 +226,8 @@ func (s *Store) rotate(ctx context.Context, tx pgx.Tx, a actor, oldRow dbgen.Api
 	switch {
 	case old.ReplacedBy != nil:
 		return r, keyhub.Errorf(keyhub.CodeKeyAlreadyRefreshed, "this key was already refreshed; refresh its replacement instead")
-	case old.Status(now) != keyhub.KeyActive:
-		return r, keyhub.Errorf(keyhub.CodeKeyNotActive, "only an active key can be refreshed; this one is %s", old.Status(now))
+	case old.StatusAt(now) != keyhub.KeyActive:
+		return r, keyhub.Errorf(keyhub.CodeKeyNotActive, "only an active key can be refreshed; this one is %s", old.StatusAt(now))
 	}
 	if err := a.mayChange(old); err != nil {
 		return r, err
@@ -531,13 +531,18 @@ func (s *Store) ActiveKeyOfUser(ctx context.Context, p *keyhub.Principal) (keyhu
 	return s.keyFromRow(row), nil
 }
 
-// ListKeys returns a page of the owner's keys, newest first.
-func (s *Store) ListKeys(ctx context.Context, ownerID uuid.UUID, status string, page keyhub.Page) ([]keyhub.Key, string, error) {
+// ListKeys returns a page of the owner's keys, newest first, each with the
+// status the database computed for it (the one its filter used).
+func (s *Store) ListKeys(ctx context.Context, ownerID uuid.UUID, f keyhub.KeyFilter, page keyhub.Page) ([]keyhub.Key, string, error) {
 	var after keyCursor
 	if err := decodeCursor(page.Cursor, &after); err != nil {
 		return nil, "", err
 	}
-	params := dbgen.ListKeysParams{OwnerID: ownerID, Status: status, MaxRows: int32(page.Size() + 1)}
+	params := dbgen.ListKeysParams{OwnerID: ownerID, MaxRows: int32(page.Size() + 1)}
+	if f.Status != "" {
+		status := string(f.Status)
+		params.Status = &status
+	}
 	if page.Cursor != "" {
 		params.AfterCreatedAt = &after.CreatedAt
 		params.AfterID = uuid.NullUUID{UUID: after.ID, Valid: true}
@@ -548,7 +553,7 @@ func (s *Store) ListKeys(ctx context.Context, ownerID uuid.UUID, status string, 
 	}
 	keys := make([]keyhub.Key, 0, len(rows))
 	for _, r := range rows {
-		keys = append(keys, s.keyFromRow(r))
+		keys = append(keys, s.keyFromListed(r))
 	}
 	var next string
 	if len(keys) > page.Size() {
@@ -605,6 +610,17 @@ func (s *Store) TouchKeys(ctx context.Context, ids []uuid.UUID, usedAt []time.Ti
 // keyFromRow converts a key row; stored scope names the catalog does not
 // know (a product scope removed from PRODUCT_SCOPES) are left out.
 func (s *Store) keyFromRow(r dbgen.ApiKey) keyhub.Key {
+	return s.keyFromListed(dbgen.ListKeysRow{
+		ID: r.ID, OwnerID: r.OwnerID, UserID: r.UserID, Name: r.Name, KeyPrefix: r.KeyPrefix, Scopes: r.Scopes,
+		ExpiresAt: r.ExpiresAt, LastUsedAt: r.LastUsedAt, CreatedAt: r.CreatedAt, RevokedAt: r.RevokedAt,
+		ReplacedBy: r.ReplacedBy, LineageID: r.LineageID, AutoRotateBeforeSeconds: r.AutoRotateBeforeSeconds,
+		Metadata: r.Metadata, AllowedCidrs: r.AllowedCidrs, DisabledAt: r.DisabledAt,
+	})
+}
+
+// keyFromListed converts a listed key row (no key_hash, the status as the
+// database computed it; empty from keyFromRow).
+func (s *Store) keyFromListed(r dbgen.ListKeysRow) keyhub.Key {
 	k := keyhub.Key{
 		ID:         r.ID,
 		OwnerID:    r.OwnerID,
@@ -623,6 +639,7 @@ func (s *Store) keyFromRow(r dbgen.ApiKey) keyhub.Key {
 		AllowedCIDRs: r.AllowedCidrs,
 		DisabledAt:   r.DisabledAt,
 		Disabled:     r.DisabledAt != nil,
+		Status:       keyhub.KeyStatus(r.Status),
 	}
 	if r.ReplacedBy.Valid {
 		id := r.ReplacedBy.UUID

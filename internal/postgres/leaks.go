@@ -54,7 +54,7 @@ func (s *Store) RecordLeak(ctx context.Context, leak keyhub.Leak) (keyhub.LeakOu
 		key := s.keyFromRow(row)
 		out = keyhub.LeakOutcome{Known: true, KeyID: key.ID}
 		action := "none" // revoked or expired already
-		if key.Status(at) == keyhub.KeyActive {
+		if key.StatusAt(at) == keyhub.KeyActive {
 			action = "notified"
 			if ownerPolicyOf(nil, policy.LeakPolicy).RevokesLeakedKeys() {
 				action = "revoked"

@@ -191,7 +191,7 @@ func (s *Store) rotateDue(ctx context.Context, tx pgx.Tx, stamp time.Time, k dbg
 		return nil, err
 	}
 	old := s.keyFromRow(row)
-	if old.ReplacedBy != nil || old.Status(stamp) != keyhub.KeyActive || old.AutoRotateBefore <= 0 {
+	if old.ReplacedBy != nil || old.StatusAt(stamp) != keyhub.KeyActive || old.AutoRotateBefore <= 0 {
 		return nil, nil
 	}
 	a := actor{scopes: s.scopes.All(), tiers: map[uuid.UUID]keyhub.Tier{k.UserID: keyhub.Tier(users[0].Tier)}, at: stamp}

@@ -56,15 +56,21 @@ func WSLimitsFrom(l keyhub.TierLimits) api.WSLimits {
 	}
 }
 
-// KeyFrom describes a key as of now; scopes names its scope bits.
+// KeyFrom describes a key; scopes names its scope bits. Its status is the
+// one the database read it with (a listing: the status its filter used);
+// a key a write returned, which has none, is judged as of now.
 func KeyFrom(k keyhub.Key, now time.Time, scopes *keyhub.ScopeCatalog) api.Key {
+	status := k.Status
+	if status == "" {
+		status = k.StatusAt(now)
+	}
 	out := api.Key{
 		ID:         k.ID,
 		UserID:     k.UserID,
 		Name:       k.Name,
 		Prefix:     k.Prefix,
 		Scopes:     scopes.Names(k.Scopes),
-		Status:     string(k.Status(now)),
+		Status:     string(status),
 		CreatedAt:  api.Timestamp(k.CreatedAt),
 		ExpiresAt:  timestampOrNil(k.ExpiresAt),
 		LastUsedAt: timestampOrNil(k.LastUsedAt),
