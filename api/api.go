@@ -178,10 +178,13 @@ type DevToken struct {
 }
 
 // VerifyKeyRequest is the body of POST /v1/keys/verify: the key a
-// customer presented to the product, and the scope the call needs.
+// customer presented to the product, the scope the call needs, and the
+// address the customer's request came from (needed for a key restricted to
+// networks: without it such a key is refused IP_NOT_ALLOWED).
 type VerifyKeyRequest struct {
-	Key   string  `json:"key"`
-	Scope *string `json:"scope,omitempty"`
+	Key      string  `json:"key"`
+	Scope    *string `json:"scope,omitempty"`
+	ClientIP *string `json:"client_ip,omitempty"`
 }
 
 // KeyVerification answers POST /v1/keys/verify. An invalid key is only
@@ -190,7 +193,8 @@ type VerifyKeyRequest struct {
 type KeyVerification struct {
 	Valid bool `json:"valid"`
 	// Code is VALID, or why not: INVALID_API_KEY, KEY_REVOKED,
-	// KEY_EXPIRED, INSUFFICIENT_SCOPE, RATE_LIMITED.
+	// KEY_EXPIRED, KEY_DISABLED, INSUFFICIENT_SCOPE, IP_NOT_ALLOWED,
+	// RATE_LIMITED.
 	Code      string     `json:"code"`
 	KeyID     uuid.UUID  `json:"key_id"`
 	OwnerID   uuid.UUID  `json:"owner_id"`

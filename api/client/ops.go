@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -60,9 +61,20 @@ func (c *Client) DevToken(ctx context.Context, email string) (api.DevToken, erro
 // key or a VERIFY_TOKENS secret). An invalid key is not an error: the
 // answer's Valid is false and Code says why.
 func (c *Client) Verify(ctx context.Context, key, scope string) (api.KeyVerification, error) {
+	return c.VerifyFrom(ctx, key, scope, netip.Addr{})
+}
+
+// VerifyFrom is Verify for a customer whose request came from client: a
+// key restricted to networks is valid only from inside them (and never
+// when client is the zero Addr, unknown).
+func (c *Client) VerifyFrom(ctx context.Context, key, scope string, client netip.Addr) (api.KeyVerification, error) {
 	req := api.VerifyKeyRequest{Key: key}
 	if scope != "" {
 		req.Scope = &scope
+	}
+	if client.IsValid() {
+		ip := client.String()
+		req.ClientIP = &ip
 	}
 	return call[api.KeyVerification](ctx, c, request{method: http.MethodPost, path: "/v1/keys/verify", body: req, want: http.StatusOK})
 }

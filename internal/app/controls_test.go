@@ -74,18 +74,39 @@ func TestDisableAndEnableOnEveryProcess(t *testing.T) {
 }
 
 // A key's allowed networks change on one process; the other, which cached
-// the key, refuses it from outside them at once it hears the change.
+// the key, refuses it from outside them at once it hears the change, and
+// every process closes the key's sockets open from outside them (4001);
+// a socket still inside its key's new networks stays open.
 func TestAllowedCIDRsOnEveryProcess(t *testing.T) {
 	t.Parallel()
 	a, b, jwt := cluster(t, nil)
-	key := createKey(t, a, jwt, nil)
+	var me api.Me
+	a.Get(t, "/v1/me", jwt).Want(t, http.StatusOK, "").JSON(t, &me)
+	if _, err := a.Pool.Exec(context.Background(), "UPDATE owners SET tier = 'team' WHERE id = $1", me.OwnerID); err != nil {
+		t.Fatal(err)
+	}
+	key := createKey(t, a, jwt, map[string]any{"name": "narrowed"})
+	steady := createKey(t, a, jwt, map[string]any{"name": "steady"})
 	b.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "") // cached on B
-	a.Do(t, apitest.Request{Method: http.MethodPatch, Path: "/v1/keys/" + key.ID.String(), Cred: jwt,
-		Body: map[string]any{"allowed_cidrs": []string{"192.0.2.0/24"}}}).Want(t, http.StatusOK, "")
+	outside := []*socket{connect(t, a, key.Secret), connect(t, b, key.Secret)}
+	inside := connect(t, b, steady.Secret)
+	patch := func(env *apitest.Env, id string, nets ...string) {
+		t.Helper()
+		env.Do(t, apitest.Request{Method: http.MethodPatch, Path: "/v1/keys/" + id, Cred: jwt,
+			Body: map[string]any{"allowed_cidrs": nets}}).Want(t, http.StatusOK, "")
+	}
+	patch(b, steady.ID.String(), "127.0.0.0/8", "::1/128")
+	patch(a, key.ID.String(), "192.0.2.0/24")
+	for _, s := range outside {
+		s.expectClose(t, 4001, 5*time.Second)
+	}
 	eventually(t, 5*time.Second, func() string {
 		if r := b.Get(t, "/v1/me", key.Secret); r.Status != http.StatusForbidden || r.ErrorCode() != "IP_NOT_ALLOWED" {
 			return "B still admits it from 127.0.0.1: " + string(r.Body)
 		}
 		return ""
 	})
+	// The steady key's change committed first, so B has applied it.
+	inside.expectOpen(t)
+	b.Get(t, "/v1/me", steady.Secret).Want(t, http.StatusOK, "")
 }

@@ -190,13 +190,14 @@ func (g *Gate) RefuseBlocked(client netip.Addr) error {
 // else's behalf: a product's backend asking whether its customer's key may
 // be used now (POST /v1/keys/verify). The key is resolved through the same
 // caches, refused when expired, spends its own bucket and must hold
-// need.Scope, by the same code as a request made with it. Only the address
+// need.Scope, by the same code as a request made with it. The address
 // steps are left out: the address is the backend's, which passed them with
 // its own credential, and must neither be blocked by nor pay for its
-// customers' mistyped keys.
-func (g *Gate) AdmitKey(ctx context.Context, key string, need Need) (Admission, error) {
-	// No address check: the address is the backend's, not the key holder's.
-	adm, _, err := g.judge(ctx, need, nil, func(ctx context.Context) (*keyhub.Principal, string, error) {
+// customers' mistyped keys. A key's allowed networks are judged on client,
+// the address the backend says its customer came from (the zero Addr,
+// unknown, is outside every network).
+func (g *Gate) AdmitKey(ctx context.Context, key string, client netip.Addr, need Need) (Admission, error) {
+	adm, _, err := g.judge(ctx, need, &client, func(ctx context.Context) (*keyhub.Principal, string, error) {
 		p, err := g.auth.ResolveKey(ctx, key)
 		return p, "verify", err
 	})

@@ -155,7 +155,7 @@ func TestGateAdmitKey(t *testing.T) {
 	k, _ := newKey(t, store.Store, "verify@example.com")
 
 	for want := 2; want >= 1; want-- {
-		adm, err := g.AdmitKey(ctx, k.Secret, auth.Need{Scope: keyhub.ScopeKeysRead})
+		adm, err := g.AdmitKey(ctx, k.Secret, netip.Addr{}, auth.Need{Scope: keyhub.ScopeKeysRead})
 		if err != nil || adm.Principal.KeyID != k.Key.ID || !adm.Spent || adm.Decision.Remaining != want {
 			t.Fatalf("want %d remaining: %+v %v", want, adm, err)
 		}
@@ -164,18 +164,18 @@ func TestGateAdmitKey(t *testing.T) {
 		t.Fatalf("two verifications made %d database lookups, want 1 (the first)", n)
 	}
 	// Lacking the scope is refused and still spends: the last request.
-	if _, err := g.AdmitKey(ctx, k.Secret, auth.Need{Scope: keyhub.Scopes(1 << 40)}); keyhub.ErrorCode(err) != keyhub.CodeInsufficientScope {
+	if _, err := g.AdmitKey(ctx, k.Secret, netip.Addr{}, auth.Need{Scope: keyhub.Scopes(1 << 40)}); keyhub.ErrorCode(err) != keyhub.CodeInsufficientScope {
 		t.Fatalf("missing scope: %v", err)
 	}
 	var refused *auth.Refusal
-	if _, err := g.AdmitKey(ctx, k.Secret, auth.Need{}); !asRefusal(err, &refused) || refused.Decision.RetryAfter <= 0 {
+	if _, err := g.AdmitKey(ctx, k.Secret, netip.Addr{}, auth.Need{}); !asRefusal(err, &refused) || refused.Decision.RetryAfter <= 0 {
 		t.Fatalf("4th verification of a 3/min key: %v", err)
 	}
 
 	for i := range 5 {
 		unknown, _ := apikey.Generate()
 		for _, key := range []string{unknown, "mk_typo", "not a key"} {
-			if _, err := g.AdmitKey(ctx, key, auth.Need{}); keyhub.ErrorCode(err) != keyhub.CodeInvalidAPIKey && keyhub.ErrorCode(err) != keyhub.CodeUnknownAPIKey {
+			if _, err := g.AdmitKey(ctx, key, netip.Addr{}, auth.Need{}); keyhub.ErrorCode(err) != keyhub.CodeInvalidAPIKey && keyhub.ErrorCode(err) != keyhub.CodeUnknownAPIKey {
 				t.Fatalf("round %d, %q: %v", i, key, err)
 			}
 		}

@@ -200,12 +200,13 @@ func (r *recentIDs) add(id int64) bool {
 func KeyChangeOf(k keyhub.Key, keyHash string, now time.Time) keyhub.KeyChange {
 	ended := k.StatusAt(now) != keyhub.KeyActive
 	return keyhub.KeyChange{
-		KeyID:     k.ID,
-		OwnerID:   k.OwnerID,
-		UserID:    k.UserID,
-		KeyHash:   keyHash,
-		Ended:     ended,
-		Disabled:  !ended && k.Disabled,
-		ExpiresAt: k.ExpiresAt,
+		KeyID:       k.ID,
+		OwnerID:     k.OwnerID,
+		UserID:      k.UserID,
+		KeyHash:     keyHash,
+		Ended:       ended,
+		Disabled:    !ended && k.Disabled,
+		ExpiresAt:   k.ExpiresAt,
+		AllowedNets: k.AllowedCIDRs,
 	}
 }

@@ -2,6 +2,8 @@ package changes_test
 
 import (
 	"fmt"
+	"net/netip"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -166,7 +168,8 @@ func TestKeyChangeOf(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
 	later, earlier := now.Add(time.Minute), now.Add(-time.Minute)
-	key := keyhub.Key{ID: uuid.New(), OwnerID: uuid.New(), UserID: uuid.New(), Name: "k", CreatedAt: earlier}
+	nets := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	key := keyhub.Key{ID: uuid.New(), OwnerID: uuid.New(), UserID: uuid.New(), Name: "k", CreatedAt: earlier, AllowedCIDRs: nets}
 	for _, tc := range []struct {
 		name      string
 		revoked   *time.Time
@@ -184,8 +187,8 @@ func TestKeyChangeOf(t *testing.T) {
 			k := key
 			k.RevokedAt, k.ExpiresAt = tc.revoked, tc.expires
 			got := changes.KeyChangeOf(k, "hash", now)
-			want := keyhub.KeyChange{KeyID: k.ID, OwnerID: k.OwnerID, UserID: k.UserID, KeyHash: "hash", Ended: tc.wantEnded, ExpiresAt: tc.expires}
-			if got != want {
+			want := keyhub.KeyChange{KeyID: k.ID, OwnerID: k.OwnerID, UserID: k.UserID, KeyHash: "hash", Ended: tc.wantEnded, ExpiresAt: tc.expires, AllowedNets: nets}
+			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("got %+v, want %+v", got, want)
 			}
 		})

@@ -7,6 +7,7 @@ package dbgen
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
@@ -149,20 +150,21 @@ func (q *Queries) InsertWSLease(ctx context.Context, db DBTX, arg InsertWSLeaseP
 }
 
 const keyStates = `-- name: KeyStates :many
-SELECT k.id, k.owner_id, k.user_id, k.key_hash, k.revoked_at, k.expires_at,
+SELECT k.id, k.owner_id, k.user_id, k.key_hash, k.revoked_at, k.expires_at, k.allowed_cidrs,
        keyhub_key_disabled(k.id)::boolean AS disabled
 FROM api_keys k
 WHERE k.id = ANY ($1::uuid[])
 `
 
 type KeyStatesRow struct {
-	ID        uuid.UUID
-	OwnerID   uuid.UUID
-	UserID    uuid.UUID
-	KeyHash   string
-	RevokedAt *time.Time
-	ExpiresAt *time.Time
-	Disabled  bool
+	ID           uuid.UUID
+	OwnerID      uuid.UUID
+	UserID       uuid.UUID
+	KeyHash      string
+	RevokedAt    *time.Time
+	ExpiresAt    *time.Time
+	AllowedCidrs []netip.Prefix
+	Disabled     bool
 }
 
 // What open connections need to re-check after the change feed was down.
@@ -182,6 +184,7 @@ func (q *Queries) KeyStates(ctx context.Context, db DBTX, ids []uuid.UUID) ([]Ke
 			&i.KeyHash,
 			&i.RevokedAt,
 			&i.ExpiresAt,
+			&i.AllowedCidrs,
 			&i.Disabled,
 		); err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/netip"
 
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/auth"
@@ -48,7 +49,17 @@ func (s *server) handleKeyVerify(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	adm, err := s.deps.Gate.AdmitKey(r.Context(), req.Key, auth.Need{Scope: need})
+	// Unknown unless told: a key pinned to networks is then refused, never
+	// admitted from wherever its customer happens to be.
+	var client netip.Addr
+	if req.ClientIP != nil {
+		var err error
+		if client, err = netip.ParseAddr(*req.ClientIP); err != nil || client.Zone() != "" {
+			httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "client_ip must be an IPv4 or IPv6 address such as 203.0.113.7"))
+			return
+		}
+	}
+	adm, err := s.deps.Gate.AdmitKey(r.Context(), req.Key, client, auth.Need{Scope: need})
 	if err != nil {
 		code, ok := verdictCode(err)
 		if !ok {
@@ -103,7 +114,7 @@ func verdictCode(err error) (code keyhub.Code, ok bool) {
 		return keyhub.CodeRateLimited, true
 	}
 	switch code := keyhub.ErrorCode(err); code {
-	case keyhub.CodeKeyRevoked, keyhub.CodeKeyExpired, keyhub.CodeKeyDisabled, keyhub.CodeInsufficientScope:
+	case keyhub.CodeKeyRevoked, keyhub.CodeKeyExpired, keyhub.CodeKeyDisabled, keyhub.CodeInsufficientScope, keyhub.CodeIPNotAllowed:
 		return code, true
 	default:
 		// Unknown, malformed or not a key at all: which one is nobody's

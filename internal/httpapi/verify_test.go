@@ -114,6 +114,42 @@ func TestVerifyKey(t *testing.T) {
 	env.Post(t, "/v1/keys/verify", verifyToken, map[string]any{"key": key.Secret, "extra": 1}).Want(t, http.StatusBadRequest, "INVALID_JSON")
 }
 
+// A key restricted to networks is valid only from inside them, judged on
+// the client_ip the backend passes; without client_ip keyhub cannot know
+// where the key is used from and refuses it. A key without networks needs
+// none. The operator's own address (127.0.0.1 here, inside the networks)
+// is never what is judged.
+func TestVerifyKeyJudgesTheCustomersAddress(t *testing.T) {
+	t.Parallel()
+	env := verifyEnv(t, nil)
+	alice := env.Token(t, "alice@example.com")
+	var me api.Me
+	env.Get(t, "/v1/me", alice).Want(t, http.StatusOK, "").JSON(t, &me)
+	if _, err := env.Pool.Exec(context.Background(), "UPDATE owners SET tier = 'pro' WHERE id = $1", me.OwnerID); err != nil {
+		t.Fatal(err)
+	}
+	var pinned, open api.CreatedKey
+	env.Post(t, "/v1/keys", alice, map[string]any{"name": "pinned", "allowed_cidrs": []string{"203.0.113.0/24", "127.0.0.0/8", "2001:db8::/32"}}).
+		Want(t, http.StatusCreated, "").JSON(t, &pinned)
+	env.Post(t, "/v1/keys", alice, map[string]any{"name": "open"}).Want(t, http.StatusCreated, "").JSON(t, &open)
+	for _, ip := range []string{"203.0.113.7", "2001:db8::1", "::ffff:203.0.113.9"} {
+		if got := verify(t, env, verifyToken, map[string]any{"key": pinned.Secret, "client_ip": ip}); got["valid"] != true {
+			t.Fatalf("pinned key from %s: %v", ip, got)
+		}
+	}
+	wantRefused(t, verify(t, env, verifyToken, map[string]any{"key": pinned.Secret, "client_ip": "198.51.100.1"}), "IP_NOT_ALLOWED")
+	wantRefused(t, verify(t, env, verifyToken, map[string]any{"key": pinned.Secret}), "IP_NOT_ALLOWED")
+	if got := verify(t, env, verifyToken, map[string]any{"key": open.Secret}); got["valid"] != true {
+		t.Fatalf("a key without networks, no client_ip: %v", got)
+	}
+	for _, bad := range []any{"203.0.113.0/24", "localhost", "", "fe80::1%eth0", 7} {
+		r := env.Post(t, "/v1/keys/verify", verifyToken, map[string]any{"key": pinned.Secret, "client_ip": bad})
+		if r.Status != http.StatusBadRequest {
+			t.Fatalf("client_ip %v: %d %s", bad, r.Status, r.Body)
+		}
+	}
+}
+
 // Only operators verify: a tenant's session or key is 403, a missing or
 // wrong credential 401.
 func TestVerifyKeyNeedsAnOperator(t *testing.T) {

@@ -179,6 +179,10 @@ type KeyChange struct {
 	// ExpiresAt is the key's expiry after the change (nil: never), so that
 	// connections opened with it can end on time (a grace period's end).
 	ExpiresAt *time.Time
+	// AllowedNets are the key's allowed_cidrs after the change (empty: any
+	// network), so that connections open from elsewhere close when the
+	// owner narrows them.
+	AllowedNets []netip.Prefix
 }
 
 // WSLease is one admitted WebSocket connection as the cluster-wide count of

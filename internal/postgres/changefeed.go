@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -288,8 +289,10 @@ type Notice struct {
 	Ended     bool      `json:"ended"`
 	Disabled  bool      `json:"disabled"`
 	ExpiresAt *float64  `json:"expires_at"` // unix seconds; null: never (a delivery: the grace's end)
-	EventID   int64     `json:"event_id"`
-	SentAt    float64   `json:"sent_at"` // unix seconds, the sender's clock
+	// AllowedCIDRs are a key's networks (empty: any).
+	AllowedCIDRs []netip.Prefix `json:"allowed_cidrs,omitempty"`
+	EventID      int64          `json:"event_id"`
+	SentAt       float64        `json:"sent_at"` // unix seconds, the sender's clock
 
 	// A delivery's: the connection, the new key, and the secret sealed
 	// to the connection (base64 in JSON).
@@ -330,7 +333,7 @@ func ParseNotice(payload string) (Notice, error) {
 
 // KeyChange is the domain form of a key notice.
 func (n Notice) KeyChange() keyhub.KeyChange {
-	change := keyhub.KeyChange{KeyID: n.KeyID, OwnerID: n.OwnerID, UserID: n.UserID, KeyHash: n.KeyHash, Ended: n.Ended, Disabled: n.Disabled}
+	change := keyhub.KeyChange{KeyID: n.KeyID, OwnerID: n.OwnerID, UserID: n.UserID, KeyHash: n.KeyHash, Ended: n.Ended, Disabled: n.Disabled, AllowedNets: n.AllowedCIDRs}
 	if n.ExpiresAt != nil {
 		at := unixSeconds(*n.ExpiresAt)
 		change.ExpiresAt = &at

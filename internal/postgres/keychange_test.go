@@ -57,7 +57,7 @@ func describe(changes []keyhub.KeyChange) []string {
 		if c.ExpiresAt != nil {
 			exp = fmt.Sprint(c.ExpiresAt.Round(time.Microsecond).UnixMicro())
 		}
-		out = append(out, fmt.Sprintf("key=%s owner=%s user=%s hash=%s ended=%t disabled=%t expires=%s", c.KeyID, c.OwnerID, c.UserID, c.KeyHash, c.Ended, c.Disabled, exp))
+		out = append(out, fmt.Sprintf("key=%s owner=%s user=%s hash=%s ended=%t disabled=%t expires=%s nets=%v", c.KeyID, c.OwnerID, c.UserID, c.KeyHash, c.Ended, c.Disabled, exp, c.AllowedNets))
 	}
 	slices.Sort(out)
 	return out

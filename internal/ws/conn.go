@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,7 @@ type conn struct {
 	principal   keyhub.Principal // a copy: the cache's is shared
 	machineID   string
 	hostname    string
+	client      netip.Addr // the trusted client address, judged against the key's networks
 	remoteAddr  string
 	connectedAt time.Time
 	release     func() // gives the connection's slot back (idempotent)

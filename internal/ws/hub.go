@@ -393,7 +393,8 @@ func (h *Hub) unregister(c *conn) {
 const endedKeyMemory = time.Minute
 
 // KeyChanged implements keyhub.ChangeObserver: a key that stopped working
-// closes its connections with 4001; a key given an expiry (the grace
+// closes its connections with 4001, and so do its connections from outside
+// networks the key was narrowed to; a key given an expiry (the grace
 // period of a refresh) ends its connections then.
 func (h *Hub) KeyChanged(change keyhub.KeyChange) {
 	now := time.Now()
@@ -418,6 +419,8 @@ func (h *Hub) KeyChanged(change keyhub.KeyChange) {
 			c.kill(StatusKeyRevoked, "key revoked")
 		case change.Disabled:
 			c.kill(StatusKeyRevoked, "key disabled")
+		case !keyhub.NetAllowed(change.AllowedNets, c.client):
+			c.kill(StatusKeyRevoked, "address not allowed")
 		case change.ExpiresAt != nil:
 			c.keyExpiry.Store(change.ExpiresAt)
 			c.update()

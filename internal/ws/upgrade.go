@@ -111,6 +111,7 @@ func (h *Hub) newConn(id uuid.UUID, release func(), ws *websocket.Conn, r *http.
 		principal:   *p,
 		machineID:   machineID,
 		hostname:    hostname,
+		client:      client,
 		remoteAddr:  client.String(),
 		connectedAt: time.Now(),
 		requestID:   httpjson.RequestID(r.Context()),
