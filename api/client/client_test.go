@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -93,13 +94,13 @@ func TestClientCoversEveryOperation(t *testing.T) {
 	wantAPIError(t, err, http.StatusConflict, "KEY_LIMIT_REACHED")
 
 	operator := newClient(t, env, rec, client.WithToken(verifyToken))
-	if v, err := operator.Verify(ctx, created.Secret, "keys:read"); err != nil || !v.Valid || v.KeyID != created.ID || v.Name != "cli" {
+	if v, err := operator.Verify(ctx, created.Secret, client.VerifyParams{Scope: "keys:read", Client: netip.MustParseAddr("203.0.113.7")}); err != nil || !v.Valid || v.KeyID != created.ID || v.Name != "cli" {
 		t.Fatalf("verify: %+v %v", v, err)
 	}
-	if v, err := operator.Verify(ctx, "mk_typo", ""); err != nil || v.Valid || v.Code != "INVALID_API_KEY" {
+	if v, err := operator.Verify(ctx, "mk_typo", client.VerifyParams{}); err != nil || v.Valid || v.Code != "INVALID_API_KEY" {
 		t.Fatalf("verify a typo: %+v %v", v, err)
 	}
-	_, err = user.Verify(ctx, created.Secret, "")
+	_, err = user.Verify(ctx, created.Secret, client.VerifyParams{})
 	wantAPIError(t, err, http.StatusForbidden, "OPERATOR_CREDENTIAL_REQUIRED")
 
 	keyClient := newClient(t, env, rec, client.WithAPIKey(created.Secret))

@@ -55,25 +55,27 @@ func (c *Client) DevToken(ctx context.Context, email string) (api.DevToken, erro
 	return call[api.DevToken](ctx, c, request{method: http.MethodPost, path: "/dev/token", body: api.DevTokenRequest{Email: email}, want: http.StatusOK})
 }
 
-// Verify is POST /v1/keys/verify (verifyKey): whether key may be used now
-// (spending one request of it), needing scope unless it is empty. The
-// client's credential must be an operator's (WithToken: the service_role
-// key or a VERIFY_TOKENS secret). An invalid key is not an error: the
-// answer's Valid is false and Code says why.
-func (c *Client) Verify(ctx context.Context, key, scope string) (api.KeyVerification, error) {
-	return c.VerifyFrom(ctx, key, scope, netip.Addr{})
+// VerifyParams is what a verification asks about a key besides the key.
+type VerifyParams struct {
+	// Scope is the scope the call needs; empty: none.
+	Scope string
+	// Client is the address the customer's request came from. The zero
+	// Addr is unknown: a key restricted to networks is then refused.
+	Client netip.Addr
 }
 
-// VerifyFrom is Verify for a customer whose request came from client: a
-// key restricted to networks is valid only from inside them (and never
-// when client is the zero Addr, unknown).
-func (c *Client) VerifyFrom(ctx context.Context, key, scope string, client netip.Addr) (api.KeyVerification, error) {
+// Verify is POST /v1/keys/verify (verifyKey): whether key may be used now
+// (spending one request of it). The client's credential must be an
+// operator's (WithToken: the service_role key or a VERIFY_TOKENS secret).
+// An invalid key is not an error: the answer's Valid is false and Code
+// says why.
+func (c *Client) Verify(ctx context.Context, key string, p VerifyParams) (api.KeyVerification, error) {
 	req := api.VerifyKeyRequest{Key: key}
-	if scope != "" {
-		req.Scope = &scope
+	if p.Scope != "" {
+		req.Scope = &p.Scope
 	}
-	if client.IsValid() {
-		ip := client.String()
+	if p.Client.IsValid() {
+		ip := p.Client.String()
 		req.ClientIP = &ip
 	}
 	return call[api.KeyVerification](ctx, c, request{method: http.MethodPost, path: "/v1/keys/verify", body: req, want: http.StatusOK})
