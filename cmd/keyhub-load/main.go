@@ -46,6 +46,12 @@ type options struct {
 	profile      string
 	heapProfile  string
 	rounds       int
+	// profileMeasure names the HTTP path whose phase -cpuprofile records.
+	profileMeasure string
+	// serveReference and referenceOwner run this binary as the reference
+	// server instead (startReference starts it so).
+	serveReference string
+	referenceOwner string
 }
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -68,11 +74,16 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.fanoutRounds, "fanout-rounds", 10, "keys revoked one after the other to measure fan-out")
 	fs.StringVar(&o.pgbench, "pgbench", "", "pgbench binary (default: on PATH, then /usr/lib/postgresql/*/bin)")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write keyhub's CPU profile during the cached-key phase to this file (go tool pprof)")
+	fs.StringVar(&o.profileMeasure, "profile-measure", "GET /v1/me, cached mk_ key", "the HTTP path (its row's name, or a prefix of it) whose first round -cpuprofile records")
+	fs.StringVar(&o.serveReference, "serve-reference", "", "internal: serve the reference handler on this address (the harness starts itself so)")
+	fs.StringVar(&o.referenceOwner, "reference-owner", "", "internal: the owner whose keys the reference lists")
 	fs.StringVar(&o.heapProfile, "heapprofile", "", "write keyhub's heap profile while the idle WebSockets are open to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	switch {
+	case o.serveReference != "":
+		return o, nil
 	case o.databaseURL == "":
 		return o, errors.New("no database: set -db or KEYHUB_TEST_DATABASE_URL (make loadtest starts a throwaway PostgreSQL)")
 	case o.conns < 1 || o.duration <= 0 || o.warmup < 0 || o.rounds < 1:
@@ -91,6 +102,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	o, err := parseOptions(args, getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if o.serveReference != "" {
+		return serveReference(ctx, o.serveReference, o.databaseURL, o.referenceOwner)
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "keyhub-load: "+format+"\n", a...) }
 	if err := raiseFileLimit(); err != nil {

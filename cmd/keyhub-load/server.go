@@ -158,8 +158,12 @@ func (s *keyhubServer) rssAfterGC() (int64, error) {
 // cpuTime is the CPU time (user and system, all threads) keyhub has used.
 // Unlike throughput, CPU time per request hardly moves when other
 // processes load the machine, so it keeps the paths comparable there.
-func (s *keyhubServer) cpuTime() (time.Duration, error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+func (s *keyhubServer) cpuTime() (time.Duration, error) { return processCPU(s.cmd.Process.Pid) }
+
+// processCPU is the CPU time (user and system, all threads) process pid
+// has used.
+func processCPU(pid int) (time.Duration, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}

@@ -88,14 +88,44 @@ func StatusOf(code keyhub.Code) int {
 }
 
 // Write encodes v as the JSON response body with the given status.
+//
+// The body is encoded before anything is sent, so the answer carries its
+// Content-Length: a body over net/http's 2 KiB buffer (a page of keys)
+// would otherwise go out chunked, in one more write per response.
 func Write(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			bodyBuffers.Put(buf)
+		}
+	}()
+	// Our answer types always encode; were one not to, the status still
+	// goes out with an empty body, as it did when encoding streamed.
+	err := json.NewEncoder(buf).Encode(v)
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["Cache-Control"] = noStore
+	if err == nil {
+		h["Content-Length"] = []string{strconv.Itoa(buf.Len())}
+	}
 	w.WriteHeader(status)
-	// The status is sent; an encoding or write error here can only mean the
-	// client went away.
-	_ = json.NewEncoder(w).Encode(v)
+	// A write error here can only mean the client went away.
+	_, _ = w.Write(buf.Bytes())
 }
+
+// Header values every JSON answer carries, set without canonicalizing
+// their names each time. net/http never changes a value slice in place.
+var (
+	contentTypeJSON = []string{"application/json"}
+	noStore         = []string{"no-store"}
+)
+
+// bodyBuffers holds encoding buffers between responses; one that grew past
+// maxPooledBody (a rare large page) is left to the collector.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBody = 64 << 10
 
 // StatusClientClosedRequest is what the request log and metrics record
 // for a request whose client went away before the answer (nginx's 499).
