@@ -59,7 +59,8 @@ type WSWelcome struct {
 // Raw keeps the whole message as received.
 type WSMessage struct {
 	// Type is "pong", "whoami", "subscribed", "unsubscribed", "event" or
-	// "error"; "key_rotated" is a WSKeyRotated.
+	// "error"; "key_rotated" is a WSKeyRotated; "key_expiring" is a
+	// WSKeyExpiring (the Connector decodes it for OnKeyExpiring).
 	Type string `json:"type"`
 	// ID echoes a ping's id.
 	ID json.RawMessage `json:"id,omitempty"`
@@ -101,4 +102,17 @@ type WSKeyRotated struct {
 	Key        string    `json:"key"`
 	KeyID      uuid.UUID `json:"key_id"`
 	GraceUntil time.Time `json:"grace_until"`
+}
+
+// WSTypeKeyExpiring is the type of WSKeyExpiring.
+const WSTypeKeyExpiring = "key_expiring"
+
+// WSKeyExpiring is sent, unasked, to every open connection of a key when
+// the key enters one of its expiry warning windows (7 days and 1 day
+// before ExpiresAt; the owner gets an `expiring` event): replace the key
+// (refresh it, or have its owner do so) before ExpiresAt.
+type WSKeyExpiring struct {
+	Type      string    `json:"type"`
+	KeyID     uuid.UUID `json:"key_id"`
+	ExpiresAt time.Time `json:"expires_at"`
 }

@@ -89,6 +89,12 @@ type ConnectorOptions struct {
 	OnWelcome func(api.WSWelcome)
 	// OnMessage is called with every message after the welcome, in order.
 	OnMessage func(api.WSMessage)
+	// OnKeyExpiring is called when keyhub warns that the connection's key
+	// enters an expiry warning window (7 days, then 1 day, before
+	// ExpiresAt; once each per expiry, whichever process holds the
+	// socket), after OnMessage heard the same message: the daemon's cue to
+	// get the key replaced before it stops working.
+	OnKeyExpiring func(api.WSKeyExpiring)
 	// OnDisconnect is called when a session ends (or a connection attempt
 	// fails) and the connector will try again after retryIn.
 	OnDisconnect func(err error, retryIn time.Duration)
@@ -390,8 +396,9 @@ func (k *Connector) keepAlive(ctx, sessionCtx context.Context, conn *websocket.C
 	}
 }
 
-// dispatch hands a message to OnMessage, noting RATE_LIMITED first, and
-// takes a rotated key (reporting rotated: the session must reconnect).
+// dispatch hands a message to OnMessage, noting RATE_LIMITED first, then
+// an expiry warning to OnKeyExpiring; it takes a rotated key (reporting
+// rotated: the session must reconnect).
 func (k *Connector) dispatch(data []byte) (rotated bool) {
 	var msg api.WSMessage
 	if err := json.Unmarshal(data, &msg); err != nil {
@@ -408,6 +415,12 @@ func (k *Connector) dispatch(data []byte) (rotated bool) {
 	}
 	if k.opts.OnMessage != nil {
 		k.opts.OnMessage(msg)
+	}
+	if msg.Type == api.WSTypeKeyExpiring && k.opts.OnKeyExpiring != nil {
+		var warning api.WSKeyExpiring
+		if json.Unmarshal(data, &warning) == nil {
+			k.opts.OnKeyExpiring(warning)
+		}
 	}
 	return false
 }

@@ -46,6 +46,13 @@ type ApiKeyEvent struct {
 	ActorKeyID  uuid.NullUUID
 }
 
+type ApiKeyExpiryWarning struct {
+	ApiKeyID      uuid.UUID
+	ExpiresAt     time.Time
+	WindowSeconds int64
+	WarnedAt      time.Time
+}
+
 type ApiKeyParent struct {
 	KeyID    uuid.UUID
 	ParentID uuid.UUID

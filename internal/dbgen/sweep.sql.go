@@ -98,6 +98,83 @@ func (q *Queries) KeysDueForRotation(ctx context.Context, db DBTX, maxRows int32
 	return items, nil
 }
 
+const keysToWarnOfExpiry = `-- name: KeysToWarnOfExpiry :many
+SELECT k.id, k.owner_id, k.expires_at::timestamptz AS expires_at, w.window_seconds::bigint AS window_seconds
+FROM api_keys k
+CROSS JOIN LATERAL (
+    SELECT min(s) AS window_seconds
+    FROM unnest($1::bigint[]) AS s
+    WHERE k.expires_at - make_interval(secs => s::float8) <= $2::timestamptz
+      AND k.expires_at - k.created_at > make_interval(secs => s::float8)
+) w
+WHERE k.revoked_at IS NULL
+  AND k.replaced_by IS NULL
+  AND k.expires_at IS NOT NULL
+  AND k.expires_at > $2::timestamptz
+  AND k.expires_at <= $2::timestamptz + make_interval(secs => $3::float8)
+  AND w.window_seconds IS NOT NULL
+  AND NOT EXISTS (
+      SELECT 1 FROM api_key_expiry_warnings x
+      WHERE x.api_key_id = k.id AND x.expires_at = k.expires_at AND x.window_seconds = w.window_seconds)
+  AND NOT keyhub_key_disabled(k.id)
+ORDER BY k.expires_at, k.id
+LIMIT $4
+`
+
+type KeysToWarnOfExpiryParams struct {
+	Windows        []int64
+	SweepAt        time.Time
+	HorizonSeconds float64
+	MaxRows        int32
+}
+
+type KeysToWarnOfExpiryRow struct {
+	ID            uuid.UUID
+	OwnerID       uuid.UUID
+	ExpiresAt     time.Time
+	WindowSeconds int64
+}
+
+// The expiry-warnings step: the keys that, at sweep_at, are inside a
+// warning window (how long before their expiry it starts) they were not warned
+// of yet, with the nearest such window: a key inside two at once (no
+// process swept for days) is warned once, of the nearer. A window that
+// started before the key was created is not "entered" (a key made to last
+// 3 days gets no 7-day warning, only the 1-day one). Only keys that will
+// really stop working get one: not revoked, not a refreshed key's
+// predecessor in its grace period (the refresh chose that end), not
+// disabled (itself or through a key it was obtained through; enabled again
+// inside a window, it is warned at the next sweep).
+func (q *Queries) KeysToWarnOfExpiry(ctx context.Context, db DBTX, arg KeysToWarnOfExpiryParams) ([]KeysToWarnOfExpiryRow, error) {
+	rows, err := db.Query(ctx, keysToWarnOfExpiry,
+		arg.Windows,
+		arg.SweepAt,
+		arg.HorizonSeconds,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []KeysToWarnOfExpiryRow
+	for rows.Next() {
+		var i KeysToWarnOfExpiryRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.OwnerID,
+			&i.ExpiresAt,
+			&i.WindowSeconds,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const recordExpiredKeys = `-- name: RecordExpiredKeys :execrows
 INSERT INTO api_key_events (api_key_id, owner_id, event_type, details, created_at)
 SELECT k.id, k.owner_id, 'expired', jsonb_build_object('expired_at', k.expires_at), $1::timestamptz
@@ -120,6 +197,77 @@ func (q *Queries) RecordExpiredKeys(ctx context.Context, db DBTX, arg RecordExpi
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const recordExpiryWarnings = `-- name: RecordExpiryWarnings :many
+WITH due AS (
+    SELECT unnest($2::uuid[]) AS id, unnest($3::timestamptz[]) AS expires_at,
+           unnest($4::bigint[]) AS window_seconds
+), claimed AS (
+    INSERT INTO api_key_expiry_warnings (api_key_id, expires_at, window_seconds, warned_at)
+    SELECT d.id, d.expires_at, d.window_seconds, $1::timestamptz
+    FROM due d
+    JOIN api_keys k ON k.id = d.id AND k.expires_at = d.expires_at
+                   AND k.revoked_at IS NULL AND k.replaced_by IS NULL AND NOT keyhub_key_disabled(k.id)
+    ON CONFLICT DO NOTHING
+    RETURNING api_key_id, expires_at, window_seconds
+)
+INSERT INTO api_key_events (api_key_id, owner_id, event_type, details, created_at)
+SELECT k.id, k.owner_id, 'expiring',
+       jsonb_build_object('expires_at', c.expires_at, 'window_seconds', c.window_seconds),
+       $1::timestamptz
+FROM claimed c
+JOIN api_keys k ON k.id = c.api_key_id
+ORDER BY c.expires_at, k.id
+RETURNING id, api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details, created_at, actor_key_id
+`
+
+type RecordExpiryWarningsParams struct {
+	Stamp   time.Time
+	Ids     []uuid.UUID
+	Expires []time.Time
+	Windows []int64
+}
+
+// The warnings chosen by KeysToWarnOfExpiry, written under their owners'
+// write locks: a ledger row each (the primary key drops one another
+// process wrote first), and an `expiring` event (no actor: the system
+// writes it) for each ledger row written, only while the key still
+// qualifies (see KeysToWarnOfExpiry) and its expiry is the one warned of.
+func (q *Queries) RecordExpiryWarnings(ctx context.Context, db DBTX, arg RecordExpiryWarningsParams) ([]ApiKeyEvent, error) {
+	rows, err := db.Query(ctx, recordExpiryWarnings,
+		arg.Stamp,
+		arg.Ids,
+		arg.Expires,
+		arg.Windows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ApiKeyEvent
+	for rows.Next() {
+		var i ApiKeyEvent
+		if err := rows.Scan(
+			&i.ID,
+			&i.ApiKeyID,
+			&i.OwnerID,
+			&i.ActorUserID,
+			&i.EventType,
+			&i.IpAddress,
+			&i.UserAgent,
+			&i.Details,
+			&i.CreatedAt,
+			&i.ActorKeyID,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const tryLockExpirySweep = `-- name: TryLockExpirySweep :one

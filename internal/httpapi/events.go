@@ -30,6 +30,15 @@ func (s *server) handleKeyEvents(w http.ResponseWriter, r *http.Request) {
 	s.listEvents(w, r, keyhub.EventFilter{KeyID: &id})
 }
 
+// eventTypeList names the event types for an error message.
+var eventTypeList = func() string {
+	names := make([]string, len(keyhub.EventTypes))
+	for i, t := range keyhub.EventTypes {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
+}()
+
 // listEvents reads the filters type (comma-separated), since and until
 // (RFC 3339) and the page, and answers a page of events.
 func (s *server) listEvents(w http.ResponseWriter, r *http.Request, f keyhub.EventFilter) {
@@ -41,7 +50,7 @@ func (s *server) listEvents(w http.ResponseWriter, r *http.Request, f keyhub.Eve
 			continue
 		}
 		if !keyhub.EventType(t).Valid() {
-			httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "type must be created, refreshed, revoked, expired, connection_closed or leaked; got %q (a key's last use is its last_used_at, not an event)", t))
+			httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "type must be one of %s; got %q (a key's last use is its last_used_at, not an event)", eventTypeList, t))
 			return
 		}
 		f.Types = append(f.Types, keyhub.EventType(t))

@@ -3,6 +3,7 @@ package keyhub
 import (
 	"encoding/json"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -106,16 +107,18 @@ const (
 	// EventDisabled and EventEnabled: the key was disabled or enabled again.
 	EventDisabled EventType = "disabled"
 	EventEnabled  EventType = "enabled"
+	// EventExpiring: the key entered one of its expiry warning windows
+	// (ExpiryWarningWindows), written once per key, window and expiry by
+	// the expiry sweeper (postgres.Store.RecordExpiryWarnings).
+	EventExpiring EventType = "expiring"
 )
 
+// EventTypes are the known event types, in the order the API lists them.
+var EventTypes = []EventType{EventCreated, EventRefreshed, EventRevoked, EventExpired, EventConnectionClosed,
+	EventLeaked, EventUpdated, EventDisabled, EventEnabled, EventExpiring}
+
 // Valid reports whether t is a known event type.
-func (t EventType) Valid() bool {
-	switch t {
-	case EventCreated, EventRefreshed, EventRevoked, EventExpired, EventConnectionClosed, EventLeaked, EventUpdated, EventDisabled, EventEnabled:
-		return true
-	}
-	return false
-}
+func (t EventType) Valid() bool { return slices.Contains(EventTypes, t) }
 
 // Event is one entry of a key's audit trail.
 type Event struct {

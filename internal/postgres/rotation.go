@@ -1,12 +1,10 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -145,18 +143,14 @@ func (s *Store) RotateDueKeys(ctx context.Context) (int, error) {
 		if err != nil || len(due) == 0 {
 			return err
 		}
-		// Owners' write locks first, in id order, as every key write takes
-		// them: no cycle with the API's writes (see RecordExpiredKeys).
+		// Owners' write locks first, as every key write takes them.
 		owners := make([]uuid.UUID, 0, len(due))
 		for _, k := range due {
 			owners = append(owners, k.OwnerID)
 		}
-		slices.SortFunc(owners, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-		var stamp time.Time
-		for _, owner := range slices.Compact(owners) {
-			if stamp, err = s.q.LockOwnerWrites(ctx, tx, owner); err != nil {
-				return err
-			}
+		stamp, err := s.lockOwners(ctx, tx, owners)
+		if err != nil {
+			return err
 		}
 		for _, k := range due {
 			r, err := s.rotateDue(ctx, tx, stamp, k)

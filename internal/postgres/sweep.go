@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/keyhub/keyhub/internal/dbgen"
+	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
 // expiryLookBack is how far back the sweeper looks for expired keys. A key
@@ -39,21 +40,14 @@ func (s *Store) RecordExpiredKeys(ctx context.Context) (int64, error) {
 		if err != nil || len(expired) == 0 {
 			return err
 		}
-		// Their owners' write locks, in id order and before any row lock
-		// (a key write takes one owner's lock first too, so neither waits
-		// for the other in a cycle): the events are stamped in commit
-		// order with the owners' key writes.
 		ids := make([]uuid.UUID, 0, len(expired))
 		owners := make([]uuid.UUID, 0, len(expired))
 		for _, k := range expired {
 			ids, owners = append(ids, k.ID), append(owners, k.OwnerID)
 		}
-		slices.SortFunc(owners, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-		var stamp time.Time
-		for _, owner := range slices.Compact(owners) {
-			if stamp, err = s.q.LockOwnerWrites(ctx, tx, owner); err != nil {
-				return err
-			}
+		stamp, err := s.lockOwners(ctx, tx, owners)
+		if err != nil {
+			return err
 		}
 		written, err = s.q.RecordExpiredKeys(ctx, tx, dbgen.RecordExpiredKeysParams{Stamp: stamp, Ids: ids})
 		return err
@@ -64,9 +58,80 @@ func (s *Store) RecordExpiredKeys(ctx context.Context) (int64, error) {
 	return written, nil
 }
 
-// RunExpirySweeper records expired keys, rotates the keys due for
-// zero-touch rotation (RotateDueKeys) and prunes key usage older than its
-// retention, every interval until ctx ends.
+// lockOwners takes the write locks of the owners whose keys a sweep
+// writes for, in id order and before any row lock (a key write takes one
+// owner's lock first too, so neither waits for the other in a cycle), and
+// returns the stamp of the last: the sweep's events are stamped in commit
+// order with the owners' key writes.
+func (s *Store) lockOwners(ctx context.Context, tx pgx.Tx, owners []uuid.UUID) (time.Time, error) {
+	owners = slices.Clone(owners)
+	slices.SortFunc(owners, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	var stamp time.Time
+	for _, owner := range slices.Compact(owners) {
+		var err error
+		if stamp, err = s.q.LockOwnerWrites(ctx, tx, owner); err != nil {
+			return time.Time{}, err
+		}
+	}
+	return stamp, nil
+}
+
+// RecordExpiryWarnings is the sweep's expiry-warnings step at now (a
+// parameter, so that tests sweep at any time): an `expiring` event
+// (details: expires_at, window_seconds) for each key that has entered one
+// of keyhub.ExpiryWarningWindows before its expiry and was not warned of
+// it yet (KeysToWarnOfExpiry says which keys qualify). Every process runs
+// it, and two may run it at once: the ledger api_key_expiry_warnings,
+// written in the event's transaction under the owners' write locks, lets
+// exactly one of them write each warning. The events reach webhooks (the
+// outbox trigger), /v1/events, and every process's sockets (the change
+// feed) like any other; the hub sends key_expiring to the key's own.
+func (s *Store) RecordExpiryWarnings(ctx context.Context, now time.Time) (int, error) {
+	windows := make([]int64, 0, len(keyhub.ExpiryWarningWindows))
+	for _, w := range keyhub.ExpiryWarningWindows {
+		windows = append(windows, int64(w/time.Second))
+	}
+	var written []keyhub.Event
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		written = nil // a retried transaction starts afresh
+		due, err := s.q.KeysToWarnOfExpiry(ctx, tx, dbgen.KeysToWarnOfExpiryParams{
+			Windows: windows, SweepAt: now, HorizonSeconds: float64(slices.Max(windows)), MaxRows: expirySweepBatch,
+		})
+		if err != nil || len(due) == 0 {
+			return err
+		}
+		arg := dbgen.RecordExpiryWarningsParams{
+			Ids:     make([]uuid.UUID, 0, len(due)),
+			Expires: make([]time.Time, 0, len(due)),
+			Windows: make([]int64, 0, len(due)),
+		}
+		owners := make([]uuid.UUID, 0, len(due))
+		for _, k := range due {
+			arg.Ids, arg.Expires, arg.Windows = append(arg.Ids, k.ID), append(arg.Expires, k.ExpiresAt), append(arg.Windows, k.WindowSeconds)
+			owners = append(owners, k.OwnerID)
+		}
+		if arg.Stamp, err = s.lockOwners(ctx, tx, owners); err != nil {
+			return err
+		}
+		rows, err := s.q.RecordExpiryWarnings(ctx, tx, arg)
+		for _, r := range rows {
+			written = append(written, eventFromRow(r))
+		}
+		return err
+	})
+	if err != nil {
+		return 0, dbError(err, "expiry warnings")
+	}
+	if len(written) > 0 {
+		s.publish(nil, written)
+	}
+	return len(written), nil
+}
+
+// RunExpirySweeper records expired keys, writes the expiry warnings due
+// (RecordExpiryWarnings), rotates the keys due for zero-touch rotation
+// (RotateDueKeys) and prunes key usage older than its retention, every
+// interval until ctx ends.
 func (s *Store) RunExpirySweeper(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -77,6 +142,9 @@ func (s *Store) RunExpirySweeper(ctx context.Context, interval time.Duration, lo
 		case <-tick.C:
 			if _, err := s.RecordExpiredKeys(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("expiry sweep", "err", err)
+			}
+			if _, err := s.RecordExpiryWarnings(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				log.Warn("expiry warnings sweep", "err", err)
 			}
 			// Zero-touch rotation: a step of its own, with its own lock.
 			if _, err := s.RotateDueKeys(ctx); err != nil && ctx.Err() == nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
+	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/auth"
 	"github.com/keyhub/keyhub/internal/handover"
 	"github.com/keyhub/keyhub/internal/keyhub"
@@ -552,13 +553,30 @@ func (h *Hub) applyTiers(tiers map[uuid.UUID]keyhub.Tier) {
 }
 
 // EventWritten implements keyhub.ChangeObserver: subscribed connections of
-// the event's owner receive it.
+// the event's owner receive it. An `expiring` event also warns the
+// connections opened with that key, subscribed or not (key_expiring): the
+// daemon holding the key is the one that must replace it.
 func (h *Hub) EventWritten(e keyhub.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for c := range h.byOwner[e.OwnerID] {
 		if c.subscribed.Load() {
 			c.deliver(&e) // shared, never modified: a pointer per queued event, not a copy
+		}
+	}
+	if warning, ok := keyhub.ExpiryWarningOf(e); ok {
+		msg := api.WSKeyExpiring{Type: api.WSTypeKeyExpiring, KeyID: e.KeyID, ExpiresAt: api.Timestamp(warning.ExpiresAt)}
+		for c := range h.byOwner[e.OwnerID] {
+			// A relayed socket speaks its upstream's protocol.
+			if c.principal.IsKey() && c.principal.KeyID == e.KeyID && c.upstream == nil {
+				// Off the announcer's goroutine, as KeyDelivered: a slow
+				// peer must not hold the hub (or the feed).
+				go func() {
+					if err := h.send(context.Background(), c.ws, msg); err != nil {
+						c.fail("write failed")
+					}
+				}()
+			}
 		}
 	}
 }

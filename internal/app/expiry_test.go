@@ -1,0 +1,201 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/keyhub/keyhub/api"
+	"github.com/keyhub/keyhub/api/client"
+	"github.com/keyhub/keyhub/internal/apitest"
+)
+
+const day = 24 * time.Hour
+
+// warnedDaemon is a connector (api/client) that records the expiry
+// warnings it is handed (OnKeyExpiring) and every message's type.
+type warnedDaemon struct {
+	mu       sync.Mutex
+	welcomed bool
+	warnings []api.WSKeyExpiring
+	types    []string
+}
+
+func startWarnedDaemon(t *testing.T, env *apitest.Env, secret string) *warnedDaemon {
+	t.Helper()
+	c, err := client.New(env.URL, client.WithAPIKey(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &warnedDaemon{}
+	conn := c.Connector(client.ConnectorOptions{
+		MachineID: "warned-daemon", MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		OnWelcome: func(api.WSWelcome) { d.mu.Lock(); d.welcomed = true; d.mu.Unlock() },
+		OnMessage: func(m api.WSMessage) { d.mu.Lock(); d.types = append(d.types, m.Type); d.mu.Unlock() },
+		OnKeyExpiring: func(w api.WSKeyExpiring) {
+			d.mu.Lock()
+			d.warnings = append(d.warnings, w)
+			d.mu.Unlock()
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- conn.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	eventually(t, 10*time.Second, func() string {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if !d.welcomed {
+			return "the daemon never connected"
+		}
+		return ""
+	})
+	return d
+}
+
+func (d *warnedDaemon) heard() ([]api.WSKeyExpiring, []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]api.WSKeyExpiring(nil), d.warnings...), append([]string(nil), d.types...)
+}
+
+// The sweep runs on process A (its clock moved 3.5 days on: the key,
+// made to last 10 days, is inside its 7-day window); the daemon holding
+// the key is connected to process B. It hears key_expiring through B's
+// change feed, once, while a daemon of another key hears nothing; a
+// dashboard subscribed to events on B sees the `expiring` event live, and
+// GET /v1/events on B lists it.
+func TestExpiryWarningReachesTheDaemonOnTheOtherProcess(t *testing.T) {
+	t.Parallel()
+	a, b, jwt := cluster(t, nil)
+	a.WaitListening(t)
+	b.WaitListening(t)
+	// Room for two keys (the free tier holds one).
+	a.Get(t, "/v1/me", jwt).Want(t, http.StatusOK, "")
+	if _, err := a.Pool.Exec(context.Background(), "UPDATE owners SET tier = 'team'"); err != nil {
+		t.Fatal(err)
+	}
+	key := createKey(t, a, jwt, map[string]any{"name": "warned", "expires_in": 10 * 86400})
+	other := createKey(t, a, jwt, map[string]any{"name": "other", "expires_in": 30 * 86400})
+	warned := startWarnedDaemon(t, b, key.Secret)
+	bystander := startWarnedDaemon(t, b, other.Secret)
+
+	dashboard := connect(t, b, jwt)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := wsjson.Write(ctx, dashboard.conn, map[string]any{"type": "subscribe", "topic": "events"}); err != nil {
+		t.Fatal(err)
+	}
+	dashboard.waitFor(t, "subscribed to events", func(m map[string]any) bool { return m["type"] == "subscribed" })
+
+	n, err := a.App.Store.RecordExpiryWarnings(ctx, time.Now().Add(3*day+12*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("the sweep on A wrote %d warnings (%v), want 1", n, err)
+	}
+	eventually(t, 10*time.Second, func() string {
+		if got, _ := warned.heard(); len(got) == 0 {
+			return "the daemon on B never heard key_expiring"
+		}
+		return ""
+	})
+	got, types := warned.heard()
+	if len(got) != 1 || got[0].Type != api.WSTypeKeyExpiring || got[0].KeyID != key.ID ||
+		key.ExpiresAt == nil || !got[0].ExpiresAt.Equal(api.Timestamp(*key.ExpiresAt)) {
+		t.Fatalf("key_expiring = %+v, want one for key %v expiring at %v", got, key.ID, key.ExpiresAt)
+	}
+	if len(types) != 1 || types[0] != api.WSTypeKeyExpiring {
+		t.Fatalf("OnMessage heard %v, want the key_expiring only", types)
+	}
+	dashboard.waitFor(t, "the live expiring event", func(m map[string]any) bool {
+		e, _ := m["event"].(map[string]any)
+		return m["type"] == "event" && e["type"] == "expiring" && e["key_id"] == key.ID.String()
+	})
+
+	var events api.EventList
+	b.Get(t, "/v1/events?type=expiring", jwt).Want(t, http.StatusOK, "").JSON(t, &events)
+	if len(events.Data) != 1 || events.Data[0].KeyID != key.ID {
+		t.Fatalf("GET /v1/events?type=expiring on B: %+v", events.Data)
+	}
+	var details struct {
+		ExpiresAt     time.Time `json:"expires_at"`
+		WindowSeconds int64     `json:"window_seconds"`
+	}
+	if err := json.Unmarshal(events.Data[0].Details, &details); err != nil || details.WindowSeconds != 7*86400 || !details.ExpiresAt.Equal(*key.ExpiresAt) {
+		t.Fatalf("details %s (%v), want the 7-day window of %v", events.Data[0].Details, err, key.ExpiresAt)
+	}
+
+	// The same sweep again, now on B: nothing new, for anyone.
+	if n, err := b.App.Store.RecordExpiryWarnings(ctx, time.Now().Add(3*day+13*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("a second sweep wrote %d warnings (%v), want 0", n, err)
+	}
+	// Anything sent would arrive while the 1-day warning travels.
+	if n, err := a.App.Store.RecordExpiryWarnings(ctx, time.Now().Add(9*day+12*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("the 1-day sweep wrote %d warnings (%v), want 1", n, err)
+	}
+	eventually(t, 10*time.Second, func() string {
+		if got, _ := warned.heard(); len(got) < 2 {
+			return fmt.Sprintf("the daemon heard %d warnings, want 2", len(got))
+		}
+		return ""
+	})
+	if got, _ := warned.heard(); len(got) != 2 {
+		t.Fatalf("the daemon heard %+v, want two warnings", got)
+	}
+	if got, types := bystander.heard(); len(got) != 0 || len(types) != 0 {
+		t.Fatalf("the daemon of another key heard %+v / %v", got, types)
+	}
+}
+
+// An `expiring` event is delivered, signed, to the webhooks that want it,
+// and to no other.
+func TestExpiryWarningIsDeliveredToWebhooks(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, map[string]string{"WEBHOOKS_ALLOW_INSECURE": "1", "WEBHOOKS_POLL_INTERVAL": "10ms"})
+	jwt := env.Token(t, "alice@example.com")
+	rcv := apitest.NewWebhookReceiver(t, "")
+	for path, types := range map[string][]string{"/expiring": {"expiring"}, "/revoked": {"revoked"}} {
+		var w api.CreatedWebhook
+		env.Post(t, "/v1/webhooks", jwt, map[string]any{"url": rcv.Server.URL + path, "event_types": types}).
+			Want(t, http.StatusCreated, "").JSON(t, &w)
+		rcv.Expect(path, w.Secret)
+	}
+	key := createKey(t, env, jwt, map[string]any{"name": "warned", "expires_in": 10 * 86400})
+	if n, err := env.App.Store.RecordExpiryWarnings(context.Background(), time.Now().Add(9*day+12*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("the sweep wrote %d warnings (%v), want 1", n, err)
+	}
+	// The outbox rows were written with the event: what is there now is
+	// every delivery there will be.
+	var outbox int
+	if err := env.Pool.QueryRow(context.Background(), "SELECT count(*) FROM webhook_deliveries").Scan(&outbox); err != nil || outbox != 1 {
+		t.Fatalf("%d deliveries in the outbox (%v), want 1", outbox, err)
+	}
+	eventually(t, 10*time.Second, func() string {
+		if len(rcv.Received()) == 0 {
+			return "no webhook arrived"
+		}
+		return ""
+	})
+	got := rcv.Received()
+	if len(got) != 1 || got[0].Path != "/expiring" || !got[0].Valid {
+		t.Fatalf("received %+v, want one signed delivery to /expiring", got)
+	}
+	var e api.Event
+	if err := json.Unmarshal(got[0].Body, &e); err != nil {
+		t.Fatal(err)
+	}
+	var details struct {
+		WindowSeconds int64 `json:"window_seconds"`
+	}
+	if e.Type != "expiring" || e.KeyID != key.ID || json.Unmarshal(e.Details, &details) != nil || details.WindowSeconds != 86400 {
+		t.Fatalf("delivered %s, want the key's 1-day expiring event", got[0].Body)
+	}
+}

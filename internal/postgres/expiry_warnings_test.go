@@ -1,0 +1,291 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keyhub/keyhub/internal/changes"
+	"github.com/keyhub/keyhub/internal/keyhub"
+	"github.com/keyhub/keyhub/internal/pgtest"
+	"github.com/keyhub/keyhub/internal/postgres"
+)
+
+const day = 24 * time.Hour
+
+// warningsHeard records the `expiring` events a bus delivers.
+type warningsHeard struct {
+	mu   sync.Mutex
+	seen []keyhub.Event
+}
+
+func (w *warningsHeard) KeyChanged(keyhub.KeyChange)             {}
+func (w *warningsHeard) PrincipalChanged(keyhub.PrincipalChange) {}
+func (w *warningsHeard) FeedDown()                               {}
+func (w *warningsHeard) FeedUp()                                 {}
+func (w *warningsHeard) EventWritten(e keyhub.Event) {
+	if e.Type == keyhub.EventExpiring {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.seen = append(w.seen, e)
+	}
+}
+
+// take returns the warnings heard since the last take, as "name:window".
+func (w *warningsHeard) take(t *testing.T, names map[uuid.UUID]string) []string {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, 0, len(w.seen))
+	for _, e := range w.seen {
+		warning, ok := keyhub.ExpiryWarningOf(e)
+		if !ok {
+			t.Fatalf("an expiring event without its warning: %s", e.Details)
+		}
+		out = append(out, fmt.Sprintf("%s:%s", names[e.KeyID], windowName(warning.Window)))
+	}
+	w.seen = nil
+	slices.Sort(out)
+	return out
+}
+
+func windowName(w time.Duration) string {
+	if w%day == 0 {
+		return fmt.Sprintf("%dd", w/day)
+	}
+	return w.String()
+}
+
+// storedWarnings is every `expiring` event in the database, as
+// "name:window", checking that each one's expiry is its key's.
+func storedWarnings(t *testing.T, pool *pgxpool.Pool, names map[uuid.UUID]string) []string {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), `
+		SELECT e.api_key_id, (e.details->>'window_seconds')::bigint, (e.details->>'expires_at')::timestamptz,
+		       e.actor_user_id IS NULL AND e.actor_key_id IS NULL
+		FROM api_key_events e WHERE e.event_type = 'expiring' ORDER BY e.id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id uuid.UUID
+		var seconds int64
+		var expires time.Time
+		var noActor bool
+		if err := rows.Scan(&id, &seconds, &expires, &noActor); err != nil {
+			t.Fatal(err)
+		}
+		if !noActor {
+			t.Fatalf("an expiring event of %s has an actor", names[id])
+		}
+		out = append(out, fmt.Sprintf("%s:%s", names[id], windowName(time.Duration(seconds)*time.Second)))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// keyFactory provisions an owner on the team tier and makes keys that
+// expire at given times, remembering their names.
+type keyFactory struct {
+	t     *testing.T
+	store *postgres.Store
+	p     keyhub.Principal
+	names map[uuid.UUID]string
+}
+
+func newKeyFactory(t *testing.T, store *postgres.Store, pool *pgxpool.Pool, names map[uuid.UUID]string) *keyFactory {
+	t.Helper()
+	p, _, err := store.ProvisionUser(t.Context(), uuid.New(), uuid.NewString()+"@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(t.Context(), "UPDATE owners SET tier = 'team' WHERE id = $1", p.OwnerID); err != nil {
+		t.Fatal(err)
+	}
+	return &keyFactory{t: t, store: store, p: p, names: names}
+}
+
+func (f *keyFactory) key(name string, expires *time.Time) keyhub.Key {
+	f.t.Helper()
+	k, err := f.store.CreateKey(f.t.Context(), &f.p, keyhub.CreateKeyInput{Name: name, Scopes: keyhub.BuiltinScopes, ExpiresAt: expires}, keyhub.RequestMeta{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.names[k.Key.ID] = name
+	return k.Key
+}
+
+// TestExpiryWarningWindows sweeps at chosen times (the sweep's clock is a
+// parameter; the keys' lifetimes are real, counted from their creation)
+// and checks which warnings each sweep writes: every key entering the
+// 7-day window in one sweep gets its warning, then its 1-day one, each
+// once; what the sweep returns, what it publishes and what it stores
+// agree.
+func TestExpiryWarningWindows(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	ctx := t.Context()
+	bus := changes.New()
+	heard := &warningsHeard{}
+	bus.Subscribe(heard)
+	store := postgres.NewStore(pool, bus)
+	names := map[uuid.UUID]string{}
+	f := newKeyFactory(t, store, pool, names)
+	base := time.Now()
+	at := func(d time.Duration) *time.Time { t := base.Add(d); return &t }
+
+	f.key("a", at(10*day))
+	b := f.key("b", at(10*day+time.Hour))
+	f.key("short", at(5*day)) // born inside the 7-day window: only the 1-day one
+	f.key("never", nil)
+	revoked := f.key("revoked", at(10*day))
+	if _, _, err := store.RevokeKey(ctx, &f.p, revoked.ID, keyhub.RequestMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	disabled := f.key("disabled", at(10*day))
+	if _, err := store.SetKeyDisabled(ctx, &f.p, disabled.ID, true, keyhub.RequestMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	reexpired := f.key("reexpired", at(10*day))
+
+	sweep := func(after time.Duration, want ...string) {
+		t.Helper()
+		n, err := store.RecordExpiryWarnings(ctx, base.Add(after))
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(want)
+		if got := heard.take(t, names); n != len(want) || !slices.Equal(got, want) {
+			t.Fatalf("sweep at +%v wrote %d, published %v; want %v", after, n, got, want)
+		}
+	}
+	sweep(day)
+	// a, b and reexpired enter the 7-day window in the same sweep.
+	sweep(3*day+2*time.Hour, "a:7d", "b:7d", "reexpired:7d")
+	sweep(3*day + 2*time.Hour)
+	sweep(3*day + 3*time.Hour)
+	// short is a day from its expiry.
+	sweep(4*day+time.Hour, "short:1d")
+
+	// Enabled inside the 7-day window, the disabled key is warned now.
+	if _, err := store.SetKeyDisabled(ctx, &f.p, disabled.ID, false, keyhub.RequestMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	sweep(4*day+time.Hour, "disabled:7d")
+
+	// b is refreshed: its replacement (its lifetime from now) gets its
+	// own warnings; b, ending with its grace period, gets none (the
+	// refresh chose that end), even made to look a month old, so that its
+	// 1-day window does not start before its creation.
+	r, err := store.RefreshKey(ctx, &f.p, b.ID, keyhub.RefreshInput{Grace: 23 * time.Hour}, keyhub.RequestMeta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names[r.New.Key.ID] = "b2"
+	if _, err := pool.Exec(ctx, "UPDATE api_keys SET created_at = created_at - interval '30 days' WHERE id = $1", b.ID); err != nil {
+		t.Fatal(err)
+	}
+	sweep(2 * time.Hour)
+	sweep(4*day+time.Hour, "b2:7d")
+
+	// An operator moves reexpired's expiry: it is warned of the new one.
+	if _, err := pool.Exec(ctx, "UPDATE api_keys SET expires_at = $2 WHERE id = $1", reexpired.ID, *at(30 * day)); err != nil {
+		t.Fatal(err)
+	}
+	// A key that enters both windows between two sweeps (no process ran
+	// for days) is warned once, of the nearer.
+	f.key("late", at(10*day+30*time.Minute))
+	sweep(9*day+12*time.Hour, "a:1d", "disabled:1d", "b2:1d", "late:1d")
+	sweep(9*day + 13*time.Hour)
+	sweep(23*day+time.Hour, "reexpired:7d")
+	sweep(29*day+time.Hour, "reexpired:1d")
+	sweep(40 * day)
+
+	want := []string{"a:7d", "a:1d", "b:7d", "b2:7d", "b2:1d", "disabled:7d", "disabled:1d", "late:1d",
+		"reexpired:7d", "reexpired:7d", "reexpired:1d", "short:1d"}
+	slices.Sort(want)
+	if got := storedWarnings(t, pool, names); !slices.Equal(got, want) {
+		t.Fatalf("stored warnings %v, want %v", got, want)
+	}
+}
+
+// TestExpiryWarningsOnceWithConcurrentSweeps: two stores on one database,
+// as two processes, each with several sweeps running at once, at the same
+// and at later times: every warning is written exactly once, and the
+// counts the sweeps return add up to what is stored.
+func TestExpiryWarningsOnceWithConcurrentSweeps(t *testing.T) {
+	t.Parallel()
+	pool, url := pgtest.NewDB(t)
+	ctx := t.Context()
+	other, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+	stores := []*postgres.Store{postgres.NewStore(pool, nil), postgres.NewStore(other, nil)}
+	names := map[uuid.UUID]string{}
+	base := time.Now()
+	var want []string
+	for o := range 3 {
+		f := newKeyFactory(t, stores[o%2], pool, names)
+		for i := range 8 {
+			// Expiries from 8 to 11.5 days out, a few hours apart.
+			expires := base.Add(8*day + time.Duration(o*8+i)*3*time.Hour)
+			name := fmt.Sprintf("o%d-k%d", o, i)
+			f.key(name, &expires)
+			want = append(want, name+":7d", name+":1d")
+		}
+	}
+	slices.Sort(want)
+
+	// Sweep times crossing every key's two windows, each swept by eight
+	// sweeps at once, four on each store.
+	var total int64
+	var mu sync.Mutex
+	for at := 0 * time.Hour; at <= 12*day; at += 6 * time.Hour {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				n, err := stores[i%2].RecordExpiryWarnings(ctx, base.Add(at))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				total += int64(n)
+				mu.Unlock()
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+	got := storedWarnings(t, pool, names)
+	if !slices.Equal(got, want) {
+		t.Fatalf("stored warnings %v,\nwant %v", got, want)
+	}
+	if total != int64(len(want)) {
+		t.Fatalf("the sweeps reported %d warnings written, %d are stored", total, len(want))
+	}
+	var ledger int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM api_key_expiry_warnings").Scan(&ledger); err != nil || ledger != len(want) {
+		t.Fatalf("ledger rows %d (%v), want %d", ledger, err, len(want))
+	}
+}
