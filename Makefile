@@ -100,7 +100,9 @@ measure-propagation:
 	@db/pgcluster.sh throwaway -- env KEYHUB_MEASURE=1 $(GO) test -count=1 -run '^TestRevocationPropagation$$' -v ./internal/app/ | grep -E '^\s+propagation_test.go|^(ok|FAIL|---)'
 
 ## loadtest: keyhub under load on loopback with a throwaway PostgreSQL: one table of throughput, p50/p99, ratios to /healthz, pgbench, WebSocket memory and revocation fan-out (a few minutes; not part of make test)
+loadtest: export PATH := $(PATH):/usr/sbin:/sbin
 loadtest: build
+	@db/require.sh nginx
 	$(GO) build -o $(BIN)/keyhub-load ./cmd/keyhub-load
 	@ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); \
 	  db/pgcluster.sh throwaway -- $(BIN)/keyhub-load -keyhub $(BIN)/keyhub $(LOADTEST_FLAGS)

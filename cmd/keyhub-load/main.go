@@ -52,6 +52,8 @@ type options struct {
 	// server instead (startReference starts it so).
 	serveReference string
 	referenceOwner string
+	// nginx is the nginx binary of the auth_request row.
+	nginx string
 }
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -72,6 +74,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.sockets, "sockets", 10_000, "idle authenticated WebSockets held for the memory measure")
 	fs.IntVar(&o.perKey, "sockets-per-key", 100, "sockets per key (the enterprise tier's limit); also the fan-out size")
 	fs.IntVar(&o.fanoutRounds, "fanout-rounds", 10, "keys revoked one after the other to measure fan-out")
+	fs.StringVar(&o.nginx, "nginx", "nginx", "nginx binary of the auth_request row (the README's server block in front of the same upstream)")
 	fs.StringVar(&o.pgbench, "pgbench", "", "pgbench binary (default: on PATH, then /usr/lib/postgresql/*/bin)")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write keyhub's CPU profile during the cached-key phase to this file (go tool pprof)")
 	fs.StringVar(&o.profileMeasure, "profile-measure", "GET /v1/me, cached mk_ key", "the HTTP path (its row's name, or a prefix of it) whose first round -cpuprofile records")
@@ -122,6 +125,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer srv.stop()
+	nginx, err := startNginx(o.nginx, srv.addr, upstream.Addr().String())
+	if err != nil {
+		return err
+	}
+	defer nginx.stop()
+	srv.nginx = nginx.addr
 
 	rows, err := measureAll(ctx, o, srv, logf)
 	machine.loadAfter = loadAverage()

@@ -32,8 +32,11 @@ type keyhubServer struct {
 	verifyToken string
 	// upstream is the product behind GATEWAY_ROUTES' /app/ (host:port).
 	upstream string
-	dir      string // data dir and log file
-	exited   chan struct{}
+	// nginx is nginx's listener (host:port), asking keyhub's GET /v1/authz
+	// about every request before it proxies to upstream.
+	nginx  string
+	dir    string // data dir and log file
+	exited chan struct{}
 }
 
 // startKeyhub creates a fresh database on the server of baseURL, migrates
@@ -64,6 +67,8 @@ func startKeyhub(ctx context.Context, bin, baseURL, upstreamAddr string, logf fu
 	verifyToken := rand.Text() + rand.Text() // 52 random base32 characters
 	env := append(os.Environ(),
 		"VERIFY_TOKENS="+verifyToken,
+		// The README's nginx block asks for app:read.
+		"PRODUCT_SCOPES=app:read,app:write",
 		// The product behind keyhub's proxy (startUpstream).
 		"GATEWAY_ROUTES=/app/ http://"+upstreamAddr+" strip_prefix",
 		"DATABASE_URL="+dbURL,
