@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -98,6 +99,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.Log = slog.Default()
 	}
 	transport := newTransport(cfg.UpstreamTimeout)
+	buffers := &copyBuffers{}
 	g := &Gateway{forwardAuth: &forwardAuth{cfg: &cfg}}
 	for _, rt := range cfg.Routes {
 		rp := &routeProxy{route: rt, cfg: &cfg}
@@ -112,8 +114,9 @@ func New(cfg Config) (*Gateway, error) {
 			}
 		}
 		rp.proxy = &httputil.ReverseProxy{
-			Rewrite:   rp.rewrite,
-			Transport: transport,
+			Rewrite:    rp.rewrite,
+			Transport:  transport,
+			BufferPool: buffers,
 			// FlushInterval stays 0: ReverseProxy already flushes every write
 			// of a streamed answer (no Content-Length, or server-sent
 			// events); an answer of known length is written once, not
@@ -423,3 +426,28 @@ var (
 	errUpstreamUnavailable = keyhub.Errorf(keyhub.CodeUpstreamUnavailable, "the upstream service is not reachable; retry later")
 	errUpstreamTimeout     = keyhub.Errorf(keyhub.CodeUpstreamTimeout, "the upstream service did not answer in time")
 )
+
+// copyBuffers lends ReverseProxy the buffers it copies answers through.
+// Without a pool it allocates (and the runtime clears) 32 KiB for every
+// request: 7.5 % of keyhub's CPU on the proxy path in the load harness.
+type copyBuffers struct{ pool sync.Pool }
+
+// copyBufferSize is ReverseProxy's own default.
+const copyBufferSize = 32 << 10
+
+// Get implements httputil.BufferPool.
+func (b *copyBuffers) Get() []byte {
+	if buf, ok := b.pool.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, copyBufferSize)
+}
+
+// Put implements httputil.BufferPool.
+func (b *copyBuffers) Put(buf []byte) {
+	if cap(buf) < copyBufferSize {
+		return
+	}
+	buf = buf[:copyBufferSize]
+	b.pool.Put(&buf)
+}

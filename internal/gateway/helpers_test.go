@@ -81,7 +81,7 @@ func uniqueEmail(name string) string {
 
 // newKey creates an API key with scopes (all of its creator's when nil)
 // for a new user, and returns it with the user's access token.
-func newKey(t *testing.T, env *apitest.Env, scopes []string) (key, jwt string) {
+func newKey(t testing.TB, env *apitest.Env, scopes []string) (key, jwt string) {
 	t.Helper()
 	body := map[string]any{"name": "gateway"}
 	if scopes != nil {
