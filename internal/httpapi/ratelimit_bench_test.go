@@ -20,8 +20,8 @@ func BenchmarkRateLimitedRequest(b *testing.B) {
 		vars   map[string]string
 		status int
 	}{
-		{"process", map[string]string{"RATE_LIMIT_TIER_RPM": "free=1000000000"}, http.StatusOK},
-		{"redis", map[string]string{"RATE_LIMIT_TIER_RPM": "free=1000000000", "REDIS_URL": "redis"}, http.StatusOK},
+		{"process", map[string]string{"RATE_LIMIT_TIER_RPM": "free=100000000"}, http.StatusOK},
+		{"redis", map[string]string{"RATE_LIMIT_TIER_RPM": "free=100000000", "REDIS_URL": "redis"}, http.StatusOK},
 		{"redis_refused", map[string]string{"RATE_LIMIT_TIER_RPM": "free=1", "REDIS_URL": "redis"}, http.StatusTooManyRequests},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
@@ -61,7 +61,7 @@ func BenchmarkRateLimitedRequest(b *testing.B) {
 func BenchmarkRateLimitedRequestHTTP(b *testing.B) {
 	for _, backend := range []string{"process", "redis"} {
 		b.Run(backend, func(b *testing.B) {
-			vars := map[string]string{"RATE_LIMIT_TIER_RPM": "free=1000000000"}
+			vars := map[string]string{"RATE_LIMIT_TIER_RPM": "free=100000000"}
 			if backend == "redis" {
 				url := os.Getenv("KEYHUB_TEST_REDIS_URL")
 				if url == "" {
