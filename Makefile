@@ -8,7 +8,7 @@ PG_DIR := .keyhub/pg
 # The Debian packages whose programs the tests run for real. db/require.sh
 # installs the missing ones as root (waiting for another apt) and, in CI,
 # fails when one is still missing instead of letting its tests skip.
-TEST_PACKAGES := postgresql redis-server chromium nginx caddy docker-compose
+TEST_PACKAGES := postgresql redis-server chromium nginx caddy docker-compose curl
 # axe-core checks the dashboard's accessibility in its browser tests; it
 # is cached per user, outside the repository, like the apt-installed Chromium.
 AXE_VERSION := 4.14.1
