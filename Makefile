@@ -15,7 +15,12 @@ AXE_VERSION := 4.14.1
 AXE_JS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/keyhub/axe-core-$(AXE_VERSION)/node_modules/axe-core/axe.min.js
 export KEYHUB_AXE_JS ?= $(AXE_JS)
 
-.PHONY: help run stop test test-in-cluster packages build clean generate check-generated bench token chromium axe-core screenshots measure-propagation loadtest
+# What `keyhub --version` prints in the image (`make up`): the checkout's
+# tag or commit; a plain `make build` stamps the commit through the go
+# command's VCS information instead.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: up help run stop test test-in-cluster packages build clean generate check-generated bench token chromium axe-core screenshots measure-propagation loadtest
 
 ## help: list these targets (the lines starting with two hashes)
 help:
@@ -27,6 +32,10 @@ help:
 # exec: make's SIGTERM reaches the script itself, not a shell around it.
 run: build
 	@PG_DIR=$(PG_DIR) exec db/run.sh serve $(BIN)/keyhub
+
+## up: docker compose up --build (docker-compose.yml), the image stamped with this checkout's VERSION for keyhub --version
+up:
+	KEYHUB_VERSION=$(VERSION) docker compose up --build
 
 ## stop: stop every make run of this checkout (gracefully) and its PostgreSQL cluster
 stop:
