@@ -55,6 +55,7 @@ commands:
                          manage API keys (mk keys --help)
   events [--follow]      the audit trail; --follow streams it live
   ws connections|close   the account's open WebSocket connections
+  owner policy [set]     the account's key policy: longest lifetime, leak handling
   connect                hold a daemon's WebSocket open, printing what arrives
   version                print mk's version (also mk --version)
 
@@ -145,6 +146,8 @@ func (m *cli) dispatch(ctx context.Context, args []string) error {
 		return m.events(ctx, rest)
 	case "ws":
 		return m.ws(ctx, rest)
+	case "owner":
+		return m.owner(ctx, rest)
 	case "connect":
 		return m.connect(ctx, rest)
 	case "version":

@@ -190,5 +190,13 @@ func TestDashboardAccessibility(t *testing.T) {
 			chromedp.Click(chromedp.CSS(`#confirm-dialog button[value=cancel]`)),
 			chromedp.WaitNotVisible(chromedp.ID("confirm-dialog")),
 		)
+
+		do(t, ctx, "settings",
+			chromedp.Click(chromedp.CSS(`#nav a[data-page=settings]`)),
+			chromedp.WaitVisible(chromedp.ID("policy-lifetime")),
+		)
+		waitFor(t, ctx, "the policy read", `document.querySelector('#policy-form input[name=leak]:checked') !== null`)
+		check("settings")
+		shot("settings")
 	}
 }

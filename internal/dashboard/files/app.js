@@ -70,6 +70,7 @@ const pages = {
   key: { show: showKey, title: () => 'Key' },
   events: { show: showEvents, leave: () => state.live.stop(), title: () => $('events-title').textContent },
   connections: { show: showConnections, title: () => $('connections-title').textContent },
+  settings: { show: showSettings, title: () => $('settings-title').textContent },
 };
 
 // wanted is the page the address names: [page, parameter].
@@ -970,6 +971,53 @@ async function closeConnection(c, label) {
   }
 }
 
+// ---- settings: the owner's policy ----------------------------------------
+
+// lifetimeText names a lifetime in seconds: whole days as days, else hours.
+function lifetimeText(seconds) {
+  return seconds % 86400 === 0 ? plural(seconds / 86400, 'day') : `${Math.round(seconds / 360) / 10} h`;
+}
+
+// showPolicy sets the form to a policy; a lifetime set elsewhere (mk, the
+// API) that no option names gets an option of its own.
+function showPolicy(policy) {
+  const select = $('policy-lifetime');
+  select.querySelector('option[data-custom]')?.remove();
+  const value = policy.max_key_lifetime === null ? '' : String(policy.max_key_lifetime);
+  if (![...select.options].some((option) => option.value === value)) {
+    select.append(el('option', { value, dataset: { custom: 'yes' } }, lifetimeText(policy.max_key_lifetime)));
+  }
+  select.value = value;
+  for (const radio of document.querySelectorAll('#policy-form input[name=leak]')) {
+    radio.checked = radio.value === policy.leak_policy;
+  }
+}
+
+function showSettings() {
+  $('policy-saved').textContent = '';
+  return load('settings-state', 'your account\'s rules', async () => {
+    showPolicy(await state.api.get('/v1/owner/policy'));
+  });
+}
+
+async function savePolicy() {
+  hideNotice();
+  $('policy-saved').textContent = '';
+  const lifetime = $('policy-lifetime').value;
+  const leak = document.querySelector('#policy-form input[name=leak]:checked');
+  const body = { max_key_lifetime: lifetime ? Number(lifetime) : null };
+  if (leak) {
+    body.leak_policy = leak.value;
+  }
+  try {
+    const policy = await state.api.patch('/v1/owner/policy', body);
+    showPolicy(policy);
+    $('policy-saved').textContent = 'Saved.';
+  } catch (err) {
+    report(err);
+  }
+}
+
 // ---- start ---------------------------------------------------------------
 
 async function main() {
@@ -1040,6 +1088,10 @@ async function main() {
   $('events-more').addEventListener('click', (e) => busy(e.currentTarget, moreEvents));
   $('key-history-more').addEventListener('click', (e) => busy(e.currentTarget, moreKeyHistory));
   $('connections-reload').addEventListener('click', (e) => busy(e.currentTarget, showConnections));
+  $('policy-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    busy($('policy-save'), savePolicy);
+  });
   $('refresh-form').addEventListener('change', onGracePreset);
   $('refresh-grace').addEventListener('input', () => {
     $('refresh-form').querySelector('input[name=grace][value=custom]').checked = true;
