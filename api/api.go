@@ -131,8 +131,8 @@ type RefreshKeyRequest struct {
 	// in the answer; "" or "response": in the answer.
 	Deliver string `json:"deliver,omitempty"`
 	// AutoRotateBefore sets the replacement's (seconds; 0 removes it;
-	// omitted: the old key's).
-	AutoRotateBefore *int64 `json:"auto_rotate_before,omitempty"`
+	// omitted: the old key's). Null is refused: it could mean either.
+	AutoRotateBefore Optional[int64] `json:"auto_rotate_before,omitzero"`
 }
 
 // Event is one entry of the audit trail.

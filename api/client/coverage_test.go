@@ -27,7 +27,8 @@ import (
 // deliberately leaves out, with the reason.
 var notClientOperations = map[string]string{
 	"root":              "a redirect to the dashboard, for browsers",
-	"dashboard":         "the dashboard's HTML page, for browsers",
+	"dashboard":         "a redirect to the dashboard page, for browsers",
+	"dashboardPage":     "the dashboard's HTML page, for browsers",
 	"dashboardConfig":   "the dashboard's own settings, read by its page",
 	"dashboardFile":     "the dashboard's scripts and styles",
 	"authzGet":          forwardAuth,

@@ -241,8 +241,7 @@ func (m *cli) keysRefresh(ctx context.Context, args []string) error {
 		return usageErrorf("--deliver and --out do not mix: the secret goes to the connections")
 	}
 	if *autoRotate >= 0 {
-		secs := int64(autoRotate.Seconds())
-		req.AutoRotateBefore = &secs
+		req.AutoRotateBefore = api.Some(int64(autoRotate.Seconds()))
 	}
 	if *name != "" {
 		req.Name = name

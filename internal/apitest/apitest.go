@@ -394,7 +394,11 @@ func (e *Env) Do(t testing.TB, req Request) Response {
 	for k, v := range req.Headers {
 		hr.Header.Set(k, v)
 	}
-	resp, err := e.Server.Client().Do(hr)
+	// A redirect is the answer to this request, not the page it points
+	// to: the observer checks it against this request's route.
+	client := *e.Server.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Do(hr)
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, req.Path, err)
 	}

@@ -190,8 +190,13 @@ func (s *server) handleKeyRefresh(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, `deliver must be "response" or "connections"`))
 		return
 	}
-	if req.AutoRotateBefore != nil {
-		before, err := autoRotateBefore(*req.AutoRotateBefore)
+	if req.AutoRotateBefore.Null {
+		// "Keep the old key's" (absent) or "remove it" (0)? Say which.
+		httpjson.Error(w, r, keyhub.Errorf(keyhub.CodeValidation, "auto_rotate_before must be a number of seconds (0 removes it), or left out to keep the old key's; not null"))
+		return
+	}
+	if req.AutoRotateBefore.Set {
+		before, err := autoRotateBefore(req.AutoRotateBefore.Value)
 		if err != nil {
 			httpjson.Error(w, r, err)
 			return

@@ -41,10 +41,17 @@ func TestOpenAPIEveryRouteIsDocumented(t *testing.T) {
 	if !ok {
 		t.Fatalf("app handler is %T, not a chi.Routes", env.App.Handler)
 	}
+	documented := map[string]bool{}
+	for path, item := range spec.Paths.Map() {
+		for method := range item.Operations() {
+			documented[method+" "+path] = true
+		}
+	}
 	routed := map[string]bool{}
 	err := chi.Walk(mux, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
-		// Route("/x") + Get("/") registers "/x/"; clients call "/x".
-		if len(route) > 1 {
+		// Route("/x") + Get("/") registers "/x/"; clients call "/x",
+		// unless the document names the path with its slash.
+		if len(route) > 1 && !documented[method+" "+route] {
 			route = strings.TrimSuffix(route, "/")
 		}
 		// A trailing wildcard (the rest of the path, slashes included) is
@@ -59,13 +66,9 @@ func TestOpenAPIEveryRouteIsDocumented(t *testing.T) {
 		t.Fatalf("walk: %v", err)
 	}
 
-	documented := map[string]bool{}
-	for path, item := range spec.Paths.Map() {
-		for method := range item.Operations() {
-			documented[method+" "+path] = true
-			if !routed[method+" "+path] {
-				t.Errorf("%s %s is documented but not routed", method, path)
-			}
+	for r := range documented {
+		if !routed[r] {
+			t.Errorf("%s is documented but not routed", r)
 		}
 	}
 	for r := range routed {
