@@ -184,19 +184,24 @@ func TestRateLimitWarningsCountedPerWindow(t *testing.T) {
 	if !answered(sent) {
 		t.Fatal("closed before any warning")
 	}
-	// Bursts of 4 after short pauses: the first passes on a token refilled
-	// meanwhile, so never more than 3 warnings come in a row. (On a slow
-	// machine a pause may refill the whole burst: no warning, no harm.)
+	// Bursts after short pauses: the first messages of each pass on the
+	// tokens refilled meanwhile, the rest are warned. A burst is as long as
+	// the pause refilled (one message every 6 ms) plus 6, so that a loaded
+	// machine, whose pauses last longer, still gets warnings from every
+	// burst (a fixed burst of 4 was refilled whole there, and no warning
+	// came for a minute).
 	deadline := time.Now().Add(time.Minute)
+	last := time.Now()
 	for warnings.Load() < 3*maxRateStrikesForTest && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond) // refills at least one message
-		for range 4 {
+		for range int(time.Since(last)/(6*time.Millisecond)) + 6 {
 			_ = c.Write(context.Background(), websocket.MessageText, ping)
 			sent++
 		}
 		if !answered(sent) {
 			return // closed with 1008
 		}
+		last = time.Now()
 	}
 	t.Fatalf("%d warnings, with allowed messages between them, and the connection is still open", warnings.Load())
 }
