@@ -45,21 +45,7 @@ func startNginx(bin, keyhubAddr, upstreamAddr string) (*nginxServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	main := fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/client_body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    include %[1]s/keyhub.conf;
-}
-`, dir)
+	main := forwardauth.NginxMain(dir)
 	if err := os.WriteFile(filepath.Join(dir, "keyhub.conf"), []byte(server), 0o600); err != nil {
 		return nil, err
 	}

@@ -8,7 +8,10 @@
 // tests replace those addresses, and nothing else.
 package forwardauth
 
-import _ "embed"
+import (
+	_ "embed"
+	"fmt"
+)
 
 // The addresses the configurations name.
 const (
@@ -26,3 +29,25 @@ var Nginx string
 //
 //go:embed Caddyfile
 var Caddyfile string
+
+// NginxMain is the main configuration a packaged nginx.conf would hold,
+// for running Nginx's server block (keyhub.conf in prefix) as one
+// foreground process of the current user, everything it writes in prefix:
+// what the tests and the load harness run.
+func NginxMain(prefix string) string {
+	return fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/client_body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    include %[1]s/keyhub.conf;
+}
+`, prefix)
+}

@@ -114,23 +114,7 @@ func startNginx(t *testing.T, keyhubAddr, upstreamAddr string) string {
 	dir := t.TempDir()
 	listen := freeAddr(t)
 	server := configure(t, forwardauth.Nginx, keyhubAddr, upstreamAddr, listen)
-	// The main context a packaged nginx.conf would hold; master_process
-	// off keeps one process, running as the test's user.
-	main := fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/client_body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    include %[1]s/keyhub.conf;
-}
-`, dir)
+	main := forwardauth.NginxMain(dir)
 	if err := os.WriteFile(filepath.Join(dir, "keyhub.conf"), []byte(server), 0o600); err != nil {
 		t.Fatal(err)
 	}
