@@ -42,6 +42,9 @@ error_log %[1]s/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
+    # A load test's client keeps each connection for its whole run (nginx
+    # closes one after 1000 requests by default).
+    keepalive_requests 1000000;
     client_body_temp_path %[1]s/client_body;
     proxy_temp_path %[1]s/proxy;
     fastcgi_temp_path %[1]s/fastcgi;
