@@ -65,6 +65,19 @@ type Key struct {
 	AllowedCIDRs []string `json:"allowed_cidrs"`
 	// DisabledAt is when the key was disabled; null while it is not.
 	DisabledAt *time.Time `json:"disabled_at"`
+	// CreatedBy is who created the key; null when keyhub made it itself
+	// (an auto-rotation).
+	CreatedBy *KeyCreator `json:"created_by"`
+}
+
+// KeyCreator is who created a key: a user with a session (key_id null),
+// or with one of its keys (key_id and key_prefix name it). email is null
+// when the user has none, or no longer belongs to this account.
+type KeyCreator struct {
+	UserID    uuid.UUID  `json:"user_id"`
+	Email     *string    `json:"email"`
+	KeyID     *uuid.UUID `json:"key_id"`
+	KeyPrefix *string    `json:"key_prefix"`
 }
 
 // CreatedKey is a new key with its secret, shown this once. A refresh
@@ -137,15 +150,18 @@ type RefreshKeyRequest struct {
 
 // Event is one entry of the audit trail.
 type Event struct {
-	ID          int64           `json:"id"`
-	KeyID       uuid.UUID       `json:"key_id"`
-	ActorUserID *uuid.UUID      `json:"actor_user_id"`
-	ActorKeyID  *uuid.UUID      `json:"actor_key_id"`
-	Type        string          `json:"type"`
-	IPAddress   *string         `json:"ip_address"`
-	UserAgent   *string         `json:"user_agent"`
-	Details     json.RawMessage `json:"details"`
-	CreatedAt   time.Time       `json:"created_at"`
+	ID          int64      `json:"id"`
+	KeyID       uuid.UUID  `json:"key_id"`
+	ActorUserID *uuid.UUID `json:"actor_user_id"`
+	ActorKeyID  *uuid.UUID `json:"actor_key_id"`
+	// ActorEmail is the acting user's email; null for keyhub itself, a
+	// user without one, or one who no longer belongs to this account.
+	ActorEmail *string         `json:"actor_email"`
+	Type       string          `json:"type"`
+	IPAddress  *string         `json:"ip_address"`
+	UserAgent  *string         `json:"user_agent"`
+	Details    json.RawMessage `json:"details"`
+	CreatedAt  time.Time       `json:"created_at"`
 }
 
 // EventList is a page of events.

@@ -40,13 +40,15 @@ RETURNING d.id, d.webhook_id, d.event_id, d.claim_id, d.attempts, d.created_at;
 INSERT INTO webhook_attempts (delivery_id, claim_id) VALUES (@delivery_id, @claim_id);
 
 -- name: ClaimedDeliveryTargets :many
--- What the claimed deliveries are sent to, and their events.
+-- What the claimed deliveries are sent to, and their events (actor_email
+-- as ListEvents has it: the body is the event as /v1/events shows it).
 SELECT d.id AS delivery_id, w.url, w.secret,
        e.id, e.api_key_id, e.owner_id, e.actor_user_id, e.actor_key_id, e.event_type,
-       e.ip_address, e.user_agent, e.details, e.created_at
+       e.ip_address, e.user_agent, e.details, e.created_at, u.email AS actor_email
 FROM webhook_deliveries d
 JOIN webhooks w ON w.id = d.webhook_id
 JOIN api_key_events e ON e.id = d.event_id
+LEFT JOIN users u ON u.id = e.actor_user_id AND u.default_owner_id = e.owner_id
 WHERE d.id = ANY (@ids::uuid[]);
 
 -- name: FinishWebhookAttempt :execrows

@@ -15,30 +15,40 @@ import (
 )
 
 const getEventsByIDs = `-- name: GetEventsByIDs :many
-SELECT id, api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details, created_at, actor_key_id FROM api_key_events WHERE id = ANY ($1::bigint[]) ORDER BY id
+SELECT e.id, e.api_key_id, e.owner_id, e.actor_user_id, e.event_type, e.ip_address, e.user_agent, e.details, e.created_at, e.actor_key_id, u.email AS actor_email
+FROM api_key_events e
+LEFT JOIN users u ON u.id = e.actor_user_id AND u.default_owner_id = e.owner_id
+WHERE e.id = ANY ($1::bigint[]) ORDER BY e.id
 `
 
-// The events another process announced, read in one batch.
-func (q *Queries) GetEventsByIDs(ctx context.Context, db DBTX, ids []int64) ([]ApiKeyEvent, error) {
+type GetEventsByIDsRow struct {
+	ApiKeyEvent ApiKeyEvent
+	ActorEmail  *string
+}
+
+// The events another process announced, read in one batch (actor_email
+// as ListEvents has it).
+func (q *Queries) GetEventsByIDs(ctx context.Context, db DBTX, ids []int64) ([]GetEventsByIDsRow, error) {
 	rows, err := db.Query(ctx, getEventsByIDs, ids)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ApiKeyEvent
+	var items []GetEventsByIDsRow
 	for rows.Next() {
-		var i ApiKeyEvent
+		var i GetEventsByIDsRow
 		if err := rows.Scan(
-			&i.ID,
-			&i.ApiKeyID,
-			&i.OwnerID,
-			&i.ActorUserID,
-			&i.EventType,
-			&i.IpAddress,
-			&i.UserAgent,
-			&i.Details,
-			&i.CreatedAt,
-			&i.ActorKeyID,
+			&i.ApiKeyEvent.ID,
+			&i.ApiKeyEvent.ApiKeyID,
+			&i.ApiKeyEvent.OwnerID,
+			&i.ApiKeyEvent.ActorUserID,
+			&i.ApiKeyEvent.EventType,
+			&i.ApiKeyEvent.IpAddress,
+			&i.ApiKeyEvent.UserAgent,
+			&i.ApiKeyEvent.Details,
+			&i.ApiKeyEvent.CreatedAt,
+			&i.ApiKeyEvent.ActorKeyID,
+			&i.ActorEmail,
 		); err != nil {
 			return nil, err
 		}
@@ -98,15 +108,17 @@ func (q *Queries) InsertEvent(ctx context.Context, db DBTX, arg InsertEventParam
 }
 
 const listEvents = `-- name: ListEvents :many
-SELECT id, api_key_id, owner_id, actor_user_id, event_type, ip_address, user_agent, details, created_at, actor_key_id FROM api_key_events
-WHERE owner_id = $1
-  AND ($2::uuid IS NULL OR api_key_id = $2::uuid)
-  AND (cardinality($3::text[]) = 0 OR event_type = ANY ($3::text[]))
-  AND ($4::timestamptz IS NULL OR created_at >= $4::timestamptz)
-  AND ($5::timestamptz IS NULL OR created_at < $5::timestamptz)
+SELECT e.id, e.api_key_id, e.owner_id, e.actor_user_id, e.event_type, e.ip_address, e.user_agent, e.details, e.created_at, e.actor_key_id, u.email AS actor_email
+FROM api_key_events e
+LEFT JOIN users u ON u.id = e.actor_user_id AND u.default_owner_id = e.owner_id
+WHERE e.owner_id = $1
+  AND ($2::uuid IS NULL OR e.api_key_id = $2::uuid)
+  AND (cardinality($3::text[]) = 0 OR e.event_type = ANY ($3::text[]))
+  AND ($4::timestamptz IS NULL OR e.created_at >= $4::timestamptz)
+  AND ($5::timestamptz IS NULL OR e.created_at < $5::timestamptz)
   AND ($6::timestamptz IS NULL
-       OR (created_at, id) < ($6::timestamptz, $7::bigint))
-ORDER BY created_at DESC, id DESC
+       OR (e.created_at, e.id) < ($6::timestamptz, $7::bigint))
+ORDER BY e.created_at DESC, e.id DESC
 LIMIT $8
 `
 
@@ -121,7 +133,14 @@ type ListEventsParams struct {
 	MaxRows        int32
 }
 
-func (q *Queries) ListEvents(ctx context.Context, db DBTX, arg ListEventsParams) ([]ApiKeyEvent, error) {
+type ListEventsRow struct {
+	ApiKeyEvent ApiKeyEvent
+	ActorEmail  *string
+}
+
+// actor_email: the acting user's, only while the user belongs to this
+// owner (never another tenant's address).
+func (q *Queries) ListEvents(ctx context.Context, db DBTX, arg ListEventsParams) ([]ListEventsRow, error) {
 	rows, err := db.Query(ctx, listEvents,
 		arg.OwnerID,
 		arg.ApiKeyID,
@@ -136,20 +155,21 @@ func (q *Queries) ListEvents(ctx context.Context, db DBTX, arg ListEventsParams)
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ApiKeyEvent
+	var items []ListEventsRow
 	for rows.Next() {
-		var i ApiKeyEvent
+		var i ListEventsRow
 		if err := rows.Scan(
-			&i.ID,
-			&i.ApiKeyID,
-			&i.OwnerID,
-			&i.ActorUserID,
-			&i.EventType,
-			&i.IpAddress,
-			&i.UserAgent,
-			&i.Details,
-			&i.CreatedAt,
-			&i.ActorKeyID,
+			&i.ApiKeyEvent.ID,
+			&i.ApiKeyEvent.ApiKeyID,
+			&i.ApiKeyEvent.OwnerID,
+			&i.ApiKeyEvent.ActorUserID,
+			&i.ApiKeyEvent.EventType,
+			&i.ApiKeyEvent.IpAddress,
+			&i.ApiKeyEvent.UserAgent,
+			&i.ApiKeyEvent.Details,
+			&i.ApiKeyEvent.CreatedAt,
+			&i.ApiKeyEvent.ActorKeyID,
+			&i.ActorEmail,
 		); err != nil {
 			return nil, err
 		}

@@ -81,10 +81,11 @@ func (q *Queries) ClaimDueDeliveries(ctx context.Context, db DBTX, arg ClaimDueD
 const claimedDeliveryTargets = `-- name: ClaimedDeliveryTargets :many
 SELECT d.id AS delivery_id, w.url, w.secret,
        e.id, e.api_key_id, e.owner_id, e.actor_user_id, e.actor_key_id, e.event_type,
-       e.ip_address, e.user_agent, e.details, e.created_at
+       e.ip_address, e.user_agent, e.details, e.created_at, u.email AS actor_email
 FROM webhook_deliveries d
 JOIN webhooks w ON w.id = d.webhook_id
 JOIN api_key_events e ON e.id = d.event_id
+LEFT JOIN users u ON u.id = e.actor_user_id AND u.default_owner_id = e.owner_id
 WHERE d.id = ANY ($1::uuid[])
 `
 
@@ -102,9 +103,11 @@ type ClaimedDeliveryTargetsRow struct {
 	UserAgent   *string
 	Details     pqtype.NullRawMessage
 	CreatedAt   time.Time
+	ActorEmail  *string
 }
 
-// What the claimed deliveries are sent to, and their events.
+// What the claimed deliveries are sent to, and their events (actor_email
+// as ListEvents has it: the body is the event as /v1/events shows it).
 func (q *Queries) ClaimedDeliveryTargets(ctx context.Context, db DBTX, ids []uuid.UUID) ([]ClaimedDeliveryTargetsRow, error) {
 	rows, err := db.Query(ctx, claimedDeliveryTargets, ids)
 	if err != nil {
@@ -128,6 +131,7 @@ func (q *Queries) ClaimedDeliveryTargets(ctx context.Context, db DBTX, ids []uui
 			&i.UserAgent,
 			&i.Details,
 			&i.CreatedAt,
+			&i.ActorEmail,
 		); err != nil {
 			return nil, err
 		}

@@ -66,6 +66,19 @@ type Key struct {
 	// its filter used): set by listings, empty on keys a write returns,
 	// which their caller judges with StatusAt at its own instant.
 	Status KeyStatus
+	// CreatedBy is who created the key, where the reader looked it up
+	// (the actor of its created event); nil when keyhub made it itself.
+	CreatedBy *KeyCreator
+}
+
+// KeyCreator is who created a key: a user, acting with a session or with
+// one of its keys (KeyID and KeyPrefix then name that key). Email is
+// empty when the user has none, or no longer belongs to the key's owner.
+type KeyCreator struct {
+	UserID    uuid.UUID
+	Email     string
+	KeyID     *uuid.UUID
+	KeyPrefix string
 }
 
 // StatusAt reports the key's status at the instant at: the rule of the
@@ -127,11 +140,14 @@ type Event struct {
 	OwnerID     uuid.UUID
 	ActorUserID *uuid.UUID
 	ActorKeyID  *uuid.UUID // the key that acted; nil for a dashboard user or the system
-	Type        EventType
-	IP          netip.Addr // zero when unknown
-	UserAgent   string
-	Details     json.RawMessage // a JSON object, or nil
-	CreatedAt   time.Time
+	// ActorEmail is the acting user's email while that user belongs to the
+	// event's owner; empty when unknown (no actor, no email, another owner).
+	ActorEmail string
+	Type       EventType
+	IP         netip.Addr // zero when unknown
+	UserAgent  string
+	Details    json.RawMessage // a JSON object, or nil
+	CreatedAt  time.Time
 }
 
 // RequestMeta is who did something and from where: what the audit trail

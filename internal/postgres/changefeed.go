@@ -263,7 +263,7 @@ func (f *ChangeFeed) readEvents(ctx context.Context, ids []int64) ([]keyhub.Even
 	}
 	events := make([]keyhub.Event, 0, len(rows))
 	for _, row := range rows {
-		events = append(events, eventFromRow(row))
+		events = append(events, eventFromRow(row.ApiKeyEvent, row.ActorEmail))
 	}
 	return events, nil
 }

@@ -26,7 +26,7 @@ func (s *Store) UpdateKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 	var key keyhub.Key
 	var events []keyhub.Event
 	var keyChanges []keyhub.KeyChange
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	write := func(tx pgx.Tx) error {
 		events, keyChanges = nil, nil
 		a, row, target, err := s.lockChangeable(ctx, tx, p, keyID)
 		if err != nil {
@@ -63,6 +63,12 @@ func (s *Store) UpdateKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 		event, err := s.insertEvent(ctx, tx, a, key, keyhub.EventUpdated, meta, map[string]any{"changed": changed})
 		events = append(events, event)
 		return err
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := write(tx); err != nil {
+			return err
+		}
+		return s.fillCreators(ctx, tx, p.OwnerID, &key)
 	})
 	if err != nil {
 		return keyhub.Key{}, dbError(err, "key")
@@ -91,7 +97,7 @@ func (s *Store) SetKeyDisabled(ctx context.Context, p *keyhub.Principal, keyID u
 	var key keyhub.Key
 	var events []keyhub.Event
 	var keyChanges []keyhub.KeyChange
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	write := func(tx pgx.Tx) error {
 		events, keyChanges = nil, nil
 		a, row, target, err := s.lockChangeable(ctx, tx, p, keyID)
 		if err != nil {
@@ -129,6 +135,12 @@ func (s *Store) SetKeyDisabled(ctx context.Context, p *keyhub.Principal, keyID u
 		event, err := s.insertEvent(ctx, tx, a, key, typ, meta, nil)
 		events = append(events, event)
 		return err
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := write(tx); err != nil {
+			return err
+		}
+		return s.fillCreators(ctx, tx, p.OwnerID, &key)
 	})
 	if err != nil {
 		return keyhub.Key{}, dbError(err, "key")

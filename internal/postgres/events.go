@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/google/uuid"
 
@@ -38,7 +39,7 @@ func (s *Store) ListEvents(ctx context.Context, ownerID uuid.UUID, f keyhub.Even
 	}
 	events := make([]keyhub.Event, 0, len(rows))
 	for _, r := range rows {
-		events = append(events, eventFromRow(r))
+		events = append(events, eventFromRow(r.ApiKeyEvent, r.ActorEmail))
 	}
 	var next string
 	if len(events) > page.Size() {
@@ -49,7 +50,9 @@ func (s *Store) ListEvents(ctx context.Context, ownerID uuid.UUID, f keyhub.Even
 	return events, next, nil
 }
 
-func eventFromRow(r dbgen.ApiKeyEvent) keyhub.Event {
+// eventFromRow converts an event row; actorEmail is the acting user's
+// email as the reading query joined it (nil: none).
+func eventFromRow(r dbgen.ApiKeyEvent, actorEmail *string) keyhub.Event {
 	e := keyhub.Event{
 		ID:        r.ID,
 		KeyID:     r.ApiKeyID,
@@ -72,5 +75,46 @@ func eventFromRow(r dbgen.ApiKeyEvent) keyhub.Event {
 	if r.Details.Valid {
 		e.Details = r.Details.RawMessage
 	}
+	if actorEmail != nil {
+		e.ActorEmail = *actorEmail
+	}
 	return e
+}
+
+// fillCreators sets CreatedBy on keys of ownerID, in one query whatever
+// their number (db: the pool, or the transaction that wrote them).
+func (s *Store) fillCreators(ctx context.Context, db dbgen.DBTX, ownerID uuid.UUID, keys ...*keyhub.Key) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	ids := make([]uuid.UUID, len(keys))
+	for i, k := range keys {
+		ids[i] = k.ID
+	}
+	rows, err := s.q.KeyCreators(ctx, db, dbgen.KeyCreatorsParams{OwnerID: ownerID, KeyIds: ids})
+	if err != nil {
+		return fmt.Errorf("read who created %d keys: %w", len(keys), err)
+	}
+	byKey := make(map[uuid.UUID]*keyhub.KeyCreator, len(rows))
+	for _, r := range rows {
+		if !r.ActorUserID.Valid {
+			continue // keyhub itself (an auto-rotation)
+		}
+		c := &keyhub.KeyCreator{UserID: r.ActorUserID.UUID}
+		if r.ActorEmail != nil {
+			c.Email = *r.ActorEmail
+		}
+		if r.ActorKeyID.Valid {
+			id := r.ActorKeyID.UUID
+			c.KeyID = &id
+			if r.ActorKeyPrefix != nil {
+				c.KeyPrefix = *r.ActorKeyPrefix
+			}
+		}
+		byKey[r.KeyID] = c
+	}
+	for _, k := range keys {
+		k.CreatedBy = byKey[k.ID]
+	}
+	return nil
 }

@@ -69,7 +69,10 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 			}
 		}
 		event, err = s.insertEvent(ctx, tx, a, created.Key, keyhub.EventCreated, meta, nil)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.fillCreators(ctx, tx, p.OwnerID, &created.Key)
 	})
 	if err != nil {
 		return keyhub.NewKey{}, dbError(err, "key")
@@ -186,7 +189,10 @@ func (s *Store) RefreshKey(ctx context.Context, p *keyhub.Principal, keyID uuid.
 			return err
 		}
 		r, err = s.rotate(ctx, tx, a, oldRow, in, meta)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.fillCreators(ctx, tx, p.OwnerID, &r.out.New.Key, &r.out.Old)
 	})
 	if err != nil {
 		return keyhub.Refreshed{}, dbError(err, "key")
@@ -382,10 +388,10 @@ func (s *Store) RevokeKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 		key = target
 		if key.RevokedAt != nil {
 			alreadyRevoked = true
-			return nil
+		} else if key, keyChanges, events, err = s.revokeLocked(ctx, tx, a, key, meta, nil); err != nil {
+			return err
 		}
-		key, keyChanges, events, err = s.revokeLocked(ctx, tx, a, key, meta, nil)
-		return err
+		return s.fillCreators(ctx, tx, p.OwnerID, &key)
 	})
 	if err != nil {
 		return keyhub.Key{}, false, dbError(err, "key")
@@ -518,7 +524,11 @@ func (s *Store) GetKey(ctx context.Context, ownerID, keyID uuid.UUID) (keyhub.Ke
 	if err != nil {
 		return keyhub.Key{}, dbError(err, "key")
 	}
-	return s.keyFromRow(row), nil
+	key := s.keyFromRow(row)
+	if err := s.fillCreators(ctx, s.pool, ownerID, &key); err != nil {
+		return keyhub.Key{}, dbError(err, "key")
+	}
+	return key, nil
 }
 
 // ActiveKeyOfUser returns the user's newest active key: the single-key
@@ -560,6 +570,14 @@ func (s *Store) ListKeys(ctx context.Context, ownerID uuid.UUID, f keyhub.KeyFil
 		keys = keys[:page.Size()]
 		last := keys[len(keys)-1]
 		next = encodeCursor(keyCursor{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	// One more query for the whole page, not one per key.
+	listed := make([]*keyhub.Key, len(keys))
+	for i := range keys {
+		listed[i] = &keys[i]
+	}
+	if err := s.fillCreators(ctx, s.pool, ownerID, listed...); err != nil {
+		return nil, "", dbError(err, "keys")
 	}
 	return keys, next, nil
 }
@@ -710,5 +728,10 @@ func (s *Store) insertEvent(ctx context.Context, tx pgx.Tx, a actor, key keyhub.
 	if err != nil {
 		return keyhub.Event{}, fmt.Errorf("insert %s event: %w", typ, err)
 	}
-	return eventFromRow(row), nil
+	// The actor acts for this owner: its email is what a read's join finds.
+	var actorEmail *string
+	if a.principal != nil && a.principal.Email != "" {
+		actorEmail = &a.principal.Email
+	}
+	return eventFromRow(row, actorEmail), nil
 }

@@ -181,7 +181,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, max int, lease time.Duratio
 				Event: eventFromRow(dbgen.ApiKeyEvent{
 					ID: t.ID, ApiKeyID: t.ApiKeyID, OwnerID: t.OwnerID, ActorUserID: t.ActorUserID, ActorKeyID: t.ActorKeyID,
 					EventType: t.EventType, IpAddress: t.IpAddress, UserAgent: t.UserAgent, Details: t.Details, CreatedAt: t.CreatedAt,
-				}),
+				}, t.ActorEmail),
 			})
 		}
 		return nil

@@ -84,6 +84,9 @@ func KeyFrom(k keyhub.Key, now time.Time, scopes *keyhub.ScopeCatalog) api.Key {
 	if len(out.Metadata) == 0 {
 		out.Metadata = json.RawMessage("{}")
 	}
+	if c := k.CreatedBy; c != nil {
+		out.CreatedBy = &api.KeyCreator{UserID: c.UserID, Email: stringOrNil(c.Email), KeyID: c.KeyID, KeyPrefix: stringOrNil(c.KeyPrefix)}
+	}
 	out.AllowedCIDRs = make([]string, 0, len(k.AllowedCIDRs))
 	for _, n := range k.AllowedCIDRs {
 		out.AllowedCIDRs = append(out.AllowedCIDRs, n.String())
@@ -107,6 +110,7 @@ func EventFrom(e keyhub.Event) api.Event {
 		KeyID:       e.KeyID,
 		ActorUserID: e.ActorUserID,
 		ActorKeyID:  e.ActorKeyID,
+		ActorEmail:  stringOrNil(e.ActorEmail),
 		Type:        string(e.Type),
 		Details:     e.Details,
 		CreatedAt:   api.Timestamp(e.CreatedAt),
@@ -118,10 +122,7 @@ func EventFrom(e keyhub.Event) api.Event {
 		ip := e.IP.String()
 		out.IPAddress = &ip
 	}
-	if e.UserAgent != "" {
-		ua := e.UserAgent
-		out.UserAgent = &ua
-	}
+	out.UserAgent = stringOrNil(e.UserAgent)
 	return out
 }
 
@@ -143,4 +144,12 @@ func timestampOrNil(t *time.Time) *time.Time {
 	}
 	u := api.Timestamp(*t)
 	return &u
+}
+
+// stringOrNil is s, or nil when it is empty (unknown).
+func stringOrNil(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
