@@ -115,7 +115,7 @@ func (s *Store) RecordExpiryWarnings(ctx context.Context, now time.Time) (int, e
 		}
 		rows, err := s.q.RecordExpiryWarnings(ctx, tx, arg)
 		for _, r := range rows {
-			written = append(written, eventFromRow(r))
+			written = append(written, eventFromRow(r, nil)) // the sweeper acts alone: no actor
 		}
 		return err
 	})
