@@ -51,6 +51,12 @@ func referenceHandler(pool *pgxpool.Pool, ownerID uuid.UUID) http.Handler {
 			if k.ReplacedBy.Valid {
 				key.ReplacedBy = &k.ReplacedBy.UUID
 			}
+			if k.CreatorUserID.Valid {
+				key.CreatedBy = &api.KeyCreator{UserID: k.CreatorUserID.UUID, Email: nonEmpty(k.CreatorEmail), KeyPrefix: nonEmpty(k.CreatorKeyPrefix)}
+				if k.CreatorKeyID.Valid {
+					key.CreatedBy.KeyID = &k.CreatorKeyID.UUID
+				}
+			}
 			for j, n := range k.AllowedCidrs {
 				key.AllowedCIDRs[j] = n.String()
 			}
@@ -65,6 +71,14 @@ func referenceHandler(pool *pgxpool.Pool, ownerID uuid.UUID) http.Handler {
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		_, _ = w.Write(body)
 	})
+}
+
+// nonEmpty is s, or nil when it is nil or empty (as keyhub answers).
+func nonEmpty(s *string) *string {
+	if s == nil || *s == "" {
+		return nil
+	}
+	return s
 }
 
 func timestamp(t *time.Time) *time.Time {

@@ -63,18 +63,31 @@ LIMIT 1;
 -- database's clock, for both the filter and the answer: a key expiring
 -- while the page is read cannot be listed as active and answered as
 -- expired. A listing never reads key_hash. A NULL status lists every key.
-SELECT id, owner_id, user_id, name, key_prefix, scopes, expires_at, last_used_at, created_at, revoked_at,
-       replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, status
+-- Who created each key (the actor of its one "created" event, reached by
+-- api_key_events_created_idx) comes in the same query, not a second one;
+-- a user's email and an acting key's prefix only while they belong to the
+-- key's owner (as KeyCreators).
+SELECT l.id, l.owner_id, l.user_id, l.name, l.key_prefix, l.scopes, l.expires_at, l.last_used_at, l.created_at, l.revoked_at,
+       l.replaced_by, l.lineage_id, l.auto_rotate_before_seconds, l.metadata, l.allowed_cidrs, l.disabled_at, l.status,
+       c.actor_user_id AS creator_user_id, cu.email AS creator_email, c.actor_key_id AS creator_key_id, ck.key_prefix AS creator_key_prefix
 FROM (
-    SELECT k.*, keyhub_key_status(k.revoked_at, k.expires_at, now()) AS status
-    FROM api_keys k
-    WHERE k.owner_id = @owner_id
-) listed
-WHERE (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text)
-  AND (sqlc.narg(after_created_at)::timestamptz IS NULL
-       OR (created_at, id) < (sqlc.narg(after_created_at)::timestamptz, sqlc.narg(after_id)::uuid))
-ORDER BY created_at DESC, id DESC
-LIMIT @max_rows;
+    SELECT id, owner_id, user_id, name, key_prefix, scopes, expires_at, last_used_at, created_at, revoked_at,
+           replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, status
+    FROM (
+        SELECT k.*, keyhub_key_status(k.revoked_at, k.expires_at, now()) AS status
+        FROM api_keys k
+        WHERE k.owner_id = @owner_id
+    ) listed
+    WHERE (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text)
+      AND (sqlc.narg(after_created_at)::timestamptz IS NULL
+           OR (created_at, id) < (sqlc.narg(after_created_at)::timestamptz, sqlc.narg(after_id)::uuid))
+    ORDER BY created_at DESC, id DESC
+    LIMIT @max_rows
+) l
+LEFT JOIN api_key_events c ON c.api_key_id = l.id AND c.event_type = 'created' AND c.owner_id = l.owner_id
+LEFT JOIN users cu ON cu.id = c.actor_user_id AND cu.default_owner_id = l.owner_id
+LEFT JOIN api_keys ck ON ck.id = c.actor_key_id AND ck.owner_id = l.owner_id
+ORDER BY l.created_at DESC, l.id DESC;
 
 -- name: RevokeKey :one
 UPDATE api_keys SET revoked_at = @revoked_at

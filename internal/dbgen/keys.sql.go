@@ -338,18 +338,27 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 }
 
 const listKeys = `-- name: ListKeys :many
-SELECT id, owner_id, user_id, name, key_prefix, scopes, expires_at, last_used_at, created_at, revoked_at,
-       replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, status
+SELECT l.id, l.owner_id, l.user_id, l.name, l.key_prefix, l.scopes, l.expires_at, l.last_used_at, l.created_at, l.revoked_at,
+       l.replaced_by, l.lineage_id, l.auto_rotate_before_seconds, l.metadata, l.allowed_cidrs, l.disabled_at, l.status,
+       c.actor_user_id AS creator_user_id, cu.email AS creator_email, c.actor_key_id AS creator_key_id, ck.key_prefix AS creator_key_prefix
 FROM (
-    SELECT k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.key_hash, k.scopes, k.expires_at, k.last_used_at, k.created_at, k.revoked_at, k.replaced_by, k.lineage_id, k.auto_rotate_before_seconds, k.metadata, k.allowed_cidrs, k.disabled_at, keyhub_key_status(k.revoked_at, k.expires_at, now()) AS status
-    FROM api_keys k
-    WHERE k.owner_id = $1
-) listed
-WHERE ($2::text IS NULL OR status = $2::text)
-  AND ($3::timestamptz IS NULL
-       OR (created_at, id) < ($3::timestamptz, $4::uuid))
-ORDER BY created_at DESC, id DESC
-LIMIT $5
+    SELECT id, owner_id, user_id, name, key_prefix, scopes, expires_at, last_used_at, created_at, revoked_at,
+           replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, status
+    FROM (
+        SELECT k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.key_hash, k.scopes, k.expires_at, k.last_used_at, k.created_at, k.revoked_at, k.replaced_by, k.lineage_id, k.auto_rotate_before_seconds, k.metadata, k.allowed_cidrs, k.disabled_at, keyhub_key_status(k.revoked_at, k.expires_at, now()) AS status
+        FROM api_keys k
+        WHERE k.owner_id = $1
+    ) listed
+    WHERE ($2::text IS NULL OR status = $2::text)
+      AND ($3::timestamptz IS NULL
+           OR (created_at, id) < ($3::timestamptz, $4::uuid))
+    ORDER BY created_at DESC, id DESC
+    LIMIT $5
+) l
+LEFT JOIN api_key_events c ON c.api_key_id = l.id AND c.event_type = 'created' AND c.owner_id = l.owner_id
+LEFT JOIN users cu ON cu.id = c.actor_user_id AND cu.default_owner_id = l.owner_id
+LEFT JOIN api_keys ck ON ck.id = c.actor_key_id AND ck.owner_id = l.owner_id
+ORDER BY l.created_at DESC, l.id DESC
 `
 
 type ListKeysParams struct {
@@ -378,12 +387,20 @@ type ListKeysRow struct {
 	AllowedCidrs            []netip.Prefix
 	DisabledAt              *time.Time
 	Status                  string
+	CreatorUserID           uuid.NullUUID
+	CreatorEmail            *string
+	CreatorKeyID            uuid.NullUUID
+	CreatorKeyPrefix        *string
 }
 
 // A page of an owner's keys with each one's status computed once, on the
 // database's clock, for both the filter and the answer: a key expiring
 // while the page is read cannot be listed as active and answered as
 // expired. A listing never reads key_hash. A NULL status lists every key.
+// Who created each key (the actor of its one "created" event, reached by
+// api_key_events_created_idx) comes in the same query, not a second one;
+// a user's email and an acting key's prefix only while they belong to the
+// key's owner (as KeyCreators).
 func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]ListKeysRow, error) {
 	rows, err := db.Query(ctx, listKeys,
 		arg.OwnerID,
@@ -417,6 +434,10 @@ func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]
 			&i.AllowedCidrs,
 			&i.DisabledAt,
 			&i.Status,
+			&i.CreatorUserID,
+			&i.CreatorEmail,
+			&i.CreatorKeyID,
+			&i.CreatorKeyPrefix,
 		); err != nil {
 			return nil, err
 		}

@@ -97,24 +97,30 @@ func (s *Store) fillCreators(ctx context.Context, db dbgen.DBTX, ownerID uuid.UU
 	}
 	byKey := make(map[uuid.UUID]*keyhub.KeyCreator, len(rows))
 	for _, r := range rows {
-		if !r.ActorUserID.Valid {
-			continue // keyhub itself (an auto-rotation)
-		}
-		c := &keyhub.KeyCreator{UserID: r.ActorUserID.UUID}
-		if r.ActorEmail != nil {
-			c.Email = *r.ActorEmail
-		}
-		if r.ActorKeyID.Valid {
-			id := r.ActorKeyID.UUID
-			c.KeyID = &id
-			if r.ActorKeyPrefix != nil {
-				c.KeyPrefix = *r.ActorKeyPrefix
-			}
-		}
-		byKey[r.KeyID] = c
+		byKey[r.KeyID] = keyCreator(r.ActorUserID, r.ActorEmail, r.ActorKeyID, r.ActorKeyPrefix)
 	}
 	for _, k := range keys {
 		k.CreatedBy = byKey[k.ID]
 	}
 	return nil
+}
+
+// keyCreator is who created a key from the actor of its created event:
+// nil when keyhub made it itself (an auto-rotation, no actor).
+func keyCreator(userID uuid.NullUUID, email *string, keyID uuid.NullUUID, keyPrefix *string) *keyhub.KeyCreator {
+	if !userID.Valid {
+		return nil
+	}
+	c := &keyhub.KeyCreator{UserID: userID.UUID}
+	if email != nil {
+		c.Email = *email
+	}
+	if keyID.Valid {
+		id := keyID.UUID
+		c.KeyID = &id
+		if keyPrefix != nil {
+			c.KeyPrefix = *keyPrefix
+		}
+	}
+	return c
 }

@@ -571,14 +571,6 @@ func (s *Store) ListKeys(ctx context.Context, ownerID uuid.UUID, f keyhub.KeyFil
 		last := keys[len(keys)-1]
 		next = encodeCursor(keyCursor{CreatedAt: last.CreatedAt, ID: last.ID})
 	}
-	// One more query for the whole page, not one per key.
-	listed := make([]*keyhub.Key, len(keys))
-	for i := range keys {
-		listed[i] = &keys[i]
-	}
-	if err := s.fillCreators(ctx, s.pool, ownerID, listed...); err != nil {
-		return nil, "", dbError(err, "keys")
-	}
 	return keys, next, nil
 }
 
@@ -658,6 +650,7 @@ func (s *Store) keyFromListed(r dbgen.ListKeysRow) keyhub.Key {
 		DisabledAt:   r.DisabledAt,
 		Disabled:     r.DisabledAt != nil,
 		Status:       keyhub.KeyStatus(r.Status),
+		CreatedBy:    keyCreator(r.CreatorUserID, r.CreatorEmail, r.CreatorKeyID, r.CreatorKeyPrefix),
 	}
 	if r.ReplacedBy.Valid {
 		id := r.ReplacedBy.UUID
