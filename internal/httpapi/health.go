@@ -40,9 +40,5 @@ func (s *server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleMe(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
-	me := wire.MeFrom(p, s.deps.Scopes)
-	if s.deps.RateLimits != nil { // the figure this server enforces
-		me.Limits.RequestsPerMinute = s.deps.RateLimits.TierLimit(p.Tier).Rate
-	}
-	httpjson.Write(w, http.StatusOK, me)
+	httpjson.Write(w, http.StatusOK, wire.MeFrom(p, s.deps.Scopes, s.deps.RateLimits.RequestsPerMinute(p.Tier)))
 }

@@ -17,6 +17,13 @@ import (
 	"github.com/MicahParks/jwkset"
 )
 
+// staticKey is a public key from the environment; kid is empty unless it
+// came from a JWK that had one.
+type staticKey struct {
+	kid string
+	key any
+}
+
 // keyKind is the one kind of key an environment variable may hold.
 type keyKind int
 

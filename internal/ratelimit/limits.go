@@ -116,6 +116,16 @@ func (l *Limits) TierLimit(t keyhub.Tier) Limit {
 	return l.tiers[keyhub.TierFree]
 }
 
+// RequestsPerMinute is the REST request rate this server enforces on a
+// tier: the tier table's figure unless configuration overrides it. A nil
+// Limits (no rate limiting wired) states the tier table's.
+func (l *Limits) RequestsPerMinute(t keyhub.Tier) int {
+	if l == nil {
+		return t.Limits().RequestsPerMinute
+	}
+	return l.TierLimit(t).Rate
+}
+
 // Principal spends one request of p's bucket (see PrincipalBucket). A
 // Redis outage fails open: the request is allowed, and Err says why.
 func (l *Limits) Principal(ctx context.Context, p *keyhub.Principal) Decision {

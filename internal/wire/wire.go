@@ -14,9 +14,10 @@ import (
 )
 
 // MeFrom describes a principal, with its tier's limits as the tier table
-// states them (a server that overrides the request rate sets it after);
-// scopes names its scope bits.
-func MeFrom(p *keyhub.Principal, scopes *keyhub.ScopeCatalog) api.Me {
+// states them except the request rate: requestsPerMinute is the one this
+// server enforces (configuration may override the table's); scopes names
+// its scope bits.
+func MeFrom(p *keyhub.Principal, scopes *keyhub.ScopeCatalog, requestsPerMinute int) api.Me {
 	me := api.Me{
 		UserID:     p.UserID,
 		Email:      p.Email,
@@ -32,7 +33,7 @@ func MeFrom(p *keyhub.Principal, scopes *keyhub.ScopeCatalog) api.Me {
 		MessagesPerMinute: l.WSMessagesPerMinute,
 		MaxMessageBytes:   l.WSMaxMessageBytes,
 		SessionSeconds:    int64(l.WSSession / time.Second),
-		RequestsPerMinute: l.RequestsPerMinute,
+		RequestsPerMinute: requestsPerMinute,
 	}
 	if p.IsKey() {
 		id := p.KeyID

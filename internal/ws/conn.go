@@ -400,8 +400,7 @@ func (h *Hub) answer(ctx context.Context, c *conn, data []byte) error {
 		return h.send(ctx, c.ws, api.WSMessage{Type: "pong", ID: msg.ID})
 	case "whoami":
 		p := c.currentPrincipal()
-		me := wire.MeFrom(&p, h.scopes)
-		me.Limits.RequestsPerMinute = h.limits.TierLimit(p.Tier).Rate // the figure this server enforces
+		me := wire.MeFrom(&p, h.scopes, h.limits.RequestsPerMinute(p.Tier))
 		return h.send(ctx, c.ws, api.WSMessage{Type: "whoami", Me: &me})
 	case "subscribe", "unsubscribe":
 		if msg.Topic != "events" {
