@@ -125,3 +125,52 @@ func rawUpgrade(t *testing.T, env *apitest.Env, ip string) net.Conn {
 	}
 	return conn
 }
+
+// When the global cap is full, a new handshake pushes out the oldest
+// connection that has not authenticated yet, not any: the longest silent
+// is the likeliest attacker's, while one that just connected may still be
+// a client within its first round trip. Two newcomers (a silent one, then
+// a daemon) push out the first and then the second connection the server
+// accepted, in that order.
+func TestPendingEvictsTheOldestSilentConnection(t *testing.T) {
+	t.Parallel()
+	env, _, key := setup(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32", "WS_PENDING_MAX": "4", "WS_AUTH_TIMEOUT": "1m"})
+	evicted := make(chan int, 8)
+	silent := func(i int) {
+		c := mustDial(t, env, "/v1/ws", from(fmt.Sprintf("198.51.%d.7", 100+i))) // one per network: only the global cap is in play
+		go func() {
+			_, _, err := c.Read(context.Background())
+			var ce websocket.CloseError
+			if errors.As(err, &ce) && ce.Code == websocket.StatusTryAgainLater && ce.Reason == "TOO_MANY_CONNECTIONS" {
+				evicted <- i
+			}
+		}()
+		// The server answers a ping only once it reads the connection,
+		// which it does after queueing it: so the next one is younger.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := c.Ping(ctx); err != nil {
+			t.Fatalf("silent connection %d: ping: %v", i, err)
+		}
+	}
+	expectEvicted := func(want int) {
+		t.Helper()
+		select {
+		case got := <-evicted:
+			if got != want {
+				t.Fatalf("silent connection %d was pushed out, want %d (the oldest still silent)", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no silent connection was pushed out, want %d", want)
+		}
+	}
+	for i := range 4 {
+		silent(i)
+	}
+	silent(4) // the cap is full: a newcomer pushes out the oldest
+	expectEvicted(0)
+	daemon := mustDial(t, env, "/v1/ws", from("203.0.113.9"))
+	send(t, daemon, map[string]string{"type": "auth", "api_key": key.Secret})
+	readWelcome(t, daemon)
+	expectEvicted(1)
+}
