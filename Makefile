@@ -20,7 +20,7 @@ export KEYHUB_AXE_JS ?= $(AXE_JS)
 # command's VCS information instead.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: up help run stop test test-in-cluster packages build clean generate check-generated bench token chromium axe-core screenshots measure-propagation loadtest
+.PHONY: up help run stop test test-in-cluster packages build clean generate check-generated bench token chromium axe-core screenshots measure-propagation loadtest attack
 
 ## help: list these targets (the lines starting with two hashes)
 help:
@@ -115,6 +115,11 @@ loadtest: build
 	$(GO) build -o $(BIN)/keyhub-load ./cmd/keyhub-load
 	@ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); \
 	  db/pgcluster.sh throwaway -- $(BIN)/keyhub-load -keyhub $(BIN)/keyhub $(LOADTEST_FLAGS)
+
+## attack: what a free key (60/min) reaches by every route across two keyhub processes sharing a throwaway PostgreSQL and Redis, and how long a newly published signing key waits under forged kids (about a minute; not part of make test)
+attack: build
+	$(GO) build -o $(BIN)/keyhub-load ./cmd/keyhub-load
+	@db/pgcluster.sh throwaway -- db/redis.sh throwaway -- $(BIN)/keyhub-load -attack -keyhub $(BIN)/keyhub $(ATTACK_FLAGS)
 
 ## token: print a dev-mode access token (EMAIL=you@example.com)
 token:

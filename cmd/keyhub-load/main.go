@@ -8,6 +8,10 @@
 //
 // Ratios, not absolute figures, are what it is for: client and server share
 // the machine, so every path pays the same client cost.
+//
+// With -attack (make attack) it measures limits instead of speed: what a
+// free key reaches by every route across two processes sharing Redis, and
+// how long a rotated signing key waits under forged kids (attack.go).
 package main
 
 import (
@@ -54,6 +58,13 @@ type options struct {
 	referenceOwner string
 	// nginx is the nginx binary of the auth_request row.
 	nginx string
+	// attack runs the attack mode (attack.go) instead of the load test,
+	// against two processes sharing redisURL.
+	attack        bool
+	redisURL      string
+	attackWindow  time.Duration
+	attackRate    int
+	rotationLimit time.Duration
 }
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -80,6 +91,11 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.profileMeasure, "profile-measure", "GET /v1/me, cached mk_ key", "the HTTP path (its row's name, or a prefix of it) whose first round -cpuprofile records")
 	fs.StringVar(&o.serveReference, "serve-reference", "", "internal: serve the reference handler on this address (the harness starts itself so)")
 	fs.StringVar(&o.referenceOwner, "reference-owner", "", "internal: the owner whose keys the reference lists")
+	fs.BoolVar(&o.attack, "attack", false, "measure what a free key reaches by every route (two keyhub processes sharing -redis) and the JWKS rotation under forged kids, instead of the load test (make attack)")
+	fs.StringVar(&o.redisURL, "redis", getenv("KEYHUB_TEST_REDIS_URL"), "Redis URL the -attack processes share (default $KEYHUB_TEST_REDIS_URL)")
+	fs.DurationVar(&o.attackWindow, "attack-window", 30*time.Second, "-attack: how long every route is measured, after its burst is spent")
+	fs.IntVar(&o.attackRate, "attack-rate", 100, "-attack: requests (or messages) a second offered on each route")
+	fs.DurationVar(&o.rotationLimit, "rotation-limit", 60*time.Second, "-attack: how long to wait for the new signing key to be accepted")
 	fs.StringVar(&o.heapProfile, "heapprofile", "", "write keyhub's heap profile while the idle WebSockets are open to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -89,6 +105,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		return o, nil
 	case o.databaseURL == "":
 		return o, errors.New("no database: set -db or KEYHUB_TEST_DATABASE_URL (make loadtest starts a throwaway PostgreSQL)")
+	case o.attack && (o.attackWindow < 10*time.Second || o.attackRate < 1 || o.rotationLimit <= 0):
+		return o, errors.New("-attack-window must be at least 10s, -attack-rate and -rotation-limit positive")
 	case o.conns < 1 || o.duration <= 0 || o.warmup < 0 || o.rounds < 1:
 		return o, errors.New("-conns, -duration, -rounds and -warmup must be positive")
 	case o.openFraction <= 0 || o.openFraction > 1:
@@ -114,6 +132,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logf("cannot raise the open-file limit (%v); 10k sockets need about 2×10k descriptors", err)
 	}
 	machine := describeMachine()
+	if o.attack {
+		return runAttack(ctx, o, machine, stdout, logf)
+	}
 
 	upstream, err := startUpstream()
 	if err != nil {

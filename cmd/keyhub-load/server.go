@@ -41,14 +41,40 @@ type keyhubServer struct {
 
 // startKeyhub creates a fresh database on the server of baseURL, migrates
 // it, and starts keyhub in dev mode (it mints its own tokens) on loopback.
-// The server's log goes to a file: printing 30k lines a second to a
-// terminal would measure the terminal.
 func startKeyhub(ctx context.Context, bin, baseURL, upstreamAddr string, logf func(string, ...any)) (*keyhubServer, error) {
-	bin, err := filepath.Abs(bin)
+	dbURL, err := freshDatabase(ctx, baseURL, "keyhub_load")
 	if err != nil {
 		return nil, err
 	}
-	dbURL, err := freshDatabase(ctx, baseURL, "keyhub_load")
+	return launchKeyhub(ctx, bin, keyhubSetup{
+		dbURL:       dbURL,
+		upstream:    upstreamAddr,
+		verifyToken: rand.Text() + rand.Text(), // 52 random base32 characters
+		migrate:     true,
+		env: []string{
+			"KEYHUB_DEV=1",
+			// The per-key limits stay on the path (their check is part of a
+			// request's cost) but never refuse: every tier at the maximum.
+			"RATE_LIMIT_TIER_RPM=free=100000000,pro=100000000,team=100000000,enterprise=100000000",
+		},
+	}, logf)
+}
+
+// keyhubSetup is what one keyhub process of the harness is given.
+type keyhubSetup struct {
+	dbURL       string
+	upstream    string // the product behind GATEWAY_ROUTES' /app/ (host:port)
+	verifyToken string // VERIFY_TOKENS
+	migrate     bool   // run migrate up first (the first process on a database)
+	env         []string
+}
+
+// launchKeyhub starts keyhub serve on a free loopback address with the
+// environment every harness process shares plus setup.env, and waits until
+// it is ready. The server's log goes to a file: printing 30k lines a
+// second to a terminal would measure the terminal.
+func launchKeyhub(ctx context.Context, bin string, setup keyhubSetup, logf func(string, ...any)) (*keyhubServer, error) {
+	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return nil, err
 	}
@@ -64,26 +90,24 @@ func startKeyhub(ctx context.Context, bin, baseURL, upstreamAddr string, logf fu
 	if err != nil {
 		return nil, err
 	}
-	verifyToken := rand.Text() + rand.Text() // 52 random base32 characters
 	env := append(os.Environ(),
-		"VERIFY_TOKENS="+verifyToken,
+		"VERIFY_TOKENS="+setup.verifyToken,
 		// The README's nginx block asks for app:read.
 		"PRODUCT_SCOPES=app:read,app:write",
 		// The product behind keyhub's proxy (startUpstream).
-		"GATEWAY_ROUTES=/app/ http://"+upstreamAddr+" strip_prefix",
-		"DATABASE_URL="+dbURL,
+		"GATEWAY_ROUTES=/app/ http://"+setup.upstream+" strip_prefix",
+		"DATABASE_URL="+setup.dbURL,
 		"LISTEN_ADDR="+addr,
 		"DEBUG_ADDR="+debugAddr,
-		"KEYHUB_DEV=1",
 		"KEYHUB_DATA_DIR="+dir,
-		// The per-key limits stay on the path (their check is part of a
-		// request's cost) but never refuse: every tier at the maximum.
-		"RATE_LIMIT_TIER_RPM=free=100000000,pro=100000000,team=100000000,enterprise=100000000",
 	)
-	migrate := exec.CommandContext(ctx, bin, "migrate", "up")
-	migrate.Env = env
-	if out, err := migrate.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("keyhub migrate up: %w\n%s", err, out)
+	env = append(env, setup.env...)
+	if setup.migrate {
+		migrate := exec.CommandContext(ctx, bin, "migrate", "up")
+		migrate.Env = env
+		if out, err := migrate.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("keyhub migrate up: %w\n%s", err, out)
+		}
 	}
 	logFile, err := os.Create(filepath.Join(dir, "keyhub.log"))
 	if err != nil {
@@ -95,7 +119,7 @@ func startKeyhub(ctx context.Context, bin, baseURL, upstreamAddr string, logf fu
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start keyhub: %w", err)
 	}
-	s := &keyhubServer{cmd: cmd, addr: addr, debugAddr: debugAddr, dbURL: dbURL, dir: dir, verifyToken: verifyToken, upstream: upstreamAddr, exited: make(chan struct{})}
+	s := &keyhubServer{cmd: cmd, addr: addr, debugAddr: debugAddr, dbURL: setup.dbURL, dir: dir, verifyToken: setup.verifyToken, upstream: setup.upstream, exited: make(chan struct{})}
 	go func() { cmd.Wait(); logFile.Close(); close(s.exited) }()
 	logf("keyhub pid %d on %s (log: %s)", cmd.Process.Pid, addr, logFile.Name())
 
@@ -245,16 +269,8 @@ func (s *keyhubServer) cpuProfile(delay, duration time.Duration, file string) er
 // freshDatabase (re)creates database name on the server of baseURL and
 // returns its URL.
 func freshDatabase(ctx context.Context, baseURL, name string) (string, error) {
-	conn, err := pgx.Connect(ctx, baseURL)
-	if err != nil {
-		return "", fmt.Errorf("connect %s: %w", redact(baseURL), err)
-	}
-	defer conn.Close(ctx)
 	ident := pgx.Identifier{name}.Sanitize()
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
-		return "", err
-	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+	if err := onServer(ctx, baseURL, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)", "CREATE DATABASE "+ident); err != nil {
 		return "", err
 	}
 	u, err := url.Parse(baseURL)
@@ -263,6 +279,26 @@ func freshDatabase(ctx context.Context, baseURL, name string) (string, error) {
 	}
 	u.Path = "/" + name
 	return u.String(), nil
+}
+
+// dropDatabase drops database name on the server of baseURL.
+func dropDatabase(ctx context.Context, baseURL, name string) error {
+	return onServer(ctx, baseURL, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+}
+
+// onServer runs statements, in order, on the database of baseURL.
+func onServer(ctx context.Context, baseURL string, statements ...string) error {
+	conn, err := pgx.Connect(ctx, baseURL)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", redact(baseURL), err)
+	}
+	defer conn.Close(ctx)
+	for _, statement := range statements {
+		if _, err := conn.Exec(ctx, statement); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // redact drops a password from a URL for messages.

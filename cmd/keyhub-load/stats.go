@@ -111,11 +111,18 @@ func verdict(goal string, met bool) string {
 
 // writeTable prints rows as one Markdown table.
 func writeTable(w io.Writer, rows []row) {
-	header := row{"measure", "req/s", "p50", "p99", "ratio", "server CPU/req", "goal"}
-	cells := func(r row) []string { return []string{r.measure, r.rate, r.p50, r.p99, r.ratio, r.cpu, r.goal} }
-	widths := make([]int, len(cells(header)))
-	for _, r := range append([]row{header}, rows...) {
-		for i, c := range cells(r) {
+	cells := make([][]string, len(rows))
+	for i, r := range rows {
+		cells[i] = []string{r.measure, r.rate, r.p50, r.p99, r.ratio, r.cpu, r.goal}
+	}
+	writeMarkdown(w, []string{"measure", "req/s", "p50", "p99", "ratio", "server CPU/req", "goal"}, cells)
+}
+
+// writeMarkdown prints a Markdown table with its columns aligned.
+func writeMarkdown(w io.Writer, header []string, rows [][]string) {
+	widths := make([]int, len(header))
+	for _, r := range append([][]string{header}, rows...) {
+		for i, c := range r {
 			widths[i] = max(widths[i], len([]rune(c)))
 		}
 	}
@@ -127,13 +134,13 @@ func writeTable(w io.Writer, rows []row) {
 		}
 		fmt.Fprintln(w, b.String())
 	}
-	line(cells(header))
+	line(header)
 	dashes := make([]string, len(widths))
 	for i, n := range widths {
 		dashes[i] = strings.Repeat("-", n)
 	}
 	line(dashes)
 	for _, r := range rows {
-		line(cells(r))
+		line(r)
 	}
 }
