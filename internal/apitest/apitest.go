@@ -132,6 +132,9 @@ func loadConfig(t testing.TB, vars map[string]string) config.Config {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	if vars["LOG_LEVEL"] == "" {
+		cfg.LogLevel = "debug" // tests see everything, unless they ask for a level
+	}
 	return cfg
 }
 
@@ -147,7 +150,9 @@ func start(t testing.TB, cfg config.Config, pool *pgxpool.Pool, srv *httptest.Se
 	if testing.Verbose() {
 		logTo = io.MultiWriter(logs, testWriter{t})
 	}
-	log := slog.New(slog.NewJSONHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config
+	log := slog.New(slog.NewJSONHandler(logTo, &slog.HandlerOptions{Level: level}))
 	var ready atomic.Pointer[http.Handler]
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h := ready.Load(); h != nil {
@@ -210,14 +215,28 @@ func (e *Env) Restart(t testing.TB) {
 // LogBuffer holds what the server logged (JSON lines), for tests about
 // logging; safe for the server's goroutines.
 type LogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	discard bool
 }
 
 func (b *LogBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.discard {
+		return len(p), nil
+	}
 	return b.buf.Write(p)
+}
+
+// Discard drops every line logged from now on: a benchmark's lines are
+// still formatted, but a buffer growing by a line per request would
+// measure its own growth.
+func (b *LogBuffer) Discard() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.discard = true
+	b.buf = bytes.Buffer{}
 }
 
 // String returns everything logged so far.
