@@ -307,17 +307,16 @@ func (gateAdmitter) WriteError(w http.ResponseWriter, r *http.Request, err error
 	auth.WriteError(w, r, err)
 }
 
-// signerIdentities sets the signed identity and its convenience headers
-// on what the gateway sends upstream.
+// signerIdentities gives the gateway the signed identity and its
+// convenience headers for what it sends upstream or answers.
 type signerIdentities struct{ signer *identity.Signer }
 
-func (s signerIdentities) SetIdentity(h http.Header, p *keyhub.Principal, audience string) error {
-	token, err := s.signer.Identity(p, audience)
+func (s signerIdentities) Headers(p *keyhub.Principal, audience string) (gateway.IdentityHeaders, error) {
+	v, err := s.signer.Headers(p, audience)
 	if err != nil {
-		return err
+		return nil, err // not a nil *identity.Headers in an interface
 	}
-	s.signer.SetHeaders(h, p, token)
-	return nil
+	return v, nil
 }
 
 // newRateLimits builds the rate-limit policy: in Redis when REDIS_URL is

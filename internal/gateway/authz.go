@@ -26,6 +26,10 @@ const (
 	HeaderError = "Keyhub-Error"
 )
 
+// noStore is forward auth's Cache-Control, set without canonicalising its
+// name per answer; net/http never changes a value slice in place.
+var noStore = []string{"no-store"}
+
 // The headers gateways send the original request's method and URI in:
 // Traefik and Caddy's, then nginx's (set by its snippet).
 var (
@@ -90,15 +94,19 @@ func (fa *forwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ids := fa.cfg.Identities; ids != nil {
-		if err := ids.SetIdentity(w.Header(), p, q.audience); err != nil {
+		v, err := ids.Headers(p, q.audience)
+		if err != nil {
 			fa.refuse(w, r, q, err) // an expired credential, or a signing failure
 			return
 		}
+		v.Set(w.Header())
 	}
-	if log := httpjson.Logger(r.Context()); log.Enabled(r.Context(), slog.LevelDebug) {
-		log.Debug("forward auth allowed", "original_method", method, "original_path", pathOf(uri))
+	// Asked before the request's logger is built: building it costs
+	// allocations on every answer, and the line is rarely wanted.
+	if httpjson.LogEnabled(r.Context(), slog.LevelDebug) {
+		httpjson.Logger(r.Context()).Debug("forward auth allowed", "original_method", method, "original_path", pathOf(uri))
 	}
-	w.Header().Set("Cache-Control", "no-store")
+	w.Header()["Cache-Control"] = noStore
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -137,51 +145,118 @@ func pathOf(uri string) string {
 // request's (the client's), never read: a client cannot choose its
 // requirements. An unknown parameter is refused, so a typo cannot drop a
 // scope silently.
+//
+// The query is read as url.ParseQuery reads it (a ";" or a bad escape
+// refuses the whole query), without building its map: a gateway asks the
+// same few parameters on every request.
 func (fa *forwardAuth) parseQuery(r *http.Request) (authzQuery, error) {
 	q := authzQuery{audience: DefaultAudience}
 	if r.URL.Path != AuthzPath || r.URL.RawQuery == "" {
 		return q, nil
 	}
-	values, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
+	var params authzParams
+	if err := params.read(r.URL.RawQuery); err != nil {
 		return q, errAuthzQuery
 	}
 	// refuse_as first: it decides how every other error is answered.
-	if as, given := values["refuse_as"]; given {
-		if len(as) != 1 || as[0] != "403" {
+	if as := params.refuseAs; as.count > 0 {
+		if as.count != 1 || as.value != "403" {
 			return q, errAuthzRefuseAs
 		}
 		q.refuseAs403 = true
 	}
-	for name, vs := range values {
-		if len(vs) != 1 {
+	if params.unknown || params.scope.count > 1 || params.readScope.count > 1 || params.audience.count > 1 {
+		return q, errAuthzQuery
+	}
+	var err error
+	if params.scope.count == 1 {
+		if q.scope, err = fa.scopeOf(params.scope.value); err != nil {
+			return q, err
+		}
+	}
+	if params.readScope.count == 1 {
+		q.readScopeGiven = true
+		if q.readScope, err = fa.scopeOf(params.readScope.value); err != nil {
+			return q, err
+		}
+	}
+	if params.audience.count == 1 {
+		if params.audience.value == "" {
 			return q, errAuthzQuery
 		}
-		v := vs[0]
-		switch name {
-		case "scope":
-			if q.scope, err = fa.scopeOf(v); err != nil {
-				return q, err
-			}
-		case "read_scope":
-			q.readScopeGiven = true
-			if q.readScope, err = fa.scopeOf(v); err != nil {
-				return q, err
-			}
-		case "audience":
-			if v == "" {
-				return q, errAuthzQuery
-			}
-			q.audience = v
-		case "refuse_as": // read above
-		default:
-			return q, errAuthzQuery
-		}
+		q.audience = params.audience.value
 	}
 	if !q.readScopeGiven {
 		q.readScope = q.scope
 	}
 	return q, nil
+}
+
+// authzParams are the parameters of forward auth's query: how often each
+// known one was given (its last value), and whether any other was.
+type authzParams struct {
+	scope, readScope, audience, refuseAs authzParam
+	unknown                              bool
+}
+
+type authzParam struct {
+	count int
+	value string
+}
+
+// maxQueryParams is url.ParseQuery's default limit on a query's
+// parameters (GODEBUG urlmaxqueryparams).
+const maxQueryParams = 10000
+
+// read reads raw as url.ParseQuery does, failing where it fails: more
+// than maxQueryParams parts, a ";" in a part, or a bad escape in a name or
+// a value. Empty parts are skipped; a name without "=" has the value "".
+func (p *authzParams) read(raw string) error {
+	if strings.Count(raw, "&")+1 > maxQueryParams {
+		return errAuthzQuery
+	}
+	var failed bool
+	for raw != "" {
+		var part string
+		part, raw, _ = strings.Cut(raw, "&")
+		if strings.Contains(part, ";") {
+			failed = true
+			continue
+		}
+		if part == "" {
+			continue
+		}
+		name, value, _ := strings.Cut(part, "=")
+		name, err := url.QueryUnescape(name) // allocates only for an escape
+		if err != nil {
+			failed = true
+			continue
+		}
+		if value, err = url.QueryUnescape(value); err != nil {
+			failed = true
+			continue
+		}
+		var param *authzParam
+		switch name {
+		case "scope":
+			param = &p.scope
+		case "read_scope":
+			param = &p.readScope
+		case "audience":
+			param = &p.audience
+		case "refuse_as":
+			param = &p.refuseAs
+		default:
+			p.unknown = true
+			continue
+		}
+		param.count++
+		param.value = value
+	}
+	if failed {
+		return errAuthzQuery
+	}
+	return nil
 }
 
 // scopeOf resolves a scope name as a route's is resolved: keyhub's own or

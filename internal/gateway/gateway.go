@@ -47,10 +47,17 @@ type Admitter interface {
 	WriteError(w http.ResponseWriter, r *http.Request, err error)
 }
 
-// Identities tells an upstream who is calling: the headers it sets replace
-// whatever the client sent under those names.
+// Identities tells an upstream who is calling: the headers it returns
+// replace whatever the client sent under those names.
 type Identities interface {
-	SetIdentity(h http.Header, p *keyhub.Principal, audience string) error
+	// Headers returns the identity headers of p for audience; an error is
+	// an expired credential or a failure to sign.
+	Headers(p *keyhub.Principal, audience string) (IdentityHeaders, error)
+}
+
+// IdentityHeaders are one principal's identity headers, ready to set.
+type IdentityHeaders interface {
+	Set(h http.Header)
 }
 
 // SocketRelay serves the WebSocket upgrades of a route (ws.Hub.Relay):
@@ -232,20 +239,19 @@ func (rp *routeProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// first answer before it has sent all of its own): net/http's HTTP/1
 	// server otherwise closes the request body once the answer begins.
 	_ = http.NewResponseController(ww).EnableFullDuplex() // HTTP/2 always is
-	ctx := r.Context()
 	if ids := rp.cfg.Identities; ids != nil {
-		h := make(http.Header, 8)
-		if err := ids.SetIdentity(h, p, rp.route.Audience); err != nil {
+		v, err := ids.Headers(p, rp.route.Audience)
+		if err != nil {
 			httpjson.Error(ww, r, keyhub.Internal(fmt.Errorf("gateway identity: %w", err)))
 			return
 		}
-		ctx = context.WithValue(ctx, identityKey{}, h)
+		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, v))
 	}
 	// The exchange ends at the connection's deadline (REQUEST_TIMEOUT, set
 	// by the router): net/http then cancels the request's context, and with
 	// it the upstream request, so an upstream that stalls mid-body cannot
 	// hold the client.
-	rp.proxy.ServeHTTP(ww, r.WithContext(ctx))
+	rp.proxy.ServeHTTP(ww, r)
 }
 
 // needs is the scope a request with method must hold.
@@ -288,10 +294,8 @@ func (rp *routeProxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(rp.route.Upstream) // also sends the upstream's own Host
 	stripCredentials(out.Header)
 	rp.setForwarded(in, out)
-	if ids, ok := in.Context().Value(identityKey{}).(http.Header); ok {
-		for name, values := range ids {
-			out.Header[name] = values
-		}
+	if ids, ok := in.Context().Value(identityKey{}).(IdentityHeaders); ok {
+		ids.Set(out.Header)
 	}
 }
 

@@ -56,9 +56,11 @@ func (rp *routeProxy) dialUpstream(ctx context.Context, r *http.Request, p *keyh
 	stripCredentials(out.Header)
 	rp.setForwarded(r, out)
 	if ids := rp.cfg.Identities; ids != nil {
-		if err := ids.SetIdentity(out.Header, p, rp.route.Audience); err != nil {
+		v, err := ids.Headers(p, rp.route.Audience)
+		if err != nil {
 			return nil, err
 		}
+		v.Set(out.Header)
 	}
 	target := rp.upstreamURL(r.URL)
 	c, _, err := websocket.Dial(ctx, target.String(), &websocket.DialOptions{

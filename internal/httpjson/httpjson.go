@@ -298,6 +298,16 @@ func RequestID(ctx context.Context) string {
 	return ""
 }
 
+// LogEnabled reports whether ctx's request logger (the default logger
+// outside a request) logs at level, without building the request's logger:
+// a line that is rarely wanted then costs nothing.
+func LogEnabled(ctx context.Context, level slog.Level) bool {
+	if l, ok := ctx.Value(loggerKey{}).(*requestLogger); ok {
+		return l.base.Enabled(ctx, level)
+	}
+	return slog.Default().Enabled(ctx, level)
+}
+
 // Logger returns the request-scoped logger (with its request id), or the
 // default logger outside a request.
 func Logger(ctx context.Context) *slog.Logger {

@@ -1,8 +1,8 @@
 // Package identity signs what keyhub tells the services behind it about a
 // caller: the Keyhub-Identity JWT (ES256, keyhub's own gateway key, kid
 // set) and the plain convenience headers beside it. The gateway (proxy
-// and forward auth) calls Identity and SetHeaders after admitting a
-// request; upstreams verify the token with api/identity against the JWKS
+// and forward auth) calls Headers after admitting a request and sets
+// them; upstreams verify the token with api/identity against the JWKS
 // this package serves at /.well-known/jwks.json.
 //
 // Signing costs ≈30 µs of CPU, more than the rest of a proxied request,
@@ -87,8 +87,42 @@ type cacheKey struct {
 }
 
 type cached struct {
-	token   string
+	// headers holds the token and the convenience headers of its
+	// principal, built once when it is signed.
+	headers *Headers
 	renewAt int64 // UnixNano: hand it out until then (half its life)
+}
+
+// Headers are the identity headers of one principal and audience, built
+// once per signed token: Set assigns them to a request or an answer
+// without formatting or canonicalising anything, so a cached identity
+// costs no allocation per request. The value slices are shared by every
+// request the token is reused for: never modify them (net/http only reads
+// a header's values; an append to a full slice copies it).
+type Headers struct {
+	identity, userID, ownerID, keyID, scopes, tier []string
+}
+
+// Token is the signed Keyhub-Identity.
+func (v *Headers) Token() string { return v.identity[0] }
+
+// Set sets Keyhub-Identity and the convenience headers (Keyhub-User-Id,
+// Keyhub-Owner-Id, Keyhub-Key-Id, Keyhub-Scopes, Keyhub-Tier) on h,
+// replacing any value h held; Keyhub-Key-Id is removed for a user
+// session. Callers strip every client-sent Keyhub-* header before (the
+// proxy) or answer only with these (forward auth). The names are the
+// canonical forms net/http uses, so they are assigned directly.
+func (v *Headers) Set(h http.Header) {
+	h[wire.Header] = v.identity
+	h[wire.HeaderUserID] = v.userID
+	h[wire.HeaderOwnerID] = v.ownerID
+	if v.keyID != nil {
+		h[wire.HeaderKeyID] = v.keyID
+	} else {
+		delete(h, wire.HeaderKeyID)
+	}
+	h[wire.HeaderScopes] = v.scopes
+	h[wire.HeaderTier] = v.tier
 }
 
 // New returns a Signer for cfg.
@@ -145,6 +179,28 @@ func (s *Signer) JWKSHandler() http.Handler { return s.public.Handler() }
 // life left; a cache hit neither signs nor allocates. The token never
 // outlives p's credential.
 func (s *Signer) Identity(p *keyhub.Principal, audience string) (string, error) {
+	v, err := s.Headers(p, audience)
+	if err != nil {
+		return "", err
+	}
+	return v.Token(), nil
+}
+
+// SetIdentity sets the identity headers of p for audience on h (Headers,
+// then Set): what the gateway's proxy and forward auth send.
+func (s *Signer) SetIdentity(h http.Header, p *keyhub.Principal, audience string) error {
+	v, err := s.Headers(p, audience)
+	if err != nil {
+		return err
+	}
+	v.Set(h)
+	return nil
+}
+
+// Headers returns the identity headers of p for audience: the token as
+// Identity returns it (a cache hit neither signs nor allocates) and the
+// convenience headers built with it.
+func (s *Signer) Headers(p *keyhub.Principal, audience string) (*Headers, error) {
 	if audience == "" {
 		audience = wire.DefaultAudience
 	}
@@ -161,14 +217,30 @@ func (s *Signer) Identity(p *keyhub.Principal, audience string) (string, error) 
 	c, ok := sh.m[k]
 	sh.mu.RUnlock()
 	if ok && now.UnixNano() < c.renewAt {
-		return c.token, nil
+		return c.headers, nil
 	}
 	token, renewAt, err := s.sign(p, audience, now)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	sh.put(k, cached{token: token, renewAt: renewAt}, now.UnixNano(), s.shardCap)
-	return token, nil
+	v := s.headersOf(p, token)
+	sh.put(k, cached{headers: v, renewAt: renewAt}, now.UnixNano(), s.shardCap)
+	return v, nil
+}
+
+// headersOf builds the identity headers of p carrying token.
+func (s *Signer) headersOf(p *keyhub.Principal, token string) *Headers {
+	v := &Headers{
+		identity: []string{token},
+		userID:   []string{p.UserID.String()},
+		ownerID:  []string{p.OwnerID.String()},
+		scopes:   []string{strings.Join(s.scopes.Names(p.Scopes), ",")},
+		tier:     []string{string(p.Tier)},
+	}
+	if p.IsKey() {
+		v.keyID = []string{p.KeyID.String()}
+	}
+	return v
 }
 
 // shardOf picks a shard from the random bits of the ids (UUID v4 and v5
@@ -253,19 +325,7 @@ func (s *Signer) CachedTokens() int {
 }
 
 // SetHeaders sets Keyhub-Identity to token and the convenience headers
-// (Keyhub-User-Id, Keyhub-Owner-Id, Keyhub-Key-Id, Keyhub-Scopes,
-// Keyhub-Tier) from p, replacing any value h held; Keyhub-Key-Id is
-// removed for a user session. Callers strip every client-sent Keyhub-*
-// header before (the proxy) or answer only with these (forward auth).
+// of p on h, as Headers.Set does.
 func (s *Signer) SetHeaders(h http.Header, p *keyhub.Principal, token string) {
-	h.Set(wire.Header, token)
-	h.Set(wire.HeaderUserID, p.UserID.String())
-	h.Set(wire.HeaderOwnerID, p.OwnerID.String())
-	if p.IsKey() {
-		h.Set(wire.HeaderKeyID, p.KeyID.String())
-	} else {
-		h.Del(wire.HeaderKeyID)
-	}
-	h.Set(wire.HeaderScopes, strings.Join(s.scopes.Names(p.Scopes), ","))
-	h.Set(wire.HeaderTier, string(p.Tier))
+	s.headersOf(p, token).Set(h)
 }

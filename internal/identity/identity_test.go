@@ -220,6 +220,51 @@ func TestIdentityHitDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(200, func() { _, _ = s.Identity(p, "app") }); n != 0 {
 		t.Fatalf("a cache hit allocates %v times", n)
 	}
+	// Nor does setting its headers on a request that had them (the
+	// proxy's, the forward auth answer's): the values are built once.
+	h := http.Header{}
+	if err := s.SetIdentity(h, p, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(200, func() { _ = s.SetIdentity(h, p, "app") }); n != 0 {
+		t.Fatalf("setting a cached identity's headers allocates %v times", n)
+	}
+}
+
+// The headers set from the cache are the principal's, and a user session
+// set over a key's drops Keyhub-Key-Id.
+func TestSetIdentityHeaders(t *testing.T) {
+	t.Parallel()
+	c := newClock()
+	s, scopes := newSigner(t, c, 0)
+	p := keyPrincipal(scopes)
+	h := http.Header{}
+	h.Add("Keyhub-Key-Id", "forged")
+	for range 2 { // signed, then from the cache
+		if err := s.SetIdentity(h, p, "app"); err != nil {
+			t.Fatal(err)
+		}
+		token, _ := s.Identity(p, "app")
+		want := map[string]string{
+			"Keyhub-Identity": token, "Keyhub-User-Id": p.UserID.String(), "Keyhub-Owner-Id": p.OwnerID.String(),
+			"Keyhub-Key-Id": p.KeyID.String(), "Keyhub-Scopes": "keys:read,app:read", "Keyhub-Tier": "pro",
+		}
+		for name, v := range want {
+			if got := h.Values(name); len(got) != 1 || got[0] != v {
+				t.Errorf("%s = %q, want %q", name, got, v)
+			}
+		}
+	}
+	user := &keyhub.Principal{UserID: uuid.New(), OwnerID: uuid.New(), Tier: keyhub.TierFree, Method: keyhub.AuthJWT}
+	if err := s.SetIdentity(h, user, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h["Keyhub-Key-Id"]; ok {
+		t.Fatalf("a user session kept Keyhub-Key-Id: %v", h)
+	}
+	if got := h.Get("Keyhub-User-Id"); got != user.UserID.String() {
+		t.Fatalf("Keyhub-User-Id = %q, want the user's", got)
+	}
 }
 
 // Many goroutines, a few principals, the clock moving: every token they
