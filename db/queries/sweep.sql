@@ -102,3 +102,21 @@ FROM claimed c
 JOIN api_keys k ON k.id = c.api_key_id
 ORDER BY c.expires_at, k.id
 RETURNING *;
+
+-- name: PruneExpiryWarnings :execrows
+-- One batch of ledger rows that can never matter again: those of a revoked
+-- key (it is never warned again), and those whose warned expiry is before
+-- @before (no sweep warns of an expiry already behind it). Rows another
+-- process is deleting at this moment are skipped, not waited for: several
+-- processes prune at once, each its own rows, and a row is deleted once.
+WITH doomed AS (
+    SELECT x.api_key_id, x.expires_at, x.window_seconds
+    FROM api_key_expiry_warnings x
+    JOIN api_keys k ON k.id = x.api_key_id
+    WHERE x.expires_at < @before::timestamptz OR k.revoked_at IS NOT NULL
+    LIMIT @max_rows
+    FOR UPDATE OF x SKIP LOCKED
+)
+DELETE FROM api_key_expiry_warnings x
+USING doomed d
+WHERE x.api_key_id = d.api_key_id AND x.expires_at = d.expires_at AND x.window_seconds = d.window_seconds;

@@ -199,3 +199,33 @@ func TestExpiryWarningIsDeliveredToWebhooks(t *testing.T) {
 		t.Fatalf("delivered %s, want the key's 1-day expiring event", got[0].Body)
 	}
 }
+
+// The running sweeper (EXPIRY_SWEEP_INTERVAL) prunes the expiry-warnings
+// ledger: a row of an expiry two days past goes, the row of the key's
+// own expiry stays.
+func TestTheSweeperPrunesTheExpiryWarningsLedger(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, map[string]string{"EXPIRY_SWEEP_INTERVAL": "100ms"})
+	jwt := env.Token(t, "ledger@example.com")
+	key := createKey(t, env, jwt, map[string]any{"name": "warned", "expires_in": 10 * 86400})
+	if _, err := env.Pool.Exec(context.Background(), `
+		INSERT INTO api_key_expiry_warnings (api_key_id, expires_at, window_seconds, warned_at)
+		VALUES ($1, now() - interval '2 days', 86400, now() - interval '3 days'), ($1, $2, 604800, now())`, key.ID, *key.ExpiresAt); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() string {
+		var stale, kept int
+		if err := env.Pool.QueryRow(context.Background(), `
+			SELECT count(*) FILTER (WHERE expires_at < now()), count(*) FILTER (WHERE expires_at > now())
+			FROM api_key_expiry_warnings`).Scan(&stale, &kept); err != nil {
+			return err.Error()
+		}
+		if kept != 1 {
+			return fmt.Sprintf("%d rows of the key's own expiry, want 1", kept)
+		}
+		if stale != 0 {
+			return "the stale row is still in the ledger"
+		}
+		return ""
+	})
+}

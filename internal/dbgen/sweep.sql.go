@@ -175,6 +175,38 @@ func (q *Queries) KeysToWarnOfExpiry(ctx context.Context, db DBTX, arg KeysToWar
 	return items, nil
 }
 
+const pruneExpiryWarnings = `-- name: PruneExpiryWarnings :execrows
+WITH doomed AS (
+    SELECT x.api_key_id, x.expires_at, x.window_seconds
+    FROM api_key_expiry_warnings x
+    JOIN api_keys k ON k.id = x.api_key_id
+    WHERE x.expires_at < $1::timestamptz OR k.revoked_at IS NOT NULL
+    LIMIT $2
+    FOR UPDATE OF x SKIP LOCKED
+)
+DELETE FROM api_key_expiry_warnings x
+USING doomed d
+WHERE x.api_key_id = d.api_key_id AND x.expires_at = d.expires_at AND x.window_seconds = d.window_seconds
+`
+
+type PruneExpiryWarningsParams struct {
+	Before  time.Time
+	MaxRows int32
+}
+
+// One batch of ledger rows that can never matter again: those of a revoked
+// key (it is never warned again), and those whose warned expiry is before
+// @before (no sweep warns of an expiry already behind it). Rows another
+// process is deleting at this moment are skipped, not waited for: several
+// processes prune at once, each its own rows, and a row is deleted once.
+func (q *Queries) PruneExpiryWarnings(ctx context.Context, db DBTX, arg PruneExpiryWarningsParams) (int64, error) {
+	result, err := db.Exec(ctx, pruneExpiryWarnings, arg.Before, arg.MaxRows)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const recordExpiredKeys = `-- name: RecordExpiredKeys :execrows
 INSERT INTO api_key_events (api_key_id, owner_id, event_type, details, created_at)
 SELECT k.id, k.owner_id, 'expired', jsonb_build_object('expired_at', k.expires_at), $1::timestamptz

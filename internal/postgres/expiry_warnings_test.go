@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,20 +221,55 @@ func TestExpiryWarningWindows(t *testing.T) {
 	}
 }
 
+// twoProcesses is a test database and two stores on it, each with its own
+// pool, as two keyhub processes; the first store uses the returned pool.
+func twoProcesses(t *testing.T) (*pgxpool.Pool, []*postgres.Store) {
+	t.Helper()
+	pool, url := pgtest.NewDB(t)
+	other, err := postgres.Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+	return pool, []*postgres.Store{postgres.NewStore(pool, nil), postgres.NewStore(other, nil)}
+}
+
+// atOnce runs step(0) … step(n-1) on n goroutines released together and
+// returns the sum of what they return, failing the test on any error.
+func atOnce(t *testing.T, n int, step func(i int) (int64, error)) int64 {
+	t.Helper()
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			done, err := step(i)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			total.Add(done)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return total.Load()
+}
+
 // TestExpiryWarningsOnceWithConcurrentSweeps: two stores on one database,
 // as two processes, each with several sweeps running at once, at the same
 // and at later times: every warning is written exactly once, and the
 // counts the sweeps return add up to what is stored.
 func TestExpiryWarningsOnceWithConcurrentSweeps(t *testing.T) {
 	t.Parallel()
-	pool, url := pgtest.NewDB(t)
+	pool, stores := twoProcesses(t)
 	ctx := t.Context()
-	other, err := postgres.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(other.Close)
-	stores := []*postgres.Store{postgres.NewStore(pool, nil), postgres.NewStore(other, nil)}
 	names := map[uuid.UUID]string{}
 	base := time.Now()
 	var want []string
@@ -252,30 +288,11 @@ func TestExpiryWarningsOnceWithConcurrentSweeps(t *testing.T) {
 	// Sweep times crossing every key's two windows, each swept by eight
 	// sweeps at once, four on each store.
 	var total int64
-	var mu sync.Mutex
 	for at := 0 * time.Hour; at <= 12*day; at += 6 * time.Hour {
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				n, err := stores[i%2].RecordExpiryWarnings(ctx, base.Add(at))
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				total += int64(n)
-				mu.Unlock()
-			}()
-		}
-		close(start)
-		wg.Wait()
-		if t.Failed() {
-			t.FailNow()
-		}
+		total += atOnce(t, 8, func(i int) (int64, error) {
+			n, err := stores[i%2].RecordExpiryWarnings(ctx, base.Add(at))
+			return int64(n), err
+		})
 	}
 	got := storedWarnings(t, pool, names)
 	if !slices.Equal(got, want) {
@@ -287,5 +304,81 @@ func TestExpiryWarningsOnceWithConcurrentSweeps(t *testing.T) {
 	var ledger int
 	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM api_key_expiry_warnings").Scan(&ledger); err != nil || ledger != len(want) {
 		t.Fatalf("ledger rows %d (%v), want %d", ledger, err, len(want))
+	}
+}
+
+// TestPruneExpiryWarningsConcurrently: the ledger rows that can never
+// matter again (a revoked key's; those of an expiry more than the
+// retention past, thousands of them, more than one batch) are deleted by
+// eight prunes at once on two stores, as two processes, each row once:
+// the counts they return add up to the rows deleted. What may still
+// matter stays (a live key's warning, expiries past by less than the
+// retention) and still does its job: sweeping again warns no one twice.
+func TestPruneExpiryWarningsConcurrently(t *testing.T) {
+	t.Parallel()
+	pool, stores := twoProcesses(t)
+	ctx := t.Context()
+	names := map[uuid.UUID]string{}
+	f := newKeyFactory(t, stores[0], pool, names)
+	base := time.Now()
+	at := func(d time.Duration) *time.Time { t := base.Add(d); return &t }
+
+	live := f.key("live", at(10*day))
+	revoked := f.key("revoked", at(10*day))
+	if n, err := stores[0].RecordExpiryWarnings(ctx, base.Add(3*day+12*time.Hour)); err != nil || n != 2 {
+		t.Fatalf("the sweep wrote %d warnings (%v), want 2", n, err)
+	}
+	if _, _, err := stores[0].RevokeKey(ctx, &f.p, revoked.ID, keyhub.RequestMeta{}); err != nil {
+		t.Fatal(err)
+	}
+	// Rows of a key's earlier expiries (an operator moved it), written as
+	// a sweep would have: 10000 past the retention by a minute or more,
+	// three past by less.
+	old := f.key("old", at(30*day))
+	const stale = 10000 // more than the eight prunes delete in one batch each
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO api_key_expiry_warnings (api_key_id, expires_at, window_seconds, warned_at)
+		SELECT $1, $2::timestamptz - g * interval '1 minute', 86400, $2::timestamptz - g * interval '1 minute' - interval '1 day'
+		FROM generate_series(1, $3::int) g`, old.ID, base.Add(-postgres.ExpiryWarningRetention), stale); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO api_key_expiry_warnings (api_key_id, expires_at, window_seconds, warned_at)
+		SELECT $1, $2::timestamptz + g * interval '1 hour', 86400, $2::timestamptz
+		FROM generate_series(1, 3) g`, old.ID, base.Add(-postgres.ExpiryWarningRetention)); err != nil {
+		t.Fatal(err)
+	}
+
+	total := atOnce(t, 8, func(i int) (int64, error) { return stores[i%2].PruneExpiryWarnings(ctx, base) })
+	if total != stale+1 {
+		t.Fatalf("the prunes reported %d rows deleted, want %d (the stale rows and the revoked key's)", total, stale+1)
+	}
+	rows, err := pool.Query(ctx, `SELECT api_key_id, window_seconds, expires_at > $1 FROM api_key_expiry_warnings ORDER BY 1, 3, 2`, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for rows.Next() {
+		var id uuid.UUID
+		var window int64
+		var ahead bool
+		if err := rows.Scan(&id, &window, &ahead); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, fmt.Sprintf("%s:%s:ahead=%t", names[id], windowName(time.Duration(window)*time.Second), ahead))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(left)
+	want := []string{"live:7d:ahead=true", "old:1d:ahead=false", "old:1d:ahead=false", "old:1d:ahead=false"}
+	if !slices.Equal(left, want) {
+		t.Fatalf("ledger after pruning: %v, want %v", left, want)
+	}
+	if n, err := stores[1].PruneExpiryWarnings(ctx, base); err != nil || n != 0 {
+		t.Fatalf("pruning again deleted %d (%v), want 0", n, err)
+	}
+	if n, err := stores[1].RecordExpiryWarnings(ctx, base.Add(3*day+13*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("after pruning, a sweep wrote %d warnings (%v), want 0: %s was warned already", n, err, names[live.ID])
 	}
 }

@@ -128,8 +128,39 @@ func (s *Store) RecordExpiryWarnings(ctx context.Context, now time.Time) (int, e
 	return len(written), nil
 }
 
+// ExpiryWarningRetention is how long after the expiry it warned of a row
+// of the expiry-warnings ledger is kept. A sweep warns only of expiries
+// still ahead of its clock, so once an expiry has passed its rows answer
+// no question a sweep asks; the day is a margin for processes whose clocks
+// disagree (one a little behind must still find the row and not warn
+// twice).
+const ExpiryWarningRetention = 24 * time.Hour
+
+// PruneExpiryWarnings deletes, at now, the rows of the expiry-warnings
+// ledger that can never matter again: those of revoked keys, and those of
+// expiries more than ExpiryWarningRetention past. It deletes in batches of
+// expirySweepBatch rows, each its own short statement, until a batch
+// comes back short. Every process prunes, and several may at once: each
+// batch skips the rows another is deleting, so each row is deleted once
+// and the counts the processes return add up to the rows deleted.
+func (s *Store) PruneExpiryWarnings(ctx context.Context, now time.Time) (int64, error) {
+	var deleted int64
+	for {
+		n, err := s.q.PruneExpiryWarnings(ctx, s.pool, dbgen.PruneExpiryWarningsParams{
+			Before: now.Add(-ExpiryWarningRetention), MaxRows: expirySweepBatch,
+		})
+		if err != nil {
+			return deleted, dbError(err, "expiry warnings ledger")
+		}
+		deleted += n
+		if n < expirySweepBatch {
+			return deleted, nil
+		}
+	}
+}
+
 // RunExpirySweeper records expired keys, writes the expiry warnings due
-// (RecordExpiryWarnings), rotates the keys due for zero-touch rotation
+// (RecordExpiryWarnings) and prunes their ledger (PruneExpiryWarnings), rotates the keys due for zero-touch rotation
 // (RotateDueKeys) and prunes key usage older than its retention, every
 // interval until ctx ends.
 func (s *Store) RunExpirySweeper(ctx context.Context, interval time.Duration, log *slog.Logger) {
@@ -145,6 +176,9 @@ func (s *Store) RunExpirySweeper(ctx context.Context, interval time.Duration, lo
 			}
 			if _, err := s.RecordExpiryWarnings(ctx, time.Now()); err != nil && ctx.Err() == nil {
 				log.Warn("expiry warnings sweep", "err", err)
+			}
+			if _, err := s.PruneExpiryWarnings(ctx, time.Now()); err != nil && ctx.Err() == nil {
+				log.Warn("expiry warnings ledger sweep", "err", err)
 			}
 			// Zero-touch rotation: a step of its own, with its own lock.
 			if _, err := s.RotateDueKeys(ctx); err != nil && ctx.Err() == nil {
