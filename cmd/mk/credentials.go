@@ -96,22 +96,35 @@ func (m *cli) client() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return m.clientWith(stored)
+}
+
+// clientWith is client with the stored credentials already read.
+func (m *cli) clientWith(stored credentials) (*client.Client, error) {
 	url := m.serverURL(stored)
 	if _, err := client.New(url); err != nil {
 		return nil, usageError{err.Error()}
 	}
-	var cred client.Option
+	key, token := m.credential(stored)
+	switch {
+	case key != "":
+		return m.newClient(url, client.WithAPIKey(key))
+	case token != "":
+		return m.newClient(url, client.WithToken(token))
+	}
+	return nil, authError{"not logged in: run mk login, or set KEYHUB_API_KEY"}
+}
+
+// credential is what client authenticates with: $KEYHUB_API_KEY, else
+// $KEYHUB_TOKEN, else the stored key (one of key and token, or neither).
+func (m *cli) credential(stored credentials) (key, token string) {
 	switch {
 	case m.getenv("KEYHUB_API_KEY") != "":
-		cred = client.WithAPIKey(m.getenv("KEYHUB_API_KEY"))
+		return m.getenv("KEYHUB_API_KEY"), ""
 	case m.getenv("KEYHUB_TOKEN") != "":
-		cred = client.WithToken(m.getenv("KEYHUB_TOKEN"))
-	case stored.APIKey != "":
-		cred = client.WithAPIKey(stored.APIKey)
-	default:
-		return nil, authError{"not logged in: run mk login, or set KEYHUB_API_KEY"}
+		return "", m.getenv("KEYHUB_TOKEN")
 	}
-	return m.newClient(url, cred)
+	return stored.APIKey, ""
 }
 
 func (m *cli) newClient(url string, opts ...client.Option) (*client.Client, error) {

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/api/client"
 	"github.com/keyhub/keyhub/internal/apitest"
 )
@@ -39,6 +41,7 @@ func TestMain(m *testing.M) {
 //	waitfor FILE REGEXP         wait until FILE (written by a background command) matches
 //	tier NAME                   move the script's user to a tier (in the database)
 //	flushusage                  write the server's pending key usage counts now
+//	sweepwarnings DURATION      run the server's expiry-warnings sweep with its clock DURATION ahead
 func TestScripts(t *testing.T) {
 	// The free tier's request limit is raised so that the scripts' polling
 	// never meets it; the pro tier's is tiny for ratelimit.txtar.
@@ -71,6 +74,15 @@ func TestScripts(t *testing.T) {
 					ts.Fatalf("usage: flushusage")
 				}
 				ts.Check(env.App.FlushUsage(context.Background()))
+			},
+			"sweepwarnings": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: sweepwarnings DURATION")
+				}
+				ahead, err := time.ParseDuration(args[0])
+				ts.Check(err)
+				_, err = env.App.Store.RecordExpiryWarnings(context.Background(), time.Now().Add(ahead))
+				ts.Check(err)
 			},
 			"tier": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 1 {
@@ -214,6 +226,36 @@ func TestExitCodes(t *testing.T) {
 	} {
 		if got := exitCode(tc.err); got != tc.want {
 			t.Errorf("exitCode(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestExpiryWarningLine: key_expiring in words, the time left rounded
+// down to its largest unit.
+func TestExpiryWarningLine(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 5, 10, 0, 30, 0, time.UTC)
+	id := uuid.MustParse("0b9e2c41-5d7a-4f10-9c3e-2a1b4c5d6e7f")
+	key := "mk_AbCdEfGh" + strings.Repeat("x", 35)
+	for _, tc := range []struct {
+		key  string
+		left time.Duration
+		want string
+	}{
+		{key, 7*24*time.Hour - time.Minute, "key mk_AbCdEfGh… expires in 6 days (2026-12-12 09:59 UTC)"},
+		{key, 48 * time.Hour, "key mk_AbCdEfGh… expires in 2 days (2026-12-07 10:00 UTC)"},
+		{key, 47 * time.Hour, "key mk_AbCdEfGh… expires in 1 day (2026-12-07 09:00 UTC)"},
+		{key, 23*time.Hour + 59*time.Minute, "key mk_AbCdEfGh… expires in 23 hours (2026-12-06 09:59 UTC)"},
+		{key, 61 * time.Minute, "key mk_AbCdEfGh… expires in 1 hour (2026-12-05 11:01 UTC)"},
+		{key, 2 * time.Minute, "key mk_AbCdEfGh… expires in 2 minutes (2026-12-05 10:02 UTC)"},
+		{key, 59 * time.Second, "key mk_AbCdEfGh… expires in less than a minute (2026-12-05 10:01 UTC)"},
+		{key, -time.Second, "key mk_AbCdEfGh… expired (2026-12-05 10:00 UTC)"},
+		// Not an mk_ key in hand (a token): the key by the message's id.
+		{"", time.Hour, "key 0b9e2c41-5d7a-4f10-9c3e-2a1b4c5d6e7f expires in 1 hour (2026-12-05 11:00 UTC)"},
+	} {
+		warning := api.WSKeyExpiring{Type: api.WSTypeKeyExpiring, KeyID: id, ExpiresAt: now.Add(tc.left)}
+		if got := expiryWarningLine(tc.key, warning, now); got != tc.want {
+			t.Errorf("left %v: got %q, want %q", tc.left, got, tc.want)
 		}
 	}
 }

@@ -87,8 +87,9 @@ const connectHelp = `usage: mk connect [--auth header|ticket|message] [--machine
 
 A minimal daemon: holds a WebSocket to keyhub open with the api/client
 connector and prints what happens: the welcome (tier, limits, session end),
-audit events (subscribed unless --events=false; needs events:read), server
-errors, disconnects and reconnects. It reconnects with backoff after
+audit events (subscribed unless --events=false; needs events:read), expiry
+warnings ("key mk_AbCdEfGh… expires in 6 days (2026-12-12 10:00 UTC)"),
+server errors, disconnects and reconnects. It reconnects with backoff after
 network errors, server restarts (1001) and session expiry (4000), and stops
 on 4001 (key revoked or expired; exit code 3), 4002 (closed by the owner;
 exit code 1) and policy closes (1008). Interrupt it (Ctrl-C) to close
@@ -135,7 +136,7 @@ func (m *cli) connect(ctx context.Context, args []string) error {
 	default:
 		return usageErrorf("--auth must be header, ticket or message")
 	}
-	c, storeKey, err := m.connectClient(*keyFile, &opts)
+	c, key, storeKey, err := m.connectClient(*keyFile, &opts)
 	if err != nil {
 		return err
 	}
@@ -149,10 +150,16 @@ func (m *cli) connect(ctx context.Context, args []string) error {
 		if stored == nil {
 			stored = storeKey(rotated.Key)
 		}
+		key = rotated.Key
 		fmt.Fprintf(status, "key rotated: now using key %s; the old key works until %s\n", rotated.KeyID, when(&rotated.GraceUntil))
 		if stored != nil {
 			fmt.Fprintf(m.stderr, "mk: warning: the rotated key is in use but was not stored: %v\n", stored)
 		}
+	}
+	// With --json the warning's JSON is the output (OnMessage), and this
+	// line goes to standard error with the connection changes.
+	opts.OnKeyExpiring = func(warning api.WSKeyExpiring) {
+		fmt.Fprintln(status, expiryWarningLine(key, warning, time.Now()))
 	}
 	opts.OnWelcome = func(w api.WSWelcome) {
 		if m.json {
@@ -176,6 +183,8 @@ func (m *cli) connect(ctx context.Context, args []string) error {
 			fmt.Fprintf(m.stdout, "%s: %s\n", msg.Type, msg.Topic)
 		case msg.Type == "error":
 			fmt.Fprintf(m.stdout, "server error: %s: %s\n", msg.Code, msg.Message)
+		case msg.Type == api.WSTypeKeyExpiring:
+			// OnKeyExpiring prints it, in words.
 		default:
 			fmt.Fprintf(m.stdout, "%s\n", msg.Raw)
 		}
@@ -193,40 +202,41 @@ func (m *cli) connect(ctx context.Context, args []string) error {
 	return nil
 }
 
-// connectClient is mk connect's client and where it keeps a rotated key:
-// --key-file (its key is used, and the connector rewrites the file
-// itself), else the credentials of mk login when they are what
-// authenticated; a key from the environment cannot be stored, which
-// store reports.
-func (m *cli) connectClient(keyFile string, opts *client.ConnectorOptions) (c *client.Client, store func(key string) error, err error) {
+// connectClient is mk connect's client, the key it authenticates with
+// ("" for a token), and where it keeps a rotated key: --key-file (its key
+// is used, and the connector rewrites the file itself), else the
+// credentials of mk login when they are what authenticated; a key from
+// the environment cannot be stored, which store reports.
+func (m *cli) connectClient(keyFile string, opts *client.ConnectorOptions) (c *client.Client, key string, store func(key string) error, err error) {
+	stored, err := m.loadCredentials()
+	if err != nil {
+		return nil, "", nil, err
+	}
 	if keyFile != "" {
 		raw, err := os.ReadFile(keyFile)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read --key-file: %w", err)
+			return nil, "", nil, fmt.Errorf("read --key-file: %w", err)
 		}
 		key, _, _ := strings.Cut(string(raw), "\n")
 		if key = strings.TrimSpace(key); !strings.HasPrefix(key, "mk_") {
-			return nil, nil, usageErrorf("--key-file %s does not start with an mk_ key", keyFile)
-		}
-		stored, err := m.loadCredentials()
-		if err != nil {
-			return nil, nil, err
+			return nil, "", nil, usageErrorf("--key-file %s does not start with an mk_ key", keyFile)
 		}
 		if c, err = m.newClient(m.serverURL(stored), client.WithAPIKey(key)); err != nil {
-			return nil, nil, err
+			return nil, "", nil, err
 		}
 		opts.KeyFile = keyFile
-		return c, func(string) error { return nil }, nil
+		return c, key, func(string) error { return nil }, nil
 	}
-	if c, err = m.client(); err != nil {
-		return nil, nil, err
+	if c, err = m.clientWith(stored); err != nil {
+		return nil, "", nil, err
 	}
+	key, _ = m.credential(stored)
 	if m.getenv("KEYHUB_API_KEY") != "" || m.getenv("KEYHUB_TOKEN") != "" {
-		return c, func(string) error {
+		return c, key, func(string) error {
 			return errors.New("the key came from the environment (KEYHUB_API_KEY); use --key-file to keep rotated keys")
 		}, nil
 	}
-	return c, func(key string) error {
+	return c, key, func(key string) error {
 		stored, err := m.loadCredentials()
 		if err != nil {
 			return err
@@ -235,4 +245,38 @@ func (m *cli) connectClient(keyFile string, opts *client.ConnectorOptions) (c *c
 		_, err = m.saveCredentials(stored)
 		return err
 	}, nil
+}
+
+// expiryWarningLine is a key_expiring message in words, e.g.
+// "key mk_AbCdEfGh… expires in 6 days (2026-12-12 10:00 UTC)": the key by
+// its prefix (mk_ and 8 characters, as keyhub lists keys; by the message's
+// key id when the key is not known), the time left at now, rounded down.
+func expiryWarningLine(key string, warning api.WSKeyExpiring, now time.Time) string {
+	const shown = len("mk_") + 8
+	name := warning.KeyID.String()
+	if strings.HasPrefix(key, "mk_") && len(key) > shown {
+		name = key[:shown] + "…"
+	}
+	at := warning.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC")
+	left := warning.ExpiresAt.Sub(now)
+	if left <= 0 {
+		return fmt.Sprintf("key %s expired (%s)", name, at)
+	}
+	return fmt.Sprintf("key %s expires in %s (%s)", name, timeLeft(left), at)
+}
+
+// timeLeft is a positive duration in its largest whole unit, rounded
+// down: "6 days", "1 hour", "less than a minute".
+func timeLeft(d time.Duration) string {
+	for _, unit := range []struct {
+		name string
+		size time.Duration
+	}{{"day", 24 * time.Hour}, {"hour", time.Hour}, {"minute", time.Minute}} {
+		if n := int64(d / unit.size); n == 1 {
+			return "1 " + unit.name
+		} else if n > 1 {
+			return fmt.Sprintf("%d %ss", n, unit.name)
+		}
+	}
+	return "less than a minute"
 }
