@@ -120,3 +120,13 @@ WITH doomed AS (
 DELETE FROM api_key_expiry_warnings x
 USING doomed d
 WHERE x.api_key_id = d.api_key_id AND x.expires_at = d.expires_at AND x.window_seconds = d.window_seconds;
+
+-- name: ExpiryWarningGiven :one
+-- The nearest expiry warning the sweep gave a key (the ledger) of the
+-- expiry the key has now: what a daemon connecting with it after the
+-- warning is told. No row: the key was not warned of its expiry (yet).
+SELECT x.expires_at, min(x.window_seconds)::bigint AS window_seconds
+FROM api_key_expiry_warnings x
+JOIN api_keys k ON k.id = x.api_key_id AND k.expires_at = x.expires_at
+WHERE x.api_key_id = @key_id
+GROUP BY x.expires_at;

@@ -57,6 +57,29 @@ func (q *Queries) ExpiredKeysToRecord(ctx context.Context, db DBTX, arg ExpiredK
 	return items, nil
 }
 
+const expiryWarningGiven = `-- name: ExpiryWarningGiven :one
+SELECT x.expires_at, min(x.window_seconds)::bigint AS window_seconds
+FROM api_key_expiry_warnings x
+JOIN api_keys k ON k.id = x.api_key_id AND k.expires_at = x.expires_at
+WHERE x.api_key_id = $1
+GROUP BY x.expires_at
+`
+
+type ExpiryWarningGivenRow struct {
+	ExpiresAt     time.Time
+	WindowSeconds int64
+}
+
+// The nearest expiry warning the sweep gave a key (the ledger) of the
+// expiry the key has now: what a daemon connecting with it after the
+// warning is told. No row: the key was not warned of its expiry (yet).
+func (q *Queries) ExpiryWarningGiven(ctx context.Context, db DBTX, keyID uuid.UUID) (ExpiryWarningGivenRow, error) {
+	row := db.QueryRow(ctx, expiryWarningGiven, keyID)
+	var i ExpiryWarningGivenRow
+	err := row.Scan(&i.ExpiresAt, &i.WindowSeconds)
+	return i, err
+}
+
 const keysDueForRotation = `-- name: KeysDueForRotation :many
 SELECT k.id, k.owner_id, k.user_id FROM api_keys k
 WHERE k.auto_rotate_before_seconds IS NOT NULL

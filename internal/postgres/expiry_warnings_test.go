@@ -382,3 +382,62 @@ func TestPruneExpiryWarningsConcurrently(t *testing.T) {
 		t.Fatalf("after pruning, a sweep wrote %d warnings (%v), want 0: %s was warned already", n, err, names[live.ID])
 	}
 }
+
+// TestExpiryWarningGiven: what a daemon connecting later is told is the
+// nearest warning the sweep gave of the key's current expiry, and nothing
+// for a key the sweep did not warn (a window it was born inside, or an
+// expiry an operator moved since).
+func TestExpiryWarningGiven(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	ctx := t.Context()
+	store := postgres.NewStore(pool, nil)
+	names := map[uuid.UUID]string{}
+	f := newKeyFactory(t, store, pool, names)
+	base := time.Now()
+	at := func(d time.Duration) *time.Time { t := base.Add(d); return &t }
+	long := f.key("long", at(10*day))
+	short := f.key("short", at(5*day)) // born inside its 7-day window
+
+	given := func(k keyhub.Key) string {
+		t.Helper()
+		w, ok, err := store.ExpiryWarningGiven(ctx, k.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			return "none"
+		}
+		return fmt.Sprintf("%s of %s", windowName(w.Window), w.ExpiresAt.UTC().Format(time.RFC3339Nano))
+	}
+	expiry := func(k keyhub.Key) string { return k.ExpiresAt.UTC().Format(time.RFC3339Nano) }
+	sweep := func(after time.Duration) {
+		t.Helper()
+		if _, err := store.RecordExpiryWarnings(ctx, base.Add(after)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, step := range []struct {
+		sweep       time.Duration
+		long, short string
+	}{
+		{day, "none", "none"},
+		{3*day + 12*time.Hour, "7d of " + expiry(long), "none"},
+		{4*day + time.Hour, "7d of " + expiry(long), "1d of " + expiry(short)},
+		{9*day + 12*time.Hour, "1d of " + expiry(long), "1d of " + expiry(short)},
+	} {
+		sweep(step.sweep)
+		if got := given(long); got != step.long {
+			t.Fatalf("after the sweep at +%v, long was given %q, want %q", step.sweep, got, step.long)
+		}
+		if got := given(short); got != step.short {
+			t.Fatalf("after the sweep at +%v, short was given %q, want %q", step.sweep, got, step.short)
+		}
+	}
+	if _, err := pool.Exec(ctx, "UPDATE api_keys SET expires_at = $2 WHERE id = $1", long.ID, *at(30 * day)); err != nil {
+		t.Fatal(err)
+	}
+	if got := given(long); got != "none" {
+		t.Fatalf("after its expiry moved, long was given %q, want none", got)
+	}
+}

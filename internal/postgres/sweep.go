@@ -3,6 +3,7 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"time"
@@ -126,6 +127,22 @@ func (s *Store) RecordExpiryWarnings(ctx context.Context, now time.Time) (int, e
 		s.publish(nil, written)
 	}
 	return len(written), nil
+}
+
+// ExpiryWarningGiven is the nearest expiry warning the sweep gave the key
+// of the expiry it has now (the ledger RecordExpiryWarnings writes), so
+// that a daemon connecting after the warning is told too; ok is false
+// when the key was not warned of it (yet). Which keys are warned, and
+// when, is the sweep's decision alone (KeysToWarnOfExpiry).
+func (s *Store) ExpiryWarningGiven(ctx context.Context, keyID uuid.UUID) (w keyhub.ExpiryWarning, ok bool, err error) {
+	row, err := s.q.ExpiryWarningGiven(ctx, s.pool, keyID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return keyhub.ExpiryWarning{}, false, nil
+	}
+	if err != nil {
+		return keyhub.ExpiryWarning{}, false, dbError(err, "expiry warning")
+	}
+	return keyhub.ExpiryWarning{ExpiresAt: row.ExpiresAt, Window: time.Duration(row.WindowSeconds) * time.Second}, true, nil
 }
 
 // ExpiryWarningRetention is how long after the expiry it warned of a row
