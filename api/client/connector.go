@@ -92,8 +92,9 @@ type ConnectorOptions struct {
 	// OnKeyExpiring is called when keyhub warns that the connection's key
 	// enters an expiry warning window (7 days, then 1 day, before
 	// ExpiresAt; once each per expiry, whichever process holds the
-	// socket), after OnMessage heard the same message: the daemon's cue to
-	// get the key replaced before it stops working.
+	// socket), and right after the welcome of every later connection with
+	// that key, after OnMessage heard the same message: the daemon's cue
+	// to get the key replaced before it stops working.
 	OnKeyExpiring func(api.WSKeyExpiring)
 	// OnDisconnect is called when a session ends (or a connection attempt
 	// fails) and the connector will try again after retryIn.

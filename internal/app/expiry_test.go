@@ -5,15 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket/wsjson"
+	"github.com/google/uuid"
 
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/api/client"
 	"github.com/keyhub/keyhub/internal/apitest"
+	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
 const day = 24 * time.Hour
@@ -225,6 +228,114 @@ func TestTheSweeperPrunesTheExpiryWarningsLedger(t *testing.T) {
 		}
 		if stale != 0 {
 			return "the stale row is still in the ledger"
+		}
+		return ""
+	})
+}
+
+// pingedTypes sends a ping and, once its pong has arrived, returns the
+// types of every message the socket received after its welcome, in order:
+// what came before the pong is all the server sent until then.
+func (s *socket) pingedTypes(t *testing.T, id int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := wsjson.Write(ctx, s.conn, map[string]any{"type": "ping", "id": id}); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	for ctx.Err() == nil {
+		s.mu.Lock()
+		types := make([]string, 0, len(s.msgs))
+		ponged := false
+		for _, m := range s.msgs {
+			types = append(types, fmt.Sprint(m["type"]))
+			ponged = ponged || (m["type"] == "pong" && m["id"] == float64(id))
+		}
+		s.mu.Unlock()
+		if ponged {
+			return types
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no pong %d within 10s", id)
+	return nil
+}
+
+// A daemon that connects after its key's expiry warning was written is
+// told right after the welcome, once, on any process (the ledger is in
+// the database); the keys the sweep did not warn (one further from its
+// expiry, one born inside its 7-day window and not yet in its 1-day one)
+// are told nothing. The sweep's event heard late (after the lookup) is
+// not sent twice; the next window's warning is.
+func TestADaemonConnectingAfterTheWarningIsTold(t *testing.T) {
+	t.Parallel()
+	a, b, jwt := cluster(t, nil)
+	a.Get(t, "/v1/me", jwt).Want(t, http.StatusOK, "")
+	if _, err := a.Pool.Exec(context.Background(), "UPDATE owners SET tier = 'team'"); err != nil {
+		t.Fatal(err)
+	}
+	warned := createKey(t, a, jwt, map[string]any{"name": "warned", "expires_in": 10 * 86400})
+	short := createKey(t, a, jwt, map[string]any{"name": "short", "expires_in": 5 * 86400})
+	far := createKey(t, a, jwt, map[string]any{"name": "far", "expires_in": 30 * 86400})
+	ctx := context.Background()
+	// warned was made 4 days ago: 6 days from its expiry by the clock the
+	// sockets go by, as by the sweep's.
+	var expiresAt time.Time
+	if err := a.Pool.QueryRow(ctx, `UPDATE api_keys SET created_at = created_at - interval '4 days', expires_at = expires_at - interval '4 days'
+		WHERE id = $1 RETURNING expires_at`, warned.ID).Scan(&expiresAt); err != nil {
+		t.Fatal(err)
+	}
+	warned.ExpiresAt = &expiresAt
+	if n, err := a.App.Store.RecordExpiryWarnings(ctx, time.Now()); err != nil || n != 1 {
+		t.Fatalf("the sweep on A wrote %d warnings (%v), want 1", n, err)
+	}
+
+	late := connect(t, b, warned.Secret)
+	if got := late.pingedTypes(t, 1); !slices.Equal(got, []string{"key_expiring", "pong"}) {
+		t.Fatalf("after the welcome, the late daemon got %v, want key_expiring then the pong", got)
+	}
+	late.mu.Lock()
+	first := late.msgs[0]
+	late.mu.Unlock()
+	expires, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(first["expires_at"]))
+	if first["key_id"] != warned.ID.String() || !expires.Equal(api.Timestamp(*warned.ExpiresAt)) {
+		t.Fatalf("key_expiring %v, want key %v expiring at %v", first, warned.ID, warned.ExpiresAt)
+	}
+	for name, secret := range map[string]string{"short": short.Secret, "far": far.Secret} {
+		if got := connect(t, b, secret).pingedTypes(t, 1); !slices.Equal(got, []string{"pong"}) {
+			t.Fatalf("the daemon of %s got %v, want only the pong", name, got)
+		}
+	}
+
+	// The sweep's event, heard by B only now (the feed lagging behind the
+	// lookup): nothing new for the late daemon.
+	var owner uuid.UUID
+	if err := a.Pool.QueryRow(ctx, "SELECT owner_id FROM api_keys WHERE id = $1", warned.ID).Scan(&owner); err != nil {
+		t.Fatal(err)
+	}
+	details, err := json.Marshal(map[string]any{"expires_at": warned.ExpiresAt, "window_seconds": 7 * 86400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.App.WebSocket.EventWritten(keyhub.Event{ID: -1, Type: keyhub.EventExpiring, KeyID: warned.ID, OwnerID: owner, Details: details})
+	if got := late.pingedTypes(t, 2); !slices.Equal(got, []string{"key_expiring", "pong", "pong"}) {
+		t.Fatalf("after the late event, the daemon got %v, want nothing new", got)
+	}
+	// The 1-day window is a new warning.
+	if n, err := a.App.Store.RecordExpiryWarnings(ctx, time.Now().Add(5*day+12*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("the 1-day sweep wrote %d warnings (%v), want 1", n, err)
+	}
+	eventually(t, 10*time.Second, func() string {
+		late.mu.Lock()
+		defer late.mu.Unlock()
+		var warnings int
+		for _, m := range late.msgs {
+			if m["type"] == "key_expiring" {
+				warnings++
+			}
+		}
+		if warnings != 2 {
+			return fmt.Sprintf("the late daemon heard %d warnings, want 2 (the 7-day one, then the 1-day one)", warnings)
 		}
 		return ""
 	})

@@ -2,6 +2,7 @@ package keyhub
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -9,6 +10,10 @@ import (
 // `expiring` event and its webhooks) and the daemons connected with it
 // (`key_expiring`) are warned: when the key enters each window, once.
 var ExpiryWarningWindows = []time.Duration{7 * 24 * time.Hour, 24 * time.Hour}
+
+// ExpiryWarningHorizon is the largest of ExpiryWarningWindows: a key
+// further than this from its expiry is inside none of them.
+func ExpiryWarningHorizon() time.Duration { return slices.Max(ExpiryWarningWindows) }
 
 // ExpiryWarning is what an `expiring` event says: the expiry it warns of,
 // and the window the key entered (how long before that expiry it starts).

@@ -96,7 +96,7 @@ func (s *Store) RecordExpiryWarnings(ctx context.Context, now time.Time) (int, e
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		written = nil // a retried transaction starts afresh
 		due, err := s.q.KeysToWarnOfExpiry(ctx, tx, dbgen.KeysToWarnOfExpiryParams{
-			Windows: windows, SweepAt: now, HorizonSeconds: float64(slices.Max(windows)), MaxRows: expirySweepBatch,
+			Windows: windows, SweepAt: now, HorizonSeconds: keyhub.ExpiryWarningHorizon().Seconds(), MaxRows: expirySweepBatch,
 		})
 		if err != nil || len(due) == 0 {
 			return err

@@ -93,6 +93,9 @@ type conn struct {
 	// abnormal until a close frame is.
 	closedWith websocket.StatusCode
 	closeSent  bool // closedWith is the server's own
+	// toldExpiry is the expiry warning last sent (key_expiring), so that
+	// one heard twice is sent once (firstTold).
+	toldExpiry keyhub.ExpiryWarning
 
 	// closing is set by the first of kill (a close handshake, in its own
 	// goroutine) and the reader's end; closed is done when kill's
@@ -264,6 +267,7 @@ func (h *Hub) serve(c *conn) {
 			c.fail("write failed")
 			return
 		}
+		h.tellExpiryWarningGiven(c)
 	}
 
 	c.mu.Lock()

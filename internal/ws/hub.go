@@ -47,6 +47,7 @@ type Store interface {
 	ReleaseWSLease(ctx context.Context, id uuid.UUID) error
 	RenewWSLeases(ctx context.Context, processID uuid.UUID, ttl time.Duration, leases []keyhub.WSLease) (overCap []uuid.UUID, err error)
 	DeleteExpiredWSLeases(ctx context.Context) (int64, error)
+	ExpiryWarningGiven(ctx context.Context, keyID uuid.UUID) (w keyhub.ExpiryWarning, ok bool, err error)
 }
 
 // Config assembles a Hub.

@@ -8,7 +8,6 @@ import (
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
-	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
@@ -193,10 +192,11 @@ func (h *Hub) EventWritten(e keyhub.Event) {
 		}
 	}
 	if warning, ok := keyhub.ExpiryWarningOf(e); ok {
-		msg := api.WSKeyExpiring{Type: api.WSTypeKeyExpiring, KeyID: e.KeyID, ExpiresAt: api.Timestamp(warning.ExpiresAt)}
+		msg := expiringMessage(e.KeyID, warning)
 		for c := range h.byOwner[e.OwnerID] {
-			// A relayed socket speaks its upstream's protocol.
-			if c.principal.IsKey() && c.principal.KeyID == e.KeyID && c.upstream == nil {
+			// A relayed socket speaks its upstream's protocol. One told of
+			// this warning after its welcome is not told again.
+			if c.principal.IsKey() && c.principal.KeyID == e.KeyID && c.upstream == nil && c.firstTold(warning) {
 				// Off the announcer's goroutine, as KeyDelivered: a slow
 				// peer must not hold the hub (or the feed).
 				go func() {
