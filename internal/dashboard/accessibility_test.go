@@ -16,14 +16,29 @@ import (
 
 // screens are the sizes every page and dialog is checked at: a laptop and
 // a phone.
-var screens = []struct {
-	name          string
-	width, height int64
-	dark          bool
-}{
+var screens = []screenSize{
 	{"desktop", 1366, 768, false},
 	{"phone", 390, 844, false},
 	{"dark", 1366, 768, true}, // prefers-color-scheme: dark
+}
+
+// screenSize is a screen a page is checked on.
+type screenSize struct {
+	name          string
+	width, height int64
+	dark          bool
+}
+
+// emulate makes the tab's screen s: its size, and dark mode or not.
+func (s screenSize) emulate() chromedp.Action[chromedp.Void] {
+	media := emulation.SetEmulatedMediaParams{}
+	if s.dark {
+		media.Features = []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}
+	}
+	return chromedp.Steps(chromedp.EmulateViewport(s.width, s.height), chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, media)
+		return err
+	}))
 }
 
 // TestDashboardAccessibility opens every page and every dialog at both
@@ -47,9 +62,20 @@ func TestDashboardAccessibility(t *testing.T) {
 	var lapsed struct{ ID string }
 	env.Post(t, "/v1/keys", token, map[string]any{"name": "trial"}).Want(t, http.StatusCreated, "").JSON(t, &lapsed)
 	expireKey(t, env, lapsed.ID)
+	// A working day of the build server, for its usage chart: busy in
+	// the afternoon, a few refusals and a burst over the rate limit.
+	thisHour := time.Now().UTC().Truncate(time.Hour)
+	for ago := range 24 {
+		ok := 12 + (ago*7)%19
+		if ago >= 4 && ago <= 9 {
+			ok += 30
+		}
+		addUsage(t, env, daemonKey.ID, thisHour.Add(-time.Duration(ago)*time.Hour), ok, (ago%5)/4, map[int]int{6: 9, 7: 4}[ago])
+	}
 	sqlCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	env.Post(t, "/v1/keys", token, map[string]any{"name": "ci runner", "scopes": []string{"keys:read"}}).Want(t, http.StatusCreated, "")
+	// Made by a key: the pages name the user and the key.
+	env.Post(t, "/v1/keys", daemonKey.Secret, map[string]any{"name": "ci runner", "scopes": []string{"keys:read"}}).Want(t, http.StatusCreated, "")
 
 	daemon, _, err := websocket.Dial(sqlCtx, "ws"+strings.TrimPrefix(env.URL, "http")+"/v1/ws?machine_id=m-42&hostname=build-01", &websocket.DialOptions{
 		HTTPHeader: http.Header{"X-Api-Key": []string{daemonKey.Secret}},
@@ -86,14 +112,7 @@ func TestDashboardAccessibility(t *testing.T) {
 			}
 			screenshot(t, ctx, name)
 		}
-		media := emulation.SetEmulatedMediaParams{}
-		if screen.dark {
-			media.Features = []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}
-		}
-		do(t, ctx, "screen", chromedp.EmulateViewport(screen.width, screen.height), chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, media)
-			return err
-		}))
+		do(t, ctx, "screen", screen.emulate())
 		do(t, ctx, "signed out",
 			chromedp.Navigate(env.URL+"/dashboard/"),
 			chromedp.Evaluate[chromedp.Void](`sessionStorage.clear()`),
@@ -125,6 +144,7 @@ func TestDashboardAccessibility(t *testing.T) {
 			chromedp.Click(chromedp.CSS(`#keys-table tr[data-key-id="`+daemonKey.ID+`"] a`)),
 			chromedp.WaitVisible(chromedp.CSS(`#key-connections-table tbody tr`)),
 			chromedp.WaitVisible(chromedp.CSS(`#key-history-table tr[data-type=created]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#key-usage-chart svg`)),
 		)
 		check("key page")
 		shot("key")

@@ -342,8 +342,8 @@ func TestDashboardKeyLifecycle(t *testing.T) {
 	}
 	// Every change was made by the signed-in user, not by a key.
 	actors := `[...document.querySelectorAll('#events-table tbody td.actor')].map(c => c.textContent).join(',')`
-	if got := eval[string](t, events, actors); got != "dashboard user,dashboard user,dashboard user,dashboard user" {
-		t.Fatalf("actors %q, want the dashboard user four times", got)
+	if got := eval[string](t, events, actors); got != "alice@example.com,alice@example.com,alice@example.com,alice@example.com" {
+		t.Fatalf("actors %q, want alice@example.com four times", got)
 	}
 
 	// Filters: the old key's own three events, then one type.

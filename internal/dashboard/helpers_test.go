@@ -213,3 +213,16 @@ func expireKey(t *testing.T, env *apitest.Env, id string) {
 		t.Fatalf("expire key: %v", err)
 	}
 }
+
+// addUsage records requests made with a key in the hour that starts at
+// hour, as keyhub's flush would have written them then (a test cannot
+// wait for past hours).
+func addUsage(t *testing.T, env *apitest.Env, keyID string, hour time.Time, ok, refused, rateLimited int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := env.Pool.Exec(ctx, `INSERT INTO api_key_usage (key_id, hour, ok, refused, rate_limited) VALUES ($1, $2, $3, $4, $5)`,
+		keyID, hour, ok, refused, rateLimited); err != nil {
+		t.Fatalf("add usage: %v", err)
+	}
+}

@@ -7,6 +7,7 @@
 import { Client, isSessionError, sentence } from './api.js';
 import { Session } from './session.js';
 import { LiveEvents } from './live.js';
+import { showUsage } from './usage.js';
 import {
   $, el, plural, when, whenLong, relative, showNotice, hideNotice, runNoticeAction,
   setPageState, busy, confirmAction, copyText,
@@ -27,8 +28,9 @@ const state = {
   // name keys on any page, not only the first.
   keys: { all: [], byId: new Map(), shown: pageSize, pinned: new Set() },
   events: { cursor: null },
-  key: { id: '', cursor: null },
+  key: { id: '', cursor: null, usageHours: 24, usageShown: '' },
   me: null,
+  meToken: '', // the session state.me was read with
 };
 
 // ---- errors --------------------------------------------------------------
@@ -194,8 +196,68 @@ function fillDetails(list, rows) {
 }
 
 async function me() {
+  const token = state.session.token();
   state.me = await state.api.get('/v1/me');
+  state.meToken = token;
   return state.me;
+}
+
+// knowMe reads who is signed in unless this session already did: pages
+// that name people say "you" for the user's own acts without an email.
+async function knowMe() {
+  if (!state.me || state.meToken !== state.session.token()) {
+    await me();
+  }
+}
+
+// ---- who acted -----------------------------------------------------------
+
+// person names a user by email; without one (a user with none, or one no
+// longer in this account: the API shows no address then), "you" or
+// "another user", never a bare id.
+function person(userId, email) {
+  if (email) {
+    return email;
+  }
+  return state.me && state.meToken === state.session.token() && state.me.user_id === userId ? 'you' : 'another user';
+}
+
+// actorOf names who acted on an event: the user by email, and the key
+// they used (by its name when the page knows it); keyhub itself when
+// nobody did (an expiry, an automatic rotation).
+function actorOf(event) {
+  if (!event.actor_user_id && !event.actor_key_id) {
+    return 'keyhub';
+  }
+  const who = person(event.actor_user_id, event.actor_email);
+  return event.actor_key_id ? `${who} with key ${keyLabel(event.actor_key_id)}` : who;
+}
+
+// creatorOf names who created a key, as nodes: the user by email, and
+// the creating key when a key created it (keyPart shows it; its prefix by
+// default); keyhub for an automatic rotation.
+function creatorOf(key, keyPart = (c) => c.key_prefix || c.key_id) {
+  const c = key.created_by;
+  if (!c) {
+    return ['keyhub (automatic rotation)'];
+  }
+  const who = person(c.user_id, c.email);
+  return c.key_id ? [`${who} with key `, keyPart(c)] : [who];
+}
+
+// creatorLink is creatorOf for the key's page: the creating key by name,
+// linked to its own page while this account has it.
+function creatorLink(key) {
+  return el('span', {}, ...creatorOf(key, (c) => (state.keys.byId.has(c.key_id)
+    ? el('a', { href: `#/keys/${c.key_id}` }, keyLabel(c.key_id))
+    : c.key_prefix || c.key_id)));
+}
+
+// actorCell is an event's "By" cell: two lines at most (an address and a
+// key's name can be long on a phone), all of it in the tooltip.
+function actorCell(event) {
+  const who = actorOf(event);
+  return el('td', { class: 'actor', title: who }, el('span', { class: 'clamp' }, who));
 }
 
 function showMe() {
@@ -351,7 +413,7 @@ function showKeys() {
     state.keys.byId.clear();
     state.keys.pinned.clear();
     state.keys.shown = pageSize;
-    await Promise.all([loadAllKeys(), offerProductScopes()]);
+    await Promise.all([loadAllKeys(), offerProductScopes(), knowMe()]);
     // The create form is open for a first key and folded otherwise, so the
     // list is what a phone shows first.
     $('create-panel').open = !state.keys.all.some((key) => key.status === 'active');
@@ -421,7 +483,7 @@ function keyRow(key) {
       copyButton(`Copy the id of ${key.name}`, key.id, 'Key id')),
     el('td', {}, el('span', { class: `status ${statusClass(key)}` }, statusText(key))),
     el('td', { class: 'scopes wide' }, key.scopes.join(' ')),
-    el('td', { class: 'wide' }, when(key.created_at)),
+    el('td', { class: 'wide' }, when(key.created_at), el('span', { class: 'sub creator' }, 'by ', ...creatorOf(key))),
     el('td', { class: `wide${expiring ? ' soon' : ''}` }, expires),
     el('td', { class: 'wide' }, when(key.last_used_at, 'never used')),
     keyActions(key, el('td', { class: 'actions' })));
@@ -720,14 +782,15 @@ async function afterChange(id) {
 
 async function showKey(id) {
   state.key.id = id;
-  await load('key-state', 'the key', async () => {
+  await Promise.all([loadKeyUsage(), load('key-state', 'the key', async () => {
     const [key, connections, history] = await Promise.all([
       state.api.get(`/v1/keys/${encodeURIComponent(id)}`),
       state.api.get('/v1/ws/connections').catch(() => ({ data: [] })),
       state.api.get(`/v1/keys/${encodeURIComponent(id)}/events?limit=${pageSize}`),
+      knowMe(),
     ]);
     rememberKey(key);
-    await nameKeys([key.replaced_by, ...history.data.map((event) => event.actor_key_id)]);
+    await nameKeys([key.replaced_by, key.created_by?.key_id, ...history.data.map((event) => event.actor_key_id)]);
     $('key-title').textContent = key.name;
     document.title = `${key.name} · keyhub`;
     const mine = connections.data.filter((c) => c.key_prefix === key.prefix);
@@ -737,6 +800,7 @@ async function showKey(id) {
       ['Id', el('span', {}, el('code', {}, key.id), copyButton('Copy the id', key.id, 'Key id'))],
       ['Scopes', key.scopes.join(', ')],
       ['Created', whenLong(key.created_at)],
+      ['Created by', creatorLink(key)],
       ['Expires', key.expires_at ? whenLong(key.expires_at) : 'never'],
       ['Last used', whenLong(key.last_used_at, 'never used')],
       ['Last seen from', mine.length ? mine.map((c) => c.remote_addr).join(', ') : 'no open connection'],
@@ -759,6 +823,30 @@ async function showKey(id) {
     historyBody.replaceChildren(...history.data.map(historyRow));
     state.key.cursor = history.next_cursor;
     $('key-history-more').hidden = !history.next_cursor;
+  })]);
+}
+
+// loadKeyUsage shows the key's requests of the chosen period (the last
+// 24 h or 7 days). Another key's figures never stay on the page while
+// this one's load: a new key starts blank.
+function loadKeyUsage() {
+  const { id, usageHours: hours } = state.key;
+  for (const button of document.querySelectorAll('.usage-range')) {
+    button.setAttribute('aria-pressed', String(Number(button.dataset.hours) === hours));
+  }
+  if (state.key.usageShown !== id) {
+    $('key-usage-summary').textContent = '';
+    $('key-usage-figure').hidden = true;
+    $('key-usage-details').hidden = true;
+  }
+  return load('key-usage-state', 'the key\'s usage', async () => {
+    const from = new Date(Date.now() - hours * 3600 * 1000).toISOString();
+    const usage = await state.api.get(`/v1/keys/${encodeURIComponent(id)}/usage?from=${encodeURIComponent(from)}`);
+    // A later choice (another key, another period) wins.
+    if (state.key.id === id && state.key.usageHours === hours) {
+      showUsage(usage, hours);
+      state.key.usageShown = id;
+    }
   });
 }
 
@@ -784,7 +872,7 @@ function historyRow(event) {
   return el('tr', { dataset: { eventId: String(event.id), type: event.type } },
     el('td', {}, when(event.created_at)),
     el('td', {}, el('span', { class: `status ${event.type}` }, event.type)),
-    el('td', { class: 'actor' }, actorOf(event)),
+    actorCell(event),
     el('td', { class: 'wide' }, event.ip_address || '—'),
     el('td', { class: 'ua wide', title: event.user_agent || '' }, event.user_agent || '—'));
 }
@@ -793,7 +881,7 @@ function historyRow(event) {
 
 async function showEvents() {
   await load('events-state', 'the audit events', async () => {
-    await loadKeyChoices();
+    await Promise.all([loadKeyChoices(), knowMe()]);
     await loadEvents(false);
   });
   if (state.page === 'events') {
@@ -864,21 +952,12 @@ async function moreEvents() {
   }
 }
 
-// actorOf names who acted: a key (by its name when the page knows it), a
-// signed-in user, or keyhub itself (an expiry has no actor).
-function actorOf(event) {
-  if (event.actor_key_id) {
-    return `key ${keyLabel(event.actor_key_id)}`;
-  }
-  return event.actor_user_id ? 'dashboard user' : 'keyhub';
-}
-
 function eventRow(event, live) {
   return el('tr', { dataset: { eventId: String(event.id), type: event.type, live: live ? 'true' : 'false' }, class: live ? 'live-row' : '' },
     el('td', {}, when(event.created_at), live ? el('span', { class: 'badge' }, 'live') : ''),
     el('td', {}, el('span', { class: `status ${event.type}` }, event.type)),
     el('td', { title: keyLabel(event.key_id) }, el('span', { class: 'clamp' }, state.keys.byId.has(event.key_id) ? el('a', { href: `#/keys/${event.key_id}` }, keyLabel(event.key_id)) : event.key_id)),
-    el('td', { class: 'actor' }, actorOf(event)),
+    actorCell(event),
     el('td', { class: 'wide' }, event.ip_address || '—'),
     el('td', { class: 'ua wide', title: event.user_agent || '' }, event.user_agent || '—'));
 }
@@ -1087,6 +1166,12 @@ async function main() {
   $('events-key').addEventListener('change', reloadEvents);
   $('events-more').addEventListener('click', (e) => busy(e.currentTarget, moreEvents));
   $('key-history-more').addEventListener('click', (e) => busy(e.currentTarget, moreKeyHistory));
+  for (const button of document.querySelectorAll('.usage-range')) {
+    button.addEventListener('click', () => {
+      state.key.usageHours = Number(button.dataset.hours);
+      busy(button, loadKeyUsage);
+    });
+  }
   $('connections-reload').addEventListener('click', (e) => busy(e.currentTarget, showConnections));
   $('policy-form').addEventListener('submit', (e) => {
     e.preventDefault();
