@@ -27,8 +27,8 @@ func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			id := requestPrefix + "-" + strconv.FormatUint(requestSeq.Add(1), 10)
-			w.Header().Set("X-Request-Id", id)
+			id := requestID(requestSeq.Add(1))
+			w.Header()["X-Request-Id"] = []string{id} // canonical already
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			next.ServeHTTP(ww, r.WithContext(httpjson.WithRequestLogger(r.Context(), log, id)))
 			status := ww.Status()
@@ -49,6 +49,15 @@ func logRequests(log *slog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
+// requestID is requestPrefix-seq, built in one allocation: it is on every
+// request.
+func requestID(seq uint64) string {
+	var buf [48]byte
+	b := append(buf[:0], requestPrefix...)
+	b = append(b, '-')
+	return string(strconv.AppendUint(b, seq, 10))
+}
+
 // recoverPanics turns a panic into a logged 500 with the one error shape.
 func recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -65,6 +74,13 @@ func recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
+// deadliner sets a connection's deadlines: net/http's ResponseWriter and
+// http.ResponseController both do.
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
 // limitRequestTime bounds reading and answering one request. It is set per
 // request rather than on http.Server, whose deadlines would also cut
 // WebSocket connections after the upgrade. It applies to every request,
@@ -74,11 +90,16 @@ func recoverPanics(next http.Handler) http.Handler {
 func limitRequestTime(timeout time.Duration) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			rc := http.NewResponseController(w)
 			deadline := time.Now().Add(timeout)
+			// net/http's own writer takes the deadlines directly; a
+			// ResponseController (which allocates) is for wrapped writers.
+			d, ok := w.(deadliner)
+			if !ok {
+				d = http.NewResponseController(w)
+			}
 			// Errors mean the writer cannot take deadlines (httptest recorders).
-			_ = rc.SetReadDeadline(deadline)
-			_ = rc.SetWriteDeadline(deadline)
+			_ = d.SetReadDeadline(deadline)
+			_ = d.SetWriteDeadline(deadline)
 			next.ServeHTTP(w, r)
 		})
 	}
