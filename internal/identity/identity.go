@@ -186,17 +186,6 @@ func (s *Signer) Identity(p *keyhub.Principal, audience string) (string, error) 
 	return v.Token(), nil
 }
 
-// SetIdentity sets the identity headers of p for audience on h (Headers,
-// then Set): what the gateway's proxy and forward auth send.
-func (s *Signer) SetIdentity(h http.Header, p *keyhub.Principal, audience string) error {
-	v, err := s.Headers(p, audience)
-	if err != nil {
-		return err
-	}
-	v.Set(h)
-	return nil
-}
-
 // Headers returns the identity headers of p for audience: the token as
 // Identity returns it (a cache hit neither signs nor allocates) and the
 // convenience headers built with it.
@@ -322,10 +311,4 @@ func (s *Signer) CachedTokens() int {
 		sh.mu.RUnlock()
 	}
 	return n
-}
-
-// SetHeaders sets Keyhub-Identity to token and the convenience headers
-// of p on h, as Headers.Set does.
-func (s *Signer) SetHeaders(h http.Header, p *keyhub.Principal, token string) {
-	s.headersOf(p, token).Set(h)
 }
