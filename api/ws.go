@@ -115,4 +115,8 @@ type WSKeyExpiring struct {
 	Type      string    `json:"type"`
 	KeyID     uuid.UUID `json:"key_id"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// WindowSeconds is the window entered (604800 or 86400), as the
+	// event's details say: the 1-day warning of an expiry is a new
+	// warning after the 7-day one, with the same key and expiry.
+	WindowSeconds int64 `json:"window_seconds"`
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/uuid"
 
 	"github.com/keyhub/keyhub/api"
 )
@@ -91,10 +92,13 @@ type ConnectorOptions struct {
 	OnMessage func(api.WSMessage)
 	// OnKeyExpiring is called when keyhub warns that the connection's key
 	// enters an expiry warning window (7 days, then 1 day, before
-	// ExpiresAt; once each per expiry, whichever process holds the
-	// socket), and right after the welcome of every later connection with
-	// that key, after OnMessage heard the same message: the daemon's cue
-	// to get the key replaced before it stops working.
+	// ExpiresAt), after OnMessage heard the same message: the daemon's cue
+	// to get the key replaced before it stops working. keyhub repeats the
+	// warning after the welcome of every later connection with the key
+	// (a new process must learn it); the connector reports each warning
+	// (key, expiry, window) once in its lifetime, however often it
+	// reconnects, so the 1-day warning after the 7-day one, or a rotated
+	// key's own, is reported, and a reconnect repeats nothing.
 	OnKeyExpiring func(api.WSKeyExpiring)
 	// OnDisconnect is called when a session ends (or a connection attempt
 	// fails) and the connector will try again after retryIn.
@@ -147,6 +151,18 @@ type Connector struct {
 	welcome   *api.WSWelcome
 	topics    map[string]bool
 	notBefore time.Time // the server asked us to wait (RATE_LIMITED)
+
+	// reported are the expiry warnings OnKeyExpiring was given; only
+	// dispatch, on Run's goroutine, uses it.
+	reported map[expiryWarning]bool
+}
+
+// expiryWarning identifies a key_expiring warning: the key, its expiry
+// (in microseconds, as keyhub sends times) and the window entered.
+type expiryWarning struct {
+	keyID     uuid.UUID
+	expiresAt int64
+	window    int64
 }
 
 // Connector returns a connector using c's base URL, credential and HTTP
@@ -164,7 +180,7 @@ func (c *Client) Connector(opts ConnectorOptions) *Connector {
 	if opts.MaxBackoff < opts.MinBackoff {
 		opts.MaxBackoff = max(DefaultMaxBackoff, opts.MinBackoff)
 	}
-	return &Connector{client: c, opts: opts, topics: map[string]bool{}}
+	return &Connector{client: c, opts: opts, topics: map[string]bool{}, reported: map[expiryWarning]bool{}}
 }
 
 // Welcome is the current session's welcome; false between sessions.
@@ -419,11 +435,29 @@ func (k *Connector) dispatch(data []byte) (rotated bool) {
 	}
 	if msg.Type == api.WSTypeKeyExpiring && k.opts.OnKeyExpiring != nil {
 		var warning api.WSKeyExpiring
-		if json.Unmarshal(data, &warning) == nil {
+		if json.Unmarshal(data, &warning) == nil && k.firstReport(warning) {
 			k.opts.OnKeyExpiring(warning)
 		}
 	}
 	return false
+}
+
+// firstReport records warning and reports whether it is new to this
+// connector. Warnings of expiries already past are forgotten: a key past
+// its expiry connects no more, so the set stays a few entries long.
+func (k *Connector) firstReport(warning api.WSKeyExpiring) bool {
+	id := expiryWarning{keyID: warning.KeyID, expiresAt: warning.ExpiresAt.UnixMicro(), window: warning.WindowSeconds}
+	if k.reported[id] {
+		return false
+	}
+	now := time.Now().UnixMicro()
+	for old := range k.reported {
+		if old.expiresAt < now {
+			delete(k.reported, old)
+		}
+	}
+	k.reported[id] = true
+	return true
 }
 
 // takeRotatedKey switches the client to the key a key_rotated message

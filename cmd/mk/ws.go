@@ -88,7 +88,8 @@ const connectHelp = `usage: mk connect [--auth header|ticket|message] [--machine
 A minimal daemon: holds a WebSocket to keyhub open with the api/client
 connector and prints what happens: the welcome (tier, limits, session end),
 audit events (subscribed unless --events=false; needs events:read), expiry
-warnings ("key mk_AbCdEfGh… expires in 6 days (2026-12-12 10:00 UTC)"),
+warnings, each once however often it reconnects ("key mk_AbCdEfGh…
+expires in 6 days (2026-12-12 10:00 UTC)"),
 server errors, disconnects and reconnects. It reconnects with backoff after
 network errors, server restarts (1001) and session expiry (4000), and stops
 on 4001 (key revoked or expired; exit code 3), 4002 (closed by the owner;

@@ -25,6 +25,15 @@ const expiryLookupTimeout = 5 * time.Second
 // been welcomed when the sweep already warned of its key's current expiry
 // (the nearest window given). A key further from its expiry than the
 // largest window cannot have been warned: no lookup for it.
+//
+// Every new connection is told, a reconnect too: the server cannot tell a
+// daemon reconnecting after a blip from a new process that heard nothing
+// (a restart, a second copy; machine_id is optional and chosen by the
+// client, and there is no session to resume), and only the daemon knows
+// what it already heard. So the daemon deduplicates (api/client's
+// connector reports each warning once per connector), and the server
+// stays simple: one small message per connection of a key within days of
+// its expiry.
 func (h *Hub) tellExpiryWarningGiven(c *conn) {
 	p := &c.principal
 	if !p.IsKey() || c.upstream != nil || p.ExpiresAt.IsZero() || time.Until(p.ExpiresAt) > keyhub.ExpiryWarningHorizon() {
@@ -60,5 +69,6 @@ func (c *conn) firstTold(warning keyhub.ExpiryWarning) bool {
 
 // expiringMessage is key_expiring for a key's warning.
 func expiringMessage(keyID uuid.UUID, warning keyhub.ExpiryWarning) api.WSKeyExpiring {
-	return api.WSKeyExpiring{Type: api.WSTypeKeyExpiring, KeyID: keyID, ExpiresAt: api.Timestamp(warning.ExpiresAt)}
+	return api.WSKeyExpiring{Type: api.WSTypeKeyExpiring, KeyID: keyID, ExpiresAt: api.Timestamp(warning.ExpiresAt),
+		WindowSeconds: int64(warning.Window / time.Second)}
 }
