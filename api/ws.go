@@ -49,6 +49,9 @@ type WSWelcome struct {
 	// ExpiresAt is when the server ends the session (close 4000, or 4001
 	// when the key expires first).
 	ExpiresAt time.Time `json:"expires_at"`
+	// KeyID is the key the connection authenticated with (nil for a
+	// session): a daemon knows its key's own audit events by it.
+	KeyID *uuid.UUID `json:"key_id,omitempty"`
 
 	Raw json.RawMessage `json:"-"` // the message as received
 }
@@ -102,7 +105,20 @@ type WSKeyRotated struct {
 	Key        string    `json:"key"`
 	KeyID      uuid.UUID `json:"key_id"`
 	GraceUntil time.Time `json:"grace_until"`
+	// Reason is RotationAutomatic (keyhub, the key's auto_rotate_before)
+	// or RotationRefresh (a refresh with "deliver": "connections"), whose
+	// actor ActorUserID is, with ActorKeyID when a key made it: who
+	// rotated the key, as its refreshed event records it.
+	Reason      string     `json:"reason"`
+	ActorUserID *uuid.UUID `json:"actor_user_id,omitempty"`
+	ActorKeyID  *uuid.UUID `json:"actor_key_id,omitempty"`
 }
+
+// Reasons of a WSKeyRotated.
+const (
+	RotationAutomatic = "auto_rotate"
+	RotationRefresh   = "refresh"
+)
 
 // WSTypeKeyExpiring is the type of WSKeyExpiring.
 const WSTypeKeyExpiring = "key_expiring"

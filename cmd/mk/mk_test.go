@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 //	tier NAME                   move the script's user to a tier (in the database)
 //	flushusage                  write the server's pending key usage counts now
 //	sweepwarnings DURATION      run the server's expiry-warnings sweep with its clock DURATION ahead
+//	rotatedue ID                run the server's auto-rotation step until the key ID is rotated
 func TestScripts(t *testing.T) {
 	// The free tier's request limit is raised so that the scripts' polling
 	// never meets it; the pro tier's is tiny for ratelimit.txtar.
@@ -83,6 +84,25 @@ func TestScripts(t *testing.T) {
 				ts.Check(err)
 				_, err = env.App.Store.RecordExpiryWarnings(context.Background(), time.Now().Add(ahead))
 				ts.Check(err)
+			},
+			"rotatedue": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: rotatedue ID")
+				}
+				// The key may not be due yet (or the background sweep may
+				// have rotated it already): wait until it is replaced.
+				for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+					_, err := env.App.Store.RotateDueKeys(context.Background())
+					ts.Check(err)
+					var replaced bool
+					ts.Check(env.Pool.QueryRow(context.Background(), `SELECT replaced_by IS NOT NULL FROM api_keys WHERE id = $1`, args[0]).Scan(&replaced))
+					if replaced {
+						return
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("key %s was not rotated within 15s", args[0])
+					}
+				}
 			},
 			"tier": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 1 {
@@ -256,6 +276,59 @@ func TestExpiryWarningLine(t *testing.T) {
 		warning := api.WSKeyExpiring{Type: api.WSTypeKeyExpiring, KeyID: id, ExpiresAt: now.Add(tc.left)}
 		if got := expiryWarningLine(tc.key, warning, now); got != tc.want {
 			t.Errorf("left %v: got %q, want %q", tc.left, got, tc.want)
+		}
+	}
+}
+
+// TestRotationEventsOfOwnKeys: the audit events of mk connect's own
+// delivered rotation are not printed (its line says it), whether they
+// arrive before key_rotated (on the old connection) or after it (on the
+// new one); other keys' events and an undelivered refresh of its key are.
+func TestRotationEventsOfOwnKeys(t *testing.T) {
+	t.Parallel()
+	old, next, other := uuid.New(), uuid.New(), uuid.New()
+	refreshed := func(key, by uuid.UUID, delivered bool) *api.Event {
+		details := fmt.Sprintf(`{"replaced_by":%q,"grace_seconds":3600}`, by)
+		if delivered {
+			details = fmt.Sprintf(`{"replaced_by":%q,"grace_seconds":3600,"delivered_to_connections":1}`, by)
+		}
+		return &api.Event{Type: "refreshed", KeyID: key, Details: json.RawMessage(details)}
+	}
+	created := func(key, replaces uuid.UUID) *api.Event {
+		return &api.Event{Type: "created", KeyID: key, Details: json.RawMessage(fmt.Sprintf(`{"replaces":%q}`, replaces))}
+	}
+	type step struct {
+		event   *api.Event
+		handed  uuid.UUID // key_rotated hands this key over (no event)
+		printed bool
+	}
+	for name, steps := range map[string][]step{
+		"events first": {
+			{event: refreshed(old, next, true)}, {event: created(next, old)}, {handed: next},
+		},
+		"key_rotated first": {
+			{handed: next}, {event: refreshed(old, next, true)}, {event: created(next, old)},
+		},
+		"another key's rotation": {
+			{event: refreshed(other, next, true), printed: true}, {event: created(next, other), printed: true},
+		},
+		"refreshed without delivery": {
+			{event: refreshed(old, next, false), printed: true}, {event: created(next, old), printed: true},
+		},
+		"other events of its keys": {
+			{handed: next}, {event: &api.Event{Type: "expired", KeyID: old, Details: json.RawMessage(`{}`)}, printed: true},
+			{event: &api.Event{Type: "updated", KeyID: next, Details: json.RawMessage(`{"changed":["name"]}`)}, printed: true},
+		},
+	} {
+		own := ownKeys{old: true} // the welcome's key
+		for i, s := range steps {
+			if s.event == nil {
+				own[s.handed] = true
+				continue
+			}
+			if skipped := own.rotationEvent(s.event); skipped == s.printed {
+				t.Errorf("%s, step %d (%s of %v): skipped = %v, want %v", name, i, s.event.Type, s.event.KeyID, skipped, !s.printed)
+			}
 		}
 	}
 }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/api/client"
@@ -102,6 +105,9 @@ connection; mk connect stores it where the key came from (--key-file, or
 the credentials of mk login; mode 0600, replaced atomically) and
 reconnects with it at once, without a restart. A key from KEYHUB_API_KEY
 cannot be stored: it is used until mk connect stops, with a warning.
+Each rotation is one line saying who rotated the key ("key rotated by
+keyhub (auto_rotate_before): now using key ..."); the rotation's own
+audit events (refreshed, created) are not printed beside it.
 
   --auth        header: the key in the upgrade's Authorization header (default);
                 ticket: a single-use ticket from POST /v1/ws/tickets;
@@ -147,12 +153,16 @@ func (m *cli) connect(ctx context.Context, args []string) error {
 	if m.json {
 		status = m.stderr
 	}
+	// The callbacks run one at a time (the connector's Run goroutine):
+	// own needs no lock.
+	own := ownKeys{}
 	opts.OnKeyRotated = func(rotated api.WSKeyRotated, stored error) {
 		if stored == nil {
 			stored = storeKey(rotated.Key)
 		}
 		key = rotated.Key
-		fmt.Fprintf(status, "key rotated: now using key %s; the old key works until %s\n", rotated.KeyID, when(&rotated.GraceUntil))
+		own[rotated.KeyID] = true
+		fmt.Fprintln(status, rotationLine(rotated))
 		if stored != nil {
 			fmt.Fprintf(m.stderr, "mk: warning: the rotated key is in use but was not stored: %v\n", stored)
 		}
@@ -163,6 +173,9 @@ func (m *cli) connect(ctx context.Context, args []string) error {
 		fmt.Fprintln(status, expiryWarningLine(key, warning, time.Now()))
 	}
 	opts.OnWelcome = func(w api.WSWelcome) {
+		if w.KeyID != nil {
+			own[*w.KeyID] = true
+		}
 		if m.json {
 			m.printJSON(w.Raw)
 		}
@@ -179,6 +192,9 @@ func (m *cli) connect(ctx context.Context, args []string) error {
 		}
 		switch {
 		case msg.Type == "event" && msg.Event != nil:
+			if own.rotationEvent(msg.Event) {
+				return // the rotation's own line says it
+			}
 			fmt.Fprintf(m.stdout, "event: %s %s key %s\n", when(&msg.Event.CreatedAt), msg.Event.Type, msg.Event.KeyID)
 		case msg.Type == "subscribed" || msg.Type == "unsubscribed":
 			fmt.Fprintf(m.stdout, "%s: %s\n", msg.Type, msg.Topic)
@@ -246,6 +262,60 @@ func (m *cli) connectClient(keyFile string, opts *client.ConnectorOptions) (c *c
 		_, err = m.saveCredentials(stored)
 		return err
 	}, nil
+}
+
+// ownKeys are the keys mk connect has connected with or been handed.
+//
+// Each zero-touch rotation is printed once, from key_rotated (rotationLine):
+// the one message sure to reach the daemon, events:read or not. The audit
+// events of that rotation (the old key's refreshed, the replacement's
+// created) are written in the same transaction and race key_rotated to the
+// socket: they arrive before it on the old connection, or after it on the
+// new one when the replica holding the socket reads them late, or not at
+// all (the connector leaves the old connection as soon as it has the new
+// key, and the new one subscribes after they were sent). So they are not
+// printed, whichever comes first; other keys' events, and a refresh of this
+// key without delivery (its old key then stops at the grace's end), are.
+type ownKeys map[uuid.UUID]bool
+
+// rotationEvent reports whether e records a delivered rotation of one of
+// these keys: its refreshed event, naming the replacement (then also one
+// of these keys: it is or will be handed over), or the replacement's
+// created event.
+func (own ownKeys) rotationEvent(e *api.Event) bool {
+	var details struct {
+		ReplacedBy *uuid.UUID `json:"replaced_by"`
+		Delivered  *int       `json:"delivered_to_connections"`
+		Replaces   *uuid.UUID `json:"replaces"`
+	}
+	if json.Unmarshal(e.Details, &details) != nil {
+		return false
+	}
+	switch e.Type {
+	case "refreshed":
+		if own[e.KeyID] && details.ReplacedBy != nil && details.Delivered != nil {
+			own[*details.ReplacedBy] = true
+			return true
+		}
+	case "created":
+		return own[e.KeyID] && details.Replaces != nil && own[*details.Replaces]
+	}
+	return false
+}
+
+// rotationLine is a key_rotated message in words, never its secret: who
+// rotated the key, the key in use now and until when the old one works.
+func rotationLine(rotated api.WSKeyRotated) string {
+	by := ""
+	switch {
+	case rotated.Reason == api.RotationAutomatic:
+		by = " by keyhub (auto_rotate_before)"
+	case rotated.ActorKeyID != nil && rotated.ActorUserID != nil:
+		by = fmt.Sprintf(" by user %s with key %s (refresh)", rotated.ActorUserID, rotated.ActorKeyID)
+	case rotated.ActorUserID != nil:
+		by = fmt.Sprintf(" by user %s (refresh)", rotated.ActorUserID)
+	}
+	return fmt.Sprintf("key rotated%s: now using key %s; the old key works until %s", by, rotated.KeyID, when(&rotated.GraceUntil))
 }
 
 // expiryWarningLine is a key_expiring message in words, e.g.

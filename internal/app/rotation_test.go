@@ -192,10 +192,20 @@ func TestDeliveredRotationReachesTheDaemonOnTheOtherProcess(t *testing.T) {
 		t.Fatalf("the daemon's client is key %v (%v), want the new key %v", id, err, newID)
 	}
 	d.mu.Lock()
-	rotated, stored := d.rotated[0], d.stored[0]
+	rotated, stored, welcomes := d.rotated[0], d.stored[0], d.welcomes
 	d.mu.Unlock()
 	if rotated.Key != secret || rotated.KeyID != newID || stored != nil {
 		t.Fatalf("key_rotated = {key_id %v, grace_until %v}, stored %v; want the new key", rotated.KeyID, rotated.GraceUntil, stored)
+	}
+	// Who rotated it, as the refreshed event records it: the user of jwt.
+	var me api.Me
+	a.Get(t, "/v1/me", jwt).Want(t, http.StatusOK, "").JSON(t, &me)
+	if rotated.Reason != api.RotationRefresh || rotated.ActorUserID == nil || *rotated.ActorUserID != me.UserID || rotated.ActorKeyID != nil {
+		t.Fatalf("key_rotated by %v (user %v, key %v), want a refresh by user %v", rotated.Reason, rotated.ActorUserID, rotated.ActorKeyID, me.UserID)
+	}
+	// Each welcome names the key the connection authenticated with.
+	if first, last := welcomes[0], welcomes[len(welcomes)-1]; first.KeyID == nil || *first.KeyID != key.ID || last.KeyID == nil || *last.KeyID != newID {
+		t.Fatalf("welcomes' keys %v then %v, want %v then %v", first.KeyID, last.KeyID, key.ID, newID)
 	}
 	if want := time.Now().Add(60 * time.Second); rotated.GraceUntil.Before(want.Add(-10*time.Second)) || rotated.GraceUntil.After(want) {
 		t.Fatalf("grace_until %v, want about %v", rotated.GraceUntil, want)
@@ -296,6 +306,12 @@ func TestAutoRotationKeepsAConnectorWorkingPastItsKeysExpiry(t *testing.T) {
 	a.Get(t, "/v1/keys/"+key.ID.String()+"/events?type=refreshed", jwt).Want(t, http.StatusOK, "").JSON(t, &events)
 	if len(events.Data) != 1 || events.Data[0].ActorUserID != nil || !strings.Contains(string(events.Data[0].Details), `"reason":"auto_rotate"`) {
 		t.Fatalf("refreshed events of the first key: %+v", events.Data)
+	}
+	d.mu.Lock()
+	rotated := d.rotated[0]
+	d.mu.Unlock()
+	if rotated.Reason != api.RotationAutomatic || rotated.ActorUserID != nil || rotated.ActorKeyID != nil {
+		t.Fatalf("key_rotated by %q (user %v, key %v), want keyhub's auto_rotate", rotated.Reason, rotated.ActorUserID, rotated.ActorKeyID)
 	}
 	var current api.Key
 	a.Get(t, "/v1/keys/"+id.String(), jwt).Want(t, http.StatusOK, "").JSON(t, &current)

@@ -72,6 +72,11 @@ type KeyDelivery struct {
 	// GraceUntil is when the old key stops working.
 	GraceUntil time.Time
 	Sealed     []byte
+	// ActorUserID and ActorKeyID are who refreshed the key (the refreshed
+	// event's actor: a user, and the key it used if any); both zero when
+	// keyhub rotated it on its own (auto_rotate_before). The daemon is
+	// told, so that whoever watches it sees who rotated its key.
+	ActorUserID, ActorKeyID uuid.UUID
 }
 
 // KeyDeliveryObserver is a change observer that also hands sealed

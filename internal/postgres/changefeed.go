@@ -294,11 +294,13 @@ type Notice struct {
 	EventID      int64          `json:"event_id"`
 	SentAt       float64        `json:"sent_at"` // unix seconds, the sender's clock
 
-	// A delivery's: the connection, the new key, and the secret sealed
-	// to the connection (base64 in JSON).
+	// A delivery's: the connection, the new key, the secret sealed to
+	// the connection (base64 in JSON), and who refreshed (none: keyhub).
 	ConnectionID uuid.UUID `json:"connection_id,omitzero"`
 	NewKeyID     uuid.UUID `json:"new_key_id,omitzero"`
 	Sealed       []byte    `json:"sealed,omitempty"`
+	ActorUserID  uuid.UUID `json:"actor_user_id,omitzero"`
+	ActorKeyID   uuid.UUID `json:"actor_key_id,omitzero"`
 }
 
 // ParseNotice reads a payload, refusing kinds it does not know and notices

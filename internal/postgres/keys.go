@@ -364,7 +364,7 @@ func (s *Store) rotate(ctx context.Context, tx pgx.Tx, a actor, oldRow dbgen.Api
 	}
 	r.events = append(r.events, refreshed, created)
 	if in.Deliver {
-		if r.deliveries, err = s.sealForConnections(ctx, tx, recipients, r.out); err != nil {
+		if r.deliveries, err = s.sealForConnections(ctx, tx, a, recipients, r.out); err != nil {
 			return r, err
 		}
 		r.out.DeliveredTo = len(r.deliveries)

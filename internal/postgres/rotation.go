@@ -43,12 +43,19 @@ func (s *Store) handoverRecipients(ctx context.Context, tx pgx.Tx, keyID uuid.UU
 	return recipients, nil
 }
 
-// sealForConnections seals the new secret of out to each recipient and
-// sends each sealed copy on the change feed, inside tx.
-func (s *Store) sealForConnections(ctx context.Context, tx pgx.Tx, recipients []dbgen.HandoverConnectionsRow, out keyhub.Refreshed) ([]keyhub.KeyDelivery, error) {
+// sealForConnections seals the new secret of out, refreshed by a, to each
+// recipient and sends each sealed copy on the change feed, inside tx.
+func (s *Store) sealForConnections(ctx context.Context, tx pgx.Tx, a actor, recipients []dbgen.HandoverConnectionsRow, out keyhub.Refreshed) ([]keyhub.KeyDelivery, error) {
 	graceUntil := out.Old.CreatedAt
 	if out.Old.ExpiresAt != nil {
 		graceUntil = *out.Old.ExpiresAt
+	}
+	var actorUser, actorKey uuid.UUID // as insertEvent records them
+	if p := a.principal; p != nil {
+		actorUser = p.UserID
+		if p.IsKey() {
+			actorKey = p.KeyID
+		}
 	}
 	deliveries := make([]keyhub.KeyDelivery, 0, len(recipients))
 	for _, rc := range recipients {
@@ -58,7 +65,7 @@ func (s *Store) sealForConnections(ctx context.Context, tx pgx.Tx, recipients []
 		}
 		d := keyhub.KeyDelivery{
 			ConnectionID: rc.ID, OwnerID: out.Old.OwnerID, OldKeyID: out.Old.ID, NewKeyID: out.New.Key.ID,
-			GraceUntil: graceUntil, Sealed: sealed,
+			GraceUntil: graceUntil, Sealed: sealed, ActorUserID: actorUser, ActorKeyID: actorKey,
 		}
 		if err := s.q.NotifyChange(ctx, tx, deliveryNotice(d, time.Now())); err != nil {
 			return nil, fmt.Errorf("announce the delivery to connection %s: %w", rc.ID, err)
@@ -74,13 +81,15 @@ func deliveryNotice(d keyhub.KeyDelivery, now time.Time) string {
 	raw, _ := json.Marshal(Notice{ // a struct of plain fields always encodes
 		Kind: NoticeDelivery, ConnectionID: d.ConnectionID, OwnerID: d.OwnerID, KeyID: d.OldKeyID,
 		NewKeyID: d.NewKeyID, ExpiresAt: &grace, Sealed: d.Sealed, SentAt: float64(now.UnixMicro()) / 1e6,
+		ActorUserID: d.ActorUserID, ActorKeyID: d.ActorKeyID,
 	})
 	return string(raw)
 }
 
 // Delivery is the domain form of a delivery notice.
 func (n Notice) Delivery() keyhub.KeyDelivery {
-	d := keyhub.KeyDelivery{ConnectionID: n.ConnectionID, OwnerID: n.OwnerID, OldKeyID: n.KeyID, NewKeyID: n.NewKeyID, Sealed: n.Sealed}
+	d := keyhub.KeyDelivery{ConnectionID: n.ConnectionID, OwnerID: n.OwnerID, OldKeyID: n.KeyID, NewKeyID: n.NewKeyID, Sealed: n.Sealed,
+		ActorUserID: n.ActorUserID, ActorKeyID: n.ActorKeyID}
 	if n.ExpiresAt != nil {
 		d.GraceUntil = unixSeconds(*n.ExpiresAt)
 	}

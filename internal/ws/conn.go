@@ -261,6 +261,9 @@ func (h *Hub) serve(c *conn) {
 		Limits:       wire.WSLimitsFrom(limits),
 		ExpiresAt:    api.Timestamp(sessionEnd),
 	}
+	if c.principal.IsKey() {
+		welcome.KeyID = &c.principal.KeyID
+	}
 	// A relayed socket speaks its upstream's protocol: no welcome.
 	if c.upstream == nil {
 		if err := h.send(ctx, c.ws, welcome); err != nil {

@@ -3,6 +3,8 @@ package ws
 import (
 	"context"
 
+	"github.com/google/uuid"
+
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/handover"
 	"github.com/keyhub/keyhub/internal/keyhub"
@@ -47,7 +49,13 @@ func (h *Hub) KeyDelivered(d keyhub.KeyDelivery) {
 	if prev := c.rotatedTo.Swap(&newKeyID); prev != nil && *prev == newKeyID {
 		return // the other announcement won the race
 	}
-	msg := api.WSKeyRotated{Type: api.WSTypeKeyRotated, Key: secret, KeyID: newKeyID, GraceUntil: api.Timestamp(d.GraceUntil)}
+	msg := api.WSKeyRotated{Type: api.WSTypeKeyRotated, Key: secret, KeyID: newKeyID, GraceUntil: api.Timestamp(d.GraceUntil), Reason: api.RotationAutomatic}
+	if d.ActorUserID != uuid.Nil {
+		msg.Reason, msg.ActorUserID = api.RotationRefresh, &d.ActorUserID
+		if d.ActorKeyID != uuid.Nil {
+			msg.ActorKeyID = &d.ActorKeyID
+		}
+	}
 	// Off the announcer's goroutine (the feed's, or a request's): a slow
 	// peer must not hold either.
 	go func() {
