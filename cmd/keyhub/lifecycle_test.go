@@ -120,8 +120,8 @@ func TestGracefulShutdownDrainsFirst(t *testing.T) {
 	fmt.Fprintf(inFlight, "POST /v1/keys HTTP/1.1\r\nHost: keyhub\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", jwt, len(body), body[:5])
 	time.Sleep(100 * time.Millisecond) // let the server start reading it
 
-	s.stop() // SIGTERM
-	sigterm := time.Now()
+	sigterm := time.Now() // before it is sent: the drain cannot end before sigterm+drain
+	s.stop()              // SIGTERM
 	s.waitFor(t, "/readyz", http.StatusServiceUnavailable, drain/2)
 	// Still serving during the drain, on new connections too.
 	for time.Since(sigterm) < drain*2/3 {
@@ -131,7 +131,16 @@ func TestGracefulShutdownDrainsFirst(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	time.Sleep(time.Until(sigterm.Add(drain + 300*time.Millisecond))) // the listener is closing now
+	// The drain ends and the listener closes (new connections are refused);
+	// only then does the request in flight send the rest of its body.
+	for deadline := time.Now().Add(30 * time.Second); s.get("/healthz") != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the listener still accepts connections %v after SIGTERM", time.Since(sigterm))
+		}
+	}
+	if closedAfter := time.Since(sigterm); closedAfter < drain {
+		t.Fatalf("the listener closed %v after SIGTERM, before the %v drain ended", closedAfter, drain)
+	}
 	if _, err := io.WriteString(inFlight, body[5:]); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -53,8 +54,22 @@ func TestWebhookOutboxSharedByTwoProcessesDeliversOnce(t *testing.T) {
 		}
 		return ""
 	})
-	// Anything still in flight or claimed twice would arrive now.
-	time.Sleep(100 * time.Millisecond)
+	// Anything still in flight or claimed twice would arrive now: wait
+	// until both processes have settled every delivery and finished every
+	// attempt they recorded (an attempt is recorded in the claim's own
+	// transaction), so no claim can come after and none is still sending.
+	eventually(t, 30*time.Second, func() string {
+		var pending, unfinished int
+		if err := a.Pool.QueryRow(context.Background(), `SELECT
+			(SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'),
+			(SELECT count(*) FROM webhook_attempts WHERE finished_at IS NULL)`).Scan(&pending, &unfinished); err != nil {
+			t.Fatal(err)
+		}
+		if pending > 0 || unfinished > 0 {
+			return fmt.Sprintf("%d deliveries pending, %d attempts unfinished", pending, unfinished)
+		}
+		return ""
+	})
 	overlaps, bad := rcv.Problems()
 	if len(overlaps) > 0 || len(bad) > 0 {
 		t.Fatalf("received at once twice: %v; bad signatures: %v", overlaps, bad)

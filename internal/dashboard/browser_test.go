@@ -226,14 +226,13 @@ func TestDashboardKeyLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expiredAt := time.Now().Add(2 * time.Second) // exp is whole seconds
 	keys := tab(t)
 	do(t, keys, "open signed out",
 		chromedp.Navigate(env.URL+"/dashboard/#/keys"),
 		chromedp.WaitVisible(chromedp.ID("dev-email")),
 		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`sessionStorage.setItem('keyhub.session', JSON.stringify({kind:'dev', email:'alice@example.com', access_token:%q, expires_at: Date.now()+3600000}))`, expired)),
 	)
-	time.Sleep(time.Until(expiredAt))
+	waitTokenEnded(t, env, expired)
 	do(t, keys, "reload with an expired session",
 		chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.ID("notice-text")),

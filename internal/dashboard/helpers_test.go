@@ -146,6 +146,24 @@ func setTier(t *testing.T, env *apitest.Env, token, tier string) {
 	}
 }
 
+// waitTokenEnded waits until the API refuses token as expired: the
+// moment a page using it meets the end of its session, judged by the
+// server's clock (and its leeway), not by a sleep until exp.
+func waitTokenEnded(t *testing.T, env *apitest.Env, token string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r := env.Get(t, "/v1/me", token)
+		if r.Status == http.StatusUnauthorized {
+			return
+		}
+		if r.Status != http.StatusOK || time.Now().After(deadline) {
+			t.Fatalf("the token should end: GET /v1/me answers %d %s", r.Status, r.Body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // keyCount is how many keys of the token's user the API lists with status.
 func keyCount(t *testing.T, env *apitest.Env, token, status string) int {
 	t.Helper()

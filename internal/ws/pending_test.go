@@ -28,8 +28,10 @@ func TestPendingFloodCannotStarveADaemon(t *testing.T) {
 	t.Parallel()
 	env, _, key := setup(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32", "WS_PENDING_MAX": "4", "WS_AUTH_TIMEOUT": "1m"})
 	closed := make(chan string, 4)
+	var silent []*websocket.Conn
 	for i := range 4 { // one per network: only the global cap is in play
 		c := mustDial(t, env, "/v1/ws", from(fmt.Sprintf("198.51.%d.7", 100+i)))
+		silent = append(silent, c)
 		go func() {
 			_, _, err := c.Read(context.Background())
 			var ce websocket.CloseError
@@ -46,13 +48,26 @@ func TestPendingFloodCannotStarveADaemon(t *testing.T) {
 		if got != "1013 TOO_MANY_CONNECTIONS" {
 			t.Fatalf("a silent connection closed with %q, want 1013 TOO_MANY_CONNECTIONS", got)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("no silent connection was pushed out")
+	}
+	// The other three are still open: each answers a ping sent after the
+	// push-out (a connection pushed out too would have been closed first).
+	alive := 0
+	for _, c := range silent {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if c.Ping(ctx) == nil {
+			alive++
+		}
+		cancel()
 	}
 	select {
 	case got := <-closed:
 		t.Fatalf("a second silent connection closed (%q): one was enough", got)
-	case <-time.After(200 * time.Millisecond):
+	default:
+	}
+	if alive != 3 {
+		t.Fatalf("%d silent connections answer a ping after one was pushed out, want 3", alive)
 	}
 }
 
