@@ -48,6 +48,17 @@ func createKey(t *testing.T, env *apitest.Env, cred string, body map[string]any)
 
 // eventually polls check every 5ms until it returns "" or within passes;
 // it fails with check's last complaint.
+// revocationBound is what the README promises for a change made on one
+// process (or in SQL) to reach every other process, its caches and its
+// sockets: CHANGE_FEED_STALE_BOUND's default. The tests hold the change
+// feed to that promise, not to how fast it usually is (milliseconds),
+// which a machine at load 15 does not keep.
+const revocationBound = 5 * time.Second
+
+// waitLimit bounds the waits that promise nothing: only how long a
+// failure takes to show.
+const waitLimit = 15 * time.Second
+
 func eventually(t *testing.T, within time.Duration, check func() string) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -194,8 +205,8 @@ func TestRevokeOnOneProcessIsRefusedOnTheOther(t *testing.T) {
 
 	a.Delete(t, "/v1/keys/"+key.ID.String(), jwt).Want(t, http.StatusOK, "")
 
-	took := eventually(t, 2*time.Second, refusedWith(t, b, key.Secret, "KEY_REVOKED"))
-	sock.expectClose(t, 4001, 2*time.Second)
+	took := eventually(t, revocationBound, refusedWith(t, b, key.Secret, "KEY_REVOKED"))
+	sock.expectClose(t, 4001, revocationBound)
 	t.Logf("process B refused the revoked key after %v", took)
 	// The revoked key cannot write on B either.
 	b.Post(t, "/v1/keys", key.Secret, map[string]any{"name": "minted"}).Want(t, http.StatusUnauthorized, "KEY_REVOKED")
@@ -221,7 +232,7 @@ func TestChangesMadeInSQLPropagate(t *testing.T) {
 	}
 	for _, env := range []*apitest.Env{a, b} {
 		for _, cred := range []string{key.Secret, jwt} {
-			eventually(t, 2*time.Second, func() string {
+			eventually(t, revocationBound, func() string {
 				var me api.Me
 				env.Get(t, "/v1/me", cred).Want(t, http.StatusOK, "").JSON(t, &me)
 				if me.Tier != "pro" {
@@ -231,7 +242,7 @@ func TestChangesMadeInSQLPropagate(t *testing.T) {
 			})
 		}
 	}
-	eventually(t, 2*time.Second, func() string {
+	eventually(t, revocationBound, func() string {
 		if tier := sock.whoamiTier(t); tier != "pro" {
 			return "the socket's tier is still " + tier
 		}
@@ -242,9 +253,9 @@ func TestChangesMadeInSQLPropagate(t *testing.T) {
 	if _, err := a.Pool.Exec(ctx, "UPDATE api_keys SET revoked_at = now() WHERE revoked_at IS NULL"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, refusedWith(t, b, key.Secret, "KEY_REVOKED"))
-	eventually(t, 2*time.Second, refusedWith(t, a, key.Secret, "KEY_REVOKED"))
-	sock.expectClose(t, 4001, 2*time.Second)
+	eventually(t, revocationBound, refusedWith(t, b, key.Secret, "KEY_REVOKED"))
+	eventually(t, revocationBound, refusedWith(t, a, key.Secret, "KEY_REVOKED"))
+	sock.expectClose(t, 4001, revocationBound)
 }
 
 // upgrade moves every owner to the pro tier, in SQL, and waits until the
@@ -255,7 +266,7 @@ func upgrade(t *testing.T, secret string, envs ...*apitest.Env) {
 		t.Fatal(err)
 	}
 	for _, env := range envs {
-		eventually(t, 2*time.Second, func() string {
+		eventually(t, revocationBound, func() string {
 			var me api.Me
 			env.Get(t, "/v1/me", secret).Want(t, http.StatusOK, "").JSON(t, &me)
 			if me.Tier != "pro" {
@@ -308,8 +319,8 @@ func TestKilledListenerReconnectsAndForgetsWhatItMissed(t *testing.T) {
 	if _, err := a.Pool.Exec(ctx, "UPDATE api_keys SET revoked_at = now() WHERE id = $1", key.ID); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, refusedWith(t, b, key.Secret, "KEY_REVOKED"))
-	sock.expectClose(t, 4001, 3*time.Second)
+	eventually(t, revocationBound, refusedWith(t, b, key.Secret, "KEY_REVOKED"))
+	sock.expectClose(t, 4001, revocationBound)
 	eventually(t, 5*time.Second, func() string {
 		after := listenerPIDs(t, a)
 		if len(after) != 2 || after[0] == before[0] || after[0] == before[1] {
@@ -515,8 +526,8 @@ func TestLoweredTierClosesNewestSocketsFirst(t *testing.T) {
 	if _, err := a.Pool.Exec(ctx, "UPDATE owners SET tier = 'free'"); err != nil {
 		t.Fatal(err)
 	}
-	newest.expectClose(t, websocket.StatusPolicyViolation, 3*time.Second)
-	newer.expectClose(t, websocket.StatusPolicyViolation, 3*time.Second)
+	newest.expectClose(t, websocket.StatusPolicyViolation, revocationBound)
+	newer.expectClose(t, websocket.StatusPolicyViolation, revocationBound)
 	if tier := oldest.whoamiTier(t); tier != "free" {
 		t.Fatalf("the remaining socket's tier is %q", tier)
 	}
@@ -577,7 +588,7 @@ func TestConnectionCapHoldsAcrossProcesses(t *testing.T) {
 	}
 	t.Logf("50 concurrent attempts on 2 processes: %v", statuses)
 	opened[0].conn.Close(websocket.StatusNormalClosure, "")
-	eventually(t, 3*time.Second, func() string {
+	eventually(t, waitLimit, func() string {
 		if n := liveLeases(t, a, key.ID.String()); n != 0 {
 			return "the closed connection's lease is still live"
 		}
@@ -614,7 +625,7 @@ func TestTierChangeAppliesToOpenSockets(t *testing.T) {
 		t.Fatalf("tier %q", tier)
 	}
 	upgrade(t, key.Secret, a, b)
-	eventually(t, 2*time.Second, func() string {
+	eventually(t, revocationBound, func() string {
 		if tier := sock.whoamiTier(t); tier != "pro" {
 			return "the socket's tier is still " + tier
 		}
@@ -630,7 +641,7 @@ func TestTierChangeAppliesToOpenSockets(t *testing.T) {
 	if err := wsjson.Write(ctx, sock.conn, big); err != nil {
 		t.Fatalf("write: %v", err)
 	}
-	eventually(t, 3*time.Second, func() string {
+	eventually(t, waitLimit, func() string {
 		sock.mu.Lock()
 		defer sock.mu.Unlock()
 		if last := sock.msgs[len(sock.msgs)-1]; last["type"] == "whoami" && last["tier"] == "pro" && len(sock.msgs) > whoamis {
@@ -654,7 +665,7 @@ func TestLeasesComeBackAfterTheyExpired(t *testing.T) {
 	if _, err := a.Pool.Exec(context.Background(), "DELETE FROM ws_connections"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*time.Second, func() string {
+	eventually(t, waitLimit, func() string {
 		if liveLeases(t, a, key.ID.String()) != 1 {
 			return "the open connection's lease is not back"
 		}

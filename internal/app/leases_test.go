@@ -28,8 +28,8 @@ func TestLoweredTierClosesNewestSocketsAcrossProcesses(t *testing.T) {
 	if _, err := a.Pool.Exec(context.Background(), "UPDATE owners SET tier = 'free'"); err != nil {
 		t.Fatal(err)
 	}
-	newest.expectClose(t, websocket.StatusPolicyViolation, 3*time.Second)
-	between.expectClose(t, websocket.StatusPolicyViolation, 3*time.Second)
+	newest.expectClose(t, websocket.StatusPolicyViolation, revocationBound)
+	between.expectClose(t, websocket.StatusPolicyViolation, revocationBound)
 	oldest.expectOpen(t)
 }
 
@@ -61,7 +61,7 @@ func TestLeasesOverCapAfterPartitionAreReconciled(t *testing.T) {
 	})
 	second.expectClose(t, websocket.StatusPolicyViolation, 5*time.Second)
 	held.expectOpen(t)
-	eventually(t, 3*time.Second, func() string {
+	eventually(t, waitLimit, func() string {
 		if n := liveLeases(t, a, key.ID.String()); n != 1 {
 			return fmt.Sprintf("%d live leases after the reconciliation, want 1", n)
 		}
