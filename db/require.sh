@@ -15,10 +15,13 @@
 # (CI set): a CI run that silently skips the browser or proxy tests proves
 # nothing.
 #
-# apt waits for a lock another apt holds (a shared machine, an unattended
-# upgrade) instead of failing at once: APT_LOCK_TIMEOUT seconds (default
-# 600). `apt-get update` ignores DPkg::Lock::Timeout, so the script waits
-# for the lists lock itself, for as long.
+# apt waits for a lock another apt or dpkg holds (a shared machine, an
+# unattended upgrade) instead of failing at once: APT_LOCK_TIMEOUT seconds
+# (default 600). DPkg::Lock::Timeout covers only dpkg's locks; the
+# package lists' lock (`apt-get update`) and the download directory's
+# (taken by an install once it has something to fetch, and held alone by
+# a download-only apt) fail at once, so every apt-get runs again while it
+# fails on one of those, for as long.
 set -euo pipefail
 
 log() { printf 'require: %s\n' "$*" >&2; }
@@ -37,21 +40,27 @@ present() {
   PATH="$PATH:/usr/sbin:/sbin" command -v "$pkg" >/dev/null 2>&1
 }
 
+# apt_get runs apt-get in the C locale: apt_get_waiting reads its errors.
 apt_get() {
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT" "$@"
+  LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$APT_LOCK_TIMEOUT" "$@"
 }
 
-# apt_update refreshes the package lists, waiting for another apt-get update
-# to release the lists lock (apt-get update fails at once when it is held).
-apt_update() {
-  local deadline=$((SECONDS + APT_LOCK_TIMEOUT)) out said=""
+# apt_get_waiting is apt_get (its output on stderr as it comes), run again
+# every 2 s while it fails on a lock another apt holds, until
+# APT_LOCK_TIMEOUT has passed. Only the final `E:` lines count: apt prints
+# "Could not get lock" also while it waits for dpkg's locks by itself.
+apt_get_waiting() {
+  local deadline=$((SECONDS + APT_LOCK_TIMEOUT)) out status said=""
+  out=$(mktemp) || return 1
   while :; do
-    if out=$(apt_get update -q 2>&1); then return 0; fi
-    if ! grep -q 'Could not get lock' <<<"$out" || [ "$SECONDS" -ge "$deadline" ]; then
-      printf '%s\n' "$out" >&2
-      return 1
+    status=0
+    apt_get "$@" 2>&1 | tee "$out" >&2 || status=${PIPESTATUS[0]}
+    if [ "$status" -eq 0 ] || ! grep -qE '^E: (Could not get lock|Unable to lock|Unable to acquire)' "$out" ||
+      [ "$SECONDS" -ge "$deadline" ]; then
+      rm -f "$out"
+      return "$status"
     fi
-    [ -n "$said" ] || log "another apt holds the package lists; waiting for it"
+    [ -n "$said" ] || log "another apt holds a lock apt-get does not wait for; trying again until it is free (up to ${APT_LOCK_TIMEOUT}s)"
     said=1
     sleep 2
   done
@@ -66,9 +75,9 @@ install() {
   case " $* " in *" docker-compose "*) opts+=(--no-install-recommends) ;; esac
   # The lists are fetched only when the install cannot find a package
   # (a fresh container has none): one update, then one more try.
-  if apt_get install "${opts[@]}" "$@" >&2; then return 0; fi
+  if apt_get_waiting install "${opts[@]}" "$@"; then return 0; fi
   log "apt-get install failed; updating the package lists and trying again"
-  apt_update && apt_get install "${opts[@]}" "$@" >&2
+  apt_get_waiting update -q && apt_get_waiting install "${opts[@]}" "$@"
 }
 
 if [ "$#" -eq 0 ]; then
