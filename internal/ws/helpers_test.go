@@ -113,8 +113,9 @@ func readWelcome(t *testing.T, c *websocket.Conn) message {
 	return m
 }
 
-// expectClose reads until the connection closes and checks the close code.
-func expectClose(t *testing.T, c *websocket.Conn, want websocket.StatusCode, within time.Duration) {
+// expectClose reads until the connection closes, checks the close code
+// and returns the reason.
+func expectClose(t *testing.T, c *websocket.Conn, want websocket.StatusCode, within time.Duration) (reason string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
@@ -129,7 +130,9 @@ func expectClose(t *testing.T, c *websocket.Conn, want websocket.StatusCode, wit
 		if got := websocket.CloseStatus(err); got != want {
 			t.Fatalf("want close %d, got %d (%v)", want, got, err)
 		}
-		return
+		var ce websocket.CloseError
+		errors.As(err, &ce)
+		return ce.Reason
 	}
 }
 
