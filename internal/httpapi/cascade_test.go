@@ -251,10 +251,10 @@ func TestGracePredecessorsChildren(t *testing.T) {
 			"UPDATE api_keys SET expires_at = now() WHERE id = ANY($1)", []uuid.UUID{old.ID, late.ID}); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for len(auditEvents(t, env, "/v1/keys/"+old.ID.String()+"/events?type=expired", jwt)) == 0 {
 			if time.Now().After(deadline) {
-				t.Fatal("the old key's expiry was not swept within 5s")
+				t.Fatal("the old key's expiry was not swept within 30s")
 			}
 			time.Sleep(20 * time.Millisecond)
 		}

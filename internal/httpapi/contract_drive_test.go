@@ -876,7 +876,7 @@ func (c *opContext) newConnection() string {
 	}
 	c.conns = append(c.conns, conn)
 	// The hub lists the connection just after the 101.
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		var list api.WSConnectionList
 		c.env.Get(t, "/v1/ws/connections", c.jwt).Want(t, http.StatusOK, "").JSON(t, &list)
 		for _, got := range list.Data {
@@ -885,6 +885,6 @@ func (c *opContext) newConnection() string {
 			}
 		}
 	}
-	t.Fatal("the new connection was not listed within 5 s")
+	t.Fatal("the new connection was not listed within 30 s")
 	return ""
 }

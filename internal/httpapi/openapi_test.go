@@ -304,7 +304,7 @@ func TestOpenAPIWebSocketRoutes(t *testing.T) {
 		} `json:"data"`
 	}
 	// The hub registers the connection just after the 101 is sent.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		env.Get(t, "/v1/ws/connections", jwt).Want(t, http.StatusOK, "").JSON(t, &list)
 		if len(list.Data) > 0 || time.Now().After(deadline) {
 			break

@@ -155,11 +155,15 @@ func listConnections(t *testing.T, env *apitest.Env, cred string) []api.WSConnec
 	return list.Data
 }
 
+// waitLimit bounds the waits that promise nothing: only how long a
+// failure takes to show, so generous for a loaded machine.
+const waitLimit = 15 * time.Second
+
 // waitConnections waits until the owner has n open connections: a closed
 // socket is released by the server a moment after the client sees it.
 func waitConnections(t *testing.T, env *apitest.Env, cred string, n int) []api.WSConnection {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		list := listConnections(t, env, cred)
 		if len(list) == n {

@@ -70,7 +70,7 @@ func TestConcurrentConnectsExactlyOneWins(t *testing.T) {
 
 	// Closing the winner frees its slot.
 	winners[0].Close(websocket.StatusNormalClosure, "")
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		c, status, _ := dial(t, env, "/v1/ws", bearer(key.Secret))
 		if c != nil {
@@ -94,7 +94,7 @@ func TestFirstMessageOverLimitCloses1013(t *testing.T) {
 
 	c := mustDial(t, env, "/v1/ws", nil)
 	send(t, c, map[string]any{"type": "auth", "api_key": key.Secret})
-	expectClose(t, c, websocket.StatusTryAgainLater, 2*time.Second)
+	expectClose(t, c, websocket.StatusTryAgainLater, waitLimit)
 }
 
 func TestRateLimit(t *testing.T) {
@@ -119,7 +119,7 @@ func TestRateLimit(t *testing.T) {
 	for range 12 {
 		_ = c.Write(context.Background(), websocket.MessageText, []byte(`{"type":"ping"}`))
 	}
-	expectClose(t, c, websocket.StatusPolicyViolation, 2*time.Second)
+	expectClose(t, c, websocket.StatusPolicyViolation, waitLimit)
 }
 
 // maxRateStrikesForTest is the server's warnings per minute before it
@@ -219,7 +219,7 @@ func TestMessageTooBigCloses1009(t *testing.T) {
 	}
 	big := `{"type":"ping","id":"` + strings.Repeat("x", 65<<10) + `"}`
 	_ = c.Write(context.Background(), websocket.MessageText, []byte(big))
-	expectClose(t, c, websocket.StatusMessageTooBig, 2*time.Second)
+	expectClose(t, c, websocket.StatusMessageTooBig, waitLimit)
 }
 
 func TestProtocol(t *testing.T) {
@@ -257,7 +257,7 @@ func TestShutdownCloses1001(t *testing.T) {
 		defer cancel()
 		_ = env.App.Shutdown(ctx)
 	}()
-	expectClose(t, c, websocket.StatusGoingAway, 2*time.Second)
+	expectClose(t, c, websocket.StatusGoingAway, waitLimit)
 }
 
 // Connections waiting to authenticate by first message are capped per
@@ -278,7 +278,7 @@ func TestPendingCapPerClientIP(t *testing.T) {
 	mustDial(t, env, "/v1/ws", from("203.0.113.8"))
 
 	first.Close(websocket.StatusNormalClosure, "")
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		c, status, _ := dial(t, env, "/v1/ws", from("203.0.113.7"))
 		if c != nil {
@@ -294,7 +294,7 @@ func TestPendingCapPerClientIP(t *testing.T) {
 // closeReasonOf reads until the connection closes and returns the reason.
 func closeReasonOf(t *testing.T, c *websocket.Conn) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	for {
 		_, _, err := c.Read(ctx)
@@ -417,7 +417,7 @@ func spendMessages(t *testing.T, c *websocket.Conn, n int) {
 // free again (the free tier allows one).
 func reconnectKey(t *testing.T, env *apitest.Env, key api.CreatedKey) *websocket.Conn {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		c, status, body := dial(t, env, "/v1/ws", bearer(key.Secret))
 		if c != nil {

@@ -72,7 +72,7 @@ func newEchoUpstream(t *testing.T) *echoUpstream {
 // the last code.
 func (u *echoUpstream) waitClose(t *testing.T, n int) websocket.StatusCode {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		u.mu.Lock()
 		got := len(u.closes)
@@ -220,7 +220,7 @@ func TestRelayMessageRate(t *testing.T) {
 	if err := c.Write(ctx, websocket.MessageText, []byte("one too many")); err != nil {
 		t.Fatal(err)
 	}
-	expectClose(t, c, websocket.StatusPolicyViolation, 3*time.Second)
+	expectClose(t, c, websocket.StatusPolicyViolation, waitLimit)
 	if got := up.waitClose(t, 1); got != websocket.StatusPolicyViolation {
 		t.Fatalf("the upstream saw close %d", got)
 	}

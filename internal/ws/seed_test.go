@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -57,5 +56,5 @@ func TestSeedTieredFirstMessage(t *testing.T) {
 	if m := read(t, bad); m["success"] != false || m.str("error") == "" {
 		t.Fatalf("refusal %v", m)
 	}
-	expectClose(t, bad, websocket.StatusPolicyViolation, 2*time.Second)
+	expectClose(t, bad, websocket.StatusPolicyViolation, waitLimit)
 }

@@ -75,7 +75,7 @@ func serve(t *testing.T, cmd *exec.Cmd, addr, logFile string) {
 			t.Logf("%s output:\n%s", filepath.Base(cmd.Path), show())
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		select {
 		case err := <-exited:
@@ -88,7 +88,7 @@ func serve(t *testing.T, cmd *exec.Cmd, addr, logFile string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s does not listen on %s after 15s\n%s", cmd.Path, addr, show())
+			t.Fatalf("%s does not listen on %s after a minute\n%s", cmd.Path, addr, show())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
