@@ -115,7 +115,7 @@ func (fa *forwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // itself, whose path is the original one after AuthzPath.
 func original(r *http.Request) (method, uri string) {
 	for _, h := range methodHeaders {
-		if method = r.Header.Get(h); method != "" {
+		if method = headerValue(r.Header, h); method != "" {
 			break
 		}
 	}
@@ -123,7 +123,7 @@ func original(r *http.Request) (method, uri string) {
 		method = r.Method
 	}
 	for _, h := range uriHeaders {
-		if uri = r.Header.Get(h); uri != "" {
+		if uri = headerValue(r.Header, h); uri != "" {
 			return strings.ToUpper(method), uri
 		}
 	}
@@ -131,6 +131,16 @@ func original(r *http.Request) (method, uri string) {
 		uri = rest
 	}
 	return strings.ToUpper(method), uri
+}
+
+// headerValue is h.Get(name) for a name already canonical (those above):
+// the map is indexed directly, without canonicalising the name on every
+// answer.
+func headerValue(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // pathOf is uri without its query (which may carry a ticket or a secret:

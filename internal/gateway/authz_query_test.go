@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
@@ -121,5 +122,24 @@ func TestAuthzQueryAllocatesNothing(t *testing.T) {
 	req := httptest.NewRequest("GET", AuthzPath+"?scope=keys:read&refuse_as=403", nil)
 	if n := testing.AllocsPerRun(100, func() { _, _ = fa.parseQuery(req) }); n != 0 {
 		t.Fatalf("parseQuery allocates %v times per query", n)
+	}
+}
+
+// The original method's and URI's header names are canonical: original
+// indexes the header map with them directly, and a name in another case
+// would never be found (an nginx asking about a POST would be judged on
+// its read scope).
+func TestOriginalHeaderNamesAreCanonical(t *testing.T) {
+	t.Parallel()
+	for _, name := range append(append([]string{}, methodHeaders...), uriHeaders...) {
+		if canonical := http.CanonicalHeaderKey(name); name != canonical {
+			t.Errorf("%q is not canonical (%q)", name, canonical)
+		}
+	}
+	r := httptest.NewRequest(http.MethodGet, AuthzPath, nil)
+	r.Header.Set("x-original-method", "post")
+	r.Header.Set("x-original-uri", "/app/tasks")
+	if method, uri := original(r); method != http.MethodPost || uri != "/app/tasks" {
+		t.Errorf("original = %s %s, want POST /app/tasks", method, uri)
 	}
 }

@@ -40,5 +40,6 @@ func (s *server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleMe(w http.ResponseWriter, r *http.Request) {
 	p := principal(r)
-	httpjson.Write(w, http.StatusOK, wire.MeFrom(p, s.deps.Scopes, s.deps.RateLimits.RequestsPerMinute(p.Tier)))
+	me := wire.MeJSON(wire.MeFrom(p, s.deps.Scopes, s.deps.RateLimits.RequestsPerMinute(p.Tier)))
+	httpjson.Write(w, http.StatusOK, &me)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/keyhub/keyhub/internal/httpjson"
 	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/ratelimit"
+	"github.com/keyhub/keyhub/internal/wire"
 )
 
 // POST /v1/keys/verify: a backend service (the product behind keyhub)
@@ -32,7 +33,7 @@ func (s *server) handleKeyVerify(w http.ResponseWriter, r *http.Request) {
 		auth.WriteError(w, r, err)
 		return
 	}
-	var req api.VerifyKeyRequest
+	var req verifyRequest
 	if err := httpjson.Decode(w, r, &req, false); err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -69,7 +70,8 @@ func (s *server) handleKeyVerify(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, api.KeyRefused{Valid: false, Code: string(code)})
 		return
 	}
-	httpjson.Write(w, http.StatusOK, s.keyVerification(adm))
+	answer := wire.KeyVerificationJSON(s.keyVerification(adm))
+	httpjson.Write(w, http.StatusOK, &answer)
 }
 
 // admitOperator accepts an operator's bearer credential. Anything else
@@ -141,4 +143,94 @@ func (s *server) keyVerification(adm auth.Admission) api.KeyVerification {
 		v.ExpiresAt = &t
 	}
 	return v
+}
+
+// verifyRequest is the verify API's body, read as an api.VerifyKeyRequest
+// (same fields, same tags), which a backend service sends on every call
+// of its own: DecodeQuick reads the usual shape without encoding/json.
+type verifyRequest api.VerifyKeyRequest
+
+// DecodeQuick reads an object of plain strings (printable ASCII without
+// escapes, which a key, a scope and an address are) under the exact names
+// key, scope and client_ip, each at most once; anything else (escapes,
+// other spellings, null, duplicates, unknown names) is left to
+// encoding/json.
+func (v *verifyRequest) DecodeQuick(raw []byte) bool {
+	var req verifyRequest
+	var seen [3]bool
+	i := skipJSONSpace(raw, 0)
+	if i == len(raw) || raw[i] != '{' {
+		return false
+	}
+	for {
+		name, next, ok := plainJSONString(raw, skipJSONSpace(raw, i+1))
+		if !ok {
+			return false
+		}
+		if i = skipJSONSpace(raw, next); i == len(raw) || raw[i] != ':' {
+			return false
+		}
+		value, next, ok := plainJSONString(raw, skipJSONSpace(raw, i+1))
+		if !ok {
+			return false
+		}
+		var field int
+		switch string(name) {
+		case "key":
+			field, req.Key = 0, string(value)
+		case "scope":
+			s := string(value)
+			field, req.Scope = 1, &s
+		case "client_ip":
+			s := string(value)
+			field, req.ClientIP = 2, &s
+		default:
+			return false
+		}
+		if seen[field] {
+			return false
+		}
+		seen[field] = true
+		if i = skipJSONSpace(raw, next); i == len(raw) {
+			return false
+		}
+		if raw[i] == '}' {
+			break
+		}
+		if raw[i] != ',' {
+			return false
+		}
+	}
+	if skipJSONSpace(raw, i+1) != len(raw) {
+		return false
+	}
+	*v = req
+	return true
+}
+
+// skipJSONSpace is the index of the first byte of raw from i on that is
+// not JSON whitespace.
+func skipJSONSpace(raw []byte, i int) int {
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// plainJSONString reads the string starting at raw[i] when it holds only
+// printable ASCII and no escape (its bytes are then its value), returning
+// it and the index after its closing quote.
+func plainJSONString(raw []byte, i int) (value []byte, next int, ok bool) {
+	if i == len(raw) || raw[i] != '"' {
+		return nil, 0, false
+	}
+	for j := i + 1; j < len(raw); j++ {
+		switch c := raw[j]; {
+		case c == '"':
+			return raw[i+1 : j], j + 1, true
+		case c < 0x20 || c > 0x7e || c == '\\':
+			return nil, 0, false
+		}
+	}
+	return nil, 0, false
 }
