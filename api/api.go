@@ -132,6 +132,8 @@ type UpdateKeyRequest struct {
 	Name         Optional[string]   `json:"name,omitzero"`
 	Metadata     json.RawMessage    `json:"metadata,omitempty"`
 	AllowedCIDRs Optional[[]string] `json:"allowed_cidrs,omitzero"`
+	// Scopes replace the key's scopes: a non-empty list the caller holds.
+	Scopes Optional[[]string] `json:"scopes,omitzero"`
 }
 
 // RefreshKeyRequest is the body of POST /v1/keys/{id}/refresh.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,9 +118,17 @@ func TestClientCoversEveryOperation(t *testing.T) {
 	_, err = keyClient.GetKey(ctx, uuid.New())
 	wantAPIError(t, err, http.StatusNotFound, "NOT_FOUND")
 
-	updated, err := keyClient.UpdateKey(ctx, created.ID, api.UpdateKeyRequest{Name: api.Some("renamed"), Metadata: json.RawMessage(`{"team":"infra"}`), AllowedCIDRs: api.Some([]string{"127.0.0.0/8"})})
-	if err != nil || updated.Name != "renamed" || string(updated.Metadata) != `{"team":"infra"}` || len(updated.AllowedCIDRs) != 1 {
+	updated, err := keyClient.UpdateKey(ctx, created.ID, api.UpdateKeyRequest{Name: api.Some("renamed"), Metadata: json.RawMessage(`{"team":"infra"}`), AllowedCIDRs: api.Some([]string{"127.0.0.0/8"}),
+		Scopes: api.Some([]string{"keys:read", "keys:write", "events:read"})})
+	if err != nil || updated.Name != "renamed" || string(updated.Metadata) != `{"team":"infra"}` || len(updated.AllowedCIDRs) != 1 || strings.Join(updated.Scopes, ",") != "keys:read,keys:write,events:read" {
 		t.Fatalf("update: %+v %v", updated, err)
+	}
+	if updated, err = keyClient.UpdateKey(ctx, created.ID, api.UpdateKeyRequest{Scopes: api.Some(created.Scopes)}); err == nil {
+		t.Fatalf("a key gave itself back ws:connect: %+v", updated)
+	}
+	wantAPIError(t, err, http.StatusForbidden, "INSUFFICIENT_SCOPE")
+	if updated, err = user.UpdateKey(ctx, created.ID, api.UpdateKeyRequest{Scopes: api.Some(created.Scopes)}); err != nil || !slices.Equal(updated.Scopes, created.Scopes) {
+		t.Fatalf("scopes given back by the session: %+v %v", updated, err)
 	}
 	if disabled, err := user.DisableKey(ctx, created.ID); err != nil || disabled.DisabledAt == nil {
 		t.Fatalf("disable: %+v %v", disabled, err)

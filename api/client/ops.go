@@ -127,7 +127,8 @@ func (c *Client) RefreshKey(ctx context.Context, id uuid.UUID, req api.RefreshKe
 }
 
 // UpdateKey is PATCH /v1/keys/{id} (updateKey): changes the fields req
-// sets (name, metadata, allowed_cidrs) and answers the key as it is now.
+// sets (name, metadata, allowed_cidrs, scopes) and answers the key as it
+// is now.
 func (c *Client) UpdateKey(ctx context.Context, id uuid.UUID, req api.UpdateKeyRequest) (api.Key, error) {
 	return call[api.Key](ctx, c, request{method: http.MethodPatch, path: "/v1/keys/" + id.String(), body: req, want: http.StatusOK})
 }

@@ -29,7 +29,7 @@ commands:
   revoke ID              revoke a key (revoking twice is fine)
   usage ID [--from WHEN] [--to WHEN]
                          the key's requests per hour: ok, refused, rate limited
-  update ID [--name NAME] [--metadata JSON] [--allowed-cidrs CIDR,CIDR]
+  update ID [--name NAME] [--metadata JSON] [--allowed-cidrs CIDR,CIDR] [--scopes S,S]
                          rename a key, set its metadata or the networks it may be used from
   disable ID             pause a key (and the keys made with it) until it is enabled
   enable ID              let a disabled key work again
@@ -326,7 +326,7 @@ func splitList(v string) []string {
 	return strings.Split(v, ",")
 }
 
-const keysUpdateHelp = `usage: mk keys update ID [--name NAME] [--metadata JSON] [--allowed-cidrs CIDR,CIDR] [--json]
+const keysUpdateHelp = `usage: mk keys update ID [--name NAME] [--metadata JSON] [--allowed-cidrs CIDR,CIDR] [--scopes S,S] [--json]
 
 Changes a key without replacing it (PATCH /v1/keys/{id}); only the flags
 given change, and each change is an "updated" event in the audit trail.
@@ -336,6 +336,9 @@ given change, and each change is an "updated" event in the audit trail.
   --allowed-cidrs  comma-separated networks the key may be used from
                    (203.0.113.0/24,2001:db8::/32); "" allows any network.
                    A request from elsewhere is refused with IP_NOT_ALLOWED.
+  --scopes         comma-separated, the key's new scopes (at least one); a
+                   key can only give scopes it holds. Open WebSockets that
+                   need a scope taken away close with 4001.
 `
 
 func (m *cli) keysUpdate(ctx context.Context, args []string) error {
@@ -353,12 +356,19 @@ func (m *cli) keysUpdate(ctx context.Context, args []string) error {
 		req.AllowedCIDRs = api.Some(append([]string{}, splitList(v)...))
 		return nil
 	})
+	fs.Func("scopes", "comma-separated scopes", func(v string) error {
+		if req.Scopes.Value = splitList(v); len(req.Scopes.Value) == 0 {
+			return errors.New("a key holds at least one scope")
+		}
+		req.Scopes.Set = true
+		return nil
+	})
 	id, c, err := m.keyCommand(fs, args)
 	if err != nil {
 		return err
 	}
-	if !req.Name.Set && req.Metadata == nil && !req.AllowedCIDRs.Set {
-		return usageErrorf("mk keys update needs --name, --metadata or --allowed-cidrs")
+	if !req.Name.Set && req.Metadata == nil && !req.AllowedCIDRs.Set && !req.Scopes.Set {
+		return usageErrorf("mk keys update needs --name, --metadata, --allowed-cidrs or --scopes")
 	}
 	return call(ctx, m, func(ctx context.Context) (api.Key, error) { return c.UpdateKey(ctx, id, req) }, m.printKey)
 }

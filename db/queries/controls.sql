@@ -2,7 +2,7 @@
 -- PATCH /v1/keys/{id}: what the owner may change of a key without
 -- replacing it.
 UPDATE api_keys
-SET name = @name, metadata = @metadata, allowed_cidrs = @allowed_cidrs
+SET name = @name, metadata = @metadata, allowed_cidrs = @allowed_cidrs, scopes = @scopes
 WHERE id = @id AND owner_id = @owner_id
 RETURNING *;
 

@@ -11,7 +11,7 @@ SELECT key_hash FROM api_keys WHERE id = $1;
 
 -- name: KeyStates :many
 -- What open connections need to re-check after the change feed was down.
-SELECT k.id, k.owner_id, k.user_id, k.key_hash, k.revoked_at, k.expires_at, k.allowed_cidrs,
+SELECT k.id, k.owner_id, k.user_id, k.key_hash, k.revoked_at, k.expires_at, k.allowed_cidrs, k.scopes,
        keyhub_key_disabled(k.id)::boolean AS disabled
 FROM api_keys k
 WHERE k.id = ANY (@ids::uuid[]);

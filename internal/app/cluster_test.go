@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -89,8 +90,10 @@ func refusedWith(t *testing.T, env *apitest.Env, secret, code string) func() str
 type socket struct {
 	conn   *websocket.Conn
 	closed chan websocket.StatusCode
-	// closedAt is when the reader saw the close; set before closed is sent.
+	// closedAt and reason are when the reader saw the close and the
+	// close's reason; set before closed is sent.
 	closedAt time.Time
+	reason   string
 	mu       sync.Mutex
 	msgs     []map[string]any
 }
@@ -134,6 +137,10 @@ func connectURL(t *testing.T, baseURL, secret string) (s *socket, status int, bo
 			var m map[string]any
 			if err := wsjson.Read(context.Background(), c, &m); err != nil {
 				s.closedAt = time.Now()
+				var closeErr websocket.CloseError
+				if errors.As(err, &closeErr) {
+					s.reason = closeErr.Reason
+				}
 				s.closed <- websocket.CloseStatus(err)
 				return
 			}
@@ -171,28 +178,8 @@ func (s *socket) expectOpen(t *testing.T) {
 // whoamiTier asks the server who the socket is and returns the tier.
 func (s *socket) whoamiTier(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s.mu.Lock()
-	seen := len(s.msgs)
-	s.mu.Unlock()
-	if err := wsjson.Write(ctx, s.conn, map[string]any{"type": "whoami"}); err != nil {
-		t.Fatalf("whoami: %v", err)
-	}
-	for ctx.Err() == nil {
-		s.mu.Lock()
-		for _, m := range s.msgs[seen:] {
-			if m["type"] == "whoami" {
-				s.mu.Unlock()
-				tier, _ := m["tier"].(string)
-				return tier
-			}
-		}
-		s.mu.Unlock()
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatal("no whoami answer")
-	return ""
+	tier, _ := s.ask(t, map[string]any{"type": "whoami"}, "whoami")["tier"].(string)
+	return tier
 }
 
 func TestRevokeOnOneProcessIsRefusedOnTheOther(t *testing.T) {

@@ -208,5 +208,6 @@ func KeyChangeOf(k keyhub.Key, keyHash string, now time.Time) keyhub.KeyChange {
 		Disabled:    !ended && k.Disabled,
 		ExpiresAt:   k.ExpiresAt,
 		AllowedNets: k.AllowedCIDRs,
+		Scopes:      k.Scopes,
 	}
 }

@@ -123,8 +123,8 @@ func (q *Queries) SetKeyDisabled(ctx context.Context, db DBTX, arg SetKeyDisable
 
 const updateKeyControls = `-- name: UpdateKeyControls :one
 UPDATE api_keys
-SET name = $1, metadata = $2, allowed_cidrs = $3
-WHERE id = $4 AND owner_id = $5
+SET name = $1, metadata = $2, allowed_cidrs = $3, scopes = $4
+WHERE id = $5 AND owner_id = $6
 RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at
 `
 
@@ -132,6 +132,7 @@ type UpdateKeyControlsParams struct {
 	Name         string
 	Metadata     []byte
 	AllowedCidrs []netip.Prefix
+	Scopes       []string
 	ID           uuid.UUID
 	OwnerID      uuid.UUID
 }
@@ -143,6 +144,7 @@ func (q *Queries) UpdateKeyControls(ctx context.Context, db DBTX, arg UpdateKeyC
 		arg.Name,
 		arg.Metadata,
 		arg.AllowedCidrs,
+		arg.Scopes,
 		arg.ID,
 		arg.OwnerID,
 	)

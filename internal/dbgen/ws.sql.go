@@ -150,7 +150,7 @@ func (q *Queries) InsertWSLease(ctx context.Context, db DBTX, arg InsertWSLeaseP
 }
 
 const keyStates = `-- name: KeyStates :many
-SELECT k.id, k.owner_id, k.user_id, k.key_hash, k.revoked_at, k.expires_at, k.allowed_cidrs,
+SELECT k.id, k.owner_id, k.user_id, k.key_hash, k.revoked_at, k.expires_at, k.allowed_cidrs, k.scopes,
        keyhub_key_disabled(k.id)::boolean AS disabled
 FROM api_keys k
 WHERE k.id = ANY ($1::uuid[])
@@ -164,6 +164,7 @@ type KeyStatesRow struct {
 	RevokedAt    *time.Time
 	ExpiresAt    *time.Time
 	AllowedCidrs []netip.Prefix
+	Scopes       []string
 	Disabled     bool
 }
 
@@ -185,6 +186,7 @@ func (q *Queries) KeyStates(ctx context.Context, db DBTX, ids []uuid.UUID) ([]Ke
 			&i.RevokedAt,
 			&i.ExpiresAt,
 			&i.AllowedCidrs,
+			&i.Scopes,
 			&i.Disabled,
 		); err != nil {
 			return nil, err

@@ -10,7 +10,7 @@ import (
 	"github.com/keyhub/keyhub/internal/wire"
 )
 
-// handleKeyUpdate changes a key's name, metadata or allowed_cidrs.
+// handleKeyUpdate changes a key's name, metadata, allowed_cidrs or scopes.
 func (s *server) handleKeyUpdate(w http.ResponseWriter, r *http.Request) {
 	id, err := keyID(r)
 	if err != nil {
@@ -22,7 +22,7 @@ func (s *server) handleKeyUpdate(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
-	in, err := validateKeyUpdate(req)
+	in, err := validateKeyUpdate(req, s.deps.Scopes)
 	if err != nil {
 		httpjson.Error(w, r, err)
 		return
@@ -35,7 +35,7 @@ func (s *server) handleKeyUpdate(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusOK, wire.KeyFrom(key, time.Now(), s.deps.Scopes))
 }
 
-func validateKeyUpdate(req api.UpdateKeyRequest) (keyhub.KeyUpdate, error) {
+func validateKeyUpdate(req api.UpdateKeyRequest, catalog *keyhub.ScopeCatalog) (keyhub.KeyUpdate, error) {
 	var in keyhub.KeyUpdate
 	if req.Name.Set {
 		if req.Name.Null {
@@ -63,6 +63,16 @@ func validateKeyUpdate(req api.UpdateKeyRequest) (keyhub.KeyUpdate, error) {
 			return in, err
 		}
 		in.AllowedCIDRs = &nets
+	}
+	if req.Scopes.Set {
+		if req.Scopes.Null {
+			return in, keyhub.Errorf(keyhub.CodeValidation, "scopes must not be null: leave it out to keep them")
+		}
+		scopes, err := keyScopes(catalog, req.Scopes.Value, "a key holds at least one scope")
+		if err != nil {
+			return in, err
+		}
+		in.Scopes = &scopes
 	}
 	return in, nil
 }

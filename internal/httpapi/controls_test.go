@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -190,4 +191,67 @@ func TestDisableEnable(t *testing.T) {
 	// A revoked key is neither disabled nor enabled.
 	env.Delete(t, "/v1/keys/"+unrelated.ID.String(), jwt).Want(t, http.StatusOK, "")
 	env.Post(t, "/v1/keys/"+unrelated.ID.String()+"/disable", jwt, nil).Want(t, http.StatusConflict, "KEY_NOT_ACTIVE")
+}
+
+// PATCH scopes: a session sets any known scope (product scopes too), a key
+// only scopes it holds itself (403 INSUFFICIENT_SCOPE, as at create); the
+// new scopes apply to the key's next request; unknown names are 400
+// INVALID_SCOPE, an empty or null list 400 VALIDATION_FAILED; the event
+// lists "scopes"; a revoked or expired key is 409 KEY_NOT_ACTIVE.
+func TestKeyUpdateScopes(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, map[string]string{"PRODUCT_SCOPES": "app:read,app:write"})
+	jwt := env.Token(t, "scopes@example.com")
+	setTier(t, env, jwt, "team")
+	var actor api.CreatedKey
+	env.Post(t, "/v1/keys", jwt, map[string]any{"name": "actor", "scopes": []string{"keys:read", "keys:write", "app:read"}}).Want(t, http.StatusCreated, "").JSON(t, &actor)
+	var target api.CreatedKey
+	env.Post(t, "/v1/keys", actor.Secret, map[string]any{"name": "target", "scopes": []string{"keys:read"}}).Want(t, http.StatusCreated, "").JSON(t, &target)
+
+	// The session narrows the actor: it can no longer write, at once.
+	var got api.Key
+	patchKey(t, env, jwt, actor, map[string]any{"scopes": []string{"keys:read", "app:read"}}).Want(t, http.StatusOK, "").JSON(t, &got)
+	if want := []string{"keys:read", "app:read"}; !slices.Equal(got.Scopes, want) {
+		t.Fatalf("scopes %v, want %v", got.Scopes, want)
+	}
+	patchKey(t, env, actor.Secret, target, map[string]any{"name": "renamed"}).Want(t, http.StatusForbidden, "INSUFFICIENT_SCOPE")
+	var me api.Me
+	env.Get(t, "/v1/me", actor.Secret).Want(t, http.StatusOK, "").JSON(t, &me)
+	if want := []string{"keys:read", "app:read"}; !slices.Equal(me.Scopes, want) {
+		t.Fatalf("the narrowed key's /v1/me says %v, want %v", me.Scopes, want)
+	}
+	// ... and widens it again, with a product scope the key never had.
+	patchKey(t, env, jwt, actor, map[string]any{"scopes": []string{"keys:read", "keys:write", "app:read", "app:write"}}).Want(t, http.StatusOK, "")
+	// A key gives only what it holds: ws:connect is not the actor's.
+	patchKey(t, env, actor.Secret, target, map[string]any{"scopes": []string{"keys:read", "ws:connect"}}).Want(t, http.StatusForbidden, "INSUFFICIENT_SCOPE")
+	patchKey(t, env, actor.Secret, target, map[string]any{"scopes": []string{"app:write", "keys:read"}}).Want(t, http.StatusOK, "").JSON(t, &got)
+	if want := []string{"keys:read", "app:write"}; !slices.Equal(got.Scopes, want) {
+		t.Fatalf("target's scopes %v, want %v", got.Scopes, want)
+	}
+	// The same set in another order changes nothing.
+	patchKey(t, env, jwt, target, map[string]any{"scopes": []string{"app:write", "keys:read"}}).Want(t, http.StatusOK, "")
+
+	for body, code := range map[string]string{
+		`{"scopes":["keys:admin"]}`: "INVALID_SCOPE",
+		`{"scopes":["app:delete"]}`: "INVALID_SCOPE",
+		`{"scopes":[]}`:             "VALIDATION_FAILED",
+		`{"scopes":null}`:           "VALIDATION_FAILED",
+	} {
+		patchKey(t, env, jwt, target, json.RawMessage(body)).Want(t, http.StatusBadRequest, code)
+	}
+	var events api.EventList
+	env.Get(t, "/v1/keys/"+target.ID.String()+"/events?type=updated", jwt).Want(t, http.StatusOK, "").JSON(t, &events)
+	if len(events.Data) != 1 || !strings.Contains(string(events.Data[0].Details), `"changed":["scopes"]`) || events.Data[0].ActorKeyID == nil || *events.Data[0].ActorKeyID != actor.ID {
+		t.Fatalf("updated events of the target: %+v", events.Data)
+	}
+
+	// Neither a revoked nor an expired key is edited, whatever the field.
+	env.Delete(t, "/v1/keys/"+target.ID.String(), jwt).Want(t, http.StatusOK, "")
+	patchKey(t, env, jwt, target, map[string]any{"scopes": []string{"keys:read"}}).Want(t, http.StatusConflict, "KEY_NOT_ACTIVE")
+	patchKey(t, env, jwt, target, map[string]any{"name": "late"}).Want(t, http.StatusConflict, "KEY_NOT_ACTIVE")
+	expired := makeKey(t, env, jwt, "expired")
+	if _, err := env.Pool.Exec(context.Background(), "UPDATE api_keys SET created_at = now() - interval '1 hour', expires_at = now() - interval '1 second' WHERE id = $1", expired.ID); err != nil {
+		t.Fatal(err)
+	}
+	patchKey(t, env, jwt, expired, map[string]any{"scopes": []string{"keys:read"}}).Want(t, http.StatusConflict, "KEY_NOT_ACTIVE")
 }

@@ -39,6 +39,16 @@ func (s *server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusCreated, api.CreatedKey{Key: wire.KeyFrom(created.Key, time.Now(), s.deps.Scopes), Secret: created.Secret})
 }
 
+// keyScopes reads the scopes a client asks a key to have (create, PATCH):
+// at least one, each known (else INVALID_SCOPE). Whether the caller may
+// grant them is the store's rule, judged on the acting credential.
+func keyScopes(catalog *keyhub.ScopeCatalog, names []string, whenEmpty string) (keyhub.Scopes, error) {
+	if len(names) == 0 {
+		return 0, keyhub.Errorf(keyhub.CodeValidation, "scopes must not be empty: %s", whenEmpty)
+	}
+	return catalog.Parse(names)
+}
+
 func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, scopes *keyhub.ScopeCatalog, minLifetime time.Duration, now time.Time) (keyhub.CreateKeyInput, error) {
 	name, err := keyhub.KeyName(req.Name)
 	if err != nil {
@@ -54,10 +64,7 @@ func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, scopes *keyhu
 		return in, err
 	}
 	if req.Scopes != nil {
-		if len(req.Scopes) == 0 {
-			return in, keyhub.Errorf(keyhub.CodeValidation, "scopes must not be empty: omit it to get all of your scopes")
-		}
-		if in.Scopes, err = scopes.Parse(req.Scopes); err != nil {
+		if in.Scopes, err = keyScopes(scopes, req.Scopes, "omit it to get all of your scopes"); err != nil {
 			return in, err
 		}
 	}

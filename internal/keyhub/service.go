@@ -188,6 +188,9 @@ type KeyChange struct {
 	// network), so that connections open from elsewhere close when the
 	// owner narrows them.
 	AllowedNets []netip.Prefix
+	// Scopes are the key's scopes after the change, so that connections
+	// admitted with a scope the owner took away close.
+	Scopes Scopes
 }
 
 // WSLease is one admitted WebSocket connection as the cluster-wide count of
@@ -232,4 +235,5 @@ type KeyUpdate struct {
 	Name         *string
 	Metadata     json.RawMessage // nil: unchanged
 	AllowedCIDRs *[]netip.Prefix
+	Scopes       *Scopes // replaces the key's scopes; never empty
 }

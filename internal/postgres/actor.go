@@ -130,6 +130,16 @@ func (a actor) mayChange(target keyhub.Key) error {
 	return nil
 }
 
+// mayGrant refuses to give a key (a new one, or one whose scopes change)
+// scopes the actor lacks: a key cannot make a key more powerful than
+// itself. A user session holds every scope.
+func (a actor) mayGrant(scopes keyhub.Scopes) error {
+	if !a.scopes.Has(scopes) {
+		return keyhub.Errorf(keyhub.CodeInsufficientScope, "a key can only be given scopes its creator holds")
+	}
+	return nil
+}
+
 // capExpiry is the expiry of a key the actor makes, given the one asked
 // for (nil: never): a key made by a key never outlives it, so the answer
 // is the earlier of the two. A user session has no such bound.

@@ -196,7 +196,7 @@ func (f *ChangeFeed) handle(payload string) {
 	}
 	switch n.Kind {
 	case NoticeKey:
-		f.store.bus.Publish(changes.Commit{Keys: []keyhub.KeyChange{n.KeyChange()}})
+		f.store.bus.Publish(changes.Commit{Keys: []keyhub.KeyChange{n.KeyChange(f.store.scopes)}})
 	case NoticeOwner, NoticeUser:
 		f.store.bus.PublishPrincipal(keyhub.PrincipalChange{OwnerID: n.OwnerID, UserID: n.UserID})
 	case NoticeDelivery:
@@ -291,8 +291,10 @@ type Notice struct {
 	ExpiresAt *float64  `json:"expires_at"` // unix seconds; null: never (a delivery: the grace's end)
 	// AllowedCIDRs are a key's networks (empty: any).
 	AllowedCIDRs []netip.Prefix `json:"allowed_cidrs,omitempty"`
-	EventID      int64          `json:"event_id"`
-	SentAt       float64        `json:"sent_at"` // unix seconds, the sender's clock
+	// Scopes are a key's scope names, as stored.
+	Scopes  []string `json:"scopes,omitempty"`
+	EventID int64    `json:"event_id"`
+	SentAt  float64  `json:"sent_at"` // unix seconds, the sender's clock
 
 	// A delivery's: the connection, the new key, the secret sealed to
 	// the connection (base64 in JSON), and who refreshed (none: keyhub).
@@ -333,9 +335,11 @@ func ParseNotice(payload string) (Notice, error) {
 	return n, nil
 }
 
-// KeyChange is the domain form of a key notice.
-func (n Notice) KeyChange() keyhub.KeyChange {
-	change := keyhub.KeyChange{KeyID: n.KeyID, OwnerID: n.OwnerID, UserID: n.UserID, KeyHash: n.KeyHash, Ended: n.Ended, Disabled: n.Disabled, AllowedNets: n.AllowedCIDRs}
+// KeyChange is the domain form of a key notice, its scope names read with
+// catalog (this process's bits; nil: keyhub's own scopes).
+func (n Notice) KeyChange(catalog *keyhub.ScopeCatalog) keyhub.KeyChange {
+	change := keyhub.KeyChange{KeyID: n.KeyID, OwnerID: n.OwnerID, UserID: n.UserID, KeyHash: n.KeyHash, Ended: n.Ended, Disabled: n.Disabled,
+		AllowedNets: n.AllowedCIDRs, Scopes: catalog.FromStored(n.Scopes)}
 	if n.ExpiresAt != nil {
 		at := unixSeconds(*n.ExpiresAt)
 		change.ExpiresAt = &at

@@ -18,7 +18,7 @@ func TestParseNotice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	change := n.KeyChange()
+	change := n.KeyChange(nil)
 	if change.Ended || change.ExpiresAt == nil || !change.ExpiresAt.Equal(time.Unix(1700000000, 250_000_000)) {
 		t.Fatalf("key change %+v", change)
 	}
@@ -49,7 +49,7 @@ func FuzzParseNotice(f *testing.F) {
 			if n.KeyID == uuid.Nil || len(n.KeyHash) != 64 {
 				t.Fatalf("key notice without ids: %+v", n)
 			}
-			_ = n.KeyChange()
+			_ = n.KeyChange(nil)
 		case postgres.NoticeOwner, postgres.NoticeUser, postgres.NoticeEvent:
 		default:
 			t.Fatalf("unknown kind accepted: %q", n.Kind)

@@ -18,10 +18,12 @@ import (
 	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
-// UpdateKey changes a key's name, metadata and allowed_cidrs, with an
-// "updated" event whose details list the fields that changed. The acting
-// credential is re-checked like any write's and may change only keys
-// whose scopes it holds.
+// UpdateKey changes an active key's name, metadata, allowed_cidrs and
+// scopes, with an "updated" event whose details list the fields that
+// changed. The acting credential is re-checked like any write's, may
+// change only keys whose scopes it holds, and may give only scopes it
+// holds (as at create). A revoked or expired key is not edited
+// (KEY_NOT_ACTIVE, as for a disable).
 func (s *Store) UpdateKey(ctx context.Context, p *keyhub.Principal, keyID uuid.UUID, in keyhub.KeyUpdate, meta keyhub.RequestMeta) (keyhub.Key, error) {
 	var key keyhub.Key
 	var events []keyhub.Event
@@ -33,7 +35,10 @@ func (s *Store) UpdateKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 			return err
 		}
 		key = target
-		params := dbgen.UpdateKeyControlsParams{ID: row.ID, OwnerID: row.OwnerID, Name: row.Name, Metadata: row.Metadata, AllowedCidrs: row.AllowedCidrs}
+		if status := key.StatusAt(a.at); status != keyhub.KeyActive {
+			return keyhub.Errorf(keyhub.CodeKeyNotActive, "only an active key can be edited; this one is %s", status)
+		}
+		params := dbgen.UpdateKeyControlsParams{ID: row.ID, OwnerID: row.OwnerID, Name: row.Name, Metadata: row.Metadata, AllowedCidrs: row.AllowedCidrs, Scopes: row.Scopes}
 		var changed []string
 		if in.Name != nil && *in.Name != row.Name {
 			params.Name, changed = *in.Name, append(changed, "name")
@@ -47,6 +52,16 @@ func (s *Store) UpdateKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 				params.AllowedCidrs = []netip.Prefix{}
 			}
 		}
+		if in.Scopes != nil {
+			if err := a.mayGrant(*in.Scopes); err != nil {
+				return err
+			}
+			// Compared as names: a stored name this process's catalog
+			// no longer knows (a removed product scope) is dropped too.
+			if names := s.scopes.Names(*in.Scopes); !sameSet(names, row.Scopes) {
+				params.Scopes, changed = names, append(changed, "scopes")
+			}
+		}
 		if len(changed) == 0 {
 			return nil
 		}
@@ -56,8 +71,8 @@ func (s *Store) UpdateKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 		if key, err = s.withAncestry(ctx, tx, row); err != nil {
 			return err
 		}
-		// What a cached verification holds (name, networks) changed.
-		if slices.Contains(changed, "name") || slices.Contains(changed, "allowed_cidrs") {
+		// What a cached verification holds (name, networks, scopes) changed.
+		if slices.ContainsFunc(changed, func(field string) bool { return field != "metadata" }) {
 			keyChanges = append(keyChanges, changes.KeyChangeOf(key, row.KeyHash, a.at))
 		}
 		event, err := s.insertEvent(ctx, tx, a, key, keyhub.EventUpdated, meta, map[string]any{"changed": changed})
@@ -75,6 +90,14 @@ func (s *Store) UpdateKey(ctx context.Context, p *keyhub.Principal, keyID uuid.U
 	}
 	s.publish(keyChanges, events)
 	return key, nil
+}
+
+// sameSet reports whether two lists of names hold the same names.
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
 }
 
 // sameJSON reports whether two JSON objects hold the same values (jsonb

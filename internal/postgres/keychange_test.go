@@ -57,7 +57,7 @@ func describe(changes []keyhub.KeyChange) []string {
 		if c.ExpiresAt != nil {
 			exp = fmt.Sprint(c.ExpiresAt.Round(time.Microsecond).UnixMicro())
 		}
-		out = append(out, fmt.Sprintf("key=%s owner=%s user=%s hash=%s ended=%t disabled=%t expires=%s nets=%v", c.KeyID, c.OwnerID, c.UserID, c.KeyHash, c.Ended, c.Disabled, exp, c.AllowedNets))
+		out = append(out, fmt.Sprintf("key=%s owner=%s user=%s hash=%s ended=%t disabled=%t expires=%s nets=%v scopes=%s", c.KeyID, c.OwnerID, c.UserID, c.KeyHash, c.Ended, c.Disabled, exp, c.AllowedNets, c.Scopes))
 	}
 	slices.Sort(out)
 	return out
@@ -80,7 +80,7 @@ func triggerChanges(t *testing.T, conn *pgx.Conn, want int) []keyhub.KeyChange {
 			t.Fatal(err)
 		}
 		if notice.Kind == postgres.NoticeKey {
-			got = append(got, notice.KeyChange())
+			got = append(got, notice.KeyChange(nil))
 		}
 	}
 	// Nothing more is on its way: the writes are committed.
@@ -201,6 +201,9 @@ func TestWriterKeyChangesMatchTheTrigger(t *testing.T) {
 		{"enable it", 3, func() { setDisabled(family[0], false) }},
 		{"restrict the networks", 1, func() {
 			update(family[2], keyhub.KeyUpdate{AllowedCIDRs: &[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+		}},
+		{"narrow the scopes", 1, func() {
+			update(family[2], keyhub.KeyUpdate{Scopes: ptr(keyhub.ScopeKeysRead | keyhub.ScopeEventsRead)})
 		}},
 		{"revoke a disabled key", 6, func() { setDisabled(family[0], true); revoke(family[0]) }},
 	}

@@ -30,8 +30,8 @@ func (s *Store) CreateKey(ctx context.Context, p *keyhub.Principal, in keyhub.Cr
 		if err != nil {
 			return err
 		}
-		if !a.scopes.Has(in.Scopes) {
-			return keyhub.Errorf(keyhub.CodeInsufficientScope, "a key can only be given scopes its creator holds")
+		if err := a.mayGrant(in.Scopes); err != nil {
+			return err
 		}
 		// Grace-period predecessors count too: stricter than the invariant
 		// needs, and what the tier's limit has always meant here.

@@ -55,7 +55,7 @@ func (s *Store) KeyStates(ctx context.Context, keyIDs []uuid.UUID) ([]keyhub.Key
 	now := time.Now()
 	states := make([]keyhub.KeyChange, 0, len(rows))
 	for _, r := range rows {
-		key := keyhub.Key{ID: r.ID, OwnerID: r.OwnerID, UserID: r.UserID, RevokedAt: r.RevokedAt, ExpiresAt: r.ExpiresAt, Disabled: r.Disabled, AllowedCIDRs: r.AllowedCidrs}
+		key := keyhub.Key{ID: r.ID, OwnerID: r.OwnerID, UserID: r.UserID, RevokedAt: r.RevokedAt, ExpiresAt: r.ExpiresAt, Disabled: r.Disabled, AllowedCIDRs: r.AllowedCidrs, Scopes: s.scopes.FromStored(r.Scopes)}
 		states = append(states, changes.KeyChangeOf(key, r.KeyHash, now))
 	}
 	return states, nil

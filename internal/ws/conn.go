@@ -48,9 +48,15 @@ const (
 // writer goroutine only once the connection subscribes. Idle daemons are
 // most connections, and each goroutine's stack was their largest cost.
 type conn struct {
-	id          uuid.UUID
-	ws          *websocket.Conn
-	principal   keyhub.Principal // a copy: the cache's is shared
+	id        uuid.UUID
+	ws        *websocket.Conn
+	principal keyhub.Principal // a copy: the cache's is shared
+	// admitted is the scope the socket was opened with (ws:connect, or a
+	// gateway route's); lostScopes are the principal's scopes its key lost
+	// since (PATCH). Losing is for good, for this socket: a change heard
+	// late or twice can never give a scope back, whatever the order.
+	admitted    keyhub.Scopes
+	lostScopes  atomic.Uint64
 	machineID   string
 	hostname    string
 	client      netip.Addr // the trusted client address, judged against the key's networks
@@ -143,11 +149,35 @@ func (c *conn) endSession() {
 // currentTier is the tier the connection's limits follow now.
 func (c *conn) currentTier() keyhub.Tier { return c.tier.Load().(keyhub.Tier) }
 
-// currentPrincipal is the principal with its tier as it is now.
+// currentPrincipal is the principal with its tier and scopes as they are
+// now.
 func (c *conn) currentPrincipal() keyhub.Principal {
 	p := c.principal
 	p.Tier = c.currentTier()
+	p.Scopes = c.scopes()
 	return p
+}
+
+// scopes are what the socket may still do: its key's scopes at admission
+// less those taken away since.
+func (c *conn) scopes() keyhub.Scopes {
+	return c.principal.Scopes &^ keyhub.Scopes(c.lostScopes.Load())
+}
+
+// narrow records that the socket's key holds only held now, and reports
+// whether the socket keeps what it needs: the scope it was admitted with,
+// and events:read while it is subscribed. (subscribe sets subscribed and
+// then checks the scope, narrow records the loss and then reads
+// subscribed: one of them sees the other.)
+func (c *conn) narrow(held keyhub.Scopes) bool {
+	if lost := c.principal.Scopes &^ held; lost != 0 {
+		c.lostScopes.Or(uint64(lost))
+	}
+	need := c.admitted
+	if c.subscribed.Load() {
+		need |= keyhub.ScopeEventsRead
+	}
+	return c.scopes().Has(need)
 }
 
 // kill closes the connection with code; the first request wins. The close
@@ -414,14 +444,19 @@ func (h *Hub) answer(ctx context.Context, c *conn, data []byte) error {
 			return h.send(ctx, c.ws, errorMessage(CodeUnknownTopic, "the only topic is \"events\"", 0))
 		}
 		// The audit trail is what events:read guards over REST.
-		if !c.principal.Scopes.Has(keyhub.ScopeEventsRead) {
-			return h.send(ctx, c.ws, errorMessage(keyhub.CodeInsufficientScope, "subscribing to events needs the events:read scope", 0))
+		errNoEvents := errorMessage(keyhub.CodeInsufficientScope, "subscribing to events needs the events:read scope", 0)
+		if !c.scopes().Has(keyhub.ScopeEventsRead) {
+			return h.send(ctx, c.ws, errNoEvents)
 		}
 		if msg.Type == "subscribe" && c.events == nil {
 			c.events = make(chan *keyhub.Event, eventBacklog)
 			go h.writeEvents(ctx, c)
 		}
 		c.subscribed.Store(msg.Type == "subscribe")
+		if !c.scopes().Has(keyhub.ScopeEventsRead) { // taken away meanwhile (see narrow)
+			c.subscribed.Store(false)
+			return h.send(ctx, c.ws, errNoEvents)
+		}
 		return h.send(ctx, c.ws, api.WSMessage{Type: msg.Type + "d", Topic: msg.Topic})
 	default:
 		return h.send(ctx, c.ws, errorMessage(CodeUnknownType, "unknown message type", 0))

@@ -136,6 +136,11 @@ type Hub struct {
 	// obtained through), until an enable is heard: enabling restores a key,
 	// so this set, unlike endedKeys, forgets a key that works again.
 	disabledKeys map[uuid.UUID]time.Time
+	// keyScopes are the scopes of keys changed lately, as last heard, for
+	// register's check: a socket admitted just before its key lost a
+	// scope loses it too.
+	keyScopes    map[uuid.UUID]heardScopes
+	scopesSwept  time.Time
 	maxPending   int
 	pendingPerIP int
 	// pendingPerNetwork caps pendingByNetwork.
@@ -205,6 +210,7 @@ func New(cfg Config) *Hub {
 		pendingPerIP:      cfg.PendingPerIP,
 		endedKeys:         make(map[uuid.UUID]time.Time),
 		disabledKeys:      make(map[uuid.UUID]time.Time),
+		keyScopes:         make(map[uuid.UUID]heardScopes),
 	}
 }
 

@@ -22,7 +22,8 @@ const endedKeyMemory = time.Minute
 
 // KeyChanged implements keyhub.ChangeObserver: a key that stopped working
 // closes its connections with 4001, and so do its connections from outside
-// networks the key was narrowed to; a key given an expiry (the grace
+// networks the key was narrowed to, and those that need a scope the key
+// no longer holds (reasonScopeRemoved); a key given an expiry (the grace
 // period of a refresh) ends its connections then.
 func (h *Hub) KeyChanged(change keyhub.KeyChange) {
 	now := time.Now()
@@ -38,6 +39,9 @@ func (h *Hub) KeyChanged(change keyhub.KeyChange) {
 	} else {
 		delete(h.disabledKeys, change.KeyID)
 	}
+	if !change.Ended { // an ended key is refused anyway (endedKeys)
+		h.rememberScopes(change, now)
+	}
 	for c := range h.byOwner[change.OwnerID] {
 		if !c.principal.IsKey() || c.principal.KeyID != change.KeyID {
 			continue
@@ -49,11 +53,41 @@ func (h *Hub) KeyChanged(change keyhub.KeyChange) {
 			c.kill(StatusKeyRevoked, "key disabled")
 		case !keyhub.NetAllowed(change.AllowedNets, c.client):
 			c.kill(StatusKeyRevoked, "address not allowed")
+		case !c.narrow(change.Scopes):
+			c.kill(StatusKeyRevoked, reasonScopeRemoved)
 		case change.ExpiresAt != nil:
 			c.keyExpiry.Store(change.ExpiresAt)
 			c.update()
 		}
 	}
+}
+
+// reasonScopeRemoved is the close reason (with 4001) of a socket whose key
+// lost the scope it was admitted with (ws:connect, a gateway route's, or
+// events:read while subscribed): like a revoke, reconnecting would be
+// refused (403 INSUFFICIENT_SCOPE), so clients do not retry.
+const reasonScopeRemoved = "scope removed"
+
+// heardScopes are a key's scopes as a change announced them, and when.
+type heardScopes struct {
+	scopes keyhub.Scopes
+	at     time.Time
+}
+
+// rememberScopes records the scopes a change announced, forgetting those
+// heard longer than endedKeyMemory ago: in one sweep per endedKeyMemory,
+// not on every change, so a burst of changes costs no quadratic time
+// under the hub's lock. The caller holds h.mu.
+func (h *Hub) rememberScopes(change keyhub.KeyChange, now time.Time) {
+	if now.Sub(h.scopesSwept) > endedKeyMemory {
+		for id, heard := range h.keyScopes {
+			if now.Sub(heard.at) > endedKeyMemory {
+				delete(h.keyScopes, id)
+			}
+		}
+		h.scopesSwept = now
+	}
+	h.keyScopes[change.KeyID] = heardScopes{scopes: change.Scopes, at: now}
 }
 
 // forgetOld drops the keys remembered longer than endedKeyMemory.

@@ -66,7 +66,8 @@ func (h *Hub) reserveLocal(p *keyhub.Principal) (release func(), err error) {
 
 // register makes c visible to revocation, events, listing and shutdown.
 // It refuses a connection whose key ended after it was resolved, so a
-// revocation racing with the upgrade cannot leave a socket open.
+// revocation racing with the upgrade cannot leave a socket open, and
+// closes one whose key lost its scope meanwhile.
 func (h *Hub) register(c *conn) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -82,6 +83,9 @@ func (h *Hub) register(c *conn) error {
 		}
 	}
 	h.conns[c.id] = c
+	if heard, ok := h.keyScopes[c.principal.KeyID]; ok && c.principal.IsKey() && !c.narrow(heard.scopes) {
+		c.kill(StatusKeyRevoked, reasonScopeRemoved)
+	}
 	owned := h.byOwner[c.principal.OwnerID]
 	if owned == nil {
 		owned = make(map[*conn]struct{})

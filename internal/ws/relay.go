@@ -40,8 +40,8 @@ var errNoHeaderCredential = keyhub.Errorf(keyhub.CodeMissingCredentials,
 // revocation go: it is admitted by the same gate (headers or ticket), holds
 // one of its key's or user's connection slots (the cluster-wide leases),
 // its client→upstream messages obey the tier's rate and size limits, and
-// it closes with 4001 when its key is revoked, expires or its grace ends
-// (on any process), with 4002 when its owner closes it; the upstream side
+// it closes with 4001 when its key is revoked, expires or its grace ends,
+// or loses the route's scope (on any process), with 4002 when its owner closes it; the upstream side
 // is closed with the same code. dialFailed answers a failed upstream
 // dial (502, 504) before the client is upgraded.
 func (h *Hub) Relay(need auth.Need, dial UpstreamDialer, dialFailed func(http.ResponseWriter, *http.Request, error)) http.Handler {
@@ -87,7 +87,7 @@ func (h *Hub) Relay(need auth.Need, dial UpstreamDialer, dialFailed func(http.Re
 			return // Accept has answered the request
 		}
 		q := r.URL.Query()
-		c := h.newConn(id, release, ws, r, client, &p, truncate(q.Get("machine_id")), truncate(q.Get("hostname")))
+		c := h.newConn(id, release, ws, r, client, &p, need.Scope, truncate(q.Get("machine_id")), truncate(q.Get("hostname")))
 		c.upstream = up
 		go h.serve(c)
 	})

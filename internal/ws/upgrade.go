@@ -69,7 +69,7 @@ func (h *Hub) Upgrade() http.Handler {
 		}
 		// A daemon authenticated by header or ticket names itself in the query.
 		q := r.URL.Query()
-		c := h.newConn(id, release, ws, r, client, &p, truncate(q.Get("machine_id")), truncate(q.Get("hostname")))
+		c := h.newConn(id, release, ws, r, client, &p, needConnect.Scope, truncate(q.Get("machine_id")), truncate(q.Get("hostname")))
 		c.inbox = inbox
 		go h.serve(c)
 	})
@@ -103,8 +103,9 @@ func (h *Hub) acceptOptions() *websocket.AcceptOptions {
 	return &websocket.AcceptOptions{OriginPatterns: h.allowedOrigins}
 }
 
-func (h *Hub) newConn(id uuid.UUID, release func(), ws *websocket.Conn, r *http.Request, client netip.Addr, p *keyhub.Principal, machineID, hostname string) *conn {
+func (h *Hub) newConn(id uuid.UUID, release func(), ws *websocket.Conn, r *http.Request, client netip.Addr, p *keyhub.Principal, admitted keyhub.Scopes, machineID, hostname string) *conn {
 	c := &conn{
+		admitted:    admitted,
 		id:          id,
 		release:     release,
 		ws:          ws,
@@ -310,7 +311,7 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client n
 	slot.release() // serve registers it instead
 	machineID, hostname := msg.identity()
 	handedOver = true
-	c := h.newConn(id, release, ws, r, client, p, machineID, hostname)
+	c := h.newConn(id, release, ws, r, client, p, needConnect.Scope, machineID, hostname)
 	c.inbox = inbox
 	go h.serve(c)
 }
