@@ -1,11 +1,14 @@
 package dashboard_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/coder/websocket"
 
 	"github.com/keyhub/keyhub/internal/apitest"
 )
@@ -86,5 +89,99 @@ func TestDashboardKeyControls(t *testing.T) {
 	env.Get(t, "/v1/keys/"+key.ID, token).Want(t, http.StatusOK, "").JSON(t, &got)
 	if got.Name != "builder" || strings.Join(got.AllowedCIDRs, " ") != "203.0.113.0/24 2001:db8::/32" {
 		t.Errorf("the key after edit: %+v", got)
+	}
+}
+
+// TestDashboardEditScopes (issue 19 item 16): the edit dialog offers the
+// create form's scopes (product scopes included), checked as the key holds
+// them; no scope at all is said in the dialog and nothing is sent; saving
+// narrows the key (its page shows the new scopes, the key is refused what
+// it lost); an error from the server (the key revoked meanwhile) is said
+// in the dialog, which keeps the choice. axe-core checks the dialog at
+// every screen size.
+func TestDashboardEditScopes(t *testing.T) {
+	t.Parallel()
+	env := apitest.NewDev(t, map[string]string{"PRODUCT_SCOPES": "app:read"})
+	token := env.Token(t, "scout@example.com")
+	var key struct {
+		ID     string
+		Secret string `json:"key"`
+	}
+	env.Post(t, "/v1/keys", token, map[string]any{"name": "daemon", "scopes": []string{"keys:read", "ws:connect"}}).Want(t, http.StatusCreated, "").JSON(t, &key)
+
+	ctx := tab(t)
+	signIn(t, ctx, env.URL+"/dashboard/", "scout@example.com")
+	openEdit := func() {
+		t.Helper()
+		do(t, ctx, "edit",
+			chromedp.WaitVisible(chromedp.CSS(`#key-actions button.edit`)),
+			chromedp.Click(chromedp.CSS(`#key-actions button.edit`)),
+			chromedp.WaitVisible(chromedp.CSS(`#edit-scopes input`)),
+		)
+	}
+	do(t, ctx, "the key's page", chromedp.Navigate(env.URL+"/dashboard/#/keys/"+key.ID))
+	openEdit()
+	boxes := `[...document.querySelectorAll('#edit-scopes input')]`
+	if got := eval[string](t, ctx, boxes+`.map(b => b.value).join(',')`); got != "keys:read,keys:write,events:read,ws:connect,app:read" {
+		t.Errorf("the dialog offers %s", got)
+	}
+	checked := boxes + `.filter(b => b.checked).map(b => b.value).join(',')`
+	if got := eval[string](t, ctx, checked); got != "keys:read,ws:connect" {
+		t.Errorf("the dialog starts with %s checked, want the key's scopes", got)
+	}
+	for _, screen := range screens {
+		do(t, ctx, screen.name, screen.emulate())
+		checkAxe(t, ctx, screen.name+" edit dialog with scopes")
+		if eval[bool](t, ctx, `document.getElementById('edit-dialog').scrollWidth > document.getElementById('edit-dialog').clientWidth`) {
+			t.Errorf("%s: the dialog scrolls sideways", screen.name)
+		}
+	}
+	set := func(scope string, on bool) chromedp.Action[chromedp.Void] {
+		return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(b => { if (b.checked !== %t) b.click(); })(document.querySelector('#edit-scopes input[value=%q]'))`, on, scope))
+	}
+	do(t, ctx, "no scope",
+		set("keys:read", false), set("ws:connect", false),
+		chromedp.Click(chromedp.ID("edit-save")),
+		chromedp.WaitVisible(chromedp.ID("edit-scopes-error")),
+	)
+	checkAxe(t, ctx, "the edit dialog without a scope")
+	if !eval[bool](t, ctx, `document.getElementById('edit-dialog').open`) {
+		t.Error("the dialog closed without a scope")
+	}
+	env.Get(t, "/v1/me", key.Secret).Want(t, http.StatusOK, "") // nothing was sent
+	do(t, ctx, "narrow",
+		set("keys:read", true), set("app:read", true),
+		chromedp.Click(chromedp.ID("edit-save")),
+		chromedp.WaitNotVisible(chromedp.ID("edit-dialog")),
+	)
+	waitFor(t, ctx, "the new scopes", `document.getElementById('key-details').textContent.includes('keys:read, app:read')`)
+	var got struct{ Scopes []string }
+	env.Get(t, "/v1/keys/"+key.ID, token).Want(t, http.StatusOK, "").JSON(t, &got)
+	if strings.Join(got.Scopes, ",") != "keys:read,app:read" {
+		t.Errorf("the key's scopes after the edit: %v", got.Scopes)
+	}
+	if s, resp, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(env.URL, "http")+"/v1/ws", &websocket.DialOptions{HTTPHeader: http.Header{"X-API-Key": {key.Secret}}}); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		if s != nil {
+			s.CloseNow()
+		}
+		t.Errorf("a key without ws:connect opened a socket: %v", err)
+	}
+
+	// Revoked in another tab while the dialog is open: the dialog says so.
+	openEdit()
+	if got := eval[string](t, ctx, checked); got != "keys:read,app:read" {
+		t.Errorf("the dialog reopens with %s checked", got)
+	}
+	env.Delete(t, "/v1/keys/"+key.ID, token).Want(t, http.StatusOK, "")
+	do(t, ctx, "save a revoked key",
+		set("events:read", true),
+		chromedp.Click(chromedp.ID("edit-save")),
+		chromedp.WaitVisible(chromedp.ID("edit-error")),
+	)
+	if got := text(t, ctx, "#edit-error"); !strings.Contains(got, "KEY_NOT_ACTIVE") {
+		t.Errorf("the dialog says %q", got)
+	}
+	if got := eval[string](t, ctx, checked); got != "keys:read,events:read,app:read" {
+		t.Errorf("the choice is lost: %s checked", got)
 	}
 }

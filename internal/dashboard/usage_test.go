@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -111,10 +112,18 @@ func TestDashboardKeyUsage(t *testing.T) {
 		if eval[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth`) {
 			t.Errorf("%s: the page is wider than the screen", screen.name)
 		}
-		// The chart takes the card's width, whatever the screen.
-		if share := eval[float64](t, ctx, `(s => document.querySelector('#key-usage-chart svg').getBoundingClientRect().width / (s.clientWidth - parseFloat(getComputedStyle(s).paddingLeft) - parseFloat(getComputedStyle(s).paddingRight)))(document.getElementById('page-key'))`); share < 0.95 || share > 1.001 {
+		// The chart and its scale take the card's width, whatever the
+		// screen, the chart most of it.
+		cardShare := func(selector string) float64 {
+			return eval[float64](t, ctx, `(s => document.querySelector('`+selector+`').getBoundingClientRect().width / (s.clientWidth - parseFloat(getComputedStyle(s).paddingLeft) - parseFloat(getComputedStyle(s).paddingRight)))(document.getElementById('page-key'))`)
+		}
+		if share := cardShare("#key-usage-figure"); share < 0.95 || share > 1.001 {
+			t.Errorf("%s: the chart and its scale are %.2f of the card's width", screen.name, share)
+		}
+		if share := cardShare("#key-usage-chart svg"); share < 0.8 {
 			t.Errorf("%s: the chart is %.2f of the card's width", screen.name, share)
 		}
+		checkScale(t, ctx, screen.name, "8", "4", "0")
 		// Each time under the chart on one line.
 		if lines := eval[float64](t, ctx, `(a => a.getBoundingClientRect().height / parseFloat(getComputedStyle(a).lineHeight))(document.getElementById('key-usage-axis'))`); lines > 1.5 {
 			t.Errorf("%s: the times under the chart take %.1f lines", screen.name, lines)
@@ -147,6 +156,7 @@ func TestDashboardKeyUsage(t *testing.T) {
 	if got := bars(3); !near(got["ok"], 8.0/40) {
 		t.Errorf("in the week, the bar 3 h ago is %v of the busiest, want ok %.2f", got, 8.0/40)
 	}
+	checkScale(t, ctx, "the week", "40", "20", "0")
 
 	// A key without requests says so, in the period chosen, and draws nothing.
 	do(t, ctx, "the idle key's page",
@@ -162,8 +172,44 @@ func TestDashboardKeyUsage(t *testing.T) {
 	if got := text(t, ctx, "#key-usage-summary"); got != "No requests in the last 24 h." {
 		t.Errorf("an unused key's day: %q", got)
 	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('#key-usage-scale span').length`); n != 0 {
+		t.Errorf("a key without requests keeps %d labels of a scale", n)
+	}
 	if eval[bool](t, ctx, `document.getElementById('key-usage-figure').checkVisibility() || document.getElementById('key-usage-details').checkVisibility()`) {
 		t.Error("a key without requests shows a chart or a table")
 	}
 	checkAxe(t, ctx, "an unused key's usage")
+}
+
+// checkScale checks the counts beside the chart, top to bottom, against
+// the figures served: each label is on one line, its middle on its line of
+// the chart (the top line, the middle one, the baseline) within a quarter
+// of its own height, and it stands out from the card (WCAG 1.4.3: 4.5:1).
+func checkScale(t *testing.T, ctx context.Context, screen string, want ...string) {
+	t.Helper()
+	if got := eval[[]string](t, ctx, `[...document.querySelectorAll('#key-usage-scale span')].map(s => s.textContent)`); !slices.Equal(got, want) {
+		t.Fatalf("%s: the scale reads %q, want %q", screen, got, want)
+	}
+	// Where each label's middle is, as a fraction of the chart's height
+	// from its top, and how tall a label is in the same unit.
+	placed := eval[[][2]float64](t, ctx, `(() => {
+		const chart = document.querySelector('#key-usage-chart svg').getBoundingClientRect();
+		return [...document.querySelectorAll('#key-usage-scale span')].map(s => {
+			const r = s.getBoundingClientRect();
+			return [(r.top + r.height / 2 - chart.top) / chart.height, r.height / chart.height];
+		});
+	})()`)
+	for i, at := range []float64{0, 0.5, 1} {
+		if math.Abs(placed[i][0]-at) > placed[i][1]/4 {
+			t.Errorf("%s: the label %q is centred at %.2f of the chart's height, want %.2f", screen, want[i], placed[i][0], at)
+		}
+	}
+	if lines := eval[float64](t, ctx, `Math.max(...[...document.querySelectorAll('#key-usage-scale span')].map(s => s.getBoundingClientRect().height / parseFloat(getComputedStyle(s).lineHeight)))`); lines > 1.5 {
+		t.Errorf("%s: a label of the scale takes %.1f lines", screen, lines)
+	}
+	colour := eval[string](t, ctx, `getComputedStyle(document.querySelector('#key-usage-scale span')).color`)
+	card := eval[string](t, ctx, `getComputedStyle(document.getElementById('page-key')).backgroundColor`)
+	if ratio := eval[float64](t, ctx, contrastJS+fmt.Sprintf(`contrast(%q, %q)`, colour, card)); ratio < 4.5 {
+		t.Errorf("%s: the scale (%s) is %.2f:1 against the card (%s), want 4.5:1", screen, colour, ratio, card)
+	}
 }

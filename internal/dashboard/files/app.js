@@ -437,7 +437,7 @@ function copyButton(label, value, what) {
 function keyActions(key, container, withEdit = false) {
   if (key.status === 'active') {
     if (withEdit) {
-      const edit = el('button', { type: 'button', class: 'edit secondary', 'aria-label': `Edit ${key.name}: its name and allowed networks` }, 'Edit');
+      const edit = el('button', { type: 'button', class: 'edit secondary', 'aria-label': `Edit ${key.name}: its name, allowed networks and scopes` }, 'Edit');
       edit.addEventListener('click', () => busy(edit, () => editKey(key)));
       container.append(edit);
     }
@@ -712,13 +712,25 @@ async function setDisabled(key, disable) {
   }
 }
 
-// editKey renames a key and sets the networks it may be used from, in a
-// dialog; nothing is sent when nothing changed.
+// editKey renames a key and sets the networks it may be used from and its
+// scopes, in a dialog; nothing is sent when nothing changed. The scopes
+// offered are the create form's (product scopes included), checked as the
+// key holds them.
 async function editKey(key) {
   const dialog = $('edit-dialog');
+  await offerProductScopes();
   $('edit-title-name').textContent = key.name;
   $('edit-name').value = key.name;
   $('edit-cidrs').value = (key.allowed_cidrs || []).join('\n');
+  const picker = $('edit-scopes');
+  for (const label of picker.querySelectorAll('label')) {
+    label.remove();
+  }
+  for (const box of $('create-scopes').querySelectorAll('input[name=scopes]')) {
+    const choice = el('input', { type: 'checkbox', name: 'edit-scopes', value: box.value, checked: key.scopes.includes(box.value) });
+    picker.insertBefore(el('label', {}, choice, ` ${box.value}`), $('edit-scopes-error'));
+  }
+  showScopesError(false);
   $('edit-error').hidden = true;
   dialog.returnValue = '';
   dialog.showModal();
@@ -736,6 +748,19 @@ async function editKey(key) {
     if (cidrs.join(' ') !== (key.allowed_cidrs || []).join(' ')) {
       body.allowed_cidrs = cidrs;
     }
+    const scopes = [...picker.querySelectorAll('input:checked')].map((box) => box.value);
+    if (scopes.length === 0) {
+      // Said next to the boxes, before anything is sent.
+      showScopesError(true);
+      dialog.returnValue = '';
+      dialog.showModal();
+      picker.querySelector('input').focus();
+      continue;
+    }
+    showScopesError(false);
+    if ([...scopes].sort().join(' ') !== [...key.scopes].sort().join(' ')) {
+      body.scopes = scopes;
+    }
     if (Object.keys(body).length === 0) {
       return;
     }
@@ -746,17 +771,23 @@ async function editKey(key) {
       afterChange(key.id);
       return;
     } catch (err) {
-      if (err.status !== 400) {
+      if (![400, 403, 409].includes(err.status)) {
         report(err);
         return;
       }
-      // A bad name or network: say so in the dialog, with what was typed.
+      // A bad name, network or scope, a scope the session may not give,
+      // a key no longer active: say so in the dialog, with what was typed.
       $('edit-error').textContent = err.describe();
       $('edit-error').hidden = false;
       dialog.returnValue = '';
       dialog.showModal();
     }
   }
+}
+
+function showScopesError(shown) {
+  $('edit-scopes-error').hidden = !shown;
+  $('edit-scopes').setAttribute('aria-invalid', String(shown));
 }
 
 // afterChange shows a changed key where the user is: the list keeps its

@@ -85,8 +85,8 @@ function bar(hour, index, busiest) {
   return group;
 }
 
-// chart is the picture: a baseline, a line at the busiest hour's height
-// and a bar an hour. Screen readers get the summary (aria-labelledby) and
+// chart is the picture: a baseline, lines at the busiest hour's height and
+// at half of it, and a bar an hour. Screen readers get the summary (aria-labelledby) and
 // the table instead of the shapes.
 function chart(usage) {
   const width = usage.hours.length * slot;
@@ -96,8 +96,21 @@ function chart(usage) {
     role: 'img', 'aria-labelledby': 'key-usage-summary', focusable: 'false',
   },
   svg('line', { class: 'grid', x1: 0, x2: width, y1: 0.5, y2: 0.5, 'vector-effect': 'non-scaling-stroke' }),
+  svg('line', { class: 'grid', x1: 0, x2: width, y1: height / 2, y2: height / 2, 'vector-effect': 'non-scaling-stroke' }),
   svg('line', { class: 'axis', x1: 0, x2: width, y1: height, y2: height, 'vector-effect': 'non-scaling-stroke' }),
   ...usage.hours.map((hour, i) => bar(hour, i, busiest)));
+}
+
+// countFormat writes a count of the scale: a whole number, or half of an
+// odd one (the middle line of a chart whose busiest hour had 7 is 3.5).
+const countFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+
+// scaleLabels are the counts beside the chart, top to bottom: the busiest
+// hour's (the top line, where the bars are scaled to), half of it (the
+// middle line) and 0 (the baseline).
+function scaleLabels(usage) {
+  const busiest = Math.max(...usage.hours.map(total));
+  return [busiest, busiest / 2, 0].map((count) => el('span', { dataset: { count: String(count) } }, countFormat.format(count)));
 }
 
 // axisLabels are the times under the chart: its start, middle and end.
@@ -124,6 +137,7 @@ export function showUsage(usage, hours) {
   $('key-usage-figure').hidden = !used;
   $('key-usage-details').hidden = !used;
   $('key-usage-chart').replaceChildren(used ? chart(usage) : '');
+  $('key-usage-scale').replaceChildren(...(used ? scaleLabels(usage) : []));
   $('key-usage-axis').replaceChildren(...axisLabels(hours));
   const rows = used ? tableRows(usage) : [];
   $('key-usage-table').tBodies[0].replaceChildren(...rows);
