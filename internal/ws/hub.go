@@ -131,16 +131,15 @@ type Hub struct {
 	pendingByIP  map[netip.Prefix]int // pendingCount per clientip.Block
 	// pendingByNetwork is pendingCount per clientip.Network.
 	pendingByNetwork map[netip.Prefix]int
-	endedKeys        map[uuid.UUID]time.Time // keys that stopped working lately
+	endedKeys        recentKeys[struct{}] // keys that stopped working lately
 	// disabledKeys are keys disabled lately (or through a key they were
 	// obtained through), until an enable is heard: enabling restores a key,
 	// so this set, unlike endedKeys, forgets a key that works again.
-	disabledKeys map[uuid.UUID]time.Time
+	disabledKeys recentKeys[struct{}]
 	// keyScopes are the scopes of keys changed lately, as last heard, for
 	// register's check: a socket admitted just before its key lost a
 	// scope loses it too.
-	keyScopes    map[uuid.UUID]heardScopes
-	scopesSwept  time.Time
+	keyScopes    recentKeys[keyhub.Scopes]
 	maxPending   int
 	pendingPerIP int
 	// pendingPerNetwork caps pendingByNetwork.
@@ -208,9 +207,9 @@ func New(cfg Config) *Hub {
 		pendingPerNetwork: cfg.PendingPerNetwork,
 		maxPending:        cfg.MaxPending,
 		pendingPerIP:      cfg.PendingPerIP,
-		endedKeys:         make(map[uuid.UUID]time.Time),
-		disabledKeys:      make(map[uuid.UUID]time.Time),
-		keyScopes:         make(map[uuid.UUID]heardScopes),
+		endedKeys:         newRecentKeys[struct{}](),
+		disabledKeys:      newRecentKeys[struct{}](),
+		keyScopes:         newRecentKeys[keyhub.Scopes](),
 	}
 }
 

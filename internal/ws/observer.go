@@ -16,10 +16,6 @@ import (
 // or an event written anywhere reaches the open connections it concerns;
 // while the change feed is down they are re-checked in the database.
 
-// endedKeyMemory is how long a revoked key is remembered for register's
-// check: far longer than any resolve-to-register window.
-const endedKeyMemory = time.Minute
-
 // KeyChanged implements keyhub.ChangeObserver: a key that stopped working
 // closes its connections with 4001, and so do its connections from outside
 // networks the key was narrowed to, and those that need a scope the key
@@ -30,17 +26,14 @@ func (h *Hub) KeyChanged(change keyhub.KeyChange) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if change.Ended {
-		forgetOld(h.endedKeys, now)
-		h.endedKeys[change.KeyID] = now
+		h.endedKeys.remember(change.KeyID, struct{}{}, now)
+	} else { // an ended key is refused anyway (endedKeys)
+		h.keyScopes.remember(change.KeyID, change.Scopes, now)
 	}
 	if change.Disabled {
-		forgetOld(h.disabledKeys, now)
-		h.disabledKeys[change.KeyID] = now
+		h.disabledKeys.remember(change.KeyID, struct{}{}, now)
 	} else {
-		delete(h.disabledKeys, change.KeyID)
-	}
-	if !change.Ended { // an ended key is refused anyway (endedKeys)
-		h.rememberScopes(change, now)
+		h.disabledKeys.forget(change.KeyID)
 	}
 	for c := range h.byOwner[change.OwnerID] {
 		if !c.principal.IsKey() || c.principal.KeyID != change.KeyID {
@@ -67,37 +60,6 @@ func (h *Hub) KeyChanged(change keyhub.KeyChange) {
 // events:read while subscribed): like a revoke, reconnecting would be
 // refused (403 INSUFFICIENT_SCOPE), so clients do not retry.
 const reasonScopeRemoved = "scope removed"
-
-// heardScopes are a key's scopes as a change announced them, and when.
-type heardScopes struct {
-	scopes keyhub.Scopes
-	at     time.Time
-}
-
-// rememberScopes records the scopes a change announced, forgetting those
-// heard longer than endedKeyMemory ago: in one sweep per endedKeyMemory,
-// not on every change, so a burst of changes costs no quadratic time
-// under the hub's lock. The caller holds h.mu.
-func (h *Hub) rememberScopes(change keyhub.KeyChange, now time.Time) {
-	if now.Sub(h.scopesSwept) > endedKeyMemory {
-		for id, heard := range h.keyScopes {
-			if now.Sub(heard.at) > endedKeyMemory {
-				delete(h.keyScopes, id)
-			}
-		}
-		h.scopesSwept = now
-	}
-	h.keyScopes[change.KeyID] = heardScopes{scopes: change.Scopes, at: now}
-}
-
-// forgetOld drops the keys remembered longer than endedKeyMemory.
-func forgetOld(keys map[uuid.UUID]time.Time, now time.Time) {
-	for id, at := range keys {
-		if now.Sub(at) > endedKeyMemory {
-			delete(keys, id)
-		}
-	}
-}
 
 // PrincipalChanged implements keyhub.ChangeObserver. A user whose owner
 // changed or who is gone loses its sessions (4000: reconnecting resolves

@@ -75,15 +75,15 @@ func (h *Hub) register(c *conn) error {
 		return errShuttingDown
 	}
 	if c.principal.IsKey() {
-		if _, ended := h.endedKeys[c.principal.KeyID]; ended {
+		if _, ended := h.endedKeys.lookup(c.principal.KeyID); ended {
 			return errRevoked
 		}
-		if _, disabled := h.disabledKeys[c.principal.KeyID]; disabled {
+		if _, disabled := h.disabledKeys.lookup(c.principal.KeyID); disabled {
 			return keyhub.ErrKeyDisabled
 		}
 	}
 	h.conns[c.id] = c
-	if heard, ok := h.keyScopes[c.principal.KeyID]; ok && c.principal.IsKey() && !c.narrow(heard.scopes) {
+	if held, ok := h.keyScopes.lookup(c.principal.KeyID); ok && c.principal.IsKey() && !c.narrow(held) {
 		c.kill(StatusKeyRevoked, reasonScopeRemoved)
 	}
 	owned := h.byOwner[c.principal.OwnerID]
