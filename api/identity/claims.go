@@ -5,7 +5,8 @@
 // serves at /.well-known/jwks.json. Middleware verifies it against that
 // JWKS and puts the caller's Principal in the request's context.
 //
-//	mw, err := identity.Middleware("https://keyhub.example.com/.well-known/jwks.json", identity.DefaultAudience)
+//	mw, err := identity.Middleware("https://keyhub.example.com/.well-known/jwks.json", identity.DefaultAudience,
+//		identity.WithIssuer("https://keyhub.example.com"))
 //	http.ListenAndServe(":9000", mw(mux))
 //	// in a handler:
 //	p, _ := identity.FromContext(r.Context())

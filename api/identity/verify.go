@@ -252,12 +252,31 @@ func (v *Verifier) Handler(next http.Handler) http.Handler {
 // names another), and puts the principal in the request's context. Its
 // JWKS refresh runs for the life of the process; use New for a Verifier
 // you can stop.
-func Middleware(jwksURL, audience string) (func(http.Handler) http.Handler, error) {
-	v, err := New(context.Background(), Config{JWKSURL: jwksURL, Audience: audience})
+//
+// Without options any iss is accepted: the JWKS alone says the token is
+// keyhub's. WithIssuer(keyhub's PUBLIC_URL) also requires the iss, so that
+// an identity issued by another keyhub deployment sharing the signing key
+// (staging and production, say) is refused.
+func Middleware(jwksURL, audience string, opts ...Option) (func(http.Handler) http.Handler, error) {
+	cfg := Config{JWKSURL: jwksURL, Audience: audience}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	v, err := New(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
 	return v.Handler, nil
+}
+
+// Option adjusts the Config Middleware builds.
+type Option func(*Config)
+
+// WithIssuer makes Middleware require iss: keyhub's PUBLIC_URL, as its
+// identities carry it (e.g. https://keyhub.example.com, no trailing
+// slash).
+func WithIssuer(iss string) Option {
+	return func(c *Config) { c.Issuer = iss }
 }
 
 // CodeInvalidIdentity is the error code of a request refused by Handler.

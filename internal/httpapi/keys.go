@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"net/http"
 	"strconv"
 	"time"
@@ -56,9 +55,7 @@ func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, scopes *keyhu
 		return keyhub.CreateKeyInput{}, err
 	}
 	in := keyhub.CreateKeyInput{Name: name, Scopes: p.Scopes}
-	// null is absent here, as for create's other nullable fields (the
-	// document says so); PATCH, whose fields may not be null, refuses it.
-	if req.Metadata != nil && string(bytes.TrimSpace(req.Metadata)) != "null" {
+	if req.Metadata != nil {
 		if in.Metadata, err = keyhub.KeyMetadata(req.Metadata); err != nil {
 			return in, err
 		}
