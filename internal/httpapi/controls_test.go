@@ -96,6 +96,19 @@ func TestKeyUpdate(t *testing.T) {
 	patchKey(t, env, other, k, map[string]any{"name": "mine"}).Want(t, http.StatusNotFound, "NOT_FOUND")
 }
 
+// On create, a null metadata is absent (the document makes it nullable
+// there): the key gets {}. PATCH refuses null (TestKeyUpdate).
+func TestCreateKeyNullMetadata(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, nil)
+	jwt := env.Token(t, "null-metadata@example.com")
+	var k api.CreatedKey
+	env.Post(t, "/v1/keys", jwt, json.RawMessage(`{"name":"laptop","metadata":null}`)).Want(t, http.StatusCreated, "").JSON(t, &k)
+	if string(k.Metadata) != "{}" {
+		t.Fatalf("metadata %s, want {}", k.Metadata)
+	}
+}
+
 // allowed_cidrs: a request from outside the key's networks, judged on the
 // trusted client address, is 403 IP_NOT_ALLOWED on REST, forward auth and
 // the WebSocket upgrade; one from inside works. Settable at create time.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
 	"time"
@@ -55,7 +56,9 @@ func validateCreate(req api.CreateKeyRequest, p *keyhub.Principal, scopes *keyhu
 		return keyhub.CreateKeyInput{}, err
 	}
 	in := keyhub.CreateKeyInput{Name: name, Scopes: p.Scopes}
-	if req.Metadata != nil {
+	// null is absent here, as for create's other nullable fields (the
+	// document says so); PATCH, whose fields may not be null, refuses it.
+	if req.Metadata != nil && string(bytes.TrimSpace(req.Metadata)) != "null" {
 		if in.Metadata, err = keyhub.KeyMetadata(req.Metadata); err != nil {
 			return in, err
 		}
