@@ -162,5 +162,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintf(stdout, "machine: %s\n", machine)
 	fmt.Fprintf(stdout, "command: make loadtest (keyhub-load -conns %d -duration %s -rounds %d -sockets %d)\n\n", o.conns, o.duration, o.rounds, o.sockets)
 	writeTable(stdout, rows)
+	writeLimits(stdout, rows)
 	return nil
 }

@@ -80,6 +80,7 @@ type row struct {
 	ratio   string
 	cpu     string // keyhub's CPU time per request
 	goal    string // the goal and whether it is met
+	limit   string // what limits the figure, printed when its goal is not met
 }
 
 func (r *row) setLatencies(latencies []time.Duration) {
@@ -116,6 +117,29 @@ func writeTable(w io.Writer, rows []row) {
 		cells[i] = []string{r.measure, r.rate, r.p50, r.p99, r.ratio, r.cpu, r.goal}
 	}
 	writeMarkdown(w, []string{"measure", "req/s", "p50", "p99", "ratio", "server CPU/req", "goal"}, cells)
+}
+
+// writeLimits says, under the table, what limits each figure whose goal is
+// not met (BENCHMARKS.md has the profiles behind each sentence), so a
+// reader of the output alone knows a known limit from a regression.
+func writeLimits(w io.Writer, rows []row) {
+	var missed []row
+	for _, r := range rows {
+		if strings.Contains(r.goal, "(NOT met)") {
+			missed = append(missed, r)
+		}
+	}
+	if len(missed) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nGoals not met, and what limits them (measured in BENCHMARKS.md):")
+	for _, r := range missed {
+		limit := r.limit
+		if limit == "" {
+			limit = "not analysed: see BENCHMARKS.md"
+		}
+		fmt.Fprintf(w, "- %s: %s\n", r.measure, limit)
+	}
 }
 
 // writeMarkdown prints a Markdown table with its columns aligned.

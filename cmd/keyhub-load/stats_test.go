@@ -76,3 +76,27 @@ func TestWriteTableAligns(t *testing.T) {
 		t.Fatalf("row: %q", lines[2])
 	}
 }
+
+func TestWriteLimitsNamesOnlyMissedGoals(t *testing.T) {
+	var b strings.Builder
+	writeLimits(&b, []row{
+		{measure: "met", goal: verdict("≥ 0.9", true), limit: "never printed"},
+		{measure: "missed", goal: verdict("≥ 0.9", false), limit: "the headers"},
+		{measure: "missed first", goal: verdict("≥ 1.0", false) + "; p50 +1 ms", limit: "the hop"},
+		{measure: "no goal"},
+	})
+	out := b.String()
+	for _, want := range []string{"- missed: the headers\n", "- missed first: the hop\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "never printed") || strings.Contains(out, "no goal") {
+		t.Errorf("a met goal or a row without one was listed:\n%s", out)
+	}
+	b.Reset()
+	writeLimits(&b, []row{{measure: "met", goal: verdict("≥ 0.9", true)}})
+	if b.Len() != 0 {
+		t.Errorf("all goals met, yet: %q", b.String())
+	}
+}
