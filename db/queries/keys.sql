@@ -175,8 +175,7 @@ WITH RECURSIVE descendants (id, parent_id) AS (
 )
 UPDATE api_keys k SET revoked_at = sqlc.arg(revoked_at)::timestamptz
 FROM one_parent d
-WHERE k.id = d.id AND k.revoked_at IS NULL
-  AND (k.expires_at IS NULL OR k.expires_at > sqlc.arg(revoked_at)::timestamptz)
+WHERE k.id = d.id AND keyhub_key_active(k.revoked_at, k.expires_at, sqlc.arg(revoked_at)::timestamptz)
 RETURNING sqlc.embed(k), d.parent_id;
 
 -- name: EarliestParentExpiry :one

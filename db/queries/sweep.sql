@@ -34,10 +34,10 @@ SELECT pg_try_advisory_xact_lock(4823601136);
 -- Keys marked auto_rotate_before whose time has come (that long before
 -- their expiry), still the current key of their lineage, and with at
 -- least one open connection to hand the new secret to; soonest expiry first.
+-- A key without an expiry never comes due: its rotation time is NULL.
 SELECT k.id, k.owner_id, k.user_id FROM api_keys k
 WHERE k.auto_rotate_before_seconds IS NOT NULL
-  AND k.revoked_at IS NULL AND k.replaced_by IS NULL
-  AND k.expires_at > now()
+  AND keyhub_key_active(k.revoked_at, k.expires_at, now()) AND k.replaced_by IS NULL
   AND k.expires_at - make_interval(secs => k.auto_rotate_before_seconds::float8) <= now()
   AND EXISTS (SELECT 1 FROM ws_connections c
               WHERE c.slot_id = k.id AND c.expires_at > now() AND c.handover_key IS NOT NULL)

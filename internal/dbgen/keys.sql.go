@@ -560,8 +560,7 @@ WITH RECURSIVE descendants (id, parent_id) AS (
 )
 UPDATE api_keys k SET revoked_at = $1::timestamptz
 FROM one_parent d
-WHERE k.id = d.id AND k.revoked_at IS NULL
-  AND (k.expires_at IS NULL OR k.expires_at > $1::timestamptz)
+WHERE k.id = d.id AND keyhub_key_active(k.revoked_at, k.expires_at, $1::timestamptz)
 RETURNING k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.key_hash, k.scopes, k.expires_at, k.last_used_at, k.created_at, k.revoked_at, k.replaced_by, k.lineage_id, k.auto_rotate_before_seconds, k.metadata, k.allowed_cidrs, k.disabled_at, d.parent_id
 `
 
