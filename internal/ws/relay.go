@@ -163,8 +163,14 @@ func (h *Hub) relay(ctx context.Context, c *conn) error {
 
 	// The client side is over: the upstream hears the same code (4001 for
 	// a revoked key, 4002 when its owner closed it, the client's own).
+	// The client's close frame is recorded by serve only after this
+	// returns: read it here, or the upstream would hear 1001.
 	c.mu.Lock()
 	code, reason := c.closedWith, c.endedBy
+	var peerClose websocket.CloseError
+	if !c.closeSent && errors.As(readErr, &peerClose) {
+		code, reason = peerClose.Code, peerClose.Reason
+	}
 	c.mu.Unlock()
 	if !sendable(code) {
 		code, reason = websocket.StatusGoingAway, "client gone"
