@@ -277,7 +277,8 @@ const keysRevokeHelp = `usage: mk keys revoke ID [--json]
 
 Revokes a key (DELETE /v1/keys/{id}) and every key obtained through it
 (the keys it created, theirs, and so on); their open WebSockets close with
-4001 within a second. Revoking a revoked key succeeds and says so.
+4001 on every keyhub process within its revocation bound (5 s by default,
+usually milliseconds). Revoking a revoked key succeeds and says so.
 `
 
 func (m *cli) keysRevoke(ctx context.Context, args []string) error {

@@ -47,19 +47,20 @@ func createKey(t *testing.T, env *apitest.Env, cred string, body map[string]any)
 	return k
 }
 
-// eventually polls check every 5ms until it returns "" or within passes;
-// it fails with check's last complaint.
-// revocationBound is what the README promises for a change made on one
-// process (or in SQL) to reach every other process, its caches and its
-// sockets: CHANGE_FEED_STALE_BOUND's default. The tests hold the change
+// revocationBound is what the README promises ("Running more than one
+// process") for a change made on one process (or in SQL) to reach every
+// other process, its caches and its sockets, counted from the write's
+// answer: CHANGE_FEED_STALE_BOUND's default. The tests hold the change
 // feed to that promise, not to how fast it usually is (milliseconds),
-// which a machine at load 15 does not keep.
+// which a machine at load 15 does not keep (2 s was missed there).
 const revocationBound = 5 * time.Second
 
 // waitLimit bounds the waits that promise nothing: only how long a
 // failure takes to show.
 const waitLimit = 15 * time.Second
 
+// eventually polls check every 5ms until it returns "" or within passes;
+// it fails with check's last complaint.
 func eventually(t *testing.T, within time.Duration, check func() string) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -162,6 +163,28 @@ func (s *socket) expectClose(t *testing.T, want websocket.StatusCode, within tim
 		}
 	case <-time.After(within):
 		t.Fatalf("socket not closed within %v", within)
+	}
+}
+
+// expectClosedBy fails unless the socket closed with want by deadline (a
+// bound counted from a write's answer, however many sockets share it).
+func (s *socket) expectClosedBy(t *testing.T, want websocket.StatusCode, deadline time.Time) {
+	t.Helper()
+	var got websocket.StatusCode
+	select {
+	case got = <-s.closed:
+	case <-time.After(time.Until(deadline)):
+		select { // closed just as the deadline passed: closedAt judges
+		case got = <-s.closed:
+		default:
+			t.Fatalf("socket still open %v after the deadline", time.Since(deadline).Round(time.Millisecond))
+		}
+	}
+	if got != want {
+		t.Fatalf("socket closed with %d, want %d", got, want)
+	}
+	if late := s.closedAt.Sub(deadline); late > 0 {
+		t.Fatalf("socket closed %v after the deadline", late.Round(time.Millisecond))
 	}
 }
 

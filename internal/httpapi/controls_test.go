@@ -3,10 +3,15 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/keyhub/keyhub/api"
 	"github.com/keyhub/keyhub/internal/apitest"
@@ -111,7 +116,10 @@ func TestCreateKeyNullMetadata(t *testing.T) {
 
 // allowed_cidrs: a request from outside the key's networks, judged on the
 // trusted client address, is 403 IP_NOT_ALLOWED on REST, forward auth and
-// the WebSocket upgrade; one from inside works. Settable at create time.
+// the WebSocket upgrade (the key in the headers; tickets, first messages
+// and gateway routes are internal/ws's and internal/gateway's
+// *OutsideTheirNetworks and *OnEverySocketDoor tests); one from inside
+// works. Settable at create time.
 func TestAllowedCIDRs(t *testing.T) {
 	t.Parallel()
 	env := apitest.New(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"})
@@ -130,6 +138,28 @@ func TestAllowedCIDRs(t *testing.T) {
 	from("/v1/me", "198.51.100.1").Want(t, http.StatusForbidden, "IP_NOT_ALLOWED")
 	from("/v1/authz", "198.51.100.1").Want(t, http.StatusForbidden, "IP_NOT_ALLOWED")
 	from("/v1/authz", "203.0.113.200").Want(t, http.StatusOK, "")
+	upgrade := func(addr string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(env.URL, "http")+"/v1/ws", &websocket.DialOptions{
+			HTTPHeader: http.Header{"Authorization": {"Bearer " + pinned.Secret}, "X-Forwarded-For": {addr}},
+		})
+		if err != nil {
+			if resp == nil {
+				t.Fatalf("dial: %v", err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			return fmt.Sprintf("%d %s", resp.StatusCode, apitest.Response{Body: raw}.ErrorCode())
+		}
+		c.Close(websocket.StatusNormalClosure, "")
+		return "upgraded"
+	}
+	if got := upgrade("198.51.100.1"); got != "403 IP_NOT_ALLOWED" {
+		t.Errorf("WebSocket upgrade from outside: %s", got)
+	}
+	if got := upgrade("203.0.113.9"); got != "upgraded" {
+		t.Errorf("WebSocket upgrade from inside: %s", got)
+	}
 	// Without a trusted X-Forwarded-For, the peer (127.0.0.1) is the client.
 	env.Get(t, "/v1/me", pinned.Secret).Want(t, http.StatusForbidden, "IP_NOT_ALLOWED")
 	// Opening the list to loopback lets it in, at once (the cache hears it).
