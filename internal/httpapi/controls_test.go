@@ -116,10 +116,11 @@ func TestCreateKeyNullMetadata(t *testing.T) {
 
 // allowed_cidrs: a request from outside the key's networks, judged on the
 // trusted client address, is 403 IP_NOT_ALLOWED on REST, forward auth and
-// the WebSocket upgrade (the key in the headers; tickets, first messages
-// and gateway routes are internal/ws's and internal/gateway's
-// *OutsideTheirNetworks and *OnEverySocketDoor tests); one from inside
-// works. Settable at create time.
+// the WebSocket upgrade (the key in the headers here; tickets, first
+// messages and gateway routes in internal/ws's
+// TestAllowedCIDRsOnEverySocketDoor and internal/gateway's
+// TestProxyRefusesKeysOutsideTheirNetworks); one from inside works.
+// Settable at create time.
 func TestAllowedCIDRs(t *testing.T) {
 	t.Parallel()
 	env := apitest.New(t, map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"})
