@@ -650,16 +650,72 @@ function childrenOf(key) {
   return state.keys.all.filter((other) => other.replaced_by === key.id && other.status === 'active');
 }
 
+// chainOf is id and the keys that replaced it, one after the other (a
+// refresh's successor, its successor...), as far as the page knows them.
+function chainOf(id) {
+  const chain = [];
+  for (let at = id; at && !chain.includes(at); at = state.keys.byId.get(at)?.replaced_by) {
+    chain.push(at);
+  }
+  return chain;
+}
+
+// madeWith are the working keys that revoking key also ends: every key made
+// with it, transitively (the cascade: whoever held key could get them). The
+// API says who created each key (created_by); keyhub's rules add that a
+// refresh passes a key's children to its successor, and that a successor
+// can be obtained through whatever its predecessor could. Grace-period
+// predecessors (childrenOf) are counted apart.
+function madeWith(key) {
+  const children = new Map(); // the key whose revoke ends them -> keys
+  for (const other of state.keys.all) {
+    const creator = other.created_by?.key_id;
+    // A key refreshing itself creates its successor: not its child.
+    if (!creator || chainOf(creator).includes(other.id)) {
+      continue;
+    }
+    const chain = chainOf(creator);
+    const parent = chain[chain.length - 1];
+    if (!children.has(parent)) {
+      children.set(parent, []);
+    }
+    children.get(parent).push(other.id);
+  }
+  const reached = new Set([key.id]);
+  // The walk passes through keys that already ended: what was made with
+  // them ends too.
+  for (const queue = [key.id]; queue.length;) {
+    for (const child of children.get(queue.shift()) || []) {
+      for (const id of chainOf(child).filter((id) => !reached.has(id))) {
+        reached.add(id);
+        queue.push(id);
+      }
+    }
+  }
+  const graced = new Set(childrenOf(key).map((other) => other.id));
+  return [...reached].map((id) => state.keys.byId.get(id))
+    .filter((other) => other && other.id !== key.id && other.status === 'active' && !graced.has(other.id));
+}
+
 async function revokeKey(key) {
-  // A key in use, or with a predecessor in its grace period, stops more
-  // than itself: its name must be typed to revoke it.
+  // A key in use, with a predecessor in its grace period, or with keys
+  // made with it stops more than itself: its name must be typed to revoke
+  // it. Every key of the account is read first (the key's page may know
+  // only a few), page after page.
   let open = [];
   try {
     open = (await state.api.get('/v1/ws/connections')).data.filter((c) => c.key_prefix === key.prefix);
   } catch {
     open = []; // no ws:connect, or no socket support: nothing to warn about
   }
+  try {
+    await loadAllKeys();
+  } catch (err) {
+    report(err);
+    return;
+  }
   const children = childrenOf(key);
+  const made = madeWith(key);
   const stops = [];
   if (open.length) {
     stops.push(`its ${plural(open.length, 'open connection')} will be closed`);
@@ -667,11 +723,14 @@ async function revokeKey(key) {
   if (children.length) {
     stops.push(`${plural(children.length, 'older key')} in a grace period will stop too`);
   }
+  if (made.length) {
+    stops.push(`${plural(made.length, 'working key')} made with it will be revoked too`);
+  }
   const ok = await confirmAction({
     title: `Revoke ${key.name}?`,
     text: `Everything using ${key.name} (${key.prefix}), and every key made with it, stops working at once${stops.length ? `, ${stops.join(', and ')}` : ''}. This cannot be undone.`,
     confirm: 'Revoke key',
-    typeToConfirm: open.length || children.length ? key.name : '',
+    typeToConfirm: open.length || children.length || made.length ? key.name : '',
   });
   if (!ok) {
     return;
