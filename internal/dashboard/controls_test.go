@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -183,5 +184,121 @@ func TestDashboardEditScopes(t *testing.T) {
 	}
 	if got := eval[string](t, ctx, checked); got != "keys:read,events:read,app:read" {
 		t.Errorf("the choice is lost: %s checked", got)
+	}
+}
+
+// TestDashboardKeyMetadata (issue 18 item 1): a key's page shows its
+// metadata as indented JSON, as text (markup in a value stays text), never
+// wider than a phone; the edit dialog changes it, says before sending
+// what is not a JSON object of at most 4 KiB (nothing is sent), empties it
+// with an empty field, and says in the dialog what the server refuses (the
+// key revoked meanwhile), keeping what was typed.
+func TestDashboardKeyMetadata(t *testing.T) {
+	t.Parallel()
+	env := apitest.NewDev(t, nil)
+	token := env.Token(t, "mona@example.com")
+	var key struct{ ID string }
+	env.Post(t, "/v1/keys", token, map[string]any{"name": "daemon", "metadata": map[string]any{
+		"team": "infra",
+		"note": `<img src=x id=injected> ` + strings.Repeat("long-", 40),
+	}}).Want(t, http.StatusCreated, "").JSON(t, &key)
+	metadata := func() string {
+		t.Helper()
+		var got struct{ Metadata json.RawMessage }
+		env.Get(t, "/v1/keys/"+key.ID, token).Want(t, http.StatusOK, "").JSON(t, &got)
+		return string(got.Metadata)
+	}
+	before := metadata()
+
+	ctx := tab(t)
+	signIn(t, ctx, env.URL+"/dashboard/", "mona@example.com")
+	do(t, ctx, "the key's page",
+		chromedp.Navigate(env.URL+"/dashboard/#/keys/"+key.ID),
+		chromedp.WaitVisible(chromedp.CSS(`#key-details pre.metadata`)),
+	)
+	if got := text(t, ctx, `#key-details pre.metadata`); !strings.Contains(got, `"team": "infra"`) || !strings.Contains(got, `<img src=x id=injected>`) {
+		t.Errorf("the metadata reads %q", got)
+	}
+	if eval[bool](t, ctx, `document.getElementById('injected') !== null || document.querySelector('#key-details [style]') !== null`) {
+		t.Error("the metadata's markup reached the page, or it has an inline style")
+	}
+	for _, screen := range screens[:2] {
+		do(t, ctx, screen.name, screen.emulate())
+		checkAxe(t, ctx, screen.name+" key page with metadata")
+		if eval[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth`) {
+			t.Errorf("%s: the metadata makes the page wider than the screen", screen.name)
+		}
+	}
+
+	openEdit := func() {
+		t.Helper()
+		do(t, ctx, "edit",
+			chromedp.WaitVisible(chromedp.CSS(`#key-actions button.edit`)),
+			chromedp.Click(chromedp.CSS(`#key-actions button.edit`)),
+			chromedp.WaitVisible(chromedp.ID("edit-metadata")),
+		)
+	}
+	openEdit()
+	if got := eval[string](t, ctx, `JSON.stringify(JSON.parse(document.getElementById('edit-metadata').value))`); !strings.Contains(got, `"team":"infra"`) {
+		t.Errorf("the dialog starts with metadata %s", got)
+	}
+	for _, bad := range []struct{ typed, says string }{
+		{`{team: "infra"}`, "not valid JSON"},
+		{`["infra"]`, "must be a JSON object"},
+		{`{"blob": "` + strings.Repeat("x", 4100) + `"}`, "at most 4096"},
+	} {
+		do(t, ctx, "metadata "+bad.says,
+			chromedp.SetValue(chromedp.ID("edit-metadata"), bad.typed),
+			chromedp.Click(chromedp.ID("edit-save")),
+			chromedp.WaitVisible(chromedp.ID("edit-metadata-error")),
+		)
+		if got := text(t, ctx, "#edit-metadata-error"); !strings.Contains(got, bad.says) {
+			t.Errorf("metadata %.30s: the dialog says %q, want %q", bad.typed, got, bad.says)
+		}
+		if !eval[bool](t, ctx, `document.getElementById('edit-dialog').open && document.getElementById('edit-metadata').getAttribute('aria-invalid') === 'true'`) {
+			t.Errorf("metadata %.30s: the dialog closed, or the field is not marked invalid", bad.typed)
+		}
+	}
+	checkAxe(t, ctx, "the edit dialog with a metadata error")
+	if got := metadata(); got != before {
+		t.Errorf("bad metadata was sent: the key holds %s", got)
+	}
+
+	do(t, ctx, "save metadata",
+		chromedp.SetValue(chromedp.ID("edit-metadata"), `{"team": "platform", "tier": 2}`),
+		chromedp.Click(chromedp.ID("edit-save")),
+		chromedp.WaitNotVisible(chromedp.ID("edit-dialog")),
+	)
+	waitFor(t, ctx, "the new metadata shown", `(document.querySelector('#key-details pre.metadata')?.textContent || '').includes('"platform"')`)
+	var saved map[string]any
+	if err := json.Unmarshal([]byte(metadata()), &saved); err != nil || len(saved) != 2 || saved["team"] != "platform" || saved["tier"] != 2.0 {
+		t.Errorf("the key's metadata after the edit: %v (%v)", saved, err)
+	}
+
+	openEdit()
+	do(t, ctx, "empty the metadata",
+		// chromedp's SetValue refuses an empty value.
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('edit-metadata').value = ''`),
+		chromedp.Click(chromedp.ID("edit-save")),
+		chromedp.WaitNotVisible(chromedp.ID("edit-dialog")),
+	)
+	waitFor(t, ctx, "no metadata shown", `document.querySelector('#key-details pre.metadata') === null && document.getElementById('key-details').textContent.includes('none')`)
+	if got := metadata(); got != `{}` {
+		t.Errorf("the key's metadata after emptying: %s", got)
+	}
+
+	// Revoked in another tab while the dialog is open: the dialog says so.
+	openEdit()
+	env.Delete(t, "/v1/keys/"+key.ID, token).Want(t, http.StatusOK, "")
+	do(t, ctx, "save a revoked key's metadata",
+		chromedp.SetValue(chromedp.ID("edit-metadata"), `{"team": "gone"}`),
+		chromedp.Click(chromedp.ID("edit-save")),
+		chromedp.WaitVisible(chromedp.ID("edit-error")),
+	)
+	if got := text(t, ctx, "#edit-error"); !strings.Contains(got, "KEY_NOT_ACTIVE") {
+		t.Errorf("the dialog says %q", got)
+	}
+	if got := eval[string](t, ctx, `document.getElementById('edit-metadata').value`); got != `{"team": "gone"}` {
+		t.Errorf("what was typed is lost: %q", got)
 	}
 }

@@ -16,6 +16,7 @@ import {
 const pageSize = 20;
 const keyPageLimit = 200; // the API's largest page
 const soon = 7 * 86400 * 1000; // a key expiring within this is highlighted
+const maxMetadataBytes = 4096; // the API's bound on a key's metadata, as compact JSON
 
 const state = {
   config: null,
@@ -437,7 +438,7 @@ function copyButton(label, value, what) {
 function keyActions(key, container, withEdit = false) {
   if (key.status === 'active') {
     if (withEdit) {
-      const edit = el('button', { type: 'button', class: 'edit secondary', 'aria-label': `Edit ${key.name}: its name, allowed networks and scopes` }, 'Edit');
+      const edit = el('button', { type: 'button', class: 'edit secondary', 'aria-label': `Edit ${key.name}: its name, allowed networks, scopes and metadata` }, 'Edit');
       edit.addEventListener('click', () => busy(edit, () => editKey(key)));
       container.append(edit);
     }
@@ -771,8 +772,8 @@ async function setDisabled(key, disable) {
   }
 }
 
-// editKey renames a key and sets the networks it may be used from and its
-// scopes, in a dialog; nothing is sent when nothing changed. The scopes
+// editKey renames a key and sets the networks it may be used from, its
+// scopes and its metadata, in a dialog; nothing is sent when nothing changed. The scopes
 // offered are the create form's (product scopes included), checked as the
 // key holds them.
 async function editKey(key) {
@@ -781,6 +782,8 @@ async function editKey(key) {
   $('edit-title-name').textContent = key.name;
   $('edit-name').value = key.name;
   $('edit-cidrs').value = (key.allowed_cidrs || []).join('\n');
+  $('edit-metadata').value = hasMetadata(key.metadata) ? JSON.stringify(key.metadata, null, 2) : '';
+  showMetadataError('');
   const picker = $('edit-scopes');
   for (const label of picker.querySelectorAll('label')) {
     label.remove();
@@ -806,6 +809,18 @@ async function editKey(key) {
     const cidrs = $('edit-cidrs').value.split(/[\s,]+/).filter(Boolean);
     if (cidrs.join(' ') !== (key.allowed_cidrs || []).join(' ')) {
       body.allowed_cidrs = cidrs;
+    }
+    const metadata = readMetadata($('edit-metadata').value);
+    showMetadataError(metadata.error || '');
+    if (metadata.error) {
+      // Said next to the field, before anything is sent.
+      dialog.returnValue = '';
+      dialog.showModal();
+      $('edit-metadata').focus();
+      continue;
+    }
+    if (canonicalJSON(metadata.value) !== canonicalJSON(key.metadata || {})) {
+      body.metadata = metadata.value;
     }
     const scopes = [...picker.querySelectorAll('input:checked')].map((box) => box.value);
     if (scopes.length === 0) {
@@ -842,6 +857,60 @@ async function editKey(key) {
       dialog.showModal();
     }
   }
+}
+
+// ---- a key's metadata ------------------------------------------------------
+
+function hasMetadata(metadata) {
+  return Boolean(metadata) && Object.keys(metadata).length > 0;
+}
+
+// metadataView shows a key's metadata as indented JSON, as text (a value
+// may hold markup: it is never HTML), or says there is none.
+function metadataView(metadata) {
+  return hasMetadata(metadata) ? el('pre', { class: 'metadata' }, JSON.stringify(metadata, null, 2)) : 'none';
+}
+
+// readMetadata reads the edit dialog's metadata field by the API's rule (a
+// JSON object of at most 4 KiB as compact JSON, which is what is sent):
+// {value}, or {error} in the user's words. An empty field is no metadata.
+function readMetadata(text) {
+  if (!text.trim()) {
+    return { value: {} };
+  }
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return { error: `Metadata is not valid JSON: ${err.message}.` };
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return { error: 'Metadata must be a JSON object, in braces, such as {"team": "infra"}.' };
+  }
+  const bytes = new TextEncoder().encode(JSON.stringify(value)).length;
+  if (bytes > maxMetadataBytes) {
+    return { error: `Metadata is ${bytes} bytes as compact JSON: at most ${maxMetadataBytes} are allowed.` };
+  }
+  return { value };
+}
+
+// canonicalJSON writes value with its objects' names sorted: the server
+// may return the names in another order than they were typed, which is no
+// change.
+function canonicalJSON(value) {
+  if (Array.isArray(value)) {
+    return `[${value.map(canonicalJSON).join(',')}]`;
+  }
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value).sort().map((name) => `${JSON.stringify(name)}:${canonicalJSON(value[name])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function showMetadataError(text) {
+  $('edit-metadata-error').textContent = text;
+  $('edit-metadata-error').hidden = !text;
+  $('edit-metadata').setAttribute('aria-invalid', String(Boolean(text)));
 }
 
 function showScopesError(shown) {
@@ -897,6 +966,7 @@ async function showKey(id) {
       ['Revoked', whenLong(key.revoked_at, 'no')],
       ['Disabled', whenLong(key.disabled_at, 'no')],
       ['Allowed networks', key.allowed_cidrs && key.allowed_cidrs.length ? key.allowed_cidrs.join(', ') : 'any'],
+      ['Metadata', metadataView(key.metadata)],
       ['Replaced by', key.replaced_by ? el('a', { href: `#/keys/${key.replaced_by}` }, keyLabel(key.replaced_by)) : '—'],
     ]);
     $('key-actions').replaceChildren();
