@@ -1,12 +1,15 @@
 package dashboard_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/coder/websocket"
 
 	"github.com/keyhub/keyhub/internal/apitest"
 )
@@ -100,6 +103,132 @@ func TestDashboardActionsRunOnce(t *testing.T) {
 	}
 	if n := rowCount(t, ctx, "events-table"); n != 24 {
 		t.Errorf("%d events listed, want 24", n)
+	}
+}
+
+// TestDashboardRefreshAndCloseRunOnce double-clicks Refresh (the row's
+// button, then the dialog's) and Close on a connection (the row's, then
+// the confirmation's), and Reload on the connections page, on a network
+// slow enough that the first request is still on its way: each sends one
+// request, and the row's button stays disabled until the answer comes, so
+// a second try opens no second dialog (it would refresh or close twice).
+func TestDashboardRefreshAndCloseRunOnce(t *testing.T) {
+	t.Parallel()
+	env := apitest.NewDev(t, nil)
+	slow := newSlowNetwork(t, env)
+	token := env.Token(t, "rhea@example.com")
+	setTier(t, env, token, "team")
+	var key, worker struct {
+		ID, Prefix string
+		Secret     string `json:"key"`
+	}
+	env.Post(t, "/v1/keys", token, map[string]any{"name": "daemon"}).Want(t, http.StatusCreated, "").JSON(t, &key)
+	env.Post(t, "/v1/keys", token, map[string]any{"name": "worker"}).Want(t, http.StatusCreated, "").JSON(t, &worker)
+
+	ctx := tab(t)
+	signIn(t, ctx, slow.URL+"/dashboard/", "rhea@example.com")
+	row := `#keys-table tr[data-key-id="` + key.ID + `"]`
+	do(t, ctx, "keys",
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=keys]`)),
+		chromedp.WaitVisible(chromedp.CSS(row+` button.refresh`)),
+	)
+	dialogOpen := func(id string) bool {
+		t.Helper()
+		return eval[bool](t, ctx, `document.getElementById('`+id+`').open`)
+	}
+
+	// Refresh.
+	do(t, ctx, "double-click Refresh",
+		doubleClick(row+` button.refresh`),
+		chromedp.WaitVisible(chromedp.ID("refresh-confirm")),
+	)
+	slow.Hold(request(http.MethodPost, "/v1/keys/"+key.ID+"/refresh"))
+	do(t, ctx, "double-click Refresh key", doubleClick("#refresh-confirm"))
+	slow.waitHeld(t, 1)
+	if !eval[bool](t, ctx, `document.querySelector('`+row+` button.refresh').disabled`) {
+		t.Error("Refresh is not disabled while its request runs")
+	}
+	eval[bool](t, ctx, `document.querySelector('`+row+` button.refresh').click(), true`)
+	if dialogOpen("refresh-dialog") {
+		t.Error("Refresh opened its dialog again while its request runs")
+	}
+	slow.Release()
+	do(t, ctx, "the new secret",
+		chromedp.WaitVisible(chromedp.ID("secret-value")),
+		closeUncopiedSecret,
+	)
+	if n := slow.Held(); n != 1 {
+		t.Errorf("a double-clicked Refresh sent %d requests, want 1", n)
+	}
+	if n := keyCount(t, env, token, "all"); n != 3 {
+		t.Errorf("%d keys after one refresh, want 3 (the old one, its successor, worker)", n)
+	}
+
+	// Close a connection.
+	daemon, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(env.URL, "http")+"/v1/ws?machine_id=m-9", &websocket.DialOptions{
+		HTTPHeader: http.Header{"X-Api-Key": []string{worker.Secret}},
+	})
+	if err != nil {
+		t.Fatalf("daemon dial: %v", err)
+	}
+	defer daemon.CloseNow()
+	if _, _, err := daemon.Read(context.Background()); err != nil { // the welcome: registered
+		t.Fatalf("daemon welcome: %v", err)
+	}
+	closed := make(chan websocket.StatusCode, 1)
+	go func() {
+		for {
+			if _, _, err := daemon.Read(context.Background()); err != nil {
+				closed <- websocket.CloseStatus(err)
+				return
+			}
+		}
+	}()
+	connRow := `#connections-table tr[data-key-prefix="` + worker.Prefix + `"]`
+	do(t, ctx, "connections",
+		chromedp.Click(chromedp.CSS(`#nav a[data-page=connections]`)),
+		chromedp.WaitVisible(chromedp.CSS(connRow+` button.close-connection`)),
+	)
+	slow.Hold(request(http.MethodGet, "/v1/ws/connections"))
+	do(t, ctx, "double-click Reload", doubleClick("#connections-reload"))
+	slow.waitHeld(t, 1)
+	if !eval[bool](t, ctx, `document.getElementById('connections-reload').disabled`) {
+		t.Error("Reload is not disabled while its request runs")
+	}
+	slow.Release()
+	do(t, ctx, "reloaded", chromedp.WaitEnabled(chromedp.ID("connections-reload")), chromedp.WaitVisible(chromedp.CSS(connRow)))
+	if n := slow.Held(); n != 1 {
+		t.Errorf("a double-clicked Reload sent %d requests, want 1", n)
+	}
+
+	do(t, ctx, "double-click Close",
+		doubleClick(connRow+` button.close-connection`),
+		chromedp.WaitVisible(chromedp.ID("confirm-yes")),
+	)
+	slow.Hold(func(r *http.Request) bool {
+		return r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/ws/connections/")
+	})
+	do(t, ctx, "double-click Close connection", doubleClick("#confirm-yes"))
+	slow.waitHeld(t, 1)
+	if !eval[bool](t, ctx, `document.querySelector('`+connRow+` button.close-connection').disabled`) {
+		t.Error("Close is not disabled while its request runs")
+	}
+	eval[bool](t, ctx, `document.querySelector('`+connRow+` button.close-connection').click(), true`)
+	if dialogOpen("confirm-dialog") {
+		t.Error("Close asked again while its request runs")
+	}
+	slow.Release()
+	do(t, ctx, "closed", chromedp.WaitNotPresent(chromedp.CSS(connRow)))
+	if n := slow.Held(); n != 1 {
+		t.Errorf("a double-clicked Close sent %d requests, want 1", n)
+	}
+	select {
+	case code := <-closed:
+		if code != 4002 {
+			t.Errorf("the daemon's socket closed with %d, want 4002", code)
+		}
+	case <-time.After(20 * time.Second): // a ceiling: the close comes at once
+		t.Error("the daemon's socket is still open")
 	}
 }
 

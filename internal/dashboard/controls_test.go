@@ -19,7 +19,7 @@ import (
 // work again; on the key's page, Edit renames it and sets its allowed
 // networks (a bad network is said in the dialog, which keeps what was
 // typed), and the key is then refused from elsewhere. axe-core checks the
-// pages and the dialog.
+// pages and the dialogs, the disable confirmation at every screen size.
 func TestDashboardKeyControls(t *testing.T) {
 	t.Parallel()
 	env := apitest.NewDev(t, nil)
@@ -38,7 +38,14 @@ func TestDashboardKeyControls(t *testing.T) {
 		chromedp.Click(chromedp.CSS(row+` button.disable`)),
 		chromedp.WaitVisible(chromedp.ID("confirm-yes")),
 	)
-	checkAxe(t, ctx, "the disable confirmation")
+	for _, screen := range screens {
+		do(t, ctx, screen.name, screen.emulate())
+		checkAxe(t, ctx, screen.name+" disable confirmation")
+		if eval[bool](t, ctx, `document.getElementById('confirm-dialog').scrollWidth > document.getElementById('confirm-dialog').clientWidth`) {
+			t.Errorf("%s: the disable confirmation scrolls sideways", screen.name)
+		}
+	}
+	do(t, ctx, "back to the desktop", screens[0].emulate())
 	do(t, ctx, "confirm",
 		chromedp.Click(chromedp.ID("confirm-yes")),
 		chromedp.WaitVisible(chromedp.CSS(row+`[data-disabled=yes] button.enable`)),
