@@ -55,7 +55,8 @@ func TestDashboardAccessibility(t *testing.T) {
 		Prefix string
 		Secret string `json:"key"`
 	}
-	env.Post(t, "/v1/keys", token, map[string]any{"name": "build server", "expires_in": 30 * 86400}).Want(t, http.StatusCreated, "").JSON(t, &daemonKey)
+	env.Post(t, "/v1/keys", token, map[string]any{"name": "build server", "expires_in": 30 * 86400,
+		"metadata": map[string]any{"team": "platform", "runbook": "https://wiki.example.com/build-server"}}).Want(t, http.StatusCreated, "").JSON(t, &daemonKey)
 	var old struct{ ID string }
 	env.Post(t, "/v1/keys", token, map[string]any{"name": "old laptop"}).Want(t, http.StatusCreated, "").JSON(t, &old)
 	env.Delete(t, "/v1/keys/"+old.ID, token).Want(t, http.StatusOK, "")
