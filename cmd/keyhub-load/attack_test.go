@@ -78,3 +78,26 @@ func TestRateLimited(t *testing.T) {
 		}
 	}
 }
+
+// A route that creates keys is held to the README's steady state (the
+// tier's 60 plus one bucket per creation the shipped budget refills), the
+// others to the tier's 60; in a window, one creation that comes due just
+// inside it counts.
+func TestAttackGoal(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		freshKeys        bool
+		window           time.Duration
+		bound, perMinute int
+	}{
+		{false, 30 * time.Second, 31, 60},
+		{true, 30 * time.Second, 91, 120},
+		{true, 60 * time.Second, 121, 120},
+		{true, 90 * time.Second, 211, 120},
+	} {
+		bound, perMinute := attackRoute{freshKeys: tc.freshKeys}.goal(tc.window)
+		if bound != tc.bound || perMinute != tc.perMinute {
+			t.Errorf("goal(freshKeys=%v, %s) = %d, %d/min; want %d, %d/min", tc.freshKeys, tc.window, bound, perMinute, tc.bound, tc.perMinute)
+		}
+	}
+}

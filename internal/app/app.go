@@ -328,6 +328,7 @@ func newRateLimits(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*ra
 		TierRPM:      cfg.RateLimitTierRPM,
 		AuthFailures: ratelimit.Limit{Rate: cfg.AuthFailureRate, Burst: cfg.AuthFailureBurst, Period: time.Minute},
 		Refreshes:    ratelimit.Limit{Rate: cfg.KeyRefreshRate, Burst: cfg.KeyRefreshBurst, Period: time.Hour},
+		Creations:    ratelimit.Limit{Rate: cfg.KeyCreateRate, Burst: cfg.KeyCreateBurst, Period: time.Hour},
 		Size:         cfg.RateLimitMemoryKeys,
 		Log:          log,
 		OnReject:     m.RateLimitRejected,

@@ -83,6 +83,11 @@ type Config struct {
 	// API key lineage (per hour, and at once).
 	KeyRefreshRate  int
 	KeyRefreshBurst int
+	// KeyCreateRate and KeyCreateBurst limit key creations per owner
+	// (per hour, and at once): each new key starts with a full request
+	// bucket, so creating and revoking keys must not be free.
+	KeyCreateRate  int
+	KeyCreateBurst int
 	// RateLimitMemoryKeys bounds the rate-limit keys kept in process.
 	RateLimitMemoryKeys int
 	// WSPendingMax, WSPendingPerIP and WSPendingPerNetwork cap
@@ -197,6 +202,8 @@ func Load(getenv func(string) string) (Config, error) {
 		AuthFailureBurst:    p.positiveInt("AUTH_FAILURE_BURST", 10),
 		KeyRefreshRate:      p.positiveInt("KEY_REFRESH_RATE_LIMIT", 60),
 		KeyRefreshBurst:     p.positiveInt("KEY_REFRESH_BURST", 10),
+		KeyCreateRate:       p.positiveInt("KEY_CREATE_RATE_LIMIT", 60),
+		KeyCreateBurst:      p.positiveInt("KEY_CREATE_BURST", 10),
 		RateLimitMemoryKeys: p.positiveInt("RATE_LIMIT_MEMORY_KEYS", 100_000),
 		WSPendingMax:        p.positiveInt("WS_PENDING_MAX", 1024),
 		WSPendingPerIP:      p.positiveInt("WS_PENDING_PER_IP", 16),
@@ -297,6 +304,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.KeyRefreshRate > maxRPM || c.KeyRefreshBurst > maxRPM {
 		return Config{}, fmt.Errorf("KEY_REFRESH_RATE_LIMIT and KEY_REFRESH_BURST must be at most %d", maxRPM)
+	}
+	if c.KeyCreateRate > maxRPM || c.KeyCreateBurst > maxRPM {
+		return Config{}, fmt.Errorf("KEY_CREATE_RATE_LIMIT and KEY_CREATE_BURST must be at most %d", maxRPM)
 	}
 	if c.WSLeaseTTL < time.Second || c.WSLeaseTTL > 10*time.Minute {
 		return Config{}, fmt.Errorf("WS_LEASE_TTL must be between 1s and 10m, got %s", c.WSLeaseTTL)

@@ -21,7 +21,7 @@ import (
 // Load more listed the same 20 rows twice).
 func TestDashboardActionsRunOnce(t *testing.T) {
 	t.Parallel()
-	env := apitest.NewDev(t, nil)
+	env := apitest.NewDev(t, map[string]string{"KEY_CREATE_BURST": "100"}) // 22 keys, two pages
 	slow := newSlowNetwork(t, env)
 	token := env.Token(t, "dana@example.com")
 	setTier(t, env, token, "team")
@@ -238,7 +238,7 @@ func TestDashboardRefreshAndCloseRunOnce(t *testing.T) {
 // could not be chosen).
 func TestDashboardManyKeys(t *testing.T) {
 	t.Parallel()
-	env := apitest.NewDev(t, nil)
+	env := apitest.NewDev(t, map[string]string{"KEY_CREATE_BURST": "1000"}) // 231 keys
 	token := env.Token(t, "erin@example.com")
 	setTier(t, env, token, "enterprise")
 	var oldest struct{ ID, Prefix string }

@@ -402,7 +402,7 @@ func TestDashboardCrossOrigin(t *testing.T) {
 	static := httptest.NewUnstartedServer(nil)
 	defer static.Close()
 	origin := "http://" + static.Listener.Addr().String()
-	env := apitest.NewDev(t, map[string]string{"ALLOWED_ORIGINS": origin})
+	env := apitest.NewDev(t, map[string]string{"ALLOWED_ORIGINS": origin, "KEY_CREATE_BURST": "100"}) // 22 keys, two pages
 	pageFiles := dashboard.Handler(dashboard.Config{APIURL: env.URL, DevSignIn: true})
 	static.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/limited" { // what a rate-limited API answers

@@ -19,7 +19,7 @@ import (
 // away, with keyboard focus dropped to <body>) and focus on the key's row.
 func TestDashboardRevokeKeepsPlace(t *testing.T) {
 	t.Parallel()
-	env := apitest.NewDev(t, nil)
+	env := apitest.NewDev(t, map[string]string{"KEY_CREATE_BURST": "100"}) // 25 keys, two pages
 	token := env.Token(t, "ivy@example.com")
 	setTier(t, env, token, "team")
 	for i := range 25 {

@@ -241,7 +241,7 @@ func TestChainedRefreshKeepsTierLimit(t *testing.T) {
 // run and once after.
 func TestConcurrentWritesKeepTierLimit(t *testing.T) {
 	t.Parallel()
-	env := apitest.New(t, nil)
+	env := apitest.New(t, map[string]string{"KEY_CREATE_BURST": "100"}) // many creates at once: the tier's limit is under test, not the creation budget
 	jwt := env.Token(t, "busy@example.com")
 	const limit = 5 // pro
 	me := setTier(t, env, jwt, "pro")
@@ -476,7 +476,7 @@ func TestEventsRecordTheActingKey(t *testing.T) {
 // or KEY_REVOKED.
 func TestRevokeRacesTheRevokedKeysWrites(t *testing.T) {
 	t.Parallel()
-	env := apitest.New(t, nil)
+	env := apitest.New(t, map[string]string{"KEY_CREATE_BURST": "1000"}) // eight loops create children until the revocation
 	jwt := env.Token(t, "race@example.com")
 	setTier(t, env, jwt, "enterprise")
 	var k api.CreatedKey

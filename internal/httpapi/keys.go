@@ -32,6 +32,9 @@ func (s *server) handleKeyCreate(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, r, err)
 		return
 	}
+	if !s.allowCreation(w, r, p) {
+		return
+	}
 	created, err := s.deps.Keys.CreateKey(r.Context(), p, in, s.requestMeta(r))
 	if err != nil {
 		httpjson.Error(w, r, err)

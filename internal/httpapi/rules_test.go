@@ -41,7 +41,7 @@ func TestTenantIsolation(t *testing.T) {
 // 20 concurrent creates by one free user yield exactly one key.
 func TestTierLimitIsRaceFree(t *testing.T) {
 	t.Parallel()
-	env := apitest.New(t, nil)
+	env := apitest.New(t, map[string]string{"KEY_CREATE_BURST": "100"}) // 20 creates at once: the tier's limit is under test, not the creation budget
 	jwt := env.Token(t, "free@example.com")
 	env.Get(t, "/v1/me", jwt).Want(t, http.StatusOK, "") // provision first
 	statuses := make([]int, 20)

@@ -33,6 +33,9 @@ func (s *server) handleSeedCreate(w http.ResponseWriter, r *http.Request) {
 		name = seedDefaultName
 	}
 	p := principal(r)
+	if !s.allowCreation(w, r, p) {
+		return
+	}
 	created, err := s.deps.Keys.CreateKey(r.Context(), p, keyhub.CreateKeyInput{Name: name, Scopes: p.Scopes, SingleKey: true}, s.requestMeta(r))
 	if err != nil {
 		httpjson.Error(w, r, err)

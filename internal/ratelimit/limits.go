@@ -22,6 +22,7 @@ const (
 	LimiterWSPending   = "ws_pending"   // WebSocket connections waiting to authenticate (in all or per IP)
 	LimiterRefresh     = "refresh"      // key refreshes per acting API key lineage
 	LimiterWSMessage   = "ws_message"   // WebSocket messages per API key lineage or user session
+	LimiterKeyCreate   = "key_create"   // key creations per owner
 )
 
 // AuthFailurePolicy names the failed-authentication policy in headers.
@@ -29,6 +30,9 @@ const AuthFailurePolicy = "auth_failures"
 
 // RefreshPolicy names the key-refresh policy in headers.
 const RefreshPolicy = "key_refreshes"
+
+// CreatePolicy names the key-creation policy in headers.
+const CreatePolicy = "key_creations"
 
 // Config assembles Limits.
 type Config struct {
@@ -40,6 +44,8 @@ type Config struct {
 	// Refreshes limits key refreshes per acting API key lineage (zero:
 	// unlimited).
 	Refreshes Limit
+	// Creations limits key creations per owner (zero: unlimited).
+	Creations Limit
 	// Redis, when set, makes every limit global across the processes
 	// sharing it; nil limits each process on its own.
 	Redis *redis.Client
@@ -65,6 +71,7 @@ type Limits struct {
 	tiers        map[keyhub.Tier]Limit
 	authFailures Limit
 	refreshes    Limit
+	creations    Limit
 	onReject     func(string)
 	// failuresUntil (unix nanos) is a window after the last failed
 	// authentication this process saw: past it no address can be blocked,
@@ -91,7 +98,7 @@ func New(cfg Config) *Limits {
 	if size <= 0 {
 		size = 100_000
 	}
-	l := &Limits{tiers: make(map[keyhub.Tier]Limit), authFailures: cfg.AuthFailures, refreshes: cfg.Refreshes, onReject: cfg.OnReject, now: time.Now}
+	l := &Limits{tiers: make(map[keyhub.Tier]Limit), authFailures: cfg.AuthFailures, refreshes: cfg.Refreshes, creations: cfg.Creations, onReject: cfg.OnReject, now: time.Now}
 	for _, tier := range []keyhub.Tier{keyhub.TierFree, keyhub.TierPro, keyhub.TierTeam, keyhub.TierEnterprise} {
 		rpm := tier.Limits().RequestsPerMinute
 		if n, ok := cfg.TierRPM[tier]; ok && n > 0 {
@@ -159,6 +166,21 @@ func (l *Limits) Refresh(ctx context.Context, p *keyhub.Principal) Decision {
 		return Decision{Result: Result{Allowed: true}, Policy: RefreshPolicy}
 	}
 	return l.allowOpen(ctx, "refresh:"+PrincipalBucket(p), l.refreshes, RefreshPolicy, LimiterRefresh)
+}
+
+// Create spends one key creation of the owner's creation budget, whoever
+// creates (a dashboard session, a key with keys:write, the seed service's
+// create): a new key starts with a full request bucket of its own, so a
+// loop of create, spend, revoke would otherwise turn a session's requests
+// into fresh buckets (a free user reached ≈1,800 requests a minute through
+// keys of 60). The budget is the owner's, not the user's or the acting
+// key's, since every key of an owner spends its tier. A Redis outage fails
+// open, like Principal.
+func (l *Limits) Create(ctx context.Context, p *keyhub.Principal) Decision {
+	if !l.creations.Valid() {
+		return Decision{Result: Result{Allowed: true}, Policy: CreatePolicy}
+	}
+	return l.allowOpen(ctx, "create:"+bucketName("owner:", p.OwnerID), l.creations, CreatePolicy, LimiterKeyCreate)
 }
 
 // WSMessage spends one WebSocket message of p's budget: its tier's
