@@ -380,7 +380,10 @@ func normalizedEqual(name, lower string) bool {
 // and leaves the rest byte for byte. A parameter is also dropped when a
 // ";"-separated part of it is a ticket: some frameworks split on ";" too.
 func withoutTicket(raw string) string {
-	if raw == "" || !strings.Contains(strings.ToLower(raw), "ticket") {
+	// A name can be escaped ("t%69cket" is a ticket to url.Values, and so
+	// to admission): only a query with neither the word nor an escape is
+	// surely free of one.
+	if raw == "" || (!strings.Contains(strings.ToLower(raw), "ticket") && !strings.Contains(raw, "%")) {
 		return raw // the usual case: nothing to parse
 	}
 	var kept []string
