@@ -216,6 +216,23 @@ func (c *conn) closeCode(code websocket.StatusCode) {
 	}
 }
 
+// readEnded records how the client's reader ended: the peer's close code
+// (unless the server sent its own), or the 1009 the library sent when a
+// message passed the read limit (its error carries no close status).
+func (c *conn) readEnded(err error) {
+	if errors.Is(err, websocket.ErrMessageTooBig) {
+		c.mu.Lock()
+		if !c.closeSent {
+			c.endedBy, c.closedWith, c.closeSent = "message too big", websocket.StatusMessageTooBig, true
+		}
+		c.mu.Unlock()
+		return
+	}
+	if code := websocket.CloseStatus(err); code != -1 {
+		c.closeCode(code)
+	}
+}
+
 func (c *conn) setEndedBy(reason string) {
 	c.mu.Lock()
 	c.endedBy = reason
@@ -318,9 +335,7 @@ func (h *Hub) serve(c *conn) {
 	} else {
 		readErr = h.readLoop(ctx, c)
 	}
-	if code := websocket.CloseStatus(readErr); code != -1 {
-		c.closeCode(code) // the peer's, unless the server closed first
-	}
+	c.readEnded(readErr)
 	// Whatever ended the reader, a close handshake kill started finishes
 	// before the connection is dropped.
 	if !c.closing.CompareAndSwap(false, true) {

@@ -162,9 +162,11 @@ func (h *Hub) relay(ctx context.Context, c *conn) error {
 	}
 
 	// The client side is over: the upstream hears the same code (4001 for
-	// a revoked key, 4002 when its owner closed it, the client's own).
-	// The client's close frame is recorded by serve only after this
-	// returns: read it here, or the upstream would hear 1001.
+	// a revoked key, 4002 when its owner closed it, 1009 for a message
+	// over the tier's size, the client's own). The client's close frame is
+	// recorded by serve only after this returns: read it here, or the
+	// upstream would hear 1001.
+	c.readEnded(readErr)
 	c.mu.Lock()
 	code, reason := c.closedWith, c.endedBy
 	var peerClose websocket.CloseError
