@@ -268,10 +268,6 @@ func TestProxiedSocketMessageSizeLimit(t *testing.T) {
 	}
 }
 
-// waitLimit bounds the waits that promise nothing: only how long a
-// failure takes to show.
-const waitLimit = 15 * time.Second
-
 // TestProxiedSocketClosesWhenTheKeyExpires: a socket relayed with a key
 // closes with 4001 on both sides when the key expires, not before.
 func TestProxiedSocketClosesWhenTheKeyExpires(t *testing.T) {
