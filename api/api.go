@@ -54,8 +54,13 @@ type Key struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	ExpiresAt  *time.Time `json:"expires_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
-	RevokedAt  *time.Time `json:"revoked_at"`
-	ReplacedBy *uuid.UUID `json:"replaced_by"`
+	// LastUsedIP and LastUsedUserAgent are where the use last_used_at
+	// records came from (the client address as the server's trusted
+	// proxies tell it, the User-Agent); null when unknown.
+	LastUsedIP        *string    `json:"last_used_ip"`
+	LastUsedUserAgent *string    `json:"last_used_user_agent"`
+	RevokedAt         *time.Time `json:"revoked_at"`
+	ReplacedBy        *uuid.UUID `json:"replaced_by"`
 	// AutoRotateBefore (seconds): the key is refreshed this long before it
 	// expires, its secret delivered to its open connections; null: never.
 	AutoRotateBefore *int64 `json:"auto_rotate_before"`

@@ -51,6 +51,11 @@ func referenceHandler(pool *pgxpool.Pool, ownerID uuid.UUID) http.Handler {
 			if k.ReplacedBy.Valid {
 				key.ReplacedBy = &k.ReplacedBy.UUID
 			}
+			if k.LastUsedIp.IsValid() {
+				ip := k.LastUsedIp.String()
+				key.LastUsedIP = &ip
+			}
+			key.LastUsedUserAgent = nonEmpty(k.LastUsedUserAgent)
 			if k.CreatorUserID.Valid {
 				key.CreatedBy = &api.KeyCreator{UserID: k.CreatorUserID.UUID, Email: nonEmpty(k.CreatorEmail), KeyPrefix: nonEmpty(k.CreatorKeyPrefix)}
 				if k.CreatorKeyID.Valid {

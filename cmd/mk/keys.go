@@ -118,6 +118,8 @@ func (m *cli) printKey(k api.Key) {
 		"created", when(&k.CreatedAt),
 		"expires", when(k.ExpiresAt),
 		"last used", when(k.LastUsedAt),
+		"last used from", orDash(deref(k.LastUsedIP)),
+		"last used agent", orDash(deref(k.LastUsedUserAgent)),
 		"revoked", when(k.RevokedAt),
 		"replaced by", replaced,
 		"disabled", when(k.DisabledAt),

@@ -67,6 +67,14 @@ func when(t *time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// deref is what s points to; "" for nil.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"

@@ -69,10 +69,12 @@ LIMIT 1;
 -- key's owner (as KeyCreators).
 SELECT l.id, l.owner_id, l.user_id, l.name, l.key_prefix, l.scopes, l.expires_at, l.last_used_at, l.created_at, l.revoked_at,
        l.replaced_by, l.lineage_id, l.auto_rotate_before_seconds, l.metadata, l.allowed_cidrs, l.disabled_at, l.status,
+       l.last_used_ip, l.last_used_user_agent,
        c.actor_user_id AS creator_user_id, cu.email AS creator_email, c.actor_key_id AS creator_key_id, ck.key_prefix AS creator_key_prefix
 FROM (
     SELECT id, owner_id, user_id, name, key_prefix, scopes, expires_at, last_used_at, created_at, revoked_at,
-           replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, status
+           replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, status,
+           last_used_ip, last_used_user_agent
     FROM (
         SELECT k.*, keyhub_key_status(k.revoked_at, k.expires_at, now()) AS status
         FROM api_keys k
@@ -113,15 +115,18 @@ RETURNING *;
 -- several processes cannot deadlock each other and never hold up a revoke.
 -- The caller writes the skipped ids at its next flush. All parts of the
 -- statement see one snapshot: the last SELECT reads last_used_at as it was
--- before the update of this statement.
+-- before the update of this statement. The address and agent are those of
+-- the use at used_at, so they move only with it (a NULL address or an
+-- empty agent: unknown).
 WITH v AS (
-    SELECT unnest(@ids::uuid[]) AS id, unnest(@used_ats::timestamptz[]) AS used_at
+    SELECT unnest(@ids::uuid[]) AS id, unnest(@used_ats::timestamptz[]) AS used_at,
+           unnest(@ips::inet[]) AS ip, unnest(@user_agents::text[]) AS user_agent
 ), locked AS (
     SELECT k.id FROM api_keys k JOIN v ON v.id = k.id
     WHERE k.last_used_at IS NULL OR k.last_used_at < v.used_at
     FOR NO KEY UPDATE OF k SKIP LOCKED
 ), touched AS (
-    UPDATE api_keys k SET last_used_at = v.used_at
+    UPDATE api_keys k SET last_used_at = v.used_at, last_used_ip = v.ip, last_used_user_agent = NULLIF(v.user_agent, '')
     FROM v JOIN locked ON locked.id = v.id
     WHERE k.id = v.id
     RETURNING k.id

@@ -155,7 +155,11 @@ func New(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, log *slog.L
 	}
 
 	keyUsage := auth.NewToucher("api_keys.last_used_at", countFailures(m, "api_keys", store.TouchKeys), cfg.LastUsedFlushInterval, log)
-	userSeen := auth.NewToucher("users.last_seen_at", countFailures(m, "users", store.TouchUsers), cfg.LastUsedFlushInterval, log)
+	// A user's last_seen_at keeps no address or agent: only keys' uses do.
+	touchUsers := func(ctx context.Context, ids []uuid.UUID, at []time.Time, _ []keyhub.RequestMeta) ([]uuid.UUID, error) {
+		return store.TouchUsers(ctx, ids, at)
+	}
+	userSeen := auth.NewToucher("users.last_seen_at", countFailures(m, "users", touchUsers), cfg.LastUsedFlushInterval, log)
 	keys := auth.NewApiKeyCache(store, auth.KeyCacheConfig{
 		TTL:          cfg.KeyCacheTTL,
 		Size:         cfg.KeyCacheSize,
@@ -351,8 +355,8 @@ func newRateLimits(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*ra
 
 // countFailures counts the failed batches of a last-used writer.
 func countFailures(m *metrics.Metrics, table string, write auth.TouchWriter) auth.TouchWriter {
-	return func(ctx context.Context, ids []uuid.UUID, at []time.Time) ([]uuid.UUID, error) {
-		skipped, err := write(ctx, ids, at)
+	return func(ctx context.Context, ids []uuid.UUID, at []time.Time, from []keyhub.RequestMeta) ([]uuid.UUID, error) {
+		skipped, err := write(ctx, ids, at, from)
 		if err != nil {
 			m.LastUsedFlushFailed(table)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,7 +57,7 @@ func TestCacheHitAvoidsDatabase(t *testing.T) {
 	k, p := newKey(t, store.Store, "c@example.com")
 	ctx := context.Background()
 	for i := 0; i < 100; i++ {
-		got, err := cache.Verify(ctx, k.Secret)
+		got, err := cache.Verify(ctx, k.Secret, keyhub.RequestMeta{})
 		if err != nil || got.KeyID != k.Key.ID {
 			t.Fatalf("verify: %v %v", got, err)
 		}
@@ -68,7 +69,7 @@ func TestCacheHitAvoidsDatabase(t *testing.T) {
 	bad := []byte(k.Secret)
 	bad[20] ^= 1
 	for _, key := range []string{string(bad), k.Secret[:45], "mk_short"} {
-		if _, err := cache.Verify(ctx, key); keyhub.ErrorCode(err) != keyhub.CodeInvalidAPIKey {
+		if _, err := cache.Verify(ctx, key, keyhub.RequestMeta{}); keyhub.ErrorCode(err) != keyhub.CodeInvalidAPIKey {
 			t.Fatalf("%q: %v", key, err)
 		}
 	}
@@ -79,7 +80,7 @@ func TestCacheHitAvoidsDatabase(t *testing.T) {
 	if _, _, err := store.RevokeKey(ctx, &p, k.Key.ID, keyhub.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cache.Verify(ctx, k.Secret); keyhub.ErrorCode(err) != keyhub.CodeKeyRevoked {
+	if _, err := cache.Verify(ctx, k.Secret, keyhub.RequestMeta{}); keyhub.ErrorCode(err) != keyhub.CodeKeyRevoked {
 		t.Fatalf("after revoke: %v", err)
 	}
 }
@@ -97,7 +98,7 @@ func TestNegativeCacheIsBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		unknown[i] = key
-		if _, err := cache.Verify(ctx, key); keyhub.ErrorCode(err) != keyhub.CodeUnknownAPIKey {
+		if _, err := cache.Verify(ctx, key, keyhub.RequestMeta{}); keyhub.ErrorCode(err) != keyhub.CodeUnknownAPIKey {
 			t.Fatalf("unknown key: %v", err)
 		}
 	}
@@ -106,7 +107,7 @@ func TestNegativeCacheIsBounded(t *testing.T) {
 	}
 	before := store.lookups.Load()
 	for _, key := range unknown[150:] { // the most recent 50 are remembered
-		cache.Verify(ctx, key)
+		cache.Verify(ctx, key, keyhub.RequestMeta{})
 	}
 	if n := store.lookups.Load() - before; n != 0 {
 		t.Fatalf("remembered unknown keys made %d lookups", n)
@@ -134,12 +135,12 @@ func TestExpiryCheckedOnCachedKey(t *testing.T) {
 	exp = *k.Key.ExpiresAt // as stored: to the microsecond
 	for _, at := range []time.Time{now, exp.Add(-time.Nanosecond)} {
 		clock.Store(&at)
-		if _, err := cache.Verify(context.Background(), k.Secret); err != nil {
+		if _, err := cache.Verify(context.Background(), k.Secret, keyhub.RequestMeta{}); err != nil {
 			t.Fatalf("at %v before expiry: %v", exp.Sub(at), err)
 		}
 	}
 	clock.Store(&exp)
-	if _, err := cache.Verify(context.Background(), k.Secret); keyhub.ErrorCode(err) != keyhub.CodeKeyExpired {
+	if _, err := cache.Verify(context.Background(), k.Secret, keyhub.RequestMeta{}); keyhub.ErrorCode(err) != keyhub.CodeKeyExpired {
 		t.Fatalf("at expiry: %v", err)
 	}
 	if n := store.lookups.Load(); n != 1 {
@@ -265,7 +266,7 @@ func TestToucherRetriesAfterFailure(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
 	var written sync.Map
-	write := func(ctx context.Context, ids []uuid.UUID, at []time.Time) ([]uuid.UUID, error) {
+	write := func(ctx context.Context, ids []uuid.UUID, at []time.Time, from []keyhub.RequestMeta) ([]uuid.UUID, error) {
 		switch calls.Add(1) {
 		case 1:
 			return nil, fmt.Errorf("database down")
@@ -273,14 +274,15 @@ func TestToucherRetriesAfterFailure(t *testing.T) {
 			return ids, nil // every row held by another transaction
 		}
 		for i, id := range ids {
-			written.Store(id, at[i])
+			written.Store(id, touch{at[i], from[i]})
 		}
 		return nil, nil
 	}
 	tr := auth.NewToucher("test", write, time.Hour, discardLogger())
 	id := uuid.New()
 	usedAt := time.Now()
-	tr.Mark(id, usedAt)
+	usedFrom := keyhub.RequestMeta{IP: netip.MustParseAddr("203.0.113.9"), UserAgent: "daemon/1.0"}
+	tr.MarkFrom(id, usedAt, usedFrom)
 	if err := tr.Flush(context.Background()); err == nil {
 		t.Fatal("first flush should fail")
 	}
@@ -289,9 +291,15 @@ func TestToucherRetriesAfterFailure(t *testing.T) {
 			t.Fatalf("flush %d: %v", flush, err)
 		}
 	}
-	if at, ok := written.Load(id); !ok || !at.(time.Time).Equal(usedAt) {
-		t.Fatalf("mark lost after a failed and a skipping flush: %v %v", at, ok)
+	if got, ok := written.Load(id); !ok || !got.(touch).at.Equal(usedAt) || got.(touch).from != usedFrom {
+		t.Fatalf("mark lost after a failed and a skipping flush: %v %v", got, ok)
 	}
+}
+
+// touch is one use as a TouchWriter received it.
+type touch struct {
+	at   time.Time
+	from keyhub.RequestMeta
 }
 
 // TestInvalidationDuringLoadIsNotLost: a revoke that commits while a
@@ -316,10 +324,10 @@ func TestInvalidationDuringLoadIsNotLost(t *testing.T) {
 	})
 	// This lookup read the key before the revoke committed: it may answer
 	// with what it read, but must not keep it.
-	if _, err := cache.Verify(ctx, k.Secret); err != nil {
+	if _, err := cache.Verify(ctx, k.Secret, keyhub.RequestMeta{}); err != nil {
 		t.Fatalf("first verify: %v", err)
 	}
-	if _, err := cache.Verify(ctx, k.Secret); keyhub.ErrorCode(err) != keyhub.CodeKeyRevoked {
+	if _, err := cache.Verify(ctx, k.Secret, keyhub.RequestMeta{}); keyhub.ErrorCode(err) != keyhub.CodeKeyRevoked {
 		t.Fatalf("after the revoke: %v, want KEY_REVOKED", err)
 	}
 }

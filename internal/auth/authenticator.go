@@ -193,21 +193,22 @@ func HasCredentials(h http.Header) bool {
 }
 
 // Resolve verifies one credential: an mk_ key or a Supabase access token.
-// WebSocket first-message authentication comes through here too.
-func (a *Authenticator) Resolve(ctx context.Context, cred string) (*keyhub.Principal, error) {
+// WebSocket first-message authentication comes through here too. from is
+// where the request came from, recorded as a key's last use.
+func (a *Authenticator) Resolve(ctx context.Context, cred string, from keyhub.RequestMeta) (*keyhub.Principal, error) {
 	if len(cred) > maxCredentialLen {
 		return nil, errTooLong
 	}
 	if apikey.LooksLikeKey(cred) {
-		return a.keys.Verify(ctx, cred)
+		return a.keys.Verify(ctx, cred, from)
 	}
 	return a.resolveToken(ctx, cred)
 }
 
 // ResolveKeyID resolves the key a WebSocket ticket names, with the same
 // cache and the same revoked and expiry rules as a presented key.
-func (a *Authenticator) ResolveKeyID(ctx context.Context, keyID uuid.UUID) (*keyhub.Principal, error) {
-	return a.keys.VerifyID(ctx, keyID)
+func (a *Authenticator) ResolveKeyID(ctx context.Context, keyID uuid.UUID, from keyhub.RequestMeta) (*keyhub.Principal, error) {
+	return a.keys.VerifyID(ctx, keyID, from)
 }
 
 // ResolveUser resolves the user a WebSocket ticket names, through the
@@ -221,12 +222,12 @@ func (a *Authenticator) ResolveUser(ctx context.Context, userID uuid.UUID) (*key
 	return &p, nil
 }
 
-// ResolveKey verifies a credential that must be an API key.
-func (a *Authenticator) ResolveKey(ctx context.Context, key string) (*keyhub.Principal, error) {
+// ResolveKey verifies a credential that must be an API key, used from from.
+func (a *Authenticator) ResolveKey(ctx context.Context, key string, from keyhub.RequestMeta) (*keyhub.Principal, error) {
 	if !apikey.LooksLikeKey(key) {
 		return nil, errKeyNotToken
 	}
-	return a.Resolve(ctx, key)
+	return a.Resolve(ctx, key, from)
 }
 
 // ResolveToken verifies a credential that must be a Supabase access token.

@@ -33,7 +33,7 @@ func BenchmarkMiddlewareCachedKey(b *testing.B) {
 	}))
 	req := httptest.NewRequest(http.MethodGet, "/v1/me", nil)
 	req.Header.Set("Authorization", "Bearer "+k.Secret)
-	if _, err := cache.Verify(context.Background(), k.Secret); err != nil {
+	if _, err := cache.Verify(context.Background(), k.Secret, keyhub.RequestMeta{}); err != nil {
 		b.Fatal(err)
 	}
 	w := httptest.NewRecorder()
@@ -66,7 +66,7 @@ func BenchmarkMiddlewareCachedKeyAllowedCIDRs(b *testing.B) {
 	}))
 	req := httptest.NewRequest(http.MethodGet, "/v1/me", nil)
 	req.Header.Set("Authorization", "Bearer "+k.Secret)
-	if p, err := cache.Verify(context.Background(), k.Secret); err != nil || len(p.AllowedNets) != 32 {
+	if p, err := cache.Verify(context.Background(), k.Secret, keyhub.RequestMeta{}); err != nil || len(p.AllowedNets) != 32 {
 		b.Fatalf("%v %v", p, err)
 	}
 	w := httptest.NewRecorder()
@@ -85,7 +85,7 @@ func BenchmarkMiddlewareCachedKeyParallel(b *testing.B) {
 	authn := auth.New(auth.Config{Keys: cache, Users: store})
 	k, _ := newKey(b, store, "bench@example.com")
 	handler := auth.NewGate(authn, nil, nil, nil).CountUsage(benchUsage()).Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	if _, err := cache.Verify(context.Background(), k.Secret); err != nil {
+	if _, err := cache.Verify(context.Background(), k.Secret, keyhub.RequestMeta{}); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

@@ -140,13 +140,14 @@ func (g *Gate) Admit(r *http.Request, need Need) (Admission, error) {
 		}
 		return Admission{Client: client}, errMissing
 	}
-	return g.admit(r.Context(), client, need, g.HeaderResolver(r))
+	return g.admit(r.Context(), client, need, g.HeaderResolver(r, client))
 }
 
-// HeaderResolver resolves the credential in r's headers by the extractor
-// chain: what Admit admits. A front door that accepts one more kind of
-// credential (the verify API's operators) wraps it and calls AdmitWith.
-func (g *Gate) HeaderResolver(r *http.Request) Resolver {
+// HeaderResolver resolves the credential in r's headers, which came from
+// client, by the extractor chain: what Admit admits. A front door that
+// accepts one more kind of credential (the verify API's operators) wraps
+// it and calls AdmitWith.
+func (g *Gate) HeaderResolver(r *http.Request, client netip.Addr) Resolver {
 	return func(context.Context) (*keyhub.Principal, string, error) {
 		cred, err := extract(r.Header)
 		if err != nil {
@@ -159,7 +160,7 @@ func (g *Gate) HeaderResolver(r *http.Request) Resolver {
 		if apikey.LooksLikeKey(cred) {
 			method = keyhub.AuthAPIKey
 		}
-		p, err := g.auth.Resolve(r.Context(), cred)
+		p, err := g.auth.Resolve(r.Context(), cred, keyhub.RequestMeta{IP: client, UserAgent: r.UserAgent()})
 		return p, string(method), err
 	}
 }
@@ -195,10 +196,11 @@ func (g *Gate) RefuseBlocked(client netip.Addr) error {
 // its own credential, and must neither be blocked by nor pay for its
 // customers' mistyped keys. A key's allowed networks are judged on client,
 // the address the backend says its customer came from (the zero Addr,
-// unknown, is outside every network).
+// unknown, is outside every network), which is also recorded as the key's
+// last use (with no agent: the request's is the backend's).
 func (g *Gate) AdmitKey(ctx context.Context, key string, client netip.Addr, need Need) (Admission, error) {
 	adm, _, err := g.judge(ctx, need, &client, func(ctx context.Context) (*keyhub.Principal, string, error) {
-		p, err := g.auth.ResolveKey(ctx, key)
+		p, err := g.auth.ResolveKey(ctx, key, keyhub.RequestMeta{IP: client})
 		return p, "verify", err
 	})
 	return adm, err

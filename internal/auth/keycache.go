@@ -90,9 +90,10 @@ func NewApiKeyCache(store KeyStore, cfg KeyCacheConfig, usage *Toucher) *ApiKeyC
 	}
 }
 
-// Verify returns the principal of a presented key. The returned principal
-// is shared: callers must not modify it.
-func (c *ApiKeyCache) Verify(ctx context.Context, key string) (*keyhub.Principal, error) {
+// Verify returns the principal of a presented key, recording from as
+// where the key was used (see admit). The returned principal is shared:
+// callers must not modify it.
+func (c *ApiKeyCache) Verify(ctx context.Context, key string, from keyhub.RequestMeta) (*keyhub.Principal, error) {
 	// Every valid key has this length: anything else is refused before it
 	// is hashed.
 	if len(key) != apikey.Length {
@@ -106,12 +107,12 @@ func (c *ApiKeyCache) Verify(ctx context.Context, key string) (*keyhub.Principal
 	now := c.now()
 	if entry, ok := c.cached(keyHash, now); ok {
 		c.metrics.KeyCacheHit()
-		return c.admit(entry, now)
+		return c.admit(entry, now, from)
 	}
 	if err := parseError(key); err != nil {
 		return nil, err
 	}
-	return c.miss(ctx, keyHash, now)
+	return c.miss(ctx, keyHash, now, from)
 }
 
 // parseError is why key is not a well-formed key, or nil.
@@ -129,7 +130,7 @@ func parseError(key string) error {
 // VerifyID returns the principal of the key with this id (a WebSocket
 // ticket names its key by id), through the same cache and rules as a
 // presented key. It costs one indexed read to find the key's hash.
-func (c *ApiKeyCache) VerifyID(ctx context.Context, keyID uuid.UUID) (*keyhub.Principal, error) {
+func (c *ApiKeyCache) VerifyID(ctx context.Context, keyID uuid.UUID, from keyhub.RequestMeta) (*keyhub.Principal, error) {
 	keyHashHex, err := c.store.KeyHashByID(ctx, keyID)
 	if keyhub.ErrorCode(err) == keyhub.CodeNotFound {
 		return nil, keyhub.ErrUnknownKey
@@ -141,21 +142,21 @@ func (c *ApiKeyCache) VerifyID(ctx context.Context, keyID uuid.UUID) (*keyhub.Pr
 	if err != nil {
 		return nil, keyhub.Internal(err)
 	}
-	return c.verifyHash(ctx, keyHash)
+	return c.verifyHash(ctx, keyHash, from)
 }
 
-func (c *ApiKeyCache) verifyHash(ctx context.Context, keyHash [32]byte) (*keyhub.Principal, error) {
+func (c *ApiKeyCache) verifyHash(ctx context.Context, keyHash [32]byte, from keyhub.RequestMeta) (*keyhub.Principal, error) {
 	now := c.now()
 	if entry, ok := c.cached(keyHash, now); ok {
 		c.metrics.KeyCacheHit()
-		return c.admit(entry, now)
+		return c.admit(entry, now, from)
 	}
-	return c.miss(ctx, keyHash, now)
+	return c.miss(ctx, keyHash, now, from)
 }
 
 // miss answers a hash the verified cache does not hold: from the
 // negative cache, else from the database.
-func (c *ApiKeyCache) miss(ctx context.Context, keyHash [32]byte, now time.Time) (*keyhub.Principal, error) {
+func (c *ApiKeyCache) miss(ctx context.Context, keyHash [32]byte, now time.Time, from keyhub.RequestMeta) (*keyhub.Principal, error) {
 	if _, unknown := c.unknown.Get(keyHash); unknown {
 		c.metrics.KeyCacheNegativeHit()
 		return nil, keyhub.ErrUnknownKey
@@ -165,7 +166,7 @@ func (c *ApiKeyCache) miss(ctx context.Context, keyHash [32]byte, now time.Time)
 	if err != nil {
 		return nil, err
 	}
-	return c.admit(entry, now)
+	return c.admit(entry, now, from)
 }
 
 // cached returns the verified entry of keyHash, unless it is too old to
@@ -216,8 +217,11 @@ func (c *ApiKeyCache) keep(gen uint64, add, remove func()) {
 }
 
 // admit checks a known key's state on every use, cached or not: expiry is
-// a matter of the clock, not of the cache.
-func (c *ApiKeyCache) admit(entry *cachedKey, now time.Time) (*keyhub.Principal, error) {
+// a matter of the clock, not of the cache. The first use of each flush
+// interval goes to the toucher, with where it came from: last_used_at and
+// the address and agent beside it are that use's (a later use in the same
+// interval is not seen, so that the others cost one atomic load).
+func (c *ApiKeyCache) admit(entry *cachedKey, now time.Time, from keyhub.RequestMeta) (*keyhub.Principal, error) {
 	if entry.revoked {
 		return nil, keyhub.ErrKeyRevoked
 	}
@@ -231,7 +235,7 @@ func (c *ApiKeyCache) admit(entry *cachedKey, now time.Time) (*keyhub.Principal,
 		sec := now.Unix()
 		last := entry.lastMarked.Load()
 		if sec-last >= int64(c.usage.Interval()/time.Second) && entry.lastMarked.CompareAndSwap(last, sec) {
-			c.usage.Mark(entry.principal.KeyID, now)
+			c.usage.MarkFrom(entry.principal.KeyID, now, from)
 		}
 	}
 	return &entry.principal, nil

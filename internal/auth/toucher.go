@@ -3,10 +3,13 @@ package auth
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/keyhub/keyhub/internal/keyhub"
 )
 
 // Toucher coalesces "last used" timestamps in memory and writes them in one
@@ -19,28 +22,46 @@ type Toucher struct {
 	log      *slog.Logger
 
 	mu      sync.Mutex
-	pending map[uuid.UUID]time.Time
+	pending map[uuid.UUID]touch
+}
+
+// touch is the latest use of an id: when, and where from.
+type touch struct {
+	at   time.Time
+	from keyhub.RequestMeta
 }
 
 // TouchWriter writes a batch of "last used" timestamps (ids[i] used at
-// at[i]). It may skip rows it would have to wait for (another process
-// flushing the same keys, a write holding the row) rather than wait: it
-// returns those ids, and the Toucher writes them at its next flush.
-type TouchWriter func(ctx context.Context, ids []uuid.UUID, at []time.Time) (skipped []uuid.UUID, err error)
+// at[i], from from[i]). It may skip rows it would have to wait for
+// (another process flushing the same keys, a write holding the row) rather
+// than wait: it returns those ids, and the Toucher writes them at its next
+// flush.
+type TouchWriter func(ctx context.Context, ids []uuid.UUID, at []time.Time, from []keyhub.RequestMeta) (skipped []uuid.UUID, err error)
 
 // NewToucher returns a Toucher that flushes through write every interval.
 func NewToucher(name string, write TouchWriter, interval time.Duration, log *slog.Logger) *Toucher {
-	return &Toucher{name: name, write: write, interval: interval, log: log, pending: make(map[uuid.UUID]time.Time)}
+	return &Toucher{name: name, write: write, interval: interval, log: log, pending: make(map[uuid.UUID]touch)}
 }
+
+// maxHeldUserAgent bounds the bytes of a User-Agent held until the flush
+// (the database keeps 512 characters, at most 4 bytes each): a megabyte
+// header must not stay in memory for an interval.
+const maxHeldUserAgent = 512 * 4
 
 // Interval is how often Run flushes.
 func (t *Toucher) Interval() time.Duration { return t.interval }
 
-// Mark records that id was used at at.
-func (t *Toucher) Mark(id uuid.UUID, at time.Time) {
+// Mark records that id was used at at, from nowhere known.
+func (t *Toucher) Mark(id uuid.UUID, at time.Time) { t.MarkFrom(id, at, keyhub.RequestMeta{}) }
+
+// MarkFrom records that id was used at at, from from.
+func (t *Toucher) MarkFrom(id uuid.UUID, at time.Time, from keyhub.RequestMeta) {
+	if len(from.UserAgent) > maxHeldUserAgent {
+		from.UserAgent = strings.Clone(from.UserAgent[:maxHeldUserAgent])
+	}
 	t.mu.Lock()
-	if prev, ok := t.pending[id]; !ok || at.After(prev) {
-		t.pending[id] = at
+	if prev, ok := t.pending[id]; !ok || at.After(prev.at) {
+		t.pending[id] = touch{at: at, from: from}
 	}
 	t.mu.Unlock()
 }
@@ -68,29 +89,31 @@ func (t *Toucher) Run(ctx context.Context) {
 func (t *Toucher) Flush(ctx context.Context) error {
 	t.mu.Lock()
 	batch := t.pending
-	t.pending = make(map[uuid.UUID]time.Time, len(batch))
+	t.pending = make(map[uuid.UUID]touch, len(batch))
 	t.mu.Unlock()
 	if len(batch) == 0 {
 		return nil
 	}
 	ids := make([]uuid.UUID, 0, len(batch))
 	ats := make([]time.Time, 0, len(batch))
-	for id, at := range batch {
+	froms := make([]keyhub.RequestMeta, 0, len(batch))
+	for id, use := range batch {
 		ids = append(ids, id)
-		ats = append(ats, at)
+		ats = append(ats, use.at)
+		froms = append(froms, use.from)
 	}
-	skipped, err := t.write(ctx, ids, ats)
+	skipped, err := t.write(ctx, ids, ats, froms)
 	if err == nil {
 		for _, id := range skipped {
-			if at, ok := batch[id]; ok {
-				t.Mark(id, at)
+			if use, ok := batch[id]; ok {
+				t.MarkFrom(id, use.at, use.from)
 			}
 		}
 		return nil
 	}
 	t.log.Warn("flush failed; will retry", "what", t.name, "count", len(ids), "err", err)
 	for i, id := range ids {
-		t.Mark(id, ats[i])
+		t.MarkFrom(id, ats[i], froms[i])
 	}
 	return err
 }

@@ -19,7 +19,7 @@ WITH RECURSIVE descendants (id) AS (
   UNION
     SELECT p.key_id FROM api_key_parents p JOIN descendants d ON p.parent_id = d.id
 )
-SELECT k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.key_hash, k.scopes, k.expires_at, k.last_used_at, k.created_at, k.revoked_at, k.replaced_by, k.lineage_id, k.auto_rotate_before_seconds, k.metadata, k.allowed_cidrs, k.disabled_at, keyhub_key_disabled(k.id)::boolean AS disabled
+SELECT k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.key_hash, k.scopes, k.expires_at, k.last_used_at, k.created_at, k.revoked_at, k.replaced_by, k.lineage_id, k.auto_rotate_before_seconds, k.metadata, k.allowed_cidrs, k.disabled_at, k.last_used_ip, k.last_used_user_agent, keyhub_key_disabled(k.id)::boolean AS disabled
 FROM api_keys k JOIN descendants d ON d.id = k.id
 WHERE k.id <> $1::uuid
 `
@@ -59,6 +59,8 @@ func (q *Queries) DescendantsWithState(ctx context.Context, db DBTX, id uuid.UUI
 			&i.ApiKey.Metadata,
 			&i.ApiKey.AllowedCidrs,
 			&i.ApiKey.DisabledAt,
+			&i.ApiKey.LastUsedIp,
+			&i.ApiKey.LastUsedUserAgent,
 			&i.Disabled,
 		); err != nil {
 			return nil, err
@@ -86,7 +88,7 @@ func (q *Queries) KeyDisabled(ctx context.Context, db DBTX, id uuid.UUID) (bool,
 const setKeyDisabled = `-- name: SetKeyDisabled :one
 UPDATE api_keys SET disabled_at = $1
 WHERE id = $2 AND owner_id = $3
-RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at
+RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, last_used_ip, last_used_user_agent
 `
 
 type SetKeyDisabledParams struct {
@@ -117,6 +119,8 @@ func (q *Queries) SetKeyDisabled(ctx context.Context, db DBTX, arg SetKeyDisable
 		&i.Metadata,
 		&i.AllowedCidrs,
 		&i.DisabledAt,
+		&i.LastUsedIp,
+		&i.LastUsedUserAgent,
 	)
 	return i, err
 }
@@ -125,7 +129,7 @@ const updateKeyControls = `-- name: UpdateKeyControls :one
 UPDATE api_keys
 SET name = $1, metadata = $2, allowed_cidrs = $3, scopes = $4
 WHERE id = $5 AND owner_id = $6
-RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at
+RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, last_used_ip, last_used_user_agent
 `
 
 type UpdateKeyControlsParams struct {
@@ -167,6 +171,8 @@ func (q *Queries) UpdateKeyControls(ctx context.Context, db DBTX, arg UpdateKeyC
 		&i.Metadata,
 		&i.AllowedCidrs,
 		&i.DisabledAt,
+		&i.LastUsedIp,
+		&i.LastUsedUserAgent,
 	)
 	return i, err
 }

@@ -62,7 +62,7 @@ func (q *Queries) EarliestParentExpiry(ctx context.Context, db DBTX, keyID uuid.
 }
 
 const getActiveKeyOfUser = `-- name: GetActiveKeyOfUser :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at FROM api_keys
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, last_used_ip, last_used_user_agent FROM api_keys
 WHERE owner_id = $1 AND user_id = $2
   AND keyhub_key_active(revoked_at, expires_at, now())
 ORDER BY created_at DESC, id DESC
@@ -96,12 +96,14 @@ func (q *Queries) GetActiveKeyOfUser(ctx context.Context, db DBTX, arg GetActive
 		&i.Metadata,
 		&i.AllowedCidrs,
 		&i.DisabledAt,
+		&i.LastUsedIp,
+		&i.LastUsedUserAgent,
 	)
 	return i, err
 }
 
 const getKey = `-- name: GetKey :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at FROM api_keys WHERE id = $1 AND owner_id = $2
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, last_used_ip, last_used_user_agent FROM api_keys WHERE id = $1 AND owner_id = $2
 `
 
 type GetKeyParams struct {
@@ -130,6 +132,8 @@ func (q *Queries) GetKey(ctx context.Context, db DBTX, arg GetKeyParams) (ApiKey
 		&i.Metadata,
 		&i.AllowedCidrs,
 		&i.DisabledAt,
+		&i.LastUsedIp,
+		&i.LastUsedUserAgent,
 	)
 	return i, err
 }
@@ -181,7 +185,7 @@ func (q *Queries) GetKeyForAuth(ctx context.Context, db DBTX, keyHash string) (G
 }
 
 const getKeyForUpdate = `-- name: GetKeyForUpdate :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at FROM api_keys WHERE id = $1 AND owner_id = $2 FOR UPDATE
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, last_used_ip, last_used_user_agent FROM api_keys WHERE id = $1 AND owner_id = $2 FOR UPDATE
 `
 
 type GetKeyForUpdateParams struct {
@@ -210,12 +214,14 @@ func (q *Queries) GetKeyForUpdate(ctx context.Context, db DBTX, arg GetKeyForUpd
 		&i.Metadata,
 		&i.AllowedCidrs,
 		&i.DisabledAt,
+		&i.LastUsedIp,
+		&i.LastUsedUserAgent,
 	)
 	return i, err
 }
 
 const getPredecessorInGraceForUpdate = `-- name: GetPredecessorInGraceForUpdate :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at FROM api_keys
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, last_used_ip, last_used_user_agent FROM api_keys
 WHERE replaced_by = $1::uuid AND owner_id = $2
   AND keyhub_key_active(revoked_at, expires_at, now())
 FOR UPDATE
@@ -249,6 +255,8 @@ func (q *Queries) GetPredecessorInGraceForUpdate(ctx context.Context, db DBTX, a
 		&i.Metadata,
 		&i.AllowedCidrs,
 		&i.DisabledAt,
+		&i.LastUsedIp,
+		&i.LastUsedUserAgent,
 	)
 	return i, err
 }
@@ -277,7 +285,7 @@ INSERT INTO api_keys (owner_id, user_id, name, key_prefix, key_hash, scopes, exp
                       auto_rotate_before_seconds, metadata, allowed_cidrs)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
         $10, $11, $12)
-RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at
+RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, last_used_ip, last_used_user_agent
 `
 
 type InsertKeyParams struct {
@@ -333,6 +341,8 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 		&i.Metadata,
 		&i.AllowedCidrs,
 		&i.DisabledAt,
+		&i.LastUsedIp,
+		&i.LastUsedUserAgent,
 	)
 	return i, err
 }
@@ -340,12 +350,14 @@ func (q *Queries) InsertKey(ctx context.Context, db DBTX, arg InsertKeyParams) (
 const listKeys = `-- name: ListKeys :many
 SELECT l.id, l.owner_id, l.user_id, l.name, l.key_prefix, l.scopes, l.expires_at, l.last_used_at, l.created_at, l.revoked_at,
        l.replaced_by, l.lineage_id, l.auto_rotate_before_seconds, l.metadata, l.allowed_cidrs, l.disabled_at, l.status,
+       l.last_used_ip, l.last_used_user_agent,
        c.actor_user_id AS creator_user_id, cu.email AS creator_email, c.actor_key_id AS creator_key_id, ck.key_prefix AS creator_key_prefix
 FROM (
     SELECT id, owner_id, user_id, name, key_prefix, scopes, expires_at, last_used_at, created_at, revoked_at,
-           replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, status
+           replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, status,
+           last_used_ip, last_used_user_agent
     FROM (
-        SELECT k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.key_hash, k.scopes, k.expires_at, k.last_used_at, k.created_at, k.revoked_at, k.replaced_by, k.lineage_id, k.auto_rotate_before_seconds, k.metadata, k.allowed_cidrs, k.disabled_at, keyhub_key_status(k.revoked_at, k.expires_at, now()) AS status
+        SELECT k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.key_hash, k.scopes, k.expires_at, k.last_used_at, k.created_at, k.revoked_at, k.replaced_by, k.lineage_id, k.auto_rotate_before_seconds, k.metadata, k.allowed_cidrs, k.disabled_at, k.last_used_ip, k.last_used_user_agent, keyhub_key_status(k.revoked_at, k.expires_at, now()) AS status
         FROM api_keys k
         WHERE k.owner_id = $1
     ) listed
@@ -387,6 +399,8 @@ type ListKeysRow struct {
 	AllowedCidrs            []netip.Prefix
 	DisabledAt              *time.Time
 	Status                  string
+	LastUsedIp              netip.Addr
+	LastUsedUserAgent       *string
 	CreatorUserID           uuid.NullUUID
 	CreatorEmail            *string
 	CreatorKeyID            uuid.NullUUID
@@ -434,6 +448,8 @@ func (q *Queries) ListKeys(ctx context.Context, db DBTX, arg ListKeysParams) ([]
 			&i.AllowedCidrs,
 			&i.DisabledAt,
 			&i.Status,
+			&i.LastUsedIp,
+			&i.LastUsedUserAgent,
 			&i.CreatorUserID,
 			&i.CreatorEmail,
 			&i.CreatorKeyID,
@@ -505,7 +521,7 @@ SET replaced_by = $1,
     expires_at = CASE WHEN $2::timestamptz IS NULL THEN expires_at
                       ELSE LEAST(expires_at, $2::timestamptz) END
 WHERE id = $4 AND owner_id = $5
-RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at
+RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, last_used_ip, last_used_user_agent
 `
 
 type ReplaceKeyParams struct {
@@ -546,6 +562,8 @@ func (q *Queries) ReplaceKey(ctx context.Context, db DBTX, arg ReplaceKeyParams)
 		&i.Metadata,
 		&i.AllowedCidrs,
 		&i.DisabledAt,
+		&i.LastUsedIp,
+		&i.LastUsedUserAgent,
 	)
 	return i, err
 }
@@ -561,7 +579,7 @@ WITH RECURSIVE descendants (id, parent_id) AS (
 UPDATE api_keys k SET revoked_at = $1::timestamptz
 FROM one_parent d
 WHERE k.id = d.id AND keyhub_key_active(k.revoked_at, k.expires_at, $1::timestamptz)
-RETURNING k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.key_hash, k.scopes, k.expires_at, k.last_used_at, k.created_at, k.revoked_at, k.replaced_by, k.lineage_id, k.auto_rotate_before_seconds, k.metadata, k.allowed_cidrs, k.disabled_at, d.parent_id
+RETURNING k.id, k.owner_id, k.user_id, k.name, k.key_prefix, k.key_hash, k.scopes, k.expires_at, k.last_used_at, k.created_at, k.revoked_at, k.replaced_by, k.lineage_id, k.auto_rotate_before_seconds, k.metadata, k.allowed_cidrs, k.disabled_at, k.last_used_ip, k.last_used_user_agent, d.parent_id
 `
 
 type RevokeDescendantsParams struct {
@@ -606,6 +624,8 @@ func (q *Queries) RevokeDescendants(ctx context.Context, db DBTX, arg RevokeDesc
 			&i.ApiKey.Metadata,
 			&i.ApiKey.AllowedCidrs,
 			&i.ApiKey.DisabledAt,
+			&i.ApiKey.LastUsedIp,
+			&i.ApiKey.LastUsedUserAgent,
 			&i.ParentID,
 		); err != nil {
 			return nil, err
@@ -621,7 +641,7 @@ func (q *Queries) RevokeDescendants(ctx context.Context, db DBTX, arg RevokeDesc
 const revokeKey = `-- name: RevokeKey :one
 UPDATE api_keys SET revoked_at = $1
 WHERE id = $2 AND owner_id = $3 AND revoked_at IS NULL
-RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at
+RETURNING id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, last_used_ip, last_used_user_agent
 `
 
 type RevokeKeyParams struct {
@@ -651,19 +671,22 @@ func (q *Queries) RevokeKey(ctx context.Context, db DBTX, arg RevokeKeyParams) (
 		&i.Metadata,
 		&i.AllowedCidrs,
 		&i.DisabledAt,
+		&i.LastUsedIp,
+		&i.LastUsedUserAgent,
 	)
 	return i, err
 }
 
 const touchKeys = `-- name: TouchKeys :many
 WITH v AS (
-    SELECT unnest($1::uuid[]) AS id, unnest($2::timestamptz[]) AS used_at
+    SELECT unnest($1::uuid[]) AS id, unnest($2::timestamptz[]) AS used_at,
+           unnest($3::inet[]) AS ip, unnest($4::text[]) AS user_agent
 ), locked AS (
     SELECT k.id FROM api_keys k JOIN v ON v.id = k.id
     WHERE k.last_used_at IS NULL OR k.last_used_at < v.used_at
     FOR NO KEY UPDATE OF k SKIP LOCKED
 ), touched AS (
-    UPDATE api_keys k SET last_used_at = v.used_at
+    UPDATE api_keys k SET last_used_at = v.used_at, last_used_ip = v.ip, last_used_user_agent = NULLIF(v.user_agent, '')
     FROM v JOIN locked ON locked.id = v.id
     WHERE k.id = v.id
     RETURNING k.id
@@ -674,8 +697,10 @@ WHERE (k.last_used_at IS NULL OR k.last_used_at < v.used_at)
 `
 
 type TouchKeysParams struct {
-	Ids     []uuid.UUID
-	UsedAts []time.Time
+	Ids        []uuid.UUID
+	UsedAts    []time.Time
+	Ips        []netip.Addr
+	UserAgents []string
 }
 
 // Records when keys were last used, and returns the ids it skipped because
@@ -684,9 +709,16 @@ type TouchKeysParams struct {
 // several processes cannot deadlock each other and never hold up a revoke.
 // The caller writes the skipped ids at its next flush. All parts of the
 // statement see one snapshot: the last SELECT reads last_used_at as it was
-// before the update of this statement.
+// before the update of this statement. The address and agent are those of
+// the use at used_at, so they move only with it (a NULL address or an
+// empty agent: unknown).
 func (q *Queries) TouchKeys(ctx context.Context, db DBTX, arg TouchKeysParams) ([]uuid.UUID, error) {
-	rows, err := db.Query(ctx, touchKeys, arg.Ids, arg.UsedAts)
+	rows, err := db.Query(ctx, touchKeys,
+		arg.Ids,
+		arg.UsedAts,
+		arg.Ips,
+		arg.UserAgents,
+	)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 const getKeyByHash = `-- name: GetKeyByHash :one
-SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at FROM api_keys WHERE key_hash = $1
+SELECT id, owner_id, user_id, name, key_prefix, key_hash, scopes, expires_at, last_used_at, created_at, revoked_at, replaced_by, lineage_id, auto_rotate_before_seconds, metadata, allowed_cidrs, disabled_at, last_used_ip, last_used_user_agent FROM api_keys WHERE key_hash = $1
 `
 
 // The key a reported token is, whoever owns it (a leak report names no
@@ -36,6 +36,8 @@ func (q *Queries) GetKeyByHash(ctx context.Context, db DBTX, keyHash string) (Ap
 		&i.Metadata,
 		&i.AllowedCidrs,
 		&i.DisabledAt,
+		&i.LastUsedIp,
+		&i.LastUsedUserAgent,
 	)
 	return i, err
 }

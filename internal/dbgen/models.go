@@ -31,6 +31,8 @@ type ApiKey struct {
 	Metadata                []byte
 	AllowedCidrs            []netip.Prefix
 	DisabledAt              *time.Time
+	LastUsedIp              netip.Addr
+	LastUsedUserAgent       *string
 }
 
 type ApiKeyEvent struct {

@@ -90,7 +90,7 @@ func (s *server) admitOperator(r *http.Request) error {
 	if cred, err := auth.Credential(r.Header); err == nil && s.deps.Operators.IsOperator(cred) {
 		return nil
 	}
-	resolve := gate.HeaderResolver(r)
+	resolve := gate.HeaderResolver(r, client)
 	_, err := gate.AdmitWith(r.Context(), client, auth.Need{}, func(ctx context.Context) (*keyhub.Principal, string, error) {
 		p, method, err := resolve(ctx)
 		if keyhub.ErrorCode(err) == keyhub.CodeAuthNotConfigured {

@@ -42,8 +42,12 @@ type Key struct {
 	CreatedAt  time.Time
 	ExpiresAt  *time.Time
 	LastUsedAt *time.Time
-	RevokedAt  *time.Time
-	ReplacedBy *uuid.UUID
+	// LastUsedFrom is where the use LastUsedAt records came from: the
+	// client address as the trusted proxies tell it and the User-Agent;
+	// zero parts are unknown.
+	LastUsedFrom RequestMeta
+	RevokedAt    *time.Time
+	ReplacedBy   *uuid.UUID
 	// LineageID is the first key of this key's chain of refreshes (the
 	// key's own id when it replaced none): every successor shares it.
 	LineageID uuid.UUID

@@ -603,14 +603,24 @@ func (s *Store) KeyForAuth(ctx context.Context, keyHashHex string) (keyhub.AuthK
 	return keyhub.AuthKey{Principal: p, RevokedAt: row.RevokedAt, Disabled: row.Disabled}, nil
 }
 
-// TouchKeys records when keys were last used, in one statement that
-// never waits for a row lock: it returns the ids whose rows another
-// transaction held, for the caller's next flush.
-func (s *Store) TouchKeys(ctx context.Context, ids []uuid.UUID, usedAt []time.Time) ([]uuid.UUID, error) {
+// TouchKeys records when keys were last used (ids[i] at usedAt[i], from
+// from[i]: its address and agent, stored as the audit trail stores them),
+// in one statement that never waits for a row lock: it returns the ids
+// whose rows another transaction held, for the caller's next flush.
+func (s *Store) TouchKeys(ctx context.Context, ids []uuid.UUID, usedAt []time.Time, from []keyhub.RequestMeta) ([]uuid.UUID, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	skipped, err := s.q.TouchKeys(ctx, s.pool, dbgen.TouchKeysParams{Ids: ids, UsedAts: usedAt})
+	if len(from) != len(ids) || len(usedAt) != len(ids) {
+		return nil, fmt.Errorf("touch keys: %d ids, %d times, %d origins", len(ids), len(usedAt), len(from))
+	}
+	ips := make([]netip.Addr, len(from))
+	agents := make([]string, len(from))
+	for i, f := range from {
+		ips[i] = storableAddr(f.IP)
+		agents[i] = storableText(f.UserAgent, maxUserAgent)
+	}
+	skipped, err := s.q.TouchKeys(ctx, s.pool, dbgen.TouchKeysParams{Ids: ids, UsedAts: usedAt, Ips: ips, UserAgents: agents})
 	if err != nil {
 		return nil, fmt.Errorf("touch keys: %w", err)
 	}
@@ -625,6 +635,7 @@ func (s *Store) keyFromRow(r dbgen.ApiKey) keyhub.Key {
 		ExpiresAt: r.ExpiresAt, LastUsedAt: r.LastUsedAt, CreatedAt: r.CreatedAt, RevokedAt: r.RevokedAt,
 		ReplacedBy: r.ReplacedBy, LineageID: r.LineageID, AutoRotateBeforeSeconds: r.AutoRotateBeforeSeconds,
 		Metadata: r.Metadata, AllowedCidrs: r.AllowedCidrs, DisabledAt: r.DisabledAt,
+		LastUsedIp: r.LastUsedIp, LastUsedUserAgent: r.LastUsedUserAgent,
 	})
 }
 
@@ -632,17 +643,18 @@ func (s *Store) keyFromRow(r dbgen.ApiKey) keyhub.Key {
 // database computed it; empty from keyFromRow).
 func (s *Store) keyFromListed(r dbgen.ListKeysRow) keyhub.Key {
 	k := keyhub.Key{
-		ID:         r.ID,
-		OwnerID:    r.OwnerID,
-		UserID:     r.UserID,
-		Name:       r.Name,
-		Prefix:     r.KeyPrefix,
-		Scopes:     s.scopes.FromStored(r.Scopes),
-		CreatedAt:  r.CreatedAt,
-		ExpiresAt:  r.ExpiresAt,
-		LastUsedAt: r.LastUsedAt,
-		RevokedAt:  r.RevokedAt,
-		LineageID:  r.LineageID,
+		ID:           r.ID,
+		OwnerID:      r.OwnerID,
+		UserID:       r.UserID,
+		Name:         r.Name,
+		Prefix:       r.KeyPrefix,
+		Scopes:       s.scopes.FromStored(r.Scopes),
+		CreatedAt:    r.CreatedAt,
+		ExpiresAt:    r.ExpiresAt,
+		LastUsedAt:   r.LastUsedAt,
+		RevokedAt:    r.RevokedAt,
+		LastUsedFrom: keyhub.RequestMeta{IP: r.LastUsedIp},
+		LineageID:    r.LineageID,
 		// The row says only whether the key itself is disabled; writers
 		// that change what its ancestry does set Disabled from it.
 		Metadata:     r.Metadata,
@@ -658,6 +670,9 @@ func (s *Store) keyFromListed(r dbgen.ListKeysRow) keyhub.Key {
 	}
 	if r.AutoRotateBeforeSeconds != nil {
 		k.AutoRotateBefore = time.Duration(*r.AutoRotateBeforeSeconds) * time.Second
+	}
+	if r.LastUsedUserAgent != nil {
+		k.LastUsedFrom.UserAgent = *r.LastUsedUserAgent
 	}
 	return k
 }
@@ -682,9 +697,14 @@ func (s *Store) RecordConnectionClosed(ctx context.Context, p *keyhub.Principal,
 	return nil
 }
 
-// maxUserAgent is the longest user agent the audit trail keeps, in
-// characters, as the column's CHECK counts them.
+// maxUserAgent is the longest user agent the audit trail (and a key's
+// last use) keeps, in characters, as the columns' CHECKs count them.
 const maxUserAgent = 512
+
+// storableAddr is a client address as inet stores it: an IPv4 address
+// seen over IPv6 (::ffff:a.b.c.d) as IPv4, without a zone (inet has
+// none); the zero Addr (unknown) is stored as NULL.
+func storableAddr(ip netip.Addr) netip.Addr { return ip.Unmap().WithZone("") }
 
 // insertEvent writes an event of key done by a (its principal is the
 // actor), stamped with a's stamp.
@@ -701,10 +721,7 @@ func (s *Store) insertEvent(ctx context.Context, tx pgx.Tx, a actor, key keyhub.
 			params.ActorKeyID = uuid.NullUUID{UUID: p.KeyID, Valid: true}
 		}
 	}
-	// An IPv4 address seen over IPv6 (::ffff:a.b.c.d) is stored as IPv4;
-	// inet has no zones.
-	// The zero Addr (unknown) is stored as NULL.
-	params.IpAddress = meta.IP.Unmap().WithZone("")
+	params.IpAddress = storableAddr(meta.IP)
 	// A header is whatever bytes the client sent: PostgreSQL refuses NUL and
 	// invalid UTF-8 in text, and would fail the whole write with them.
 	if ua := storableText(meta.UserAgent, maxUserAgent); ua != "" {

@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"math/rand/v2"
+	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keyhub/keyhub/internal/keyhub"
 	"github.com/keyhub/keyhub/internal/pgtest"
 	"github.com/keyhub/keyhub/internal/postgres"
 )
@@ -85,7 +88,7 @@ func TestTouchKeysFromSeveralProcessesNeverDeadlock(t *testing.T) {
 				for i, id := range batch {
 					ats[i] = pending[id]
 				}
-				skipped, err := store.TouchKeys(ctx, batch, ats)
+				skipped, err := store.TouchKeys(ctx, batch, ats, make([]keyhub.RequestMeta, len(batch)))
 				next := map[uuid.UUID]time.Time{}
 				for _, id := range skipped {
 					next[id] = pending[id]
@@ -145,7 +148,7 @@ func TestTouchKeysSkipsHeldRows(t *testing.T) {
 	usedAt := time.Now().Truncate(time.Microsecond)
 	flushCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	skipped, err := store.TouchKeys(flushCtx, ids, []time.Time{usedAt, usedAt, usedAt})
+	skipped, err := store.TouchKeys(flushCtx, ids, []time.Time{usedAt, usedAt, usedAt}, make([]keyhub.RequestMeta, 3))
 	if err != nil {
 		t.Fatalf("flush waited for the held row: %v", err)
 	}
@@ -155,11 +158,11 @@ func TestTouchKeysSkipsHeldRows(t *testing.T) {
 	if err := holder.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if skipped, err := store.TouchKeys(ctx, skipped, []time.Time{usedAt}); err != nil || len(skipped) != 0 {
+	if skipped, err := store.TouchKeys(ctx, skipped, []time.Time{usedAt}, make([]keyhub.RequestMeta, 1)); err != nil || len(skipped) != 0 {
 		t.Fatalf("second flush: skipped %v, %v", skipped, err)
 	}
 	// A use older than the one stored is no news: neither written nor skipped.
-	if skipped, err := store.TouchKeys(ctx, ids, []time.Time{usedAt.Add(-time.Hour), usedAt, usedAt}); err != nil || len(skipped) != 0 {
+	if skipped, err := store.TouchKeys(ctx, ids, []time.Time{usedAt.Add(-time.Hour), usedAt, usedAt}, make([]keyhub.RequestMeta, 3)); err != nil || len(skipped) != 0 {
 		t.Fatalf("stale flush: skipped %v, %v", skipped, err)
 	}
 	var written int
@@ -167,3 +170,67 @@ func TestTouchKeysSkipsHeldRows(t *testing.T) {
 		t.Fatalf("%d keys hold the use, want 3 (%v)", written, err)
 	}
 }
+
+// A flush stores each use's address and agent as the audit trail stores
+// them (an IPv4 address seen over IPv6 as IPv4; the agent without control
+// characters or invalid UTF-8, cut to 512 characters; unknown parts as
+// NULL), and only with the use they came with: an older use moves neither.
+func TestTouchKeysRecordsWhereFrom(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.NewDB(t)
+	store := postgres.NewStore(pool, nil)
+	ids := insertKeys(t, pool, 3)
+	ctx := context.Background()
+	usedAt := time.Now().Truncate(time.Microsecond)
+	long := strings.Repeat("é", 600)
+	from := []keyhub.RequestMeta{
+		{IP: netip.MustParseAddr("::ffff:203.0.113.7"), UserAgent: "mk/1.0\x00\n (linux)\xff"},
+		{IP: netip.MustParseAddr("2001:db8::1"), UserAgent: long},
+		{},
+	}
+	if skipped, err := store.TouchKeys(ctx, ids, []time.Time{usedAt, usedAt, usedAt}, from); err != nil || len(skipped) != 0 {
+		t.Fatalf("flush: skipped %v, %v", skipped, err)
+	}
+	older := []keyhub.RequestMeta{{IP: netip.MustParseAddr("198.51.100.1"), UserAgent: "old"}}
+	if _, err := store.TouchKeys(ctx, ids[:1], []time.Time{usedAt.Add(-time.Second)}, older); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		ip *string
+		ua *string
+	}{
+		{ptr("203.0.113.7"), ptr("mk/1.0 (linux)\uFFFD")},
+		{ptr("2001:db8::1"), ptr(strings.Repeat("é", 512))},
+		{nil, nil},
+	}
+	for i, id := range ids {
+		var ip, ua *string
+		if err := pool.QueryRow(ctx, "SELECT host(last_used_ip), last_used_user_agent FROM api_keys WHERE id = $1", id).Scan(&ip, &ua); err != nil {
+			t.Fatal(err)
+		}
+		if !sameText(ip, want[i].ip) || !sameText(ua, want[i].ua) {
+			t.Errorf("key %d: stored %v %v, want %v %v", i, deref(ip), deref(ua), deref(want[i].ip), deref(want[i].ua))
+		}
+	}
+	// A read returns what the flush stored.
+	var ownerID uuid.UUID
+	if err := pool.QueryRow(ctx, "SELECT owner_id FROM api_keys WHERE id = $1", ids[0]).Scan(&ownerID); err != nil {
+		t.Fatal(err)
+	}
+	key, err := store.GetKey(ctx, ownerID, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key.LastUsedFrom.IP != netip.MustParseAddr("203.0.113.7") || key.LastUsedFrom.UserAgent != *want[0].ua {
+		t.Errorf("read back %+v", key.LastUsedFrom)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "NULL"
+	}
+	return *s
+}
+
+func sameText(a, b *string) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }

@@ -7,6 +7,7 @@ package wire
 
 import (
 	"encoding/json"
+	"net/netip"
 	"time"
 
 	"github.com/keyhub/keyhub/api"
@@ -85,6 +86,8 @@ func KeyFrom(k keyhub.Key, now time.Time, scopes *keyhub.ScopeCatalog) api.Key {
 	if len(out.Metadata) == 0 {
 		out.Metadata = json.RawMessage("{}")
 	}
+	out.LastUsedIP = addrOrNil(k.LastUsedFrom.IP)
+	out.LastUsedUserAgent = stringOrNil(k.LastUsedFrom.UserAgent)
 	if c := k.CreatedBy; c != nil {
 		out.CreatedBy = &api.KeyCreator{UserID: c.UserID, Email: stringOrNil(c.Email), KeyID: c.KeyID, KeyPrefix: stringOrNil(c.KeyPrefix)}
 	}
@@ -119,12 +122,18 @@ func EventFrom(e keyhub.Event) api.Event {
 	if out.Details == nil {
 		out.Details = json.RawMessage("{}")
 	}
-	if e.IP.IsValid() {
-		ip := e.IP.String()
-		out.IPAddress = &ip
-	}
+	out.IPAddress = addrOrNil(e.IP)
 	out.UserAgent = stringOrNil(e.UserAgent)
 	return out
+}
+
+// addrOrNil is an address as text, nil for the zero Addr (unknown).
+func addrOrNil(ip netip.Addr) *string {
+	if !ip.IsValid() {
+		return nil
+	}
+	text := ip.String()
+	return &text
 }
 
 // SeedKeyInfoFrom describes a key the seed service's way.

@@ -91,7 +91,7 @@ func (h *Hub) admitHandshake(r *http.Request, client netip.Addr, need auth.Need)
 		return auth.Admission{Client: client}, errNoHandshakeCredential
 	}
 	return h.gate.AdmitWith(r.Context(), client, need, func(ctx context.Context) (*keyhub.Principal, string, error) {
-		p, err := h.redeemTicket(ctx, ticket)
+		p, err := h.redeemTicket(ctx, ticket, keyhub.RequestMeta{IP: client, UserAgent: r.UserAgent()})
 		return p, "ticket", err
 	})
 }
@@ -145,8 +145,8 @@ func (h *Hub) checkOrigin(r *http.Request) error {
 }
 
 // redeemTicket verifies a ticket, uses it up, and resolves its principal
-// as it is now.
-func (h *Hub) redeemTicket(ctx context.Context, raw string) (*keyhub.Principal, error) {
+// as it is now; a key's use is recorded as coming from from.
+func (h *Hub) redeemTicket(ctx context.Context, raw string, from keyhub.RequestMeta) (*keyhub.Principal, error) {
 	now := time.Now()
 	t, err := h.tickets.Verify(raw, now)
 	if err != nil {
@@ -164,7 +164,7 @@ func (h *Hub) redeemTicket(ctx context.Context, raw string) (*keyhub.Principal, 
 	authn := h.gate.Authenticator()
 	var p *keyhub.Principal
 	if t.KeyID != uuid.Nil {
-		p, err = authn.ResolveKeyID(ctx, t.KeyID)
+		p, err = authn.ResolveKeyID(ctx, t.KeyID, from)
 	} else {
 		p, err = authn.ResolveUser(ctx, t.UserID)
 	}
@@ -277,7 +277,7 @@ func (h *Hub) serveFirstMessage(w http.ResponseWriter, r *http.Request, client n
 	adm, err := h.gate.AdmitWith(r.Context(), client, needConnect, func(ctx context.Context) (*keyhub.Principal, string, error) {
 		var p *keyhub.Principal
 		var err error
-		p, msg, err = h.authenticateFirstMessage(ctx, data)
+		p, msg, err = h.authenticateFirstMessage(ctx, data, keyhub.RequestMeta{IP: client, UserAgent: r.UserAgent()})
 		return p, "first_message", err
 	})
 	if err != nil {
@@ -323,7 +323,9 @@ var (
 	errBadAuthMessage = keyhub.Errorf("BAD_AUTH_MESSAGE", "expected an auth message")
 )
 
-func (h *Hub) authenticateFirstMessage(ctx context.Context, data []byte) (*keyhub.Principal, authMessage, error) {
+// authenticateFirstMessage resolves the credential of a first message; a
+// key's use is recorded as coming from from (the upgrade request's).
+func (h *Hub) authenticateFirstMessage(ctx context.Context, data []byte, from keyhub.RequestMeta) (*keyhub.Principal, authMessage, error) {
 	var msg authMessage
 	if err := json.Unmarshal(data, &msg); err != nil {
 		return nil, msg, errBadAuthMessage
@@ -333,13 +335,13 @@ func (h *Hub) authenticateFirstMessage(ctx context.Context, data []byte) (*keyhu
 	var err error
 	switch {
 	case msg.Type == "auth" && msg.APIKey != "" && msg.Token == "":
-		p, err = authn.ResolveKey(ctx, msg.APIKey)
+		p, err = authn.ResolveKey(ctx, msg.APIKey, from)
 	case msg.Type == "auth" && msg.Token != "" && msg.APIKey == "":
 		p, err = authn.ResolveToken(ctx, msg.Token)
 	case msg.Type == "authenticate" && msg.DaemonKey != "":
-		p, err = authn.ResolveKey(ctx, msg.DaemonKey)
+		p, err = authn.ResolveKey(ctx, msg.DaemonKey, from)
 	case msg.seedTiered() && msg.Token == "":
-		p, err = authn.ResolveKey(ctx, msg.APIKey)
+		p, err = authn.ResolveKey(ctx, msg.APIKey, from)
 	default:
 		return nil, msg, errBadAuthMessage
 	}
