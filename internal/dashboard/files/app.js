@@ -961,8 +961,8 @@ async function showKey(id) {
       ['Created', whenLong(key.created_at)],
       ['Created by', creatorLink(key)],
       ['Expires', key.expires_at ? whenLong(key.expires_at) : 'never'],
-      ['Last used', whenLong(key.last_used_at, 'never used')],
-      ['Last seen from', mine.length ? mine.map((c) => c.remote_addr).join(', ') : 'no open connection'],
+      ['Last used', lastUse(key)],
+      ['Connected from', mine.length ? mine.map((c) => c.remote_addr).join(', ') : 'no open connection'],
       ['Revoked', whenLong(key.revoked_at, 'no')],
       ['Disabled', whenLong(key.disabled_at, 'no')],
       ['Allowed networks', key.allowed_cidrs && key.allowed_cidrs.length ? key.allowed_cidrs.join(', ') : 'any'],
@@ -984,6 +984,17 @@ async function showKey(id) {
     state.key.cursor = history.next_cursor;
     $('key-history-more').hidden = !history.next_cursor;
   })]);
+}
+
+// lastUse says when a key was last used and, where the server knows,
+// from which address and with which agent (as text: never markup).
+function lastUse(key) {
+  if (!key.last_used_at) {
+    return 'never used';
+  }
+  return el('span', { id: 'key-last-use' }, whenLong(key.last_used_at),
+    key.last_used_ip ? ' from ' : '', key.last_used_ip ? el('code', {}, key.last_used_ip) : '',
+    key.last_used_user_agent ? ` with ${key.last_used_user_agent}` : '');
 }
 
 // loadKeyUsage shows the key's requests of the chosen period (the last
