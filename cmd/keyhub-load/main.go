@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -50,6 +51,8 @@ type options struct {
 	profile      string
 	heapProfile  string
 	rounds       int
+	// only names the one phase to run ("sockets"), or is empty for all.
+	only string
 	// profileMeasure names the HTTP path whose phase -cpuprofile records.
 	profileMeasure string
 	// serveReference and referenceOwner run this binary as the reference
@@ -97,12 +100,15 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.attackRate, "attack-rate", 100, "-attack: requests (or messages) a second offered on each route")
 	fs.DurationVar(&o.rotationLimit, "rotation-limit", 60*time.Second, "-attack: how long to wait for the new signing key to be accepted")
 	fs.StringVar(&o.heapProfile, "heapprofile", "", "write keyhub's heap profile while the idle WebSockets are open to this file")
+	fs.StringVar(&o.only, "only", "", `run one phase only: "sockets" (idle WebSocket memory and revocation fan-out; no HTTP paths, pgbench or nginx)`)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	switch {
 	case o.serveReference != "":
 		return o, nil
+	case o.only != "" && o.only != "sockets":
+		return o, fmt.Errorf("-only %q: the one phase that runs alone is \"sockets\"", o.only)
 	case o.databaseURL == "":
 		return o, errors.New("no database: set -db or KEYHUB_TEST_DATABASE_URL (make loadtest starts a throwaway PostgreSQL)")
 	case o.attack && (o.attackWindow < 10*time.Second || o.attackRate < 1 || o.rotationLimit <= 0):
@@ -146,6 +152,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer srv.stop()
+	if o.only == "sockets" {
+		return runSocketsOnly(ctx, o, srv, machine, stdout, logf)
+	}
 	nginx, err := startNginx(o.nginx, srv.addr, upstream.Addr().String())
 	if err != nil {
 		return err
@@ -163,5 +172,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintf(stdout, "command: make loadtest (keyhub-load -conns %d -duration %s -rounds %d -sockets %d)\n\n", o.conns, o.duration, o.rounds, o.sockets)
 	writeTable(stdout, rows)
 	writeLimits(stdout, rows)
+	return nil
+}
+
+// runSocketsOnly is -only sockets: the idle WebSocket rows alone, for
+// comparing the memory of two builds without minutes of HTTP load between
+// them.
+func runSocketsOnly(ctx context.Context, o options, srv *keyhubServer, machine machine, stdout io.Writer, logf func(string, ...any)) error {
+	c := apiClient{base: "http://" + srv.addr, http: &http.Client{Timeout: 30 * time.Second}}
+	token, err := socketUser(ctx, c, srv)
+	if err != nil {
+		return err
+	}
+	rows, err := measureSockets(ctx, o, srv, c, token, logf)
+	machine.loadAfter = loadAverage()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "keyhub load test, %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(stdout, "machine: %s\n", machine)
+	fmt.Fprintf(stdout, "command: keyhub-load -only sockets -sockets %d -sockets-per-key %d -fanout-rounds %d\n\n", o.sockets, o.perKey, o.fanoutRounds)
+	writeTable(stdout, rows)
 	return nil
 }

@@ -107,14 +107,8 @@ func measureAll(ctx context.Context, o options, srv *keyhubServer, logf func(str
 		return nil, err
 	}
 	defer ref.stop()
-	wsToken, wsMe, err := c.devToken(ctx, "load-ws@example.com")
+	wsToken, err := socketUser(ctx, c, srv)
 	if err != nil {
-		return nil, err
-	}
-	if err := srv.sql(ctx, "UPDATE owners SET tier = 'enterprise' WHERE id = $1", wsMe.OwnerID); err != nil {
-		return nil, fmt.Errorf("raise the WebSocket user's tier: %w", err)
-	}
-	if err := waitTier(ctx, c, wsToken, "enterprise"); err != nil {
 		return nil, err
 	}
 
@@ -369,6 +363,20 @@ func measureGatewayOverhead(ctx context.Context, o options, direct, proxied http
 	proxiedRow.limit = "the second HTTP hop: net/http's transport hands each request to its write goroutine and the answer back from its read goroutine (two wake-ups)"
 
 	return []row{directRow, proxiedRow}, nil
+}
+
+// socketUser signs in the user whose keys hold the idle WebSockets and
+// raises it to the enterprise tier, whose keys may hold 100 connections
+// each; it returns the user's token.
+func socketUser(ctx context.Context, c apiClient, srv *keyhubServer) (string, error) {
+	token, me, err := c.devToken(ctx, "load-ws@example.com")
+	if err != nil {
+		return "", err
+	}
+	if err := srv.sql(ctx, "UPDATE owners SET tier = 'enterprise' WHERE id = $1", me.OwnerID); err != nil {
+		return "", fmt.Errorf("raise the WebSocket user's tier: %w", err)
+	}
+	return token, waitTier(ctx, c, token, "enterprise")
 }
 
 // waitTier waits until the change feed has told keyhub about a tier change.

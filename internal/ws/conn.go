@@ -59,8 +59,7 @@ type conn struct {
 	lostScopes  atomic.Uint64
 	machineID   string
 	hostname    string
-	client      netip.Addr // the trusted client address, judged against the key's networks
-	remoteAddr  string
+	client      netip.Addr // the trusted client address, judged against the key's networks (and listed)
 	connectedAt time.Time
 	release     func() // gives the connection's slot back (idempotent)
 	requestID   string // the upgrade request's, for the close's log line
@@ -75,6 +74,11 @@ type conn struct {
 
 	lastActivity atomic.Int64 // unix nanoseconds
 	subscribed   atomic.Bool
+	// closing is set by the first of kill (a close handshake, in its own
+	// goroutine) and the reader's end; closed, below, is done when kill's
+	// handshake has returned. (Beside subscribed, so the two 4-byte flags
+	// share one word: see TestConnFitsItsSizeClass.)
+	closing atomic.Bool
 	// events is made, with the goroutine that writes them, on the first
 	// subscribe, by the reader; the hub reads it only once subscribed is
 	// set, which orders the two.
@@ -100,15 +104,13 @@ type conn struct {
 	closedWith websocket.StatusCode
 	closeSent  bool // closedWith is the server's own
 	// toldExpiry is the expiry warning last sent (key_expiring), so that
-	// one heard twice is sent once (firstTold).
-	toldExpiry keyhub.ExpiryWarning
+	// one heard twice is sent once (firstTold); nil until one is. A
+	// pointer: few sockets are ever warned, and the 24 bytes it saves keep
+	// conn in its size class (TestConnFitsItsSizeClass).
+	toldExpiry *keyhub.ExpiryWarning
 
-	// closing is set by the first of kill (a close handshake, in its own
-	// goroutine) and the reader's end; closed is done when kill's
-	// handshake has returned.
-	closing atomic.Bool
-	closed  chan struct{}
-	ended   chan struct{} // closed when serve returns
+	closed chan struct{} // done when kill's close handshake has returned
+	ended  chan struct{} // closed when serve returns
 }
 
 // update applies the tier and key expiry the hub stored: a new tier's

@@ -36,7 +36,7 @@ func (h *Hub) Connections(ownerID uuid.UUID) []api.WSConnection {
 			KeyPrefix:      c.principal.KeyPrefix,
 			MachineID:      c.machineID,
 			Hostname:       c.hostname,
-			RemoteAddr:     c.remoteAddr,
+			RemoteAddr:     c.client.String(),
 			ConnectedAt:    api.Timestamp(c.connectedAt),
 			LastActivityAt: api.Timestamp(time.Unix(0, c.lastActivity.Load())),
 		})

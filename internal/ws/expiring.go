@@ -60,10 +60,10 @@ func (h *Hub) tellExpiryWarningGiven(c *conn) {
 func (c *conn) firstTold(warning keyhub.ExpiryWarning) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.toldExpiry.ExpiresAt.Equal(warning.ExpiresAt) && c.toldExpiry.Window <= warning.Window {
+	if told := c.toldExpiry; told != nil && told.ExpiresAt.Equal(warning.ExpiresAt) && told.Window <= warning.Window {
 		return false
 	}
-	c.toldExpiry = warning
+	c.toldExpiry = &warning
 	return true
 }
 

@@ -113,7 +113,7 @@ type Hub struct {
 	processID uuid.UUID
 	// leases are this process's admitted connections (guarded by mu),
 	// which the heartbeat renews; one leaves it before its row is deleted.
-	leases map[uuid.UUID]keyhub.WSLease
+	leases map[uuid.UUID]lease
 
 	// recheck asks Run to re-read the state of every open connection's
 	// credential (the change feed was down, or an owner changed).
@@ -197,7 +197,7 @@ func New(cfg Config) *Hub {
 		leaseTTL:          cfg.LeaseTTL,
 		scopes:            cfg.Scopes,
 		processID:         uuid.New(),
-		leases:            make(map[uuid.UUID]keyhub.WSLease),
+		leases:            make(map[uuid.UUID]lease),
 		recheck:           make(chan struct{}, 1),
 		conns:             make(map[uuid.UUID]*conn),
 		byOwner:           make(map[uuid.UUID]map[*conn]struct{}),

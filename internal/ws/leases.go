@@ -16,6 +16,18 @@ import (
 // holds a row in the database (its lease), renewed by this process's
 // heartbeat, so a key's cap holds across every process serving it.
 
+// lease is what the hub keeps of one of its leases to renew it; the rest
+// of a keyhub.WSLease is the map's key (the id) or made at renewal (the
+// handover key, a copy from the inbox). It is kept small because there is
+// one per open socket: a whole keyhub.WSLease with its own copy of the key
+// cost ≈400 B a socket (map slots included) against ≈150 B for this.
+type lease struct {
+	slotID, ownerID uuid.UUID
+	openedAt        time.Time
+	cap             int
+	inbox           *handover.Inbox // nil for a connection that takes no secret
+}
+
 // reserve takes one of p's connection slots on every process, or refuses
 // with TOO_MANY_CONNECTIONS: first in this process (no database round trip
 // for a refusal), then as a lease in the database, which counts the
@@ -44,7 +56,7 @@ func (h *Hub) reserve(ctx context.Context, p *keyhub.Principal, inbox *handover.
 		return uuid.Nil, nil, err
 	}
 	h.mu.Lock()
-	h.leases[id] = keyhub.WSLease{ID: id, SlotID: slotID, OwnerID: p.OwnerID, OpenedAt: openedAt, Cap: limit, HandoverKey: inbox.PublicKey()}
+	h.leases[id] = lease{slotID: slotID, ownerID: p.OwnerID, openedAt: openedAt, cap: limit, inbox: inbox}
 	h.mu.Unlock()
 	var once sync.Once
 	return id, func() {
@@ -75,9 +87,9 @@ func (h *Hub) renewLeases(ctx context.Context) error {
 	leases := make([]keyhub.WSLease, 0, len(h.leases))
 	for id, l := range h.leases {
 		if c, ok := h.conns[id]; ok { // the cap of its tier as it is now
-			l.Cap = c.currentTier().Limits().WSConnections
+			l.cap = c.currentTier().Limits().WSConnections
 		}
-		leases = append(leases, l)
+		leases = append(leases, keyhub.WSLease{ID: id, SlotID: l.slotID, OwnerID: l.ownerID, OpenedAt: l.openedAt, Cap: l.cap, HandoverKey: l.inbox.PublicKey()})
 	}
 	h.mu.Unlock()
 	if len(leases) == 0 {

@@ -113,7 +113,6 @@ func (h *Hub) newConn(id uuid.UUID, release func(), ws *websocket.Conn, r *http.
 		machineID:   machineID,
 		hostname:    hostname,
 		client:      client,
-		remoteAddr:  client.String(),
 		connectedAt: time.Now(),
 		requestID:   httpjson.RequestID(r.Context()),
 		closed:      make(chan struct{}),
